@@ -1,0 +1,15 @@
+DROP TABLE audit_events;
+DROP TABLE signing_keys;
+DROP TABLE api_keys;
+DROP TABLE consents;
+DROP TABLE used_assertion_jtis;
+DROP TABLE revoked_access_tokens;
+DROP TABLE refresh_tokens;
+DROP TABLE refresh_token_families;
+DROP TABLE authorization_codes;
+DROP TABLE oauth_redirect_uris;
+DROP TABLE oauth_clients;
+DROP TABLE scopes;
+DROP TABLE resource_servers;
+DROP TABLE sessions;
+DROP TABLE users;

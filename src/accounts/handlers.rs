@@ -1,0 +1,301 @@
+//! HTTP handlers: `/`, `/login`, `/logout`, `/v1/users`. Thin: extract, authorize, validate, call, respond.
+
+use actix_web::cookie::Cookie;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, LOCATION};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use askama::Template as _;
+use serde::Deserialize;
+
+use super::pages::{HomePage, HomeText, LoginPage, LoginText};
+use super::{CurrentUser, Email, Password, SESSION_COOKIE, SESSION_PURPOSE, UserView};
+use super::{create_user, current_user, password, session_cookie, store};
+use crate::audit::{self, Actor};
+use crate::db;
+use crate::error::AppError;
+use crate::i18n::{self, Lang};
+use crate::request::RequestContext;
+use crate::state::AppState;
+use crate::web::{csrf_token, html, new_csrf, safe_return_path, verify_csrf};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(home)
+        .service(login_page)
+        .service(login)
+        .service(logout)
+        .service(list_users)
+        .service(post_user);
+}
+
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+/// The signed-in user's home; the sign-in page for everyone else.
+#[get("/")]
+async fn home(
+    req: HttpRequest,
+    ctx: RequestContext,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let Some(current) = current_user(&req).await? else {
+        return Ok(see_other("/login"));
+    };
+    let (token, cookie) = csrf_token(&state, &req);
+    let body = HomePage {
+        lang: ctx.lang.tag(),
+        t: HomeText::for_lang(ctx.lang),
+        csrf_token: &token,
+        email: &current.user.email,
+        is_admin: current.user.is_admin,
+    }
+    .render()?;
+    let mut res = html(StatusCode::OK, body);
+    if let Some(c) = cookie {
+        res.add_cookie(&c).map_err(AppError::internal)?;
+    }
+    Ok(res)
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginQuery {
+    return_to: Option<String>,
+}
+
+fn login_form(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    status: StatusCode,
+    return_to: &str,
+    email: &str,
+    error: Option<String>,
+) -> Result<HttpResponse, AppError> {
+    let (token, cookie) = csrf_token(state, req);
+    let body = LoginPage {
+        lang: lang.tag(),
+        t: LoginText::for_lang(lang),
+        csrf_token: &token,
+        return_to,
+        email,
+        error,
+    }
+    .render()?;
+    let mut res = html(status, body);
+    if let Some(c) = cookie {
+        res.add_cookie(&c).map_err(AppError::internal)?;
+    }
+    Ok(res)
+}
+
+#[get("/login")]
+async fn login_page(
+    req: HttpRequest,
+    ctx: RequestContext,
+    state: web::Data<AppState>,
+    query: web::Query<LoginQuery>,
+) -> Result<HttpResponse, AppError> {
+    let return_to = safe_return_path(query.return_to.as_deref());
+    login_form(&state, &req, ctx.lang, StatusCode::OK, &return_to, "", None)
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    email: String,
+    password: String,
+    csrf_token: String,
+    return_to: Option<String>,
+}
+
+/// Checks the password (Argon2id, on the blocking pool), replaces any session with a new one, 303s back.
+#[post("/login")]
+#[tracing::instrument(skip_all)]
+async fn login(
+    req: HttpRequest,
+    ctx: RequestContext,
+    state: web::Data<AppState>,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, AppError> {
+    state
+        .limits
+        .check_ip(crate::ratelimit::Bucket::Auth, &req)
+        .await?;
+    verify_csrf(&state, &req, &form.csrf_token)?;
+    let form = form.into_inner();
+    let return_to = safe_return_path(form.return_to.as_deref());
+    let email = Email::parse(&form.email).ok();
+    let lookup = email.clone();
+    let found = db::run(&state.pool, move |conn| match lookup {
+        Some(e) => Ok(store::find_user_by_email(conn, e.as_str())?),
+        None => Ok(None),
+    })
+    .await?;
+    let stored = found
+        .as_ref()
+        .filter(|u| u.disabled_at.is_none())
+        .map(|u| u.password_hash.clone());
+    let password = form.password;
+    let ok = web::block(move || password::verify(stored.as_deref(), &password)).await?;
+    let Some(user) = found.filter(|_| ok) else {
+        tracing::info!("sign-in refused");
+        let message = i18n::message(ctx.lang, "invalid_credentials", None);
+        return login_form(
+            &state,
+            &req,
+            ctx.lang,
+            StatusCode::UNAUTHORIZED,
+            &return_to,
+            &form.email,
+            Some(message),
+        );
+    };
+
+    // A new session id at every sign-in (no fixation); the old one, if any, ends now.
+    let token = crate::crypto::random_token();
+    let hash = state.hasher.hash(SESSION_PURPOSE, token.as_bytes());
+    let old = req
+        .cookie(SESSION_COOKIE)
+        .map(|c| state.hasher.hash(SESSION_PURPOSE, c.value().as_bytes()));
+    let ttl = state.settings.session_ttl.as_secs() as i64;
+    let user_id = user.id.clone();
+    let origin = audit::Origin::of(&req);
+    db::run(&state.pool, move |conn| {
+        use diesel::Connection as _;
+        conn.transaction(|conn| {
+            if let Some(old) = old {
+                store::delete_session(conn, &old)?;
+            }
+            let now = db::now();
+            store::insert_session(
+                conn,
+                &hash,
+                &user_id,
+                now,
+                now + ttl,
+                origin.ip.as_deref(),
+                origin.user_agent.as_deref(),
+            )?;
+            let event = audit::Event::new(Actor::User(user_id.clone()), "user.login")
+                .target("user", &user_id)
+                .origin(origin);
+            audit::record(conn, event)?;
+            Ok(())
+        })
+    })
+    .await?;
+    let (_, csrf_cookie) = new_csrf(&state);
+    let mut res = see_other(&return_to);
+    res.add_cookie(&session_cookie(&state, token, ttl))
+        .map_err(AppError::internal)?;
+    if let Some(c) = csrf_cookie {
+        res.add_cookie(&c).map_err(AppError::internal)?;
+    }
+    Ok(res)
+}
+
+#[derive(Deserialize)]
+struct LogoutForm {
+    csrf_token: String,
+}
+
+#[post("/logout")]
+async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<LogoutForm>,
+) -> Result<HttpResponse, AppError> {
+    verify_csrf(&state, &req, &form.csrf_token)?;
+    if let Some(current) = current_user(&req).await? {
+        let origin = audit::Origin::of(&req);
+        db::run(&state.pool, move |conn| {
+            store::delete_session(conn, &current.session_hash)?;
+            let event = audit::Event::new(Actor::User(current.user.id.clone()), "user.logout")
+                .target("user", &current.user.id)
+                .origin(origin);
+            Ok(audit::record(conn, event)?)
+        })
+        .await?;
+    }
+    let mut res = see_other("/login");
+    let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").finish();
+    gone.make_removal();
+    res.add_cookie(&gone).map_err(AppError::internal)?;
+    if let (_, Some(c)) = new_csrf(&state) {
+        res.add_cookie(&c).map_err(AppError::internal)?;
+    }
+    Ok(res)
+}
+
+#[derive(Debug, Deserialize)]
+struct Paging {
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// `GET /v1/users` (administrators): users oldest first, `limit` ≤ 200.
+#[get("/v1/users")]
+async fn list_users(
+    current: CurrentUser,
+    state: web::Data<AppState>,
+    paging: web::Query<Paging>,
+) -> Result<HttpResponse, AppError> {
+    current.require_admin()?;
+    let limit = paging.limit.unwrap_or(50).clamp(1, 200);
+    let offset = paging.offset.unwrap_or(0).max(0);
+    let users = db::run(&state.pool, move |conn| {
+        Ok(store::find_users(conn, limit, offset)?)
+    })
+    .await?;
+    let data: Vec<UserView> = users.iter().map(UserView::from).collect();
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "data": data, "limit": limit, "offset": offset })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    email: String,
+    password: String,
+    #[serde(default)]
+    is_admin: bool,
+}
+
+/// `POST /v1/users` (administrators): `{email, password, is_admin?}` → 201 with the user.
+#[post("/v1/users")]
+#[tracing::instrument(skip_all)]
+async fn post_user(
+    req: HttpRequest,
+    current: CurrentUser,
+    state: web::Data<AppState>,
+    body: web::Json<NewUser>,
+) -> Result<HttpResponse, AppError> {
+    current.require_admin()?;
+    same_origin(&state, &req)?;
+    let body = body.into_inner();
+    let email = Email::parse(&body.email)?;
+    let password = Password::parse(body.password)?;
+    let hash = web::block(move || password::hash(password.expose())).await??;
+    let actor = Actor::User(current.user.id.clone());
+    let origin = audit::Origin::of(&req);
+    let user = db::run(&state.pool, move |conn| {
+        create_user(conn, &email, &hash, body.is_admin, actor, origin)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(UserView::from(&user)))
+}
+
+/// Cookie-authenticated writes must come from our own pages or from non-browser clients (no `Origin`).
+pub fn same_origin(state: &AppState, req: &HttpRequest) -> Result<(), AppError> {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let ours = state.settings.issuer.origin().ascii_serialization();
+    if origin.to_str().is_ok_and(|o| o == ours) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden("forbidden"))
+    }
+}

@@ -1,0 +1,128 @@
+//! Users, password hashing, sessions, sign-in and sign-out, and the `/v1/users` management API.
+
+mod handlers;
+pub use handlers::same_origin;
+pub mod model;
+mod pages;
+pub mod password;
+mod store;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use diesel::Connection as _;
+
+use crate::audit::{self, Actor};
+use crate::db::{self, DbConn};
+use crate::error::AppError;
+use crate::state::AppState;
+pub use model::{Email, Password, User, UserView};
+
+pub const SESSION_COOKIE: &str = "tessera_session";
+const SESSION_PURPOSE: &str = "session";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    handlers::configure(cfg);
+}
+
+/// Creates a user whose password is already hashed (see [`password::hash`]), with its audit event,
+/// in one transaction. 409 `email_taken` when the address is in use.
+pub fn create_user(
+    conn: &mut DbConn,
+    email: &Email,
+    password_hash: &str,
+    is_admin: bool,
+    actor: Actor,
+    origin: audit::Origin,
+) -> Result<User, AppError> {
+    let id = crate::crypto::random_id("usr", 20);
+    let now = db::now();
+    conn.transaction(|conn| {
+        if store::find_user_by_email(conn, email.as_str())?.is_some() {
+            return Err(AppError::Conflict("email_taken"));
+        }
+        store::insert_user(conn, &id, email.as_str(), password_hash, is_admin, now).map_err(
+            |e| match AppError::from(e) {
+                AppError::Conflict(_) => AppError::Conflict("email_taken"),
+                other => other,
+            },
+        )?;
+        let event = audit::Event::new(actor, "user.create")
+            .target("user", &id)
+            .origin(origin)
+            .details(serde_json::json!({ "email": email.as_str(), "is_admin": is_admin }));
+        audit::record(conn, event)?;
+        store::find_user(conn, &id)?.ok_or(AppError::NotFound)
+    })
+}
+
+/// The signed-in user of this request, from the session cookie. 401 `unauthenticated` without one.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub user: User,
+    pub session_hash: String,
+}
+
+impl CurrentUser {
+    /// 403 `forbidden` unless the user is an administrator.
+    pub fn require_admin(&self) -> Result<(), AppError> {
+        if self.user.is_admin {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden("forbidden"))
+        }
+    }
+}
+
+impl FromRequest for CurrentUser {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            current_user(&req)
+                .await?
+                .ok_or(AppError::Unauthorized("unauthenticated"))
+        })
+    }
+}
+
+/// The user behind the session cookie, if the cookie names a live session.
+pub async fn current_user(req: &HttpRequest) -> Result<Option<CurrentUser>, AppError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| AppError::internal("AppState missing"))?
+        .clone();
+    let Some(cookie) = req.cookie(SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    if cookie.value().len() != 43 {
+        return Ok(None);
+    }
+    let hash = state
+        .hasher
+        .hash(SESSION_PURPOSE, cookie.value().as_bytes());
+    let found = db::run(&state.pool, move |conn| {
+        Ok(store::find_session(conn, &hash, db::now())?)
+    })
+    .await?;
+    Ok(found.map(|(session, user)| CurrentUser {
+        user,
+        session_hash: session.id_hash,
+    }))
+}
+
+/// The cookie that carries a session token.
+fn session_cookie(state: &AppState, value: String, max_age_secs: i64) -> Cookie<'static> {
+    Cookie::build(SESSION_COOKIE, value)
+        .path("/")
+        .http_only(true)
+        .secure(state.settings.secure_cookies())
+        .same_site(SameSite::Lax)
+        .max_age(actix_web::cookie::time::Duration::seconds(max_age_secs))
+        .finish()
+}

@@ -1,0 +1,241 @@
+//! `/v1/keys`: the JSON API that manages keys, for an admin session or a key granting `admin`.
+
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{KeyInput, create_key, find_key, list_keys, revoke_key, rotate_key, verify};
+use crate::audit::{Actor, Origin};
+use crate::db;
+use crate::error::AppError;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(create)
+        .service(list)
+        .service(show)
+        .service(revoke)
+        .service(rotate);
+}
+
+/// Who may manage keys: an administrator's session (from our own origin), or a caller presenting an
+/// API key that grants `admin` (an `sk` key, or a restricted key with the `admin` scope).
+async fn admin(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Actor, AppError> {
+    let bearer = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key.trim().to_owned())
+        .or_else(|| {
+            req.headers()
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.trim().to_owned())
+        });
+    if let Some(presented) = bearer {
+        if !super::well_formed(&state.settings, &presented) {
+            return Err(AppError::Unauthorized("invalid_api_key"));
+        }
+        state.metrics.api_key_lookup();
+        let st = state.clone();
+        let (code, key) = db::run(&state.pool, move |conn| {
+            verify(
+                conn,
+                &st.settings,
+                &st.hasher,
+                &presented,
+                &["admin".to_owned()],
+                None,
+            )
+        })
+        .await?;
+        return match (code, key) {
+            (super::Code::Valid, Some(key)) => Ok(Actor::ApiKey(key.id)),
+            (super::Code::InsufficientPermissions, _) => {
+                Err(AppError::Forbidden("insufficient_permissions"))
+            }
+            (super::Code::ExpiredApiKey, _) => Err(AppError::Unauthorized("expired_api_key")),
+            (super::Code::RevokedApiKey, _) => Err(AppError::Unauthorized("revoked_api_key")),
+            _ => Err(AppError::Unauthorized("invalid_api_key")),
+        };
+    }
+    let user = crate::accounts::current_user(req)
+        .await?
+        .ok_or(AppError::Unauthorized("unauthenticated"))?;
+    user.require_admin()?;
+    crate::accounts::same_origin(state, req)?;
+    Ok(Actor::User(user.user.id))
+}
+
+/// A lifetime as seconds or as a duration text (`90d`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Lifetime {
+    Seconds(u64),
+    Text(String),
+}
+
+impl Lifetime {
+    fn duration(self, field: &str) -> Result<Duration, AppError> {
+        match self {
+            Self::Seconds(s) => Ok(Duration::from_secs(s)),
+            Self::Text(t) => crate::config::parse_duration(field, &t)
+                .map_err(|e| AppError::bad_request("invalid_request", e.message)),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    name: String,
+    #[serde(rename = "type", default = "default_type")]
+    key_type: String,
+    #[serde(default = "default_env")]
+    env: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    expires_in: Option<Lifetime>,
+    rate_limit: Option<u32>,
+    metadata: Option<serde_json::Value>,
+    owner_user_id: Option<String>,
+    owner_client_id: Option<String>,
+}
+
+fn default_type() -> String {
+    "sk".into()
+}
+
+fn default_env() -> String {
+    "live".into()
+}
+
+fn with_key(key: &super::ApiKey, secret: &super::KeySecret) -> serde_json::Value {
+    let mut v = serde_json::to_value(key.view(db::now())).unwrap_or_default();
+    v["key"] = json!(secret.0);
+    v
+}
+
+/// `POST /v1/keys` → 201 with the key, shown this once.
+#[post("/v1/keys")]
+#[tracing::instrument(skip_all)]
+async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<NewKey>,
+) -> Result<HttpResponse, AppError> {
+    let actor = admin(&req, &state).await?;
+    let b = body.into_inner();
+    let input = KeyInput {
+        name: b.name,
+        key_type: b.key_type,
+        env: b.env,
+        scopes: b.scopes,
+        expires_in: b.expires_in.map(|l| l.duration("expires_in")).transpose()?,
+        rate_limit: b.rate_limit,
+        metadata: b.metadata,
+        owner_user_id: b.owner_user_id,
+        owner_client_id: b.owner_client_id,
+    };
+    let origin = Origin::of(&req);
+    let st = state.clone();
+    let (key, secret) = db::run(&state.pool, move |conn| {
+        create_key(conn, &st.settings, &st.hasher, &input, actor, origin)
+    })
+    .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(with_key(&key, &secret)))
+}
+
+#[derive(Debug, Deserialize)]
+struct Paging {
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// `GET /v1/keys?limit&offset`: newest first, never the keys themselves.
+#[get("/v1/keys")]
+async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    paging: web::Query<Paging>,
+) -> Result<HttpResponse, AppError> {
+    admin(&req, &state).await?;
+    let limit = paging.limit.unwrap_or(50).clamp(1, 200);
+    let offset = paging.offset.unwrap_or(0).max(0);
+    let keys = db::run(&state.pool, move |conn| {
+        list_keys(conn, None, limit, offset)
+    })
+    .await?;
+    let now = db::now();
+    let data: Vec<_> = keys.iter().map(|k| k.view(now)).collect();
+    Ok(HttpResponse::Ok().json(json!({ "data": data, "limit": limit, "offset": offset })))
+}
+
+#[get("/v1/keys/{id}")]
+async fn show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    admin(&req, &state).await?;
+    let id = id.into_inner();
+    let key = db::run(&state.pool, move |conn| find_key(conn, &id)).await?;
+    Ok(HttpResponse::Ok().json(key.view(db::now())))
+}
+
+#[post("/v1/keys/{id}/revoke")]
+#[tracing::instrument(skip_all)]
+async fn revoke(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let actor = admin(&req, &state).await?;
+    let (id, origin) = (id.into_inner(), Origin::of(&req));
+    let key = db::run(&state.pool, move |conn| {
+        revoke_key(conn, &id, actor, origin)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(key.view(db::now())))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rotation {
+    grace: Option<Lifetime>,
+}
+
+/// `POST /v1/keys/{id}/rotate {grace?}` → 201 with the new key (shown once); the old one works
+/// until the grace (default 24 h) ends.
+#[post("/v1/keys/{id}/rotate")]
+#[tracing::instrument(skip_all)]
+async fn rotate(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: Option<web::Json<Rotation>>,
+) -> Result<HttpResponse, AppError> {
+    let actor = admin(&req, &state).await?;
+    let grace = body
+        .map(web::Json::into_inner)
+        .unwrap_or_default()
+        .grace
+        .map(|g| g.duration("grace"))
+        .transpose()?
+        .unwrap_or(Duration::from_secs(86_400));
+    let (id, origin) = (id.into_inner(), Origin::of(&req));
+    let st = state.clone();
+    let (key, secret) = db::run(&state.pool, move |conn| {
+        rotate_key(conn, &st.settings, &st.hasher, &id, grace, actor, origin)
+    })
+    .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(with_key(&key, &secret)))
+}

@@ -1,0 +1,368 @@
+//! `POST /v1/keys/verify` and the forward-auth endpoint `GET|POST /v1/auth/check`.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::usage::Outcome;
+use super::{ApiKey, Code, verify};
+use crate::config::Presentation;
+use crate::db;
+use crate::error::AppError;
+use crate::oauth::store_access;
+use crate::ratelimit::{Bucket, Decision};
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(verify_key).service(
+        web::resource("/v1/auth/check")
+            .route(web::get().to(check))
+            .route(web::post().to(check)),
+    );
+}
+
+/// Scopes from a list or a space/comma-separated string.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Scopes {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl Scopes {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::List(l) => l,
+            Self::Text(t) => split_scopes(&t),
+        }
+    }
+}
+
+fn split_scopes(text: &str) -> Vec<String> {
+    text.split([' ', ','])
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyRequest {
+    key: String,
+    required_scopes: Option<Scopes>,
+    required_env: Option<String>,
+}
+
+use crate::request::client_ip;
+
+fn limited(decision: &Decision) -> AppError {
+    AppError::RateLimited {
+        retry_after: decision.retry_after,
+    }
+}
+
+/// Counts an allowed or rate-limited request in the key's usage.
+fn record(state: &AppState, key: &ApiKey, limit: &Decision) {
+    let outcome = if limit.allowed {
+        Outcome::Allowed
+    } else {
+        Outcome::RateLimited
+    };
+    state.usage.record(&key.id, outcome, db::now());
+}
+
+/// Counts a request against the key's limit: its own, else `TESSERA_API_KEY_RATE_LIMIT` per 15 minutes.
+async fn key_limit(state: &AppState, key: &ApiKey) -> Decision {
+    let own = key.rate_limit.and_then(|r| u32::try_from(r).ok());
+    state.limits.check(Bucket::ApiKey, &key.id, own).await
+}
+
+/// `POST /v1/keys/verify {key, required_scopes?, required_env?}`: holding the key is the proof, so the
+/// caller needs no credential of its own, but each IP is rate limited. An unknown key gets
+/// `invalid_api_key` and nothing more.
+#[post("/v1/keys/verify")]
+#[tracing::instrument(skip_all)]
+async fn verify_key(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<VerifyRequest>,
+) -> Result<HttpResponse, AppError> {
+    let ip = state.limits.check(Bucket::Ip, &client_ip(&req), None).await;
+    if !ip.allowed {
+        return Err(limited(&ip));
+    }
+    let VerifyRequest {
+        key,
+        required_scopes,
+        required_env,
+    } = body.into_inner();
+    let scopes = required_scopes.map(Scopes::into_vec).unwrap_or_default();
+    let (code, found) = lookup(&state, key, scopes, required_env).await?;
+    let mut body = json!({ "valid": code == Code::Valid, "code": code.as_str() });
+    let mut res = HttpResponse::Ok();
+    for (name, value) in ip.headers() {
+        res.insert_header((name, value));
+    }
+    if let Some(key) = &found
+        && code != Code::Valid
+    {
+        state.usage.record(&key.id, Outcome::Denied, db::now());
+    }
+    if let Some(key) = found.filter(|_| code != Code::InvalidApiKey) {
+        let view = key.view(db::now());
+        body["key_id"] = json!(view.id);
+        body["name"] = json!(view.name);
+        body["type"] = json!(view.r#type);
+        body["env"] = json!(view.env);
+        body["scopes"] = json!(view.scopes);
+        body["owner"] = view.owner;
+        body["expires_at"] = json!(view.expires_at);
+        if code == Code::Valid {
+            let limit = key_limit(&state, &key).await;
+            record(&state, &key, &limit);
+            if !limit.allowed {
+                body["valid"] = json!(false);
+                body["code"] = json!(Code::RateLimited.as_str());
+            }
+            body["ratelimit"] = json!({
+                "limit": limit.limit, "remaining": limit.remaining, "reset": limit.reset,
+            });
+        }
+    }
+    Ok(res
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body))
+}
+
+async fn lookup(
+    state: &web::Data<AppState>,
+    key: String,
+    scopes: Vec<String>,
+    env: Option<String>,
+) -> Result<(Code, Option<ApiKey>), AppError> {
+    if !super::well_formed(&state.settings, &key) {
+        return Ok((Code::InvalidApiKey, None)); // no database work for a malformed key
+    }
+    state.metrics.api_key_lookup();
+    let st = state.clone();
+    db::run(&state.pool, move |conn| {
+        verify(
+            conn,
+            &st.settings,
+            &st.hasher,
+            &key,
+            &scopes,
+            env.as_deref(),
+        )
+    })
+    .await
+}
+
+/// Where the credential of a forward-auth request was found.
+struct Presented {
+    value: String,
+    place: Presentation,
+}
+
+/// `Debug` never prints the presented credential.
+impl std::fmt::Debug for Presented {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Presented")
+            .field("place", &self.place)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for VerifyRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyRequest")
+            .field("required_scopes", &self.required_scopes)
+            .field("required_env", &self.required_env)
+            .finish_non_exhaustive()
+    }
+}
+
+fn allowed(state: &AppState, place: Presentation) -> bool {
+    state.settings.api_key_presentations.contains(&place)
+}
+
+fn query_key(query: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "api_key")
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Finds the credential in the places API clients use: `Authorization: Bearer|Token`, `X-API-Key`,
+/// the `api_key` query parameter (of this request, or of the original request a gateway names in
+/// `X-Original-URI` / `X-Forwarded-Uri`), or an `api_key` field of a JSON body. Places switched off in
+/// the configuration are not looked at; a Bearer JWT (an OAuth access token) is always accepted.
+fn presented(req: &HttpRequest, state: &AppState, body: &[u8]) -> Option<Presented> {
+    let headers = req.headers();
+    if let Some(auth) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        && let Some((scheme, value)) = auth.trim().split_once(' ')
+    {
+        let value = value.trim().to_owned();
+        let is_jwt = value.bytes().filter(|b| *b == b'.').count() == 2;
+        if scheme.eq_ignore_ascii_case("bearer") && (is_jwt || allowed(state, Presentation::Bearer))
+        {
+            return Some(Presented {
+                value,
+                place: Presentation::Bearer,
+            });
+        }
+        if scheme.eq_ignore_ascii_case("token") && allowed(state, Presentation::Token) {
+            return Some(Presented {
+                value,
+                place: Presentation::Token,
+            });
+        }
+    }
+    if allowed(state, Presentation::XApiKey)
+        && let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok())
+    {
+        return Some(Presented {
+            value: v.trim().to_owned(),
+            place: Presentation::XApiKey,
+        });
+    }
+    if allowed(state, Presentation::Query) {
+        let original = ["x-original-uri", "x-forwarded-uri"]
+            .iter()
+            .filter_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+            .filter_map(|uri| uri.split_once('?').map(|(_, q)| q.to_owned()))
+            .find_map(|q| query_key(&q));
+        if let Some(value) = query_key(req.query_string()).or(original) {
+            tracing::warn!(
+                "an API key was sent in a URL query; URLs end up in logs: send it in a header"
+            );
+            return Some(Presented {
+                value,
+                place: Presentation::Query,
+            });
+        }
+    }
+    if allowed(state, Presentation::Body)
+        && !body.is_empty()
+        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(body)
+        && let Some(k) = v.get("api_key").and_then(|k| k.as_str())
+    {
+        return Some(Presented {
+            value: k.to_owned(),
+            place: Presentation::Body,
+        });
+    }
+    None
+}
+
+#[derive(Debug, Deserialize)]
+struct CheckQuery {
+    scopes: Option<String>,
+    env: Option<String>,
+}
+
+/// Forward-auth for gateways (nginx `auth_request`, Traefik `forwardAuth`, Envoy `ext_authz`): 200 with
+/// `X-Auth-Subject`, `X-Auth-Scopes` and `X-Auth-Key-Id` or `X-Auth-Client-Id`; 401 / 403 / 429 with
+/// the JSON error otherwise. Required scopes come from `?scopes=` or `X-Required-Scopes`.
+#[tracing::instrument(skip_all)]
+async fn check(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let query = web::Query::<CheckQuery>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .unwrap_or(CheckQuery {
+            scopes: None,
+            env: None,
+        });
+    let header_text = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let required = query
+        .scopes
+        .or_else(|| header_text("x-required-scopes"))
+        .map(|s| split_scopes(&s))
+        .unwrap_or_default();
+    let env = query.env.or_else(|| header_text("x-required-env"));
+    let Some(credential) = presented(&req, &state, &body) else {
+        return Err(AppError::Unauthorized("missing_api_key"));
+    };
+    tracing::debug!(place = credential.place.as_str(), "credential presented");
+    if credential.value.bytes().filter(|b| *b == b'.').count() == 2 {
+        return check_jwt(&state, credential.value, required).await;
+    }
+    let (code, key) = lookup(&state, credential.value, required, env).await?;
+    if let (false, Some(key)) = (code == Code::Valid, &key) {
+        state.usage.record(&key.id, Outcome::Denied, db::now());
+    }
+    let key = match (code, key) {
+        (Code::Valid, Some(key)) => key,
+        (Code::InsufficientPermissions, _) => {
+            return Err(AppError::Forbidden("insufficient_permissions"));
+        }
+        (Code::ExpiredApiKey, _) => return Err(AppError::Unauthorized("expired_api_key")),
+        (Code::RevokedApiKey, _) => return Err(AppError::Unauthorized("revoked_api_key")),
+        _ => return Err(AppError::Unauthorized("invalid_api_key")),
+    };
+    let limit = key_limit(&state, &key).await;
+    record(&state, &key, &limit);
+    if !limit.allowed {
+        return Err(limited(&limit));
+    }
+    let subject = key
+        .owner_user_id
+        .clone()
+        .or_else(|| key.owner_client_id.clone())
+        .unwrap_or_else(|| key.id.clone());
+    let mut res = HttpResponse::Ok();
+    for (name, value) in limit.headers() {
+        res.insert_header((name, value));
+    }
+    Ok(res
+        .insert_header(("X-Auth-Subject", subject))
+        .insert_header(("X-Auth-Scopes", key.view(db::now()).scopes.join(" ")))
+        .insert_header(("X-Auth-Key-Id", key.id.clone()))
+        .insert_header(("X-Auth-Env", key.environment.clone()))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}
+
+/// A Tessera access token: signature, issuer and expiry from the keyring, then the revoked-jti list.
+async fn check_jwt(
+    state: &web::Data<AppState>,
+    token: String,
+    required: Vec<String>,
+) -> Result<HttpResponse, AppError> {
+    let st = state.clone();
+    let claims = db::run(&state.pool, move |conn| {
+        let Some(claims) = st
+            .keyring
+            .verify_fresh(conn, &token, st.settings.issuer_str())
+        else {
+            return Ok(None);
+        };
+        if store_access::is_jti_revoked(conn, &claims.jti)? {
+            return Ok(None);
+        }
+        Ok(Some(claims))
+    })
+    .await?
+    .ok_or(AppError::Unauthorized("invalid_api_key"))?;
+    let granted: Vec<&str> = claims.scope.split(' ').filter(|s| !s.is_empty()).collect();
+    if required.iter().any(|r| !granted.contains(&r.as_str())) {
+        return Err(AppError::Forbidden("insufficient_permissions"));
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header(("X-Auth-Subject", claims.sub.clone()))
+        .insert_header(("X-Auth-Scopes", claims.scope.clone()))
+        .insert_header(("X-Auth-Client-Id", claims.client_id.clone()))
+        .insert_header(("X-Auth-Audience", claims.aud.clone()))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}

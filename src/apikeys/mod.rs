@@ -1,0 +1,370 @@
+//! API keys: typed, prefixed, scoped and expiring; stored only as HMACs; verified without writes.
+
+mod admin;
+pub mod format;
+mod handlers;
+pub mod model;
+mod store;
+pub mod usage;
+
+use std::time::Duration;
+
+use actix_web::web;
+use diesel::Connection as _;
+
+use crate::audit::{self, Actor, Origin};
+use crate::config::{KeyType, Settings};
+use crate::crypto::{Hasher, random_id};
+use crate::db::{self, DbConn};
+use crate::error::AppError;
+use crate::oauth::model::valid_scope_name;
+pub use model::{ALL_SCOPES, ApiKey, KeyView};
+
+/// Purpose string of API-key hashes under the pepper.
+pub const KEY_PURPOSE: &str = "api_key";
+/// The pepper version new keys are hashed under (the column lets the pepper rotate later).
+const PEPPER_VERSION: i32 = 1;
+const MAX_METADATA_BYTES: usize = 4096;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    handlers::configure(cfg);
+    admin::configure(cfg);
+}
+
+/// What a new key is made of.
+#[derive(Debug, Default, Clone)]
+pub struct KeyInput {
+    pub name: String,
+    /// A configured key type (`sk`, `rk`, or the operator's own).
+    pub key_type: String,
+    /// `live` or `test`.
+    pub env: String,
+    pub scopes: Vec<String>,
+    /// Lifetime from now; the type's default when `None`.
+    pub expires_in: Option<Duration>,
+    /// Requests per 15 minutes for this key (the server default when `None`).
+    pub rate_limit: Option<u32>,
+    pub metadata: Option<serde_json::Value>,
+    pub owner_user_id: Option<String>,
+    pub owner_client_id: Option<String>,
+}
+
+/// The full key, shown once. `Debug` never prints it.
+pub struct KeySecret(pub String);
+
+impl std::fmt::Debug for KeySecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeySecret([redacted])")
+    }
+}
+
+fn bad(detail: impl Into<String>) -> AppError {
+    AppError::bad_request("invalid_request", detail)
+}
+
+fn key_type<'a>(settings: &'a Settings, name: &str) -> Result<&'a KeyType, AppError> {
+    settings
+        .key_types
+        .iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| {
+            let known: Vec<&str> = settings.key_types.iter().map(|t| t.name.as_str()).collect();
+            bad(format!(
+                "unknown key type '{name}' (configured: {})",
+                known.join(", ")
+            ))
+        })
+}
+
+/// The scopes a key of `kt` gets: full access for a type without a scope list, else a non-empty
+/// subset of the type's scopes (any scope when the list is empty).
+fn key_scopes(kt: &KeyType, requested: &[String]) -> Result<String, AppError> {
+    let mut scopes: Vec<&str> = Vec::new();
+    for s in requested.iter().flat_map(|s| s.split([' ', ','])) {
+        let s = s.trim();
+        if s.is_empty() || scopes.contains(&s) {
+            continue;
+        }
+        if !valid_scope_name(s) || s == ALL_SCOPES {
+            return Err(bad(format!("'{s}' is not a scope name")));
+        }
+        scopes.push(s);
+    }
+    match &kt.scopes {
+        None if scopes.is_empty() => Ok(ALL_SCOPES.to_owned()),
+        None => Err(bad(format!(
+            "{} keys have full access and take no scopes; use a restricted type (rk) to limit them",
+            kt.name
+        ))),
+        Some(_) if scopes.is_empty() => {
+            Err(bad(format!("{} keys need at least one scope", kt.name)))
+        }
+        Some(allowed) => {
+            if let Some(s) = scopes
+                .iter()
+                .find(|s| !allowed.is_empty() && !allowed.iter().any(|a| a == *s))
+            {
+                let what = if kt.publishable {
+                    "public scopes"
+                } else {
+                    "scopes"
+                };
+                return Err(bad(format!(
+                    "'{s}' is not one of the {what} of {} keys ({})",
+                    kt.name,
+                    allowed.join(", ")
+                )));
+            }
+            scopes.sort_unstable();
+            Ok(scopes.join(" "))
+        }
+    }
+}
+
+/// Creates a key: validated, stored only as its HMAC (plus prefix and last four characters for
+/// display), audited in the same transaction. The full key is returned once.
+pub fn create_key(
+    conn: &mut DbConn,
+    settings: &Settings,
+    hasher: &Hasher,
+    input: &KeyInput,
+    actor: Actor,
+    origin: Origin,
+) -> Result<(ApiKey, KeySecret), AppError> {
+    let name = input.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(bad("the key name must have 1 to 100 characters"));
+    }
+    let kt = key_type(settings, input.key_type.trim())?;
+    let env = input.env.trim();
+    if !matches!(env, "live" | "test") {
+        return Err(bad("env must be live or test"));
+    }
+    let scopes = key_scopes(kt, &input.scopes)?;
+    let now = db::now();
+    let ttl = input.expires_in.or(kt.default_ttl);
+    if let Some(max) = kt.max_ttl {
+        match ttl {
+            Some(t) if t <= max => {}
+            _ => {
+                return Err(bad(format!(
+                    "{} keys live at most {} days",
+                    kt.name,
+                    max.as_secs() / 86_400
+                )));
+            }
+        }
+    }
+    if ttl.is_some_and(|t| t.as_secs() == 0) {
+        return Err(bad("a key must live for at least one second"));
+    }
+    let expires_at = ttl.map(|t| now.saturating_add(t.as_secs().min(i64::MAX as u64 / 2) as i64));
+    if input.rate_limit.is_some_and(|r| r == 0 || r > 10_000_000) {
+        return Err(bad(
+            "rate_limit must be between 1 and 10000000 requests per 15 minutes",
+        ));
+    }
+    let metadata = match &input.metadata {
+        None => "{}".to_owned(),
+        Some(m @ serde_json::Value::Object(_)) => m.to_string(),
+        Some(_) => return Err(bad("metadata must be a JSON object")),
+    };
+    if metadata.len() > MAX_METADATA_BYTES {
+        return Err(bad(format!(
+            "metadata is larger than {MAX_METADATA_BYTES} bytes"
+        )));
+    }
+    let secret = format::generate(&kt.prefix, env);
+    let hash = hasher.hash(KEY_PURPOSE, secret.as_bytes());
+    let id = random_id("key", 20);
+    let display_prefix = format!("{}{env}_", kt.prefix);
+    let last_four = &secret[secret.len() - 4..];
+    conn.transaction(|conn| {
+        store::insert_key(
+            conn,
+            &store::NewApiKey {
+                id: &id,
+                key_hash: &hash,
+                pepper_version: PEPPER_VERSION,
+                display_prefix: &display_prefix,
+                last_four,
+                name,
+                key_type: &kt.name,
+                environment: env,
+                scopes: &scopes,
+                owner_user_id: input.owner_user_id.as_deref(),
+                owner_client_id: input.owner_client_id.as_deref(),
+                rate_limit: input.rate_limit.map(|r| r as i32),
+                metadata: &metadata,
+                created_at: now,
+                expires_at,
+            },
+        )?;
+        audit::record(
+            conn,
+            audit::Event::new(actor, "api_key.create")
+                .target("api_key", &id)
+                .origin(origin)
+                .details(serde_json::json!({
+                    "name": name, "type": kt.name, "env": env, "scopes": scopes,
+                    "expires_at": expires_at,
+                })),
+        )?;
+        let key = store::find_by_id(conn, &id)?.ok_or(AppError::NotFound)?;
+        Ok((key, KeySecret(secret.clone())))
+    })
+}
+
+pub fn find_key(conn: &mut DbConn, id: &str) -> Result<ApiKey, AppError> {
+    store::find_by_id(conn, id)?.ok_or(AppError::NotFound)
+}
+
+pub fn list_keys(
+    conn: &mut DbConn,
+    owner_user_id: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<ApiKey>, AppError> {
+    Ok(store::list_keys(conn, owner_user_id, limit, offset)?)
+}
+
+/// Revokes a key at once (idempotent); audited.
+pub fn revoke_key(
+    conn: &mut DbConn,
+    id: &str,
+    actor: Actor,
+    origin: Origin,
+) -> Result<ApiKey, AppError> {
+    conn.transaction(|conn| {
+        find_key(conn, id)?; // 404 for an unknown id
+        if store::revoke(conn, id, db::now())? {
+            audit::record(
+                conn,
+                audit::Event::new(actor, "api_key.revoke")
+                    .target("api_key", id)
+                    .origin(origin),
+            )?;
+        }
+        find_key(conn, id)
+    })
+}
+
+/// Replaces a key: the new one (same name, type, env, scopes, owner, limit, metadata, lifetime) is
+/// returned once; the old one keeps working for `grace`, then fails as expired.
+pub fn rotate_key(
+    conn: &mut DbConn,
+    settings: &Settings,
+    hasher: &Hasher,
+    id: &str,
+    grace: Duration,
+    actor: Actor,
+    origin: Origin,
+) -> Result<(ApiKey, KeySecret), AppError> {
+    let old = find_key(conn, id)?;
+    let now = db::now();
+    if old.status(now) != "active" {
+        return Err(AppError::Conflict("api_key_not_active"));
+    }
+    let input = KeyInput {
+        name: old.name.clone(),
+        key_type: old.key_type.clone(),
+        env: old.environment.clone(),
+        scopes: if old.full_access() {
+            Vec::new()
+        } else {
+            old.scope_list().into_iter().map(str::to_owned).collect()
+        },
+        expires_in: old
+            .expires_at
+            .map(|e| Duration::from_secs((e - old.created_at).max(1) as u64)),
+        rate_limit: old.rate_limit.map(|r| r as u32),
+        metadata: serde_json::from_str(&old.metadata).ok(),
+        owner_user_id: old.owner_user_id.clone(),
+        owner_client_id: old.owner_client_id.clone(),
+    };
+    conn.transaction(|conn| {
+        let (new, secret) = create_key(
+            conn,
+            settings,
+            hasher,
+            &input,
+            actor.clone(),
+            origin.clone(),
+        )?;
+        let grace_end = now.saturating_add(grace.as_secs() as i64);
+        let end = old.expires_at.map_or(grace_end, |e| e.min(grace_end));
+        store::retire_rotated(conn, id, end, &new.id)?;
+        audit::record(
+            conn,
+            audit::Event::new(actor, "api_key.rotate")
+                .target("api_key", id)
+                .origin(origin)
+                .details(serde_json::json!({ "replaced_by": new.id, "old_expires_at": end })),
+        )?;
+        Ok((new, secret))
+    })
+}
+
+/// The answer of a verification, as `code` in `/v1/keys/verify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    Valid,
+    InvalidApiKey,
+    ExpiredApiKey,
+    RevokedApiKey,
+    InsufficientPermissions,
+    RateLimited,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Valid => "valid",
+            Self::InvalidApiKey => "invalid_api_key",
+            Self::ExpiredApiKey => "expired_api_key",
+            Self::RevokedApiKey => "revoked_api_key",
+            Self::InsufficientPermissions => "insufficient_permissions",
+            Self::RateLimited => "rate_limited",
+        }
+    }
+}
+
+/// Whether `presented` is well formed for one of the configured key types: no database work.
+pub fn well_formed(settings: &Settings, presented: &str) -> bool {
+    let prefixes: Vec<&str> = settings
+        .key_types
+        .iter()
+        .map(|k| k.prefix.as_str())
+        .collect();
+    format::parse(presented, &prefixes).is_ok()
+}
+
+/// Verifies a presented key: format and checksum first (no database work), then one indexed lookup
+/// by HMAC. Writes nothing. `required_env` refuses a test key where a live one is required.
+pub fn verify(
+    conn: &mut DbConn,
+    settings: &Settings,
+    hasher: &Hasher,
+    presented: &str,
+    required_scopes: &[String],
+    required_env: Option<&str>,
+) -> Result<(Code, Option<ApiKey>), AppError> {
+    if !well_formed(settings, presented) {
+        return Ok((Code::InvalidApiKey, None));
+    }
+    let hash = hasher.hash(KEY_PURPOSE, presented.as_bytes());
+    let Some(key) = store::find_by_hash(conn, &hash)? else {
+        return Ok((Code::InvalidApiKey, None));
+    };
+    let known_type = settings.key_types.iter().any(|t| t.name == key.key_type);
+    if !known_type || required_env.is_some_and(|e| e != key.environment) {
+        return Ok((Code::InvalidApiKey, None));
+    }
+    let code = match key.status(db::now()) {
+        "revoked" => Code::RevokedApiKey,
+        "expired" => Code::ExpiredApiKey,
+        _ if required_scopes.iter().any(|s| !key.grants(s)) => Code::InsufficientPermissions,
+        _ => Code::Valid,
+    };
+    Ok((code, Some(key)))
+}

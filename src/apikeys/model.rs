@@ -1,0 +1,121 @@
+//! An API key as stored (never the key itself) and its public view.
+
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::schema::api_keys;
+
+/// Scopes of a full-access key (`sk`).
+pub const ALL_SCOPES: &str = "*";
+
+#[derive(Clone, Queryable, Selectable)]
+#[diesel(table_name = api_keys)]
+pub struct ApiKey {
+    pub id: String,
+    pub display_prefix: String,
+    pub last_four: String,
+    pub name: String,
+    pub key_type: String,
+    pub environment: String,
+    pub scopes: String,
+    pub owner_user_id: Option<String>,
+    pub owner_client_id: Option<String>,
+    pub rate_limit: Option<i32>,
+    pub metadata: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub replaced_by: Option<String>,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("id", &self.id)
+            .field("display", &self.display())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiKey {
+    /// `sk_live_…AbCd`: all that is ever shown of a key after its creation.
+    pub fn display(&self) -> String {
+        format!("{}…{}", self.display_prefix, self.last_four)
+    }
+
+    pub fn full_access(&self) -> bool {
+        self.scopes == ALL_SCOPES
+    }
+
+    pub fn scope_list(&self) -> Vec<&str> {
+        self.scopes.split(' ').filter(|s| !s.is_empty()).collect()
+    }
+
+    /// Whether the key grants `scope` (a full-access key grants every scope).
+    pub fn grants(&self, scope: &str) -> bool {
+        self.full_access() || self.scope_list().contains(&scope)
+    }
+
+    pub fn owner(&self) -> serde_json::Value {
+        match (&self.owner_user_id, &self.owner_client_id) {
+            (Some(u), _) => serde_json::json!({ "type": "user", "id": u }),
+            (None, Some(c)) => serde_json::json!({ "type": "client", "id": c }),
+            (None, None) => serde_json::Value::Null,
+        }
+    }
+
+    pub fn status(&self, now: i64) -> &'static str {
+        if self.revoked_at.is_some() {
+            "revoked"
+        } else if self.expires_at.is_some_and(|e| e <= now) {
+            "expired"
+        } else {
+            "active"
+        }
+    }
+
+    pub fn view(&self, now: i64) -> KeyView {
+        KeyView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            display: self.display(),
+            r#type: self.key_type.clone(),
+            env: self.environment.clone(),
+            scopes: if self.full_access() {
+                vec![ALL_SCOPES.to_owned()]
+            } else {
+                self.scope_list().into_iter().map(str::to_owned).collect()
+            },
+            owner: self.owner(),
+            rate_limit: self.rate_limit,
+            metadata: serde_json::from_str(&self.metadata).unwrap_or_default(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            last_used_at: self.last_used_at,
+            revoked_at: self.revoked_at,
+            replaced_by: self.replaced_by.clone(),
+            status: self.status(now),
+        }
+    }
+}
+
+/// What the CLI and the JSON API show of a key.
+#[derive(Debug, Serialize)]
+pub struct KeyView {
+    pub id: String,
+    pub name: String,
+    pub display: String,
+    pub r#type: String,
+    pub env: String,
+    pub scopes: Vec<String>,
+    pub owner: serde_json::Value,
+    pub rate_limit: Option<i32>,
+    pub metadata: serde_json::Value,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub replaced_by: Option<String>,
+    pub status: &'static str,
+}

@@ -1,0 +1,110 @@
+//! Audit events: who changed what, when, from where. Recorded in the same transaction as the change.
+
+use diesel::prelude::*;
+
+use crate::db::DbConn;
+use crate::db::schema::audit_events;
+
+/// Who did it.
+#[derive(Debug, Clone)]
+pub enum Actor {
+    User(String),
+    /// An OAuth client acting for itself (e.g. revoking its own token).
+    Client(String),
+    /// A caller holding an admin API key (by key id).
+    ApiKey(String),
+    Cli,
+    System,
+}
+
+/// One change to record.
+#[derive(Debug, Clone)]
+pub struct Event<'a> {
+    pub actor: Actor,
+    pub action: &'a str,
+    pub target_type: Option<&'a str>,
+    pub target_id: Option<&'a str>,
+    pub origin: Origin,
+    pub details: serde_json::Value,
+}
+
+/// Where a change came from: the caller's IP and user agent (empty for the CLI).
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl Origin {
+    pub fn of(req: &actix_web::HttpRequest) -> Self {
+        Self {
+            ip: Some(crate::request::client_ip(req)),
+            user_agent: req
+                .headers()
+                .get(actix_web::http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.chars().take(256).collect()),
+        }
+    }
+}
+
+impl<'a> Event<'a> {
+    pub fn new(actor: Actor, action: &'a str) -> Self {
+        Self {
+            actor,
+            action,
+            target_type: None,
+            target_id: None,
+            origin: Origin::default(),
+            details: serde_json::Value::Object(Default::default()),
+        }
+    }
+
+    pub fn target(mut self, kind: &'a str, id: &'a str) -> Self {
+        self.target_type = Some(kind);
+        self.target_id = Some(id);
+        self
+    }
+
+    pub fn origin(mut self, origin: Origin) -> Self {
+        self.origin = origin;
+        self
+    }
+
+    pub fn details(mut self, details: serde_json::Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+/// Inserts the event. Ids sort by time (millisecond hex prefix) so the log reads newest-first by id.
+pub fn record(conn: &mut DbConn, event: Event<'_>) -> QueryResult<()> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let random = crate::crypto::random_id("x", 12);
+    let id = format!("evt_{now_ms:012x}{}", &random[2..]);
+    let (actor_type, actor_id) = match &event.actor {
+        Actor::User(id) => ("user", Some(id.as_str())),
+        Actor::Client(id) => ("client", Some(id.as_str())),
+        Actor::ApiKey(id) => ("api_key", Some(id.as_str())),
+        Actor::Cli => ("cli", None),
+        Actor::System => ("system", None),
+    };
+    diesel::insert_into(audit_events::table)
+        .values((
+            audit_events::id.eq(&id),
+            audit_events::occurred_at.eq((now_ms / 1000) as i64),
+            audit_events::actor_type.eq(actor_type),
+            audit_events::actor_id.eq(actor_id),
+            audit_events::action.eq(event.action),
+            audit_events::target_type.eq(event.target_type),
+            audit_events::target_id.eq(event.target_id),
+            audit_events::ip.eq(event.origin.ip.as_deref()),
+            audit_events::user_agent.eq(event.origin.user_agent.as_deref()),
+            audit_events::details.eq(event.details.to_string()),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}

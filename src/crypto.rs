@@ -1,0 +1,228 @@
+//! Randomness, identifiers, HMAC hashing of high-entropy secrets and constant-time comparison, all on ring.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::config::SecretBytes;
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// `N` bytes from the operating system's CSPRNG (through ring).
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    // SystemRandom only fails when the OS has no entropy source at all; nothing can run safely then.
+    SystemRandom::new()
+        .fill(&mut buf)
+        .expect("the operating system's random number generator failed");
+    buf
+}
+
+/// A random identifier such as `usr_4Jm…` (`len` base62 characters, ~5.95 bits each).
+pub fn random_id(prefix: &str, len: usize) -> String {
+    let mut out = String::with_capacity(prefix.len() + 1 + len);
+    out.push_str(prefix);
+    out.push('_');
+    while out.len() < prefix.len() + 1 + len {
+        for b in random_bytes::<32>() {
+            // Rejection sampling keeps the alphabet uniform: 248 = 4 * 62.
+            if b < 248 && out.len() < prefix.len() + 1 + len {
+                out.push(BASE62[(b % 62) as usize] as char);
+            }
+        }
+    }
+    out
+}
+
+/// A 256-bit random token, base64url without padding (43 characters).
+pub fn random_token() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+}
+
+pub fn base64url(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// HMAC-SHA256 keyed by the server pepper: how tokens, sessions and keys are stored and looked up.
+#[derive(Clone)]
+pub struct Hasher {
+    key: hmac::Key,
+}
+
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hasher([redacted])")
+    }
+}
+
+impl Hasher {
+    pub fn new(pepper: &SecretBytes) -> Self {
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, pepper.expose()),
+        }
+    }
+
+    /// Hex HMAC of `purpose || 0x00 || secret`; the purpose keeps hashes of one kind from matching another.
+    pub fn hash(&self, purpose: &str, secret: &[u8]) -> String {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        ctx.update(purpose.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(secret);
+        hex(ctx.sign().as_ref())
+    }
+
+    /// Constant-time check of `tag` (base64url) against the HMAC of `purpose || 0x00 || message`.
+    pub fn verify_tag(&self, purpose: &str, message: &[u8], tag: &str) -> bool {
+        let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else {
+            return false;
+        };
+        let mut data = Vec::with_capacity(purpose.len() + 1 + message.len());
+        data.extend_from_slice(purpose.as_bytes());
+        data.push(0);
+        data.extend_from_slice(message);
+        hmac::verify(&self.key, &data, &tag).is_ok()
+    }
+
+    /// Constant-time check of `secret` against a stored [`Hasher::hash`] (hex).
+    pub fn verify_hash(&self, purpose: &str, secret: &[u8], stored_hex: &str) -> bool {
+        let Some(tag) = unhex(stored_hex) else {
+            return false;
+        };
+        let mut data = Vec::with_capacity(purpose.len() + 1 + secret.len());
+        data.extend_from_slice(purpose.as_bytes());
+        data.push(0);
+        data.extend_from_slice(secret);
+        hmac::verify(&self.key, &data, &tag).is_ok()
+    }
+
+    /// Base64url HMAC tag of `purpose || 0x00 || message`, checked by [`Hasher::verify_tag`].
+    pub fn tag(&self, purpose: &str, message: &[u8]) -> String {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        ctx.update(purpose.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(message);
+        URL_SAFE_NO_PAD.encode(ctx.sign().as_ref())
+    }
+}
+
+/// Key material kept in the key file when it is not given by the environment.
+#[derive(Debug)]
+pub struct KeyMaterial {
+    pub pepper: SecretBytes,
+    pub master_key: SecretBytes,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeyFile {
+    secret_pepper: String,
+    master_key: String,
+}
+
+/// Reads the key file, or creates it (mode 0600) with fresh random keys. Returns whether it was created.
+pub fn load_or_create_key_file(path: &std::path::Path) -> Result<(KeyMaterial, bool), String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let file: KeyFile = toml::from_str(&text).map_err(|e| {
+                format!(
+                    "{} is not a Tessera key file: {}",
+                    path.display(),
+                    e.message()
+                )
+            })?;
+            let pepper = unhex(&file.secret_pepper).filter(|b| b.len() >= 32);
+            let master = unhex(&file.master_key).filter(|b| b.len() == 32);
+            match (pepper, master) {
+                (Some(p), Some(m)) => Ok((
+                    KeyMaterial {
+                        pepper: SecretBytes::new(p),
+                        master_key: SecretBytes::new(m),
+                    },
+                    false,
+                )),
+                _ => Err(format!("{} holds malformed keys", path.display())),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let pepper = random_bytes::<32>().to_vec();
+            let master = random_bytes::<32>().to_vec();
+            let text = toml::to_string(&KeyFile {
+                secret_pepper: hex(&pepper),
+                master_key: hex(&master),
+            })
+            .map_err(|e| e.to_string())?;
+            write_private_file(path, text.as_bytes())
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            Ok((
+                KeyMaterial {
+                    pepper: SecretBytes::new(pepper),
+                    master_key: SecretBytes::new(master),
+                },
+                true,
+            ))
+        }
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+fn write_private_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_have_prefix_and_length() {
+        let id = random_id("usr", 20);
+        assert!(id.starts_with("usr_"));
+        assert_eq!(id.len(), 24);
+        assert_ne!(id, random_id("usr", 20));
+    }
+
+    #[test]
+    fn hex_round_trips() {
+        assert_eq!(unhex(&hex(&[0, 1, 254, 255])), Some(vec![0, 1, 254, 255]));
+        assert_eq!(unhex("zz"), None);
+    }
+
+    #[test]
+    fn tags_verify_only_their_message() {
+        let h = Hasher::new(&SecretBytes::new(vec![7; 32]));
+        let t = h.tag("csrf", b"abc");
+        assert!(h.verify_tag("csrf", b"abc", &t));
+        assert!(!h.verify_tag("csrf", b"abd", &t));
+        assert!(!h.verify_tag("other", b"abc", &t));
+    }
+}

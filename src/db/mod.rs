@@ -1,0 +1,197 @@
+//! Storage: one Diesel schema over SQLite or PostgreSQL, an r2d2 pool, embedded migrations, `db::run`.
+
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection as _;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::r2d2::R2D2Connection as _;
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::config::DatabaseUrl;
+use crate::error::AppError;
+
+/// A connection to whichever backend this node runs on.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Pg(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+impl std::fmt::Debug for DbConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Pg(_) => f.write_str("DbConn::Pg"),
+            Self::Sqlite(_) => f.write_str("DbConn::Sqlite"),
+        }
+    }
+}
+
+pub type Pool = r2d2::Pool<Manager>;
+pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Any key will do as long as every Tessera node uses the same one: it serialises concurrent migrators.
+const MIGRATION_LOCK_KEY: i64 = 0x0074_6573_7365_7261;
+
+/// Opens connections for the backend named by the URL's scheme; nothing is guessed from a failed attempt.
+#[derive(Debug, Clone)]
+pub struct Manager {
+    url: DatabaseUrl,
+}
+
+impl Manager {
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self { url }
+    }
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = ConnectionError;
+
+    fn connect(&self) -> Result<DbConn, ConnectionError> {
+        match &self.url {
+            DatabaseUrl::Sqlite(path) => {
+                let path = path.to_str().ok_or_else(|| {
+                    ConnectionError::BadConnection("the SQLite path is not UTF-8".into())
+                })?;
+                let mut conn = SqliteConnection::establish(path)?;
+                // WAL lets readers run beside the writer; busy_timeout makes writers queue instead of failing.
+                conn.batch_execute(
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConn::Sqlite(conn))
+            }
+            DatabaseUrl::Postgres(url) => Ok(DbConn::Pg(PgConnection::establish(url)?)),
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), ConnectionError> {
+        conn.batch_execute("SELECT 1")
+            .map_err(ConnectionError::CouldntSetupConfiguration)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        match conn {
+            DbConn::Pg(c) => c.is_broken(),
+            DbConn::Sqlite(c) => c.is_broken(),
+        }
+    }
+}
+
+/// Builds the pool and proves the database answers, so a bad URL fails at start, not on first use.
+pub fn connect(url: &DatabaseUrl, size: u32, timeout: Duration) -> Result<Pool, String> {
+    // A direct connect first gives the backend's own reason (refused, unknown database, not a file…).
+    drop(connect_one(url)?);
+    let manager = Manager::new(url.clone());
+    let pool = r2d2::Pool::builder()
+        .max_size(size)
+        .min_idle(Some(1))
+        .connection_timeout(timeout)
+        .error_handler(Box::new(LogErrors))
+        .build_unchecked(manager);
+    Ok(pool)
+}
+
+/// One connection without a pool, for short-lived commands: a pool opens connections on background
+/// threads, and a process that exits while one of them is inside libpq can crash on the way out.
+pub fn connect_one(url: &DatabaseUrl) -> Result<DbConn, String> {
+    let manager = Manager::new(url.clone());
+    let mut conn = r2d2::ManageConnection::connect(&manager)
+        .map_err(|e| format!("cannot connect to {url} ({})", one_line(&e.to_string())))?;
+    r2d2::ManageConnection::is_valid(&manager, &mut conn)
+        .map_err(|e| format!("{url} does not answer ({})", one_line(&e.to_string())))?;
+    Ok(conn)
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[derive(Debug)]
+struct LogErrors;
+
+impl r2d2::HandleError<ConnectionError> for LogErrors {
+    fn handle_error(&self, error: ConnectionError) {
+        tracing::warn!(error = %one_line(&error.to_string()), "database connection failed");
+    }
+}
+
+/// Applies pending migrations and returns the versions applied (empty when the schema is current).
+pub fn migrate(conn: &mut DbConn) -> Result<Vec<String>, String> {
+    let applied = match conn {
+        DbConn::Sqlite(c) => c
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|v| v.iter().map(ToString::to_string).collect()),
+        DbConn::Pg(c) => {
+            // Several nodes may start at once on one PostgreSQL: only one migrates at a time.
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+                .map_err(|e| e.to_string())?;
+            let result = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.iter().map(ToString::to_string).collect());
+            let _ = c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"));
+            result
+        }
+    };
+    applied.map_err(|e| format!("migration failed: {e}"))
+}
+
+/// Runs `f` with a pooled connection on the blocking thread pool (Diesel, Argon2 and oxide-auth are synchronous).
+pub async fn run<T, F>(pool: &Pool, f: F) -> Result<T, AppError>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get()?;
+        f(&mut conn)
+    })
+    .await?
+}
+
+/// Readiness: a pooled connection answers, and on SQLite the database file is still there and readable.
+pub fn check_ready(pool: &Pool, url: &DatabaseUrl, timeout: Duration) -> Result<(), String> {
+    let mut conn = pool.get_timeout(timeout).map_err(|e| e.to_string())?;
+    conn.batch_execute("SELECT 1").map_err(|e| e.to_string())?;
+    if let DatabaseUrl::Sqlite(path) = url {
+        // Pooled connections keep a deleted or replaced file open, so look at the path itself:
+        // a fresh read-only open that must not create anything, then a read of the schema table.
+        let uri = format!("file:{}?mode=ro", uri_escape(&path.to_string_lossy()));
+        let mut probe = SqliteConnection::establish(&uri).map_err(|e| e.to_string())?;
+        probe
+            .batch_execute("SELECT count(*) FROM sqlite_master")
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn uri_escape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The current time in unix seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

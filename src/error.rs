@@ -1,0 +1,274 @@
+//! `AppError`, the one error type of every handler, and the JSON error body it renders to.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::i18n::{self, Lang};
+
+/// Everything a request can fail with. The `code` of each variant is the `error` field of the body.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 400 with a catalogue code (`invalid_json`, `invalid_form`, `invalid_email`, …) and an optional detail.
+    #[error("bad request: {code}")]
+    BadRequest {
+        code: &'static str,
+        detail: Option<String>,
+    },
+    #[error("payload too large (limit {limit} bytes)")]
+    PayloadTooLarge { limit: usize },
+    #[error("unsupported media type, expected {expected}")]
+    UnsupportedMediaType { expected: &'static str },
+    #[error("unauthenticated: {0}")]
+    Unauthorized(&'static str),
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// An RFC 6749 error from an OAuth endpoint, rendered as `{error, error_description, message}`:
+    /// `error_description` in plain ASCII English as the RFC requires, `message` in the caller's language.
+    #[error("oauth error {error}")]
+    OAuth {
+        status: StatusCode,
+        error: &'static str,
+        detail: Option<String>,
+    },
+    /// 429: the caller's limit is used up; `Retry-After` says when to come back.
+    #[error("rate limited")]
+    RateLimited { retry_after: u64 },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            detail: Some(detail.into()),
+        }
+    }
+
+    /// An OAuth error with a status chosen by RFC 6749 §5.2 (401 for `invalid_client`, else 400).
+    pub fn oauth(error: &'static str, detail: impl Into<Option<String>>) -> Self {
+        let status = if error == "invalid_client" {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        Self::OAuth {
+            status,
+            error,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Self::Internal(cause.to_string())
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::BadRequest { code, .. } => code,
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnsupportedMediaType { .. } => "unsupported_media_type",
+            Self::Unauthorized(code) | Self::Forbidden(code) | Self::Conflict(code) => code,
+            Self::Unavailable(_) => "service_unavailable",
+            Self::OAuth { error, .. } => error,
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    fn detail(&self) -> Option<String> {
+        match self {
+            Self::BadRequest { detail, .. } => detail.clone(),
+            Self::PayloadTooLarge { limit } => Some(limit.to_string()),
+            Self::UnsupportedMediaType { expected } => Some((*expected).to_owned()),
+            Self::OAuth { detail, .. } => detail.clone(),
+            Self::RateLimited { retry_after } => Some(retry_after.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The response for this error in `lang`, carrying `request_id`. 5xx causes are logged, never sent.
+    pub fn render(&self, lang: Lang, request_id: &str) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(request_id, error = %self, "request failed");
+        }
+        let mut res = HttpResponse::build(status);
+        res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        res.insert_header((header::CONTENT_LANGUAGE, lang.tag()));
+        if let Self::RateLimited { retry_after } = self {
+            res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+        }
+        if let Self::Unauthorized(_) = self {
+            res.insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="tessera""#));
+        }
+        if let Self::OAuth { error, .. } = self {
+            if *error == "invalid_client" {
+                res.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="tessera""#));
+            }
+            res.insert_header((header::PRAGMA, "no-cache"));
+            let english = i18n::message(Lang::En, error, self.detail().as_deref());
+            // RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E only.
+            let ascii: String = english
+                .chars()
+                .map(|c| match c {
+                    ' ' | '!' | '#'..='[' | ']'..='~' => c,
+                    _ => '?',
+                })
+                .collect();
+            return res.json(OAuthErrorBody {
+                error,
+                error_description: &ascii,
+                message: i18n::message(lang, error, self.detail().as_deref()),
+                request_id,
+            });
+        }
+        res.json(ErrorBody {
+            error: self.code(),
+            message: i18n::message(lang, self.code(), self.detail().as_deref()),
+            request_id,
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: String,
+    request_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct OAuthErrorBody<'a> {
+    error: &'a str,
+    error_description: &'a str,
+    message: String,
+    request_id: &'a str,
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::OAuth { status, .. } => *status,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Without the request context; the request middleware re-renders it with language and request id.
+    fn error_response(&self) -> HttpResponse {
+        self.render(Lang::En, "req_unknown")
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            Error::NotFound => Self::NotFound,
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                Self::Conflict("conflict")
+            }
+            other => Self::Internal(format!("database: {other}")),
+        }
+    }
+}
+
+impl From<r2d2::Error> for AppError {
+    fn from(e: r2d2::Error) -> Self {
+        Self::Unavailable(format!("database pool: {e}"))
+    }
+}
+
+impl From<actix_web::error::BlockingError> for AppError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        Self::Internal(format!("blocking pool: {e}"))
+    }
+}
+
+impl From<askama::Error> for AppError {
+    fn from(e: askama::Error) -> Self {
+        Self::Internal(format!("template: {e}"))
+    }
+}
+
+/// Maps actix's own errors (routing, extractors) onto `AppError` by what went wrong.
+pub fn from_actix(err: &actix_web::Error, status: StatusCode, body_limit: usize) -> AppError {
+    use actix_web::error::{JsonPayloadError, PayloadError, QueryPayloadError, UrlencodedError};
+    if let Some(e) = err.as_error::<JsonPayloadError>() {
+        return json_error(e);
+    }
+    if let Some(e) = err.as_error::<UrlencodedError>() {
+        return form_error(e);
+    }
+    if let Some(e) = err.as_error::<QueryPayloadError>() {
+        let QueryPayloadError::Deserialize(inner) = e else {
+            return AppError::bad_request("invalid_query", e.to_string());
+        };
+        return AppError::bad_request("invalid_query", inner.to_string());
+    }
+    if let Some(PayloadError::Overflow) = err.as_error::<PayloadError>() {
+        return AppError::PayloadTooLarge { limit: body_limit };
+    }
+    match status {
+        StatusCode::NOT_FOUND => AppError::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => AppError::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge { limit: body_limit },
+        StatusCode::UNAUTHORIZED => AppError::Unauthorized("unauthenticated"),
+        StatusCode::FORBIDDEN => AppError::Forbidden("forbidden"),
+        s if s.is_server_error() => AppError::Internal(err.to_string()),
+        _ => AppError::bad_request("invalid_request", err.to_string()),
+    }
+}
+
+/// What a JSON body extractor failure means for the caller.
+pub fn json_error(e: &actix_web::error::JsonPayloadError) -> AppError {
+    use actix_web::error::JsonPayloadError as E;
+    match e {
+        E::OverflowKnownLength { limit, .. } | E::Overflow { limit } => {
+            AppError::PayloadTooLarge { limit: *limit }
+        }
+        E::ContentType => AppError::UnsupportedMediaType {
+            expected: "application/json",
+        },
+        E::Deserialize(inner) if inner.is_data() => {
+            AppError::bad_request("invalid_request", inner.to_string())
+        }
+        E::Deserialize(inner) => AppError::bad_request("invalid_json", inner.to_string()),
+        other => AppError::bad_request("invalid_json", other.to_string()),
+    }
+}
+
+/// What a urlencoded form extractor failure means for the caller.
+pub fn form_error(e: &actix_web::error::UrlencodedError) -> AppError {
+    use actix_web::error::UrlencodedError as E;
+    match e {
+        E::Overflow { limit, .. } => AppError::PayloadTooLarge { limit: *limit },
+        E::ContentType => AppError::UnsupportedMediaType {
+            expected: "application/x-www-form-urlencoded",
+        },
+        E::Parse(inner) => AppError::bad_request("invalid_form", inner.to_string()),
+        other => AppError::bad_request("invalid_form", other.to_string()),
+    }
+}

@@ -1,0 +1,216 @@
+//! Background work of every node: re-reading signing keys and following the rotation schedule, and
+//! purging expired rows in bounded batches (also run once by `tessera purge`).
+
+use actix_web::web;
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::schema::{
+    authorization_codes, refresh_token_families, refresh_tokens, revoked_access_tokens, sessions,
+    used_assertion_jtis,
+};
+use crate::db::{self, DbConn};
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// The tables the janitor purges, in the order it purges them (tokens before their families).
+pub const TABLES: [Table; 6] = [
+    Table::AuthorizationCodes,
+    Table::RefreshTokens,
+    Table::RefreshTokenFamilies,
+    Table::RevokedAccessTokens,
+    Table::UsedAssertionJtis,
+    Table::Sessions,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    AuthorizationCodes,
+    RefreshTokens,
+    RefreshTokenFamilies,
+    RevokedAccessTokens,
+    UsedAssertionJtis,
+    Sessions,
+}
+
+impl Table {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AuthorizationCodes => "authorization_codes",
+            Self::RefreshTokens => "refresh_tokens",
+            Self::RefreshTokenFamilies => "refresh_token_families",
+            Self::RevokedAccessTokens => "revoked_access_tokens",
+            Self::UsedAssertionJtis => "used_assertion_jtis",
+            Self::Sessions => "sessions",
+        }
+    }
+}
+
+/// Deletes up to `limit` rows that expired before `now`: their keys are read first (an indexed range
+/// scan), then deleted by key, so each statement touches a bounded number of rows on both backends.
+macro_rules! purge_by_key {
+    ($conn:expr, $table:ident, $key:ident, $now:expr, $limit:expr) => {{
+        let keys: Vec<String> = $table::table
+            .filter($table::expires_at.lt($now))
+            .order($table::expires_at.asc())
+            .select($table::$key)
+            .limit($limit)
+            .load($conn)?;
+        if keys.is_empty() {
+            0
+        } else {
+            diesel::delete(
+                $table::table
+                    .filter($table::$key.eq_any(&keys))
+                    .filter($table::expires_at.lt($now)),
+            )
+            .execute($conn)?
+        }
+    }};
+}
+
+/// One bounded batch of one table. Returns the rows deleted (fewer than `limit`: the table is clean).
+pub fn purge_batch(conn: &mut DbConn, table: Table, now: i64, limit: i64) -> QueryResult<usize> {
+    Ok(match table {
+        Table::AuthorizationCodes => {
+            purge_by_key!(conn, authorization_codes, code_hash, now, limit)
+        }
+        Table::RefreshTokens => purge_by_key!(conn, refresh_tokens, token_hash, now, limit),
+        Table::RefreshTokenFamilies => purge_by_key!(conn, refresh_token_families, id, now, limit),
+        Table::RevokedAccessTokens => purge_by_key!(conn, revoked_access_tokens, jti, now, limit),
+        // Keyed by (client_id, jti): jtis are selected, and only expired rows with them are deleted.
+        Table::UsedAssertionJtis => purge_by_key!(conn, used_assertion_jtis, jti, now, limit),
+        Table::Sessions => purge_by_key!(conn, sessions, id_hash, now, limit),
+    })
+}
+
+/// Rows deleted per table by one purge.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct Purged {
+    pub authorization_codes: usize,
+    pub refresh_tokens: usize,
+    pub refresh_token_families: usize,
+    pub revoked_access_tokens: usize,
+    pub used_assertion_jtis: usize,
+    pub sessions: usize,
+}
+
+impl Purged {
+    fn add(&mut self, table: Table, n: usize) {
+        let slot = match table {
+            Table::AuthorizationCodes => &mut self.authorization_codes,
+            Table::RefreshTokens => &mut self.refresh_tokens,
+            Table::RefreshTokenFamilies => &mut self.refresh_token_families,
+            Table::RevokedAccessTokens => &mut self.revoked_access_tokens,
+            Table::UsedAssertionJtis => &mut self.used_assertion_jtis,
+            Table::Sessions => &mut self.sessions,
+        };
+        *slot += n;
+    }
+
+    pub fn total(&self) -> usize {
+        self.authorization_codes
+            + self.refresh_tokens
+            + self.refresh_token_families
+            + self.revoked_access_tokens
+            + self.used_assertion_jtis
+            + self.sessions
+    }
+}
+
+/// Purges everything expired before `now`, batch after batch, on one connection (`tessera purge`).
+pub fn purge_all(conn: &mut DbConn, now: i64, batch: u32) -> QueryResult<Purged> {
+    let mut purged = Purged::default();
+    for table in TABLES {
+        loop {
+            let n = purge_batch(conn, table, now, i64::from(batch))?;
+            purged.add(table, n);
+            if n < batch as usize {
+                break;
+            }
+        }
+    }
+    Ok(purged)
+}
+
+/// The server's purge: each batch takes a pooled connection of its own and gives it back, so
+/// requests are served between batches however much there is to delete.
+pub async fn purge_pool(state: &web::Data<AppState>) -> Result<Purged, AppError> {
+    let batch = state.settings.purge_batch_size;
+    let now = db::now();
+    let mut purged = Purged::default();
+    for table in TABLES {
+        loop {
+            let n = db::run(&state.pool, move |conn| {
+                Ok(purge_batch(conn, table, now, i64::from(batch))?)
+            })
+            .await?;
+            purged.add(table, n);
+            state.metrics.purged(table.name(), n);
+            if n < batch as usize {
+                break;
+            }
+            actix_web::rt::task::yield_now().await;
+        }
+    }
+    Ok(purged)
+}
+
+/// Writes the API-key usage counted since the last flush; a failure keeps the counts for the next try.
+pub async fn flush_usage(state: &web::Data<AppState>) {
+    let st = state.clone();
+    let result = db::run(&state.pool, move |conn| {
+        st.usage.flush(conn).map_err(AppError::internal)
+    })
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "cannot write API-key usage; will retry");
+    }
+}
+
+/// Starts the node's background jobs; they end when the returned handles are aborted.
+pub fn spawn(state: web::Data<AppState>) -> Vec<actix_web::rt::task::JoinHandle<()>> {
+    let keys = {
+        let state = state.clone();
+        actix_web::rt::spawn(async move {
+            let every = state.settings.key_reload_interval;
+            loop {
+                actix_web::rt::time::sleep(every).await;
+                let st = state.clone();
+                let result = db::run(&state.pool.clone(), move |conn| {
+                    st.keyring
+                        .maintain(conn, &st.settings)
+                        .map_err(AppError::internal)
+                })
+                .await;
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "signing-key maintenance failed; will retry");
+                }
+            }
+        })
+    };
+    let usage = {
+        let state = state.clone();
+        actix_web::rt::spawn(async move {
+            loop {
+                actix_web::rt::time::sleep(state.settings.usage_flush_interval).await;
+                flush_usage(&state).await;
+            }
+        })
+    };
+    let purge = actix_web::rt::spawn(async move {
+        let every = state.settings.purge_interval;
+        loop {
+            actix_web::rt::time::sleep(every).await;
+            state.limits.forget_idle();
+            match purge_pool(&state).await {
+                Ok(p) if p.total() > 0 => {
+                    tracing::info!(rows = p.total(), "purged expired rows");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "purge failed; will retry"),
+            }
+        }
+    });
+    vec![keys, purge, usage]
+}

@@ -1,0 +1,170 @@
+//! Signing key generation (ring), their public JWKs, and encryption of private keys at rest (AES-256-GCM).
+
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::rand::SystemRandom;
+use ring::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _,
+};
+use serde_json::json;
+
+use crate::config::{SecretBytes, SigningAlg};
+use crate::crypto::{base64url, random_bytes};
+
+/// A freshly generated key: its private key (PKCS#8; PKCS#1 for RSA) and its public JWK (with `kid`, `alg`, `use`).
+pub struct GeneratedKey {
+    pub kid: String,
+    pub pkcs8: Vec<u8>,
+    pub public_jwk: serde_json::Value,
+}
+
+impl std::fmt::Debug for GeneratedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeneratedKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+pub fn generate(alg: SigningAlg) -> Result<GeneratedKey, String> {
+    let rng = SystemRandom::new();
+    let kid = crate::crypto::random_id("key", 16);
+    match alg {
+        SigningAlg::EdDSA => {
+            let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| e.to_string())?;
+            let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|e| e.to_string())?;
+            let jwk = json!({
+                "kty": "OKP", "crv": "Ed25519", "x": base64url(pair.public_key().as_ref()),
+                "kid": kid, "alg": "EdDSA", "use": "sig",
+            });
+            Ok(GeneratedKey {
+                kid,
+                pkcs8: pkcs8.as_ref().to_vec(),
+                public_jwk: jwk,
+            })
+        }
+        SigningAlg::RS256 => {
+            use rsa::pkcs1::EncodeRsaPrivateKey as _;
+            use rsa::traits::PublicKeyParts as _;
+            let key =
+                rsa::RsaPrivateKey::new(&mut RingRng(rng), 2048).map_err(|e| e.to_string())?;
+            let der = key.to_pkcs1_der().map_err(|e| e.to_string())?;
+            let jwk = json!({
+                "kty": "RSA", "n": base64url(&key.n().to_bytes_be()), "e": base64url(&key.e().to_bytes_be()),
+                "kid": kid, "alg": "RS256", "use": "sig",
+            });
+            Ok(GeneratedKey {
+                kid,
+                pkcs8: der.as_bytes().to_vec(),
+                public_jwk: jwk,
+            })
+        }
+        SigningAlg::ES256 => {
+            let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .map_err(|e| e.to_string())?;
+            let pair =
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+                    .map_err(|e| e.to_string())?;
+            // Uncompressed SEC1 point: 0x04 || x (32) || y (32).
+            let point = pair.public_key().as_ref();
+            let jwk = json!({
+                "kty": "EC", "crv": "P-256",
+                "x": base64url(&point[1..33]), "y": base64url(&point[33..65]),
+                "kid": kid, "alg": "ES256", "use": "sig",
+            });
+            Ok(GeneratedKey {
+                kid,
+                pkcs8: pkcs8.as_ref().to_vec(),
+                public_jwk: jwk,
+            })
+        }
+    }
+}
+
+/// ring's CSPRNG behind the `rand_core` traits the `rsa` crate asks for.
+struct RingRng(SystemRandom);
+
+impl rand_core::RngCore for RingRng {
+    fn next_u32(&mut self) -> u32 {
+        let mut b = [0u8; 4];
+        self.fill_bytes(&mut b);
+        u32::from_le_bytes(b)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        self.fill_bytes(&mut b);
+        u64::from_le_bytes(b)
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        ring::rand::SecureRandom::fill(&self.0, dest)
+            .expect("the operating system's random number generator failed");
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        ring::rand::SecureRandom::fill(&self.0, dest).map_err(rand_core::Error::new)
+    }
+}
+
+impl rand_core::CryptoRng for RingRng {}
+
+fn aead_key(master: &SecretBytes) -> Result<LessSafeKey, String> {
+    UnboundKey::new(&AES_256_GCM, master.expose())
+        .map(LessSafeKey::new)
+        .map_err(|_| "the master key must be 32 bytes".to_owned())
+}
+
+/// `nonce || ciphertext || tag`, bound to `aad` (the key id) so ciphertexts cannot be swapped between rows.
+pub fn seal(master: &SecretBytes, aad: &str, plaintext: &[u8]) -> Result<Vec<u8>, String> {
+    let key = aead_key(master)?;
+    let nonce_bytes = random_bytes::<NONCE_LEN>();
+    let mut buf = plaintext.to_vec();
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce_bytes),
+        Aad::from(aad.as_bytes()),
+        &mut buf,
+    )
+    .map_err(|_| "encryption failed".to_owned())?;
+    let mut out = nonce_bytes.to_vec();
+    out.extend_from_slice(&buf);
+    Ok(out)
+}
+
+/// Reverses [`seal`]; fails when the master key or the key id differs.
+pub fn open(master: &SecretBytes, aad: &str, sealed: &[u8]) -> Result<Vec<u8>, String> {
+    let key = aead_key(master)?;
+    if sealed.len() < NONCE_LEN {
+        return Err("ciphertext too short".into());
+    }
+    let (nonce, rest) = sealed.split_at(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| "bad nonce".to_owned())?;
+    let mut buf = rest.to_vec();
+    let plain = key
+        .open_in_place(nonce, Aad::from(aad.as_bytes()), &mut buf)
+        .map_err(|_| "cannot decrypt: wrong TESSERA_MASTER_KEY or corrupted key".to_owned())?;
+    Ok(plain.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_keys_open_only_with_the_same_master_and_kid() {
+        let master = SecretBytes::new(vec![1; 32]);
+        let sealed = seal(&master, "kid1", b"secret key").expect("seal");
+        assert_eq!(open(&master, "kid1", &sealed).expect("open"), b"secret key");
+        assert!(open(&master, "kid2", &sealed).is_err());
+        assert!(open(&SecretBytes::new(vec![2; 32]), "kid1", &sealed).is_err());
+    }
+
+    #[test]
+    fn generated_keys_have_public_jwks() {
+        for alg in [SigningAlg::EdDSA, SigningAlg::ES256, SigningAlg::RS256] {
+            let k = generate(alg).expect("generate");
+            assert_eq!(k.public_jwk["alg"], alg.as_str());
+            assert_eq!(k.public_jwk["kid"], k.kid.as_str());
+            assert!(k.public_jwk.get("d").is_none(), "no private part");
+        }
+    }
+}

@@ -1,0 +1,442 @@
+//! Signing keys (ring), RFC 9068 access-token JWTs (jsonwebtoken), and the JWKS document.
+
+pub mod keys;
+mod store;
+
+pub use store::SigningKeyRow;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use actix_web::{HttpResponse, get, web};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{self, Actor};
+use crate::config::{SecretBytes, Settings, SigningAlg};
+use crate::db::{self, DbConn};
+use crate::error::AppError;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(jwks);
+}
+
+/// RFC 9068 access-token claims.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
+    pub jti: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// One key, ready to sign (when current) and verify.
+struct LoadedKey {
+    kid: String,
+    alg: Algorithm,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    jwk: serde_json::Value,
+    publish_at: i64,
+    sign_from: i64,
+    sign_until: Option<i64>,
+    retire_at: Option<i64>,
+}
+
+impl LoadedKey {
+    /// Published and not yet retired: tokens it signed may still be verified.
+    fn trusted(&self, now: i64) -> bool {
+        self.publish_at <= now && self.retire_at.is_none_or(|r| now < r)
+    }
+}
+
+/// The signing keys of this node, loaded from the database and decrypted with the master key.
+pub struct Keyring {
+    master: SecretBytes,
+    keys: RwLock<Arc<Vec<LoadedKey>>>,
+    /// When an unknown `kid` last made this node re-read the keys (unix ms): at most once a second.
+    reread_at: AtomicI64,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keyring([redacted])")
+    }
+}
+
+impl Keyring {
+    /// Loads the live keys, creating a first key of `alg` when none can sign now.
+    pub fn load_or_create(
+        conn: &mut DbConn,
+        master: SecretBytes,
+        alg: SigningAlg,
+    ) -> Result<Self, String> {
+        let ring = Self {
+            master,
+            keys: RwLock::new(Arc::new(Vec::new())),
+            reread_at: AtomicI64::new(0),
+        };
+        ring.reload(conn)?;
+        if ring.current().is_none() {
+            let outcome = rotate(conn, &ring.master, alg, 0, 0, Actor::System)?;
+            tracing::info!(kid = %outcome.kid(), alg = alg.as_str(), "generated a signing key");
+            ring.reload(conn)?;
+        }
+        Ok(ring)
+    }
+
+    /// The periodic job of every node: re-read the keys (another node or the CLI may have rotated
+    /// them), and start the next rotation when the schedule says so.
+    pub fn maintain(&self, conn: &mut DbConn, settings: &Settings) -> Result<(), String> {
+        self.reload(conn)?;
+        let head = store::find_head(conn).map_err(|e| e.to_string())?;
+        let now = db::now();
+        let due = match &head {
+            None => true,
+            Some(h) => {
+                let age = now - h.sign_from;
+                let rotate_at = settings.signing_key_rotation.as_secs() as i64
+                    - settings.signing_key_lead_time.as_secs() as i64;
+                h.sign_from <= now
+                    && (age >= rotate_at
+                        || SigningAlg::parse(&h.algorithm) != Some(settings.signing_alg))
+            }
+        };
+        if due {
+            let outcome = rotate(
+                conn,
+                &self.master,
+                settings.signing_alg,
+                settings.signing_key_lead_time.as_secs() as i64,
+                retire_after(settings),
+                Actor::System,
+            )?;
+            if let RotateOutcome::Rotated { kid, sign_from, .. } = &outcome {
+                tracing::info!(%kid, sign_from, "scheduled signing-key rotation");
+            }
+            self.reload(conn)?;
+        }
+        Ok(())
+    }
+
+    /// Re-reads the keys from the database (another node may have rotated them).
+    pub fn reload(&self, conn: &mut DbConn) -> Result<(), String> {
+        let rows = store::find_live_signing_keys(conn, db::now())
+            .map_err(|e| format!("cannot read signing keys: {e}"))?;
+        let mut loaded = Vec::with_capacity(rows.len());
+        for row in rows {
+            let pkcs8 = keys::open(&self.master, &row.kid, &row.private_key_encrypted)
+                .map_err(|e| format!("signing key {}: {e}", row.kid))?;
+            let jwk: serde_json::Value = serde_json::from_str(&row.public_jwk)
+                .map_err(|e| format!("signing key {}: bad JWK ({e})", row.kid))?;
+            let b64 = |field: &str| -> Result<Vec<u8>, String> {
+                use base64::Engine as _;
+                let v = jwk[field].as_str().ok_or("JWK field missing")?;
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(v)
+                    .map_err(|e| e.to_string())
+            };
+            let (alg, encoding, decoding) = match SigningAlg::parse(&row.algorithm) {
+                Some(SigningAlg::EdDSA) => (
+                    Algorithm::EdDSA,
+                    EncodingKey::from_ed_der(&pkcs8),
+                    DecodingKey::from_ed_der(&b64("x")?),
+                ),
+                Some(SigningAlg::ES256) => {
+                    let mut point = vec![4u8];
+                    point.extend(b64("x")?);
+                    point.extend(b64("y")?);
+                    (
+                        Algorithm::ES256,
+                        EncodingKey::from_ec_der(&pkcs8),
+                        DecodingKey::from_ec_der(&point),
+                    )
+                }
+                Some(SigningAlg::RS256) => (
+                    Algorithm::RS256,
+                    EncodingKey::from_rsa_der(&pkcs8),
+                    DecodingKey::from_rsa_raw_components(&b64("n")?, &b64("e")?),
+                ),
+                None => return Err(format!("signing key {}: unknown algorithm", row.kid)),
+            };
+            loaded.push(LoadedKey {
+                kid: row.kid,
+                alg,
+                encoding,
+                decoding,
+                jwk,
+                publish_at: row.publish_at,
+                sign_from: row.sign_from,
+                sign_until: row.sign_until,
+                retire_at: row.retire_at,
+            });
+        }
+        let mut guard = self.keys.write().map_err(|_| "keyring lock poisoned")?;
+        *guard = Arc::new(loaded);
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Arc<Vec<LoadedKey>> {
+        self.keys
+            .read()
+            .map(|g| Arc::clone(&g))
+            .unwrap_or_else(|p| Arc::clone(&p.into_inner()))
+    }
+
+    /// Index of the key that signs now: the newest whose signing window contains `now`.
+    fn current_index(keys: &[LoadedKey], now: i64) -> Option<usize> {
+        keys.iter()
+            .enumerate()
+            .filter(|(_, k)| k.sign_from <= now && k.sign_until.is_none_or(|u| now < u))
+            .max_by_key(|(_, k)| k.sign_from)
+            .map(|(i, _)| i)
+    }
+
+    fn current(&self) -> Option<String> {
+        let keys = self.snapshot();
+        Self::current_index(&keys, db::now()).map(|i| keys[i].kid.clone())
+    }
+
+    /// Signs an RFC 9068 access token (`typ: at+jwt`, `kid` in the header). Writes nothing.
+    pub fn sign(&self, claims: &AccessClaims) -> Result<String, AppError> {
+        let keys = self.snapshot();
+        let i = Self::current_index(&keys, db::now())
+            .ok_or_else(|| AppError::internal("no signing key is active"))?;
+        let key = &keys[i];
+        let mut header = Header::new(key.alg);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, claims, &key.encoding)
+            .map_err(|e| AppError::internal(format!("signing: {e}")))
+    }
+
+    /// Verifies a token this server signed: known `kid`, that key's algorithm, `typ: at+jwt`, our
+    /// issuer, not expired. The audience is checked by the caller, who knows which API it serves.
+    pub fn verify(&self, token: &str, issuer: &str) -> Option<AccessClaims> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if !header
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt"))
+        {
+            return None;
+        }
+        let keys = self.snapshot();
+        let now = db::now();
+        let key = keys
+            .iter()
+            .find(|k| Some(&k.kid) == header.kid.as_ref() && k.trusted(now))?;
+        let mut validation = Validation::new(key.alg);
+        validation.set_issuer(&[issuer]);
+        validation.validate_aud = false;
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "iss", "sub", "iat"]);
+        jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
+            .ok()
+            .map(|d| d.claims)
+    }
+
+    /// As [`Keyring::verify`], but a token whose `kid` this node has not loaded yet (another node or
+    /// the CLI rotated with `--now`) makes it re-read the keys first, at most once a second.
+    pub fn verify_fresh(
+        &self,
+        conn: &mut DbConn,
+        token: &str,
+        issuer: &str,
+    ) -> Option<AccessClaims> {
+        if let Some(claims) = self.verify(token, issuer) {
+            return Some(claims);
+        }
+        let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
+        if self.snapshot().iter().any(|k| k.kid == kid) {
+            return None;
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let last = self.reread_at.load(Ordering::Relaxed);
+        if now_ms - last < 1000
+            || self
+                .reread_at
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return None;
+        }
+        if let Err(e) = self.reload(conn) {
+            tracing::warn!(error = %e, "cannot re-read the signing keys");
+            return None;
+        }
+        self.verify(token, issuer)
+    }
+
+    /// The public keys clients should trust now (published, not retired).
+    pub fn jwks(&self) -> serde_json::Value {
+        let now = db::now();
+        let keys: Vec<serde_json::Value> = self
+            .snapshot()
+            .iter()
+            .filter(|k| k.trusted(now))
+            .map(|k| k.jwk.clone())
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
+}
+
+#[get("/.well-known/jwks.json")]
+async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .json(state.keyring.jwks())
+}
+
+/// How long a key stays published after it stops signing: the last token it signed must still be
+/// verifiable until it expires, even one signed by a node that had not yet re-read the keys, on a
+/// verifier whose clock is `clock_skew` behind.
+pub fn retire_after(settings: &Settings) -> i64 {
+    (settings.access_token_ttl + settings.key_reload_interval + settings.clock_skew)
+        .as_secs_f64()
+        .ceil() as i64
+}
+
+/// What a rotation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// A new key was stored: published now, signing from `sign_from`; `previous` stops then.
+    Rotated {
+        kid: String,
+        sign_from: i64,
+        previous: Option<String>,
+    },
+    /// A successor already waits for its turn (or another node created it just now).
+    AlreadyScheduled { kid: String, sign_from: i64 },
+}
+
+impl RotateOutcome {
+    pub fn kid(&self) -> &str {
+        match self {
+            Self::Rotated { kid, .. } | Self::AlreadyScheduled { kid, .. } => kid,
+        }
+    }
+}
+
+/// Creates the successor of the current key: published at once, signing `lead_secs` from now; the
+/// current key signs until then and is retired `retire_after_secs` later. At most one successor per
+/// key exists (a unique index), so nodes rotating at the same moment cannot fork the chain.
+pub fn rotate(
+    conn: &mut DbConn,
+    master: &SecretBytes,
+    alg: SigningAlg,
+    lead_secs: i64,
+    retire_after_secs: i64,
+    actor: Actor,
+) -> Result<RotateOutcome, String> {
+    use diesel::Connection as _;
+    if let Some(pending) = pending_successor(conn)? {
+        return Ok(pending);
+    }
+    // Generated outside the transaction: an RSA key takes a while and must not hold a write lock.
+    let key = keys::generate(alg)?;
+    let sealed = keys::seal(master, &key.kid, &key.pkcs8)?;
+    let jwk = key.public_jwk.to_string();
+    let result = conn.transaction(|conn| -> diesel::QueryResult<RotateOutcome> {
+        let now = db::now();
+        let head = store::find_head(conn)?;
+        if let Some(h) = &head
+            && h.sign_from > now
+        {
+            return Ok(RotateOutcome::AlreadyScheduled {
+                kid: h.kid.clone(),
+                sign_from: h.sign_from,
+            });
+        }
+        let sign_from = now + lead_secs.max(0);
+        store::insert_signing_key(
+            conn,
+            &store::NewSigningKey {
+                kid: &key.kid,
+                algorithm: alg.as_str(),
+                public_jwk: &jwk,
+                private_key_encrypted: &sealed,
+                created_at: now,
+                publish_at: now,
+                sign_from,
+                successor_of: head.as_ref().map(|h| h.kid.as_str()),
+            },
+        )?;
+        if let Some(h) = &head {
+            store::end_signing_key(
+                conn,
+                &h.kid,
+                sign_from,
+                sign_from + retire_after_secs.max(0),
+            )?;
+        }
+        audit::record(
+            conn,
+            audit::Event::new(actor, "signing_key.rotate")
+                .target("signing_key", &key.kid)
+                .details(serde_json::json!({
+                    "algorithm": alg.as_str(),
+                    "sign_from": sign_from,
+                    "previous": head.as_ref().map(|h| h.kid.as_str()),
+                })),
+        )?;
+        Ok(RotateOutcome::Rotated {
+            kid: key.kid.clone(),
+            sign_from,
+            previous: head.map(|h| h.kid),
+        })
+    });
+    match result {
+        Ok(outcome) => Ok(outcome),
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => pending_successor(conn)?
+            .ok_or_else(|| "a concurrent rotation failed half-way".to_owned()),
+        Err(e) => Err(format!("cannot store the signing key: {e}")),
+    }
+}
+
+fn pending_successor(conn: &mut DbConn) -> Result<Option<RotateOutcome>, String> {
+    let head = store::find_head(conn).map_err(|e| e.to_string())?;
+    Ok(head
+        .filter(|h| h.sign_from > db::now())
+        .map(|h| RotateOutcome::AlreadyScheduled {
+            kid: h.kid,
+            sign_from: h.sign_from,
+        }))
+}
+
+/// Every signing key with its state at `now` (`next`, `current`, `previous`, `retired`), newest first.
+pub fn list_keys(conn: &mut DbConn) -> Result<Vec<serde_json::Value>, AppError> {
+    let now = db::now();
+    let rows = store::find_all_signing_keys(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|k| {
+            let state = if k.retire_at.is_some_and(|r| r <= now) {
+                "retired"
+            } else if k.sign_from > now {
+                "next"
+            } else if k.sign_until.is_none_or(|u| now < u) {
+                "current"
+            } else {
+                "previous"
+            };
+            serde_json::json!({
+                "kid": k.kid, "algorithm": k.algorithm, "state": state,
+                "created_at": k.created_at, "publish_at": k.publish_at, "sign_from": k.sign_from,
+                "sign_until": k.sign_until, "retire_at": k.retire_at,
+            })
+        })
+        .collect())
+}

@@ -1,0 +1,22 @@
+//! Tessera: a self-hosted authorization server (OAuth 2.0, API keys, JWT) on SQLite or PostgreSQL.
+
+pub mod accounts;
+pub mod apikeys;
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod i18n;
+pub mod janitor;
+pub mod jwt;
+pub mod metrics;
+pub mod oauth;
+pub mod ops;
+pub mod ratelimit;
+pub mod request;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod web;

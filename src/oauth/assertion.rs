@@ -1,0 +1,226 @@
+//! JWTs signed by clients (RFC 7523): client authentication by `private_key_jwt` and
+//! `client_secret_jwt` (§2.2), and the JWT bearer grant (§2.1). Each `jti` is accepted once.
+
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+use super::model::{Client, TokenAuthMethod};
+use super::store;
+use crate::db;
+use crate::error::AppError;
+use crate::state::AppState;
+
+pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// AEAD associated data of a `client_secret_jwt` secret: binds the ciphertext to its client.
+pub fn secret_aad(client_id: &str) -> String {
+    format!("client_secret:{client_id}")
+}
+
+/// What the assertion is for: it decides the error code of a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// `client_assertion`: failures are 401 `invalid_client`.
+    ClientAuthentication,
+    /// The `assertion` of the JWT bearer grant: failures are 400 `invalid_grant`.
+    Grant,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The claims Tessera reads from a client's JWT. Times are NumericDate: fractions are allowed
+/// (RFC 7519 §2) and rounded down.
+#[derive(Debug, Deserialize)]
+pub struct AssertionClaims {
+    pub iss: String,
+    pub sub: String,
+    aud: Audience,
+    #[serde(deserialize_with = "numeric_date")]
+    pub exp: i64,
+    #[serde(default, deserialize_with = "optional_numeric_date")]
+    pub iat: Option<i64>,
+    #[serde(default, deserialize_with = "optional_numeric_date")]
+    pub nbf: Option<i64>,
+    pub jti: Option<String>,
+}
+
+fn numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let v = f64::deserialize(d)?;
+    if !v.is_finite() {
+        return Err(serde::de::Error::custom("not a NumericDate"));
+    }
+    Ok(v.floor() as i64)
+}
+
+fn optional_numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    numeric_date(d).map(Some)
+}
+
+/// The longest an assertion may live: `exp` at most one hour after now.
+const MAX_LIFETIME: i64 = 3600;
+
+fn refuse(use_: Use, why: &str) -> AppError {
+    match use_ {
+        Use::ClientAuthentication => AppError::oauth("invalid_client", why.to_owned()),
+        Use::Grant => AppError::oauth("invalid_grant", why.to_owned()),
+    }
+}
+
+/// The `iss` of a JWT before its signature is checked: only used to find whose key to check it with.
+fn unverified_issuer(jwt: &str) -> Option<String> {
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("iss")?.as_str().map(str::to_owned)
+}
+
+/// Verifies a client-signed JWT: the client named by `iss`, its registered key (an asymmetric key for
+/// `private_key_jwt`, the encrypted secret for `client_secret_jwt`; `alg: none` and algorithm
+/// confusion are impossible because the accepted algorithms come from the client's registration),
+/// `sub` = the client, `aud` one of `audiences`, `exp` within one hour (± the clock skew), `iat`, and a
+/// `jti` not seen before. Returns the client and the claims.
+pub async fn verify(
+    state: &AppState,
+    jwt: &str,
+    use_: Use,
+    audiences: &[String],
+) -> Result<(Client, AssertionClaims), AppError> {
+    let generic = || refuse(use_, "the client assertion is invalid");
+    if jwt.len() > 8 * 1024 {
+        return Err(generic());
+    }
+    let header = jsonwebtoken::decode_header(jwt).map_err(|_| generic())?;
+    let client_id = unverified_issuer(jwt).ok_or_else(generic)?;
+    let lookup = client_id.clone();
+    let client = db::run(&state.pool, move |conn| {
+        Ok(store::find_client(conn, &lookup)?)
+    })
+    .await?
+    .filter(|c| c.disabled_at.is_none())
+    .ok_or_else(generic)?;
+    let method = client.auth_method();
+    let keys: Vec<DecodingKey> = match method {
+        TokenAuthMethod::ClientSecretJwt => {
+            if header.alg != Algorithm::HS256 {
+                return Err(refuse(use_, "client_secret_jwt assertions must be HS256"));
+            }
+            let sealed = client.secret_encrypted.as_deref().ok_or_else(generic)?;
+            let secret = crate::jwt::keys::open(&state.master_key, &secret_aad(&client.id), sealed)
+                .map_err(|_| AppError::internal("a client secret cannot be decrypted"))?;
+            vec![DecodingKey::from_secret(&secret)]
+        }
+        TokenAuthMethod::PrivateKeyJwt => {
+            if !matches!(
+                header.alg,
+                Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA
+            ) {
+                return Err(refuse(
+                    use_,
+                    "private_key_jwt assertions must be RS256, ES256 or EdDSA",
+                ));
+            }
+            let set = match (&client.jwks, &client.jwks_uri) {
+                (Some(inline), _) => super::client_keys::parse_jwks(inline)
+                    .map_err(|_| AppError::internal("a client's registered JWKS is unreadable"))?,
+                (None, Some(uri)) => (*state
+                    .jwks_cache
+                    .get(uri, header.kid.as_deref())
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!(client_id = %client.id, error = %e, "client JWKS unavailable");
+                        refuse(use_, "the client's keys could not be fetched")
+                    })?)
+                .clone(),
+                (None, None) => return Err(generic()),
+            };
+            set.keys
+                .iter()
+                .filter(|k| {
+                    header
+                        .kid
+                        .as_deref()
+                        .is_none_or(|kid| k.common.key_id.as_deref() == Some(kid))
+                })
+                .filter_map(|k| DecodingKey::from_jwk(k).ok())
+                .collect()
+        }
+        _ => {
+            return Err(refuse(
+                use_,
+                "this client is not registered for JWT authentication",
+            ));
+        }
+    };
+    let mut validation = Validation::new(header.alg);
+    validation.validate_exp = false; // checked below with the configured skew
+    validation.validate_aud = false; // checked below against our own endpoints
+    validation.set_required_spec_claims::<&str>(&[]);
+    // A key of the wrong family (an HMAC secret vs. a public key) fails here: no algorithm confusion.
+    let claims = keys
+        .iter()
+        .find_map(|key| jsonwebtoken::decode::<serde_json::Value>(jwt, key, &validation).ok())
+        .map(|d| d.claims)
+        .ok_or_else(|| refuse(use_, "the assertion's signature does not verify"))?;
+    let claims: AssertionClaims = serde_json::from_value(claims).map_err(|e| {
+        refuse(
+            use_,
+            &format!(
+                "the assertion's claims are malformed ({e}); iss, sub, aud and exp are required"
+            ),
+        )
+    })?;
+    // The signature holds: from here the reasons can be told to the client.
+    let skew = state.settings.clock_skew.as_secs() as i64;
+    let now = db::now();
+    if claims.iss != client.id || claims.sub != client.id {
+        return Err(refuse(use_, "iss and sub must both be the client_id"));
+    }
+    let aud_ok = match &claims.aud {
+        Audience::One(a) => audiences.contains(a),
+        Audience::Many(list) => list.iter().any(|a| audiences.contains(a)),
+    };
+    if !aud_ok {
+        return Err(refuse(
+            use_,
+            "aud must be the issuer, the token endpoint or this endpoint's URL",
+        ));
+    }
+    if claims.exp + skew <= now {
+        return Err(refuse(use_, "the assertion has expired"));
+    }
+    if claims.exp > now + MAX_LIFETIME + skew {
+        return Err(refuse(use_, "exp may be at most one hour ahead"));
+    }
+    match claims.iat {
+        None => return Err(refuse(use_, "iat is missing")),
+        Some(iat) if iat > now + skew => {
+            return Err(refuse(use_, "iat is in the future"));
+        }
+        Some(_) => {}
+    }
+    if claims.nbf.is_some_and(|nbf| nbf > now + skew) {
+        return Err(refuse(use_, "the assertion is not valid yet (nbf)"));
+    }
+    let jti = match claims.jti.as_deref() {
+        Some(j) if !j.is_empty() && j.len() <= 256 => j.to_owned(),
+        _ => return Err(refuse(use_, "jti is missing or longer than 256 characters")),
+    };
+    // Remembered until the assertion could no longer be accepted anyway.
+    let until = claims.exp + skew;
+    let id = client.id.clone();
+    let fresh = db::run(&state.pool, move |conn| {
+        Ok(store::record_assertion_jti(conn, &id, &jti, until)?)
+    })
+    .await?;
+    if !fresh {
+        return Err(refuse(use_, "this assertion (jti) was already used"));
+    }
+    Ok((client, claims))
+}

@@ -1,0 +1,283 @@
+//! Client authentication for the token, revocation and introspection endpoints (RFC 6749 §2.3):
+//! `client_secret_basic`, `client_secret_post`, `client_secret_jwt` and `private_key_jwt`
+//! (RFC 7523 §2.2), and `none` for public clients.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+
+use super::assertion::{self, CLIENT_ASSERTION_TYPE};
+use super::model::Client;
+use super::{CLIENT_SECRET_PURPOSE, store};
+use crate::crypto::Hasher;
+use crate::db::DbConn;
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// How the client proved itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    SecretBasic,
+    SecretPost,
+    /// A client assertion (RFC 7523), HS256 with the client secret or signed with the client's key.
+    Jwt,
+    /// A public client: identified by `client_id`, proven by nothing (PKCE protects its grants).
+    None,
+}
+
+/// Parses an `application/x-www-form-urlencoded` OAuth request body; a repeated parameter is an error
+/// (RFC 6749 §3.2), as is a body of another type.
+pub fn parse_form(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<HashMap<String, String>, AppError> {
+    let is_form = content_type
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|ct| {
+            ct.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return Err(AppError::oauth(
+            "invalid_request",
+            "the body must be application/x-www-form-urlencoded".to_owned(),
+        ));
+    }
+    let mut params = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        if v.is_empty() {
+            continue; // RFC 6749 §3.1: parameters sent without a value are treated as omitted.
+        }
+        if params.insert(k.to_string(), v.into_owned()).is_some() {
+            return Err(AppError::oauth(
+                "invalid_request",
+                format!("the parameter '{k}' is repeated"),
+            ));
+        }
+    }
+    Ok(params)
+}
+
+/// The form parameters and the `Authorization` header of a token, revocation or introspection request.
+pub fn read_request(
+    req: &actix_web::HttpRequest,
+    body: &[u8],
+) -> Result<(HashMap<String, String>, Option<String>), AppError> {
+    use actix_web::http::header;
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let params = parse_form(content_type, body)?;
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().map(str::to_owned))
+        .transpose()
+        .map_err(|_| invalid_client("malformed Authorization header"))?;
+    Ok((params, authorization))
+}
+
+/// `Cache-Control: no-store` and `Pragma: no-cache` on a response that carries tokens (RFC 6749 §5.1).
+pub fn no_store(mut res: actix_web::HttpResponse) -> actix_web::HttpResponse {
+    use actix_web::http::header;
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    res.headers_mut()
+        .insert(header::PRAGMA, header::HeaderValue::from_static("no-cache"));
+    res
+}
+
+fn invalid_client(why: &str) -> AppError {
+    AppError::oauth("invalid_client", why.to_owned())
+}
+
+/// The `client_id` and `client_secret` of an `Authorization: Basic` header, form-url-decoded.
+pub fn basic_credentials(header: &str) -> Result<(String, String), AppError> {
+    let (scheme, rest) = header
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| invalid_client("malformed Authorization header"))?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(invalid_client("unsupported Authorization scheme"));
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .map_err(|_| invalid_client("malformed Basic credentials"))?;
+    let decoded =
+        String::from_utf8(decoded).map_err(|_| invalid_client("malformed Basic credentials"))?;
+    let (id, secret) = decoded
+        .split_once(':')
+        .ok_or_else(|| invalid_client("malformed Basic credentials"))?;
+    let decode = |s: &str| -> String {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Ok((decode(id), decode(secret)))
+}
+
+/// Authenticates the client of a token-endpoint-style request. Every failure is 401 `invalid_client`
+/// (with `WWW-Authenticate`), whatever the reason, so nothing is learnt about which ids exist.
+pub fn authenticate_client(
+    conn: &mut DbConn,
+    hasher: &Hasher,
+    authorization: Option<&str>,
+    params: &HashMap<String, String>,
+) -> Result<(Client, AuthMethod), AppError> {
+    let body_id = params.get("client_id").map(String::as_str);
+    let body_secret = params.get("client_secret").map(String::as_str);
+    let (client_id, secret, method) = match authorization {
+        Some(header) => {
+            let (id, secret) = basic_credentials(header)?;
+            if body_secret.is_some() {
+                return Err(AppError::oauth(
+                    "invalid_request",
+                    "use one client authentication method, not Basic and client_secret both"
+                        .to_owned(),
+                ));
+            }
+            if body_id.is_some_and(|b| b != id) {
+                return Err(AppError::oauth(
+                    "invalid_request",
+                    "client_id in the body differs from the Basic credentials".to_owned(),
+                ));
+            }
+            (id, Some(secret), AuthMethod::SecretBasic)
+        }
+        None => match (body_id, body_secret) {
+            (Some(id), Some(secret)) => (
+                id.to_owned(),
+                Some(secret.to_owned()),
+                AuthMethod::SecretPost,
+            ),
+            (Some(id), None) => (id.to_owned(), None, AuthMethod::None),
+            (None, _) => return Err(invalid_client("no client authentication was sent")),
+        },
+    };
+    let client = check_client(conn, hasher, &client_id, secret.as_deref())?;
+    let method = if client.is_public {
+        AuthMethod::None
+    } else {
+        method
+    };
+    Ok((client, method))
+}
+
+/// The one client check: a confidential client must present its secret (compared in constant time
+/// through HMAC verification); a public client must present none. Disabled and unknown clients fail.
+pub fn check_client(
+    conn: &mut DbConn,
+    hasher: &Hasher,
+    client_id: &str,
+    secret: Option<&str>,
+) -> Result<Client, AppError> {
+    let failed = || invalid_client("unknown client, wrong secret or disabled client");
+    let client = store::find_client(conn, client_id)?.ok_or_else(failed)?;
+    // A client registered for JWT authentication proves itself with assertions only.
+    if client.disabled_at.is_some() || client.auth_method().uses_jwt() {
+        return Err(failed());
+    }
+    match (&client.secret_hash, secret) {
+        (Some(stored), Some(given)) if !client.is_public => {
+            if hasher.verify_hash(CLIENT_SECRET_PURPOSE, given.as_bytes(), stored) {
+                Ok(client)
+            } else {
+                Err(failed())
+            }
+        }
+        (_, None) if client.is_public => Ok(client),
+        _ => Err(failed()),
+    }
+}
+
+/// A client already authenticated by an assertion, or the credentials to check in the request's
+/// transaction (the fast path of secret-based clients takes no extra round trip).
+pub enum ClientAuth {
+    Verified(Client),
+    Credentials {
+        authorization: Option<String>,
+        params: HashMap<String, String>,
+    },
+}
+
+/// `Debug` never prints credentials (the `Authorization` header, `client_secret`, assertions).
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Verified(client) => f.debug_tuple("Verified").field(client).finish(),
+            Self::Credentials { .. } => f.write_str("Credentials([redacted])"),
+        }
+    }
+}
+
+impl ClientAuth {
+    /// The client and how it proved itself.
+    pub fn resolve(
+        self,
+        conn: &mut DbConn,
+        hasher: &Hasher,
+    ) -> Result<(Client, AuthMethod), AppError> {
+        match self {
+            Self::Verified(client) => Ok((client, AuthMethod::Jwt)),
+            Self::Credentials {
+                authorization,
+                params,
+            } => authenticate_client(conn, hasher, authorization.as_deref(), &params),
+        }
+    }
+}
+
+/// Reads the client authentication of a request. A `client_assertion` (RFC 7523 §2.2) is verified
+/// here, off the database connection (its keys may have to be fetched); anything else is returned as
+/// credentials for [`ClientAuth::resolve`].
+pub async fn client_auth(
+    state: &AppState,
+    endpoint: &str,
+    authorization: Option<String>,
+    params: &HashMap<String, String>,
+) -> Result<ClientAuth, AppError> {
+    let (Some(kind), Some(jwt)) = (
+        params.get("client_assertion_type"),
+        params.get("client_assertion"),
+    ) else {
+        if params.contains_key("client_assertion") || params.contains_key("client_assertion_type") {
+            return Err(AppError::oauth(
+                "invalid_request",
+                "client_assertion and client_assertion_type go together".to_owned(),
+            ));
+        }
+        return Ok(ClientAuth::Credentials {
+            authorization,
+            params: params.clone(),
+        });
+    };
+    if kind != CLIENT_ASSERTION_TYPE {
+        return Err(invalid_client("unsupported client_assertion_type"));
+    }
+    if authorization.is_some() || params.contains_key("client_secret") {
+        return Err(AppError::oauth(
+            "invalid_request",
+            "use one client authentication method, not an assertion and a secret".to_owned(),
+        ));
+    }
+    let issuer = state.settings.issuer_str();
+    // RFC 7523 §3: the issuer or the token endpoint; at revocation and introspection also their own URL.
+    let audiences = [
+        issuer.to_owned(),
+        format!("{issuer}/oauth/token"),
+        format!("{issuer}{endpoint}"),
+    ];
+    let (client, _) =
+        assertion::verify(state, jwt, assertion::Use::ClientAuthentication, &audiences).await?;
+    if params.get("client_id").is_some_and(|id| *id != client.id) {
+        return Err(AppError::oauth(
+            "invalid_request",
+            "client_id differs from the assertion's issuer".to_owned(),
+        ));
+    }
+    Ok(ClientAuth::Verified(client))
+}

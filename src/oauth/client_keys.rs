@@ -1,0 +1,276 @@
+//! The public keys of clients that authenticate with `private_key_jwt` (RFC 7523): registered inline
+//! (a JWKS, one JWK, or a PEM public key) or fetched from the client's `jwks_uri` and cached.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
+use serde_json::{Value, json};
+
+use crate::crypto::base64url;
+
+/// A fetched JWKS is trusted this long; a `kid` it lacks triggers a refetch at most this often.
+const CACHE_TTL: Duration = Duration::from_secs(300);
+const REFETCH_AFTER: Duration = Duration::from_secs(30);
+const MAX_JWKS_BYTES: usize = 64 * 1024;
+const MAX_KEYS: usize = 20;
+
+/// Normalises registered key material to a JWKS document (JSON text). Accepts a JWKS, a single JWK,
+/// or one or more PEM public keys (SPKI; PKCS#1 for RSA). Private keys and symmetric keys are refused.
+pub fn normalize_registered_keys(input: &str) -> Result<String, String> {
+    let input = input.trim();
+    let keys: Vec<Value> = if input.starts_with("-----BEGIN") {
+        pem_blocks(input)?
+            .into_iter()
+            .map(|(label, der)| pem_to_jwk(&label, &der))
+            .collect::<Result<_, _>>()?
+    } else {
+        let doc: Value =
+            serde_json::from_str(input).map_err(|e| format!("is neither a JWKS nor PEM ({e})"))?;
+        match doc.get("keys") {
+            Some(Value::Array(keys)) => keys.clone(),
+            Some(_) => return Err("'keys' must be an array".into()),
+            None if doc.get("kty").is_some() => vec![doc],
+            None => return Err("is neither a JWKS ({\"keys\": [...]}) nor a JWK".into()),
+        }
+    };
+    if keys.is_empty() || keys.len() > MAX_KEYS {
+        return Err(format!("must hold 1 to {MAX_KEYS} keys"));
+    }
+    for key in &keys {
+        check_public_jwk(key)?;
+    }
+    Ok(json!({ "keys": keys }).to_string())
+}
+
+/// Parses a JWKS document, keeping only keys usable for client signatures.
+pub fn parse_jwks(text: &str) -> Result<JwkSet, String> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
+    let keys = doc
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or("not a JWKS")?;
+    let usable: Vec<Jwk> = keys
+        .iter()
+        .filter(|k| check_public_jwk(k).is_ok())
+        .filter_map(|k| serde_json::from_value(k.clone()).ok())
+        .collect();
+    Ok(JwkSet { keys: usable })
+}
+
+/// A public signing key of a kind Tessera accepts: RSA (≥ 2048 bits), EC P-256, or Ed25519.
+fn check_public_jwk(key: &Value) -> Result<(), String> {
+    const PRIVATE: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
+    if let Some(member) = PRIVATE.iter().find(|m| key.get(**m).is_some()) {
+        return Err(format!(
+            "holds private key material ('{member}'): register the public key only"
+        ));
+    }
+    if key
+        .get("use")
+        .and_then(Value::as_str)
+        .is_some_and(|u| u != "sig")
+    {
+        return Err("has a 'use' other than 'sig'".into());
+    }
+    let jwk: Jwk = serde_json::from_value(key.clone()).map_err(|e| format!("bad JWK ({e})"))?;
+    match &jwk.algorithm {
+        AlgorithmParameters::RSA(rsa) => {
+            let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(rsa.n.trim_end_matches('='))
+                .map_err(|_| "bad RSA modulus")?;
+            let bits = n.iter().skip_while(|b| **b == 0).count() * 8;
+            if bits < 2048 {
+                return Err("RSA keys must have at least 2048 bits".into());
+            }
+        }
+        AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {}
+        AlgorithmParameters::EllipticCurve(_) => return Err("EC keys must be on P-256".into()),
+        AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {}
+        AlgorithmParameters::OctetKeyPair(_) => return Err("OKP keys must be Ed25519".into()),
+        AlgorithmParameters::OctetKey(_) => {
+            return Err("symmetric ('oct') keys are not public keys".into());
+        }
+    }
+    Ok(())
+}
+
+fn pem_blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut out = Vec::new();
+    let mut current: Option<(String, String)> = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(label) = line
+            .strip_prefix("-----BEGIN ")
+            .and_then(|l| l.strip_suffix("-----"))
+        {
+            current = Some((label.to_owned(), String::new()));
+        } else if line.starts_with("-----END ") {
+            let (label, body) = current.take().ok_or("PEM END without BEGIN")?;
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .map_err(|_| "PEM body is not base64")?;
+            out.push((label, der));
+        } else if let Some((_, body)) = current.as_mut() {
+            body.push_str(line);
+        }
+    }
+    if current.is_some() || out.is_empty() {
+        return Err("is not complete PEM".into());
+    }
+    Ok(out)
+}
+
+const ED25519_SPKI: &[u8] = &[
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+const P256_SPKI: &[u8] = &[
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
+];
+
+fn pem_to_jwk(label: &str, der: &[u8]) -> Result<Value, String> {
+    let mut jwk = match label {
+        "PUBLIC KEY" => {
+            if let Some(x) = der.strip_prefix(ED25519_SPKI).filter(|x| x.len() == 32) {
+                json!({ "kty": "OKP", "crv": "Ed25519", "x": base64url(x) })
+            } else if let Some(xy) = der.strip_prefix(P256_SPKI).filter(|p| p.len() == 64) {
+                json!({ "kty": "EC", "crv": "P-256", "x": base64url(&xy[..32]), "y": base64url(&xy[32..]) })
+            } else {
+                use rsa::pkcs8::DecodePublicKey as _;
+                let key = rsa::RsaPublicKey::from_public_key_der(der)
+                    .map_err(|_| "the PEM public key is not RSA, EC P-256 or Ed25519".to_owned())?;
+                rsa_jwk(&key)
+            }
+        }
+        "RSA PUBLIC KEY" => {
+            use rsa::pkcs1::DecodeRsaPublicKey as _;
+            let key = rsa::RsaPublicKey::from_pkcs1_der(der)
+                .map_err(|_| "bad PKCS#1 RSA public key".to_owned())?;
+            rsa_jwk(&key)
+        }
+        other if other.contains("PRIVATE") => {
+            return Err("is a private key: register the public key only".into());
+        }
+        other => return Err(format!("PEM '{other}' is not a public key")),
+    };
+    jwk["kid"] = json!(thumbprint(&jwk));
+    jwk["use"] = json!("sig");
+    Ok(jwk)
+}
+
+fn rsa_jwk(key: &rsa::RsaPublicKey) -> Value {
+    use rsa::traits::PublicKeyParts as _;
+    json!({ "kty": "RSA", "n": base64url(&key.n().to_bytes_be()), "e": base64url(&key.e().to_bytes_be()) })
+}
+
+/// The RFC 7638 JWK thumbprint (SHA-256), used as the `kid` of keys registered as PEM.
+pub fn thumbprint(jwk: &Value) -> String {
+    let s = |k: &str| jwk[k].as_str().unwrap_or_default().to_owned();
+    let canonical = match jwk["kty"].as_str() {
+        Some("RSA") => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, s("e"), s("n")),
+        Some("EC") => format!(
+            r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
+            s("crv"),
+            s("x"),
+            s("y")
+        ),
+        _ => format!(r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#, s("crv"), s("x")),
+    };
+    base64url(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()).as_ref())
+}
+
+struct Cached {
+    fetched: Instant,
+    keys: Arc<JwkSet>,
+}
+
+/// Per-node cache of client JWKS documents fetched from their `jwks_uri`.
+pub struct JwksCache {
+    http: reqwest::Client,
+    entries: Mutex<HashMap<String, Cached>>,
+}
+
+impl std::fmt::Debug for JwksCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JwksCache")
+    }
+}
+
+impl Default for JwksCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JwksCache {
+    pub fn new() -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("tessera/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Self {
+            http,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The keys at `uri`: from the cache when fresh; refetched when stale, or when `kid` is missing
+    /// from the cached set and the last fetch is older than 30 s (the client may have rotated).
+    pub async fn get(&self, uri: &str, kid: Option<&str>) -> Result<Arc<JwkSet>, String> {
+        let cached = self.entries.lock().ok().and_then(|m| {
+            m.get(uri)
+                .map(|c| (c.fetched.elapsed(), Arc::clone(&c.keys)))
+        });
+        if let Some((age, keys)) = &cached {
+            let has_kid = kid.is_none_or(|k| keys.find(k).is_some());
+            if *age < CACHE_TTL && (has_kid || *age < REFETCH_AFTER) {
+                return Ok(Arc::clone(keys));
+            }
+        }
+        match self.fetch(uri).await {
+            Ok(keys) => {
+                let keys = Arc::new(keys);
+                if let Ok(mut m) = self.entries.lock() {
+                    m.insert(
+                        uri.to_owned(),
+                        Cached {
+                            fetched: Instant::now(),
+                            keys: Arc::clone(&keys),
+                        },
+                    );
+                }
+                Ok(keys)
+            }
+            // A failed refetch keeps serving the last good set until it is stale.
+            Err(e) => match cached {
+                Some((age, keys)) if age < CACHE_TTL => Ok(keys),
+                _ => Err(e),
+            },
+        }
+    }
+
+    async fn fetch(&self, uri: &str) -> Result<JwkSet, String> {
+        let mut res = self
+            .http
+            .get(uri)
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| format!("cannot fetch the client's jwks_uri ({e})"))?;
+        if !res.status().is_success() {
+            return Err(format!("the client's jwks_uri answered {}", res.status()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = res.chunk().await.map_err(|e| e.to_string())? {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_JWKS_BYTES {
+                return Err("the client's JWKS is larger than 64 KiB".into());
+            }
+        }
+        parse_jwks(&String::from_utf8_lossy(&body))
+    }
+}

@@ -1,0 +1,695 @@
+//! `POST /oauth/token` (dispatch by `grant_type`) and the RFC 8414 metadata document.
+
+use std::collections::{BTreeSet, HashMap};
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use serde_json::json;
+
+use super::client_auth::{
+    AuthMethod, ClientAuth, basic_credentials, client_auth, no_store, read_request,
+};
+use super::flow::{ConsentPage, Flow, OAuthRequest, Owner, REFRESH_PURPOSE};
+use super::model::GrantType;
+use super::store;
+use crate::db;
+use crate::error::AppError;
+use crate::jwt::AccessClaims;
+use crate::request::RequestContext;
+use crate::state::AppState;
+use crate::web::{csrf_token, html, verify_csrf};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(token)
+        .service(authorize_get)
+        .service(authorize_post)
+        .service(metadata)
+        .service(openid_metadata);
+}
+
+#[post("/oauth/token")]
+#[tracing::instrument(skip_all, fields(grant_type))]
+async fn token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let limit = state
+        .limits
+        .check_ip(crate::ratelimit::Bucket::Auth, &req)
+        .await?;
+    let (params, authorization) = read_request(&req, &body)?;
+    let grant = params
+        .get("grant_type")
+        .ok_or_else(|| AppError::oauth("invalid_request", "grant_type is missing".to_owned()))?;
+    tracing::Span::current().record("grant_type", grant.as_str());
+    let grant = GrantType::parse(grant);
+    if grant == Some(GrantType::JwtBearer) {
+        return jwt_bearer(&state, authorization, params)
+            .await
+            .map(no_store)
+            .map(|r| crate::ratelimit::with_headers(r, &limit));
+    }
+    let auth = match grant {
+        Some(_) => client_auth(&state, "/oauth/token", authorization, &params).await?,
+        None => ClientAuth::Credentials {
+            authorization: None,
+            params: HashMap::new(),
+        },
+    };
+    match grant {
+        Some(GrantType::ClientCredentials) => client_credentials(&state, auth, params).await,
+        Some(GrantType::AuthorizationCode) => authorization_code(&state, auth, params).await,
+        Some(GrantType::RefreshToken) => refresh(&state, auth, params).await,
+        _ => Err(AppError::oauth(
+            "unsupported_grant_type",
+            format!(
+                "'{}' is not supported here",
+                params
+                    .get("grant_type")
+                    .map(|g| g.chars().take(64).collect::<String>())
+                    .unwrap_or_default()
+            ),
+        )),
+    }
+    .map(no_store)
+    .map(|r| crate::ratelimit::with_headers(r, &limit))
+}
+
+/// The scopes a token gets: the requested ones (each allowed to the client and defined on the API),
+/// or, when none are requested, every allowed scope the API defines except `offline_access`.
+fn grant_scopes(
+    requested: Option<&str>,
+    allowed: &[&str],
+    defined: &[String],
+) -> Result<Vec<String>, AppError> {
+    match requested {
+        Some(req) => {
+            let mut out = BTreeSet::new();
+            for s in req.split(' ').filter(|s| !s.is_empty()) {
+                if !allowed.contains(&s) || !defined.iter().any(|d| d == s) {
+                    return Err(AppError::oauth(
+                        "invalid_scope",
+                        format!(
+                            "'{}' is not allowed for this client and API",
+                            s.chars().take(64).collect::<String>()
+                        ),
+                    ));
+                }
+                out.insert(s.to_owned());
+            }
+            Ok(out.into_iter().collect())
+        }
+        None => Ok(allowed
+            .iter()
+            .filter(|s| **s != "offline_access" && defined.iter().any(|d| d == *s))
+            .map(|s| (*s).to_owned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()),
+    }
+}
+
+async fn client_credentials(
+    state: &web::Data<AppState>,
+    auth: ClientAuth,
+    params: HashMap<String, String>,
+) -> Result<HttpResponse, AppError> {
+    let st = state.clone();
+    let (client, audience, scopes) = db::run(&state.pool, move |conn| {
+        let (client, method) = auth.resolve(conn, &st.hasher)?;
+        if method == AuthMethod::None || !client.has_grant(GrantType::ClientCredentials) {
+            return Err(AppError::oauth(
+                "unauthorized_client",
+                "client_credentials needs a confidential client registered for it".to_owned(),
+            ));
+        }
+        let (audience, scopes) = service_grant(conn, &st, &client, &params)?;
+        Ok((client, audience, scopes))
+    })
+    .await?;
+    let sub = client.id.clone();
+    service_token(state, client, sub, audience, scopes)
+}
+
+/// The API (`resource`, else the default) and scopes a service token is for: requested scopes must be
+/// allowed to the client and defined on the API; none requested means all allowed but `offline_access`.
+fn service_grant(
+    conn: &mut db::DbConn,
+    state: &AppState,
+    client: &super::Client,
+    params: &HashMap<String, String>,
+) -> Result<(String, Vec<String>), AppError> {
+    let audience = params
+        .get("resource")
+        .cloned()
+        .unwrap_or_else(|| state.settings.issuer_str().to_owned());
+    let api = store::find_api_by_audience(conn, &audience)?.ok_or_else(|| {
+        AppError::oauth(
+            "invalid_target",
+            audience.chars().take(128).collect::<String>(),
+        )
+    })?;
+    let defined: Vec<String> = store::find_scopes(conn, &api.id)?
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    let allowed: Vec<&str> = client.allowed_scopes().collect();
+    let scopes = grant_scopes(params.get("scope").map(String::as_str), &allowed, &defined)?;
+    Ok((api.audience, scopes))
+}
+
+/// Signs an access token for a service (no refresh token): client_credentials and jwt-bearer.
+fn service_token(
+    state: &AppState,
+    client: super::Client,
+    sub: String,
+    audience: String,
+    scopes: Vec<String>,
+) -> Result<HttpResponse, AppError> {
+    let now = db::now();
+    let ttl = state.settings.access_token_ttl.as_secs() as i64;
+    let claims = AccessClaims {
+        iss: state.settings.issuer_str().to_owned(),
+        sub,
+        aud: audience,
+        client_id: client.id,
+        scope: scopes.join(" "),
+        jti: crate::crypto::random_id("at", 22),
+        iat: now,
+        exp: now + ttl,
+    };
+    let access_token = state.keyring.sign(&claims)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "scope": claims.scope,
+    })))
+}
+
+/// RFC 7523 §2.1: the client signs a JWT (`iss` = `sub` = its id, `aud` = the issuer or the token
+/// endpoint) with its registered key or secret and exchanges it for an access token. The assertion
+/// authenticates the client; other client authentication, when sent, must name the same client.
+async fn jwt_bearer(
+    state: &web::Data<AppState>,
+    authorization: Option<String>,
+    params: HashMap<String, String>,
+) -> Result<HttpResponse, AppError> {
+    let jwt = params
+        .get("assertion")
+        .ok_or_else(|| AppError::oauth("invalid_request", "assertion is missing".to_owned()))?;
+    let extra_auth = authorization.is_some()
+        || params.contains_key("client_assertion")
+        || params.contains_key("client_secret");
+    let extra = if extra_auth {
+        Some(client_auth(state, "/oauth/token", authorization, &params).await?)
+    } else {
+        None
+    };
+    let issuer = state.settings.issuer_str();
+    let audiences = [issuer.to_owned(), format!("{issuer}/oauth/token")];
+    let (client, claims) =
+        super::assertion::verify(state, jwt, super::assertion::Use::Grant, &audiences).await?;
+    if params.get("client_id").is_some_and(|id| *id != client.id) {
+        return Err(AppError::oauth(
+            "invalid_grant",
+            "client_id differs from the assertion's issuer".to_owned(),
+        ));
+    }
+    if !client.has_grant(GrantType::JwtBearer) {
+        return Err(AppError::oauth(
+            "unauthorized_client",
+            "this client is not registered for the jwt-bearer grant".to_owned(),
+        ));
+    }
+    let st = state.clone();
+    let (client, audience, scopes) = db::run(&state.pool, move |conn| {
+        if let Some(auth) = extra {
+            let (other, _) = auth.resolve(conn, &st.hasher)?;
+            if other.id != client.id {
+                return Err(AppError::oauth(
+                    "invalid_grant",
+                    "the assertion was issued by another client".to_owned(),
+                ));
+            }
+        }
+        let (audience, scopes) = service_grant(conn, &st, &client, &params)?;
+        Ok((client, audience, scopes))
+    })
+    .await?;
+    service_token(state, client, claims.sub, audience, scopes)
+}
+
+/// Client authentication methods, in the RFC 8414 names (introspection takes the first four: a
+/// public client cannot introspect).
+const AUTH_METHODS: [&str; 5] = [
+    "client_secret_basic",
+    "client_secret_post",
+    "client_secret_jwt",
+    "private_key_jwt",
+    "none",
+];
+/// Algorithms of client assertions: HS256 for client_secret_jwt, the others for private_key_jwt.
+const AUTH_SIGNING_ALGS: [&str; 4] = ["RS256", "ES256", "EdDSA", "HS256"];
+
+fn metadata_document(state: &AppState, scopes: Vec<String>) -> serde_json::Value {
+    let issuer = state.settings.issuer_str();
+    json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}/oauth/token"),
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "authorization_endpoint": format!("{issuer}/oauth/authorize"),
+        "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+        "introspection_endpoint": format!("{issuer}/oauth/introspect"),
+        "grant_types_supported": [
+            "authorization_code", "client_credentials", "refresh_token",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        ],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
+        "introspection_endpoint_auth_methods_supported": &AUTH_METHODS[..4],
+        "introspection_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
+        "response_modes_supported": ["query"],
+        "scopes_supported": scopes,
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
+        "access_token_signing_alg_values_supported": [state.settings.signing_alg.as_str()],
+    })
+}
+
+async fn metadata_response(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let scopes = db::run(&state.pool, |conn| Ok(store::find_all_scope_names(conn)?)).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .json(metadata_document(&state, scopes)))
+}
+
+/// RFC 8414 authorization server metadata.
+#[get("/.well-known/oauth-authorization-server")]
+async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    metadata_response(state).await
+}
+
+/// The same document at the OpenID Connect discovery path, which many client libraries look for.
+#[get("/.well-known/openid-configuration")]
+async fn openid_metadata(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    metadata_response(state).await
+}
+
+/// RFC 7636 §4.1: 43 to 128 characters of `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.
+fn valid_verifier(v: &str) -> bool {
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// Maps the JSON error oxide-auth wrote onto our RFC 6749 error (with request id and message).
+fn flow_error(body: Option<&str>, status: u16) -> AppError {
+    let code = body
+        .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let code: &'static str = match code.as_str() {
+        "invalid_client" => "invalid_client",
+        "invalid_grant" => "invalid_grant",
+        "unauthorized_client" => "unauthorized_client",
+        "unsupported_grant_type" => "unsupported_grant_type",
+        "invalid_scope" => "invalid_scope",
+        _ if status == 401 => "invalid_client",
+        _ => "invalid_request",
+    };
+    let detail = match code {
+        "invalid_grant" => {
+            "the code is unknown, expired, used, or its PKCE verifier does not match"
+        }
+        "invalid_client" => "unknown client, wrong secret or disabled client",
+        _ => "the token request is malformed",
+    };
+    AppError::oauth(code, detail.to_owned())
+}
+
+/// `authorization_code`: oxide-auth's `AccessTokenFlow` (client check, single-use code, PKCE) over our store.
+async fn authorization_code(
+    state: &web::Data<AppState>,
+    auth: ClientAuth,
+    mut params: HashMap<String, String>,
+) -> Result<HttpResponse, AppError> {
+    let (authorization, preauthenticated) = match auth {
+        ClientAuth::Verified(client) => {
+            // Authenticated by its assertion: oxide-auth sees the client_id and no secret.
+            params.remove("client_assertion");
+            params.remove("client_assertion_type");
+            params.insert("client_id".to_owned(), client.id.clone());
+            (None, Some(client.id))
+        }
+        ClientAuth::Credentials { authorization, .. } => (authorization, None),
+    };
+    // Basic with a matching body client_id is allowed (oxide-auth would call it a duplicate).
+    let auth = match authorization {
+        Some(header) => {
+            let (id, secret) = basic_credentials(&header)?;
+            if params.get("client_id").is_some_and(|c| *c != id)
+                || params.contains_key("client_secret")
+            {
+                return Err(AppError::oauth(
+                    "invalid_request",
+                    "send the client credentials once, in Basic or in the body".to_owned(),
+                ));
+            }
+            params.remove("client_id");
+            use base64::Engine as _;
+            let raw = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+            Some(format!("Basic {raw}"))
+        }
+        None => None,
+    };
+    match params.get("code_verifier") {
+        Some(v) if !valid_verifier(v) => {
+            return Err(AppError::oauth(
+                "invalid_grant",
+                "code_verifier must be 43 to 128 unreserved characters (RFC 7636)".to_owned(),
+            ));
+        }
+        _ => {}
+    }
+    let st = state.clone();
+    let list: Vec<(String, String)> = params.into_iter().collect();
+    let (status, body, issued) = db::run(&state.pool, move |conn| {
+        let mut flow = Flow::new(conn, &st, String::new(), None);
+        flow.preauthenticated = preauthenticated;
+        let response = {
+            let mut exchange = oxide_auth::endpoint::AccessTokenFlow::prepare(&mut flow)?;
+            exchange.allow_credentials_in_body(true);
+            exchange.execute(OAuthRequest::token(&list, auth))?
+        };
+        Ok((response.status, response.body, flow.issued.take()))
+    })
+    .await?;
+    match (status, issued) {
+        (200, Some(issued)) => Ok(token_response(&issued)),
+        _ => Err(flow_error(body.as_deref(), status)),
+    }
+}
+
+fn token_response(issued: &super::flow::Issued) -> HttpResponse {
+    let mut body = json!({
+        "access_token": issued.access_token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "scope": issued.scope,
+    });
+    if let Some(refresh) = &issued.refresh_token {
+        body["refresh_token"] = json!(refresh);
+    }
+    HttpResponse::Ok().json(body)
+}
+
+/// `refresh_token` (ours): every use rotates; a used token presented again revokes the whole family
+/// (RFC 9700 §4.14.2); scope may narrow, never widen; of two concurrent uses exactly one wins.
+async fn refresh(
+    state: &web::Data<AppState>,
+    auth: ClientAuth,
+    params: HashMap<String, String>,
+) -> Result<HttpResponse, AppError> {
+    let presented = params
+        .get("refresh_token")
+        .cloned()
+        .ok_or_else(|| AppError::oauth("invalid_request", "refresh_token is missing".to_owned()))?;
+    let st = state.clone();
+    let issued = db::run(&state.pool, move |conn| {
+        let (client, _) = auth.resolve(conn, &st.hasher)?;
+        if !client.has_grant(GrantType::RefreshToken) {
+            return Err(AppError::oauth(
+                "unauthorized_client",
+                "this client has no refresh_token grant".to_owned(),
+            ));
+        }
+        let hash = st.hasher.hash(REFRESH_PURPOSE, presented.as_bytes());
+        let now = db::now();
+        let invalid = |why: &str| AppError::oauth("invalid_grant", why.to_owned());
+        let settings = &st.settings;
+        use diesel::Connection as _;
+        // Ok(Err(_)) commits (a reuse must stay revoked) and still answers with the error.
+        conn.transaction(
+            |conn| -> Result<Result<super::flow::Issued, AppError>, AppError> {
+                // Write first (see the code exchange): the rotation race has exactly one winner.
+                let won = store::use_refresh_token(conn, &hash, now)?;
+                let Some(row) = store::find_refresh(conn, &hash)? else {
+                    return Ok(Err(invalid("unknown refresh token")));
+                };
+                if row.client_id != client.id {
+                    return Ok(Err(invalid(
+                        "the refresh token was issued to another client",
+                    )));
+                }
+                if !won {
+                    // Reuse of a rotated token: someone holds a copy. End the whole family.
+                    store::revoke_family(conn, &row.family_id, now, "refresh token reused")?;
+                    tracing::warn!(client_id = %client.id, "refresh token reuse: family revoked");
+                    return Ok(Err(invalid(
+                        "the refresh token was already used; its family is revoked",
+                    )));
+                }
+                if row.family_revoked || row.family_expires_at <= now || row.token_expires_at <= now
+                {
+                    return Ok(Err(invalid("the refresh token is expired or revoked")));
+                }
+                let granted: Vec<&str> = row.scope.split(' ').filter(|s| !s.is_empty()).collect();
+                let scope = match params.get("scope") {
+                    Some(requested) => {
+                        let mut asked: Vec<&str> =
+                            requested.split(' ').filter(|s| !s.is_empty()).collect();
+                        if let Some(extra) = asked.iter().find(|s| !granted.contains(s)) {
+                            return Ok(Err(AppError::oauth(
+                                "invalid_scope",
+                                format!(
+                                    "'{}' was not granted; refresh may only narrow the scope",
+                                    extra.chars().take(64).collect::<String>()
+                                ),
+                            )));
+                        }
+                        asked.sort_unstable();
+                        asked.dedup();
+                        asked.join(" ")
+                    }
+                    None => row.scope.clone(),
+                };
+                let ttl = settings.access_token_ttl.as_secs() as i64;
+                let claims = AccessClaims {
+                    iss: settings.issuer_str().to_owned(),
+                    sub: row.user_id.clone().unwrap_or_else(|| client.id.clone()),
+                    aud: row.audience.clone(),
+                    client_id: client.id.clone(),
+                    scope: scope.clone(),
+                    jti: crate::crypto::random_id("at", 22),
+                    iat: now,
+                    exp: now + ttl,
+                };
+                let access_token = st.keyring.sign(&claims)?;
+                let new_refresh = crate::crypto::random_token();
+                let new_hash = st.hasher.hash(REFRESH_PURPOSE, new_refresh.as_bytes());
+                let exp =
+                    (now + settings.refresh_token_ttl.as_secs() as i64).min(row.family_expires_at);
+                store::insert_refresh_token(
+                    conn,
+                    &new_hash,
+                    &row.family_id,
+                    now,
+                    exp,
+                    &claims.jti,
+                    claims.exp,
+                )?;
+                Ok(Ok(super::flow::Issued {
+                    access_token,
+                    refresh_token: Some(new_refresh),
+                    expires_in: ttl,
+                    scope,
+                }))
+            },
+        )?
+    })
+    .await?;
+    Ok(token_response(&issued))
+}
+
+#[derive(Debug)]
+struct AuthorizeInput {
+    params: Vec<(String, String)>,
+    decision: Option<bool>,
+}
+
+/// `GET /oauth/authorize`: the authorization request from the client, via the browser.
+#[get("/oauth/authorize")]
+async fn authorize_get(
+    req: HttpRequest,
+    ctx: RequestContext,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let params = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect();
+    authorize(
+        req,
+        ctx,
+        state,
+        AuthorizeInput {
+            params,
+            decision: None,
+        },
+    )
+    .await
+}
+
+/// `POST /oauth/authorize`: the consent form (Allow or Deny), CSRF-checked, with the request's parameters.
+#[post("/oauth/authorize")]
+async fn authorize_post(
+    req: HttpRequest,
+    ctx: RequestContext,
+    state: web::Data<AppState>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, AppError> {
+    let mut csrf = None;
+    let mut decision = None;
+    let mut params = Vec::new();
+    for (k, v) in form.into_inner() {
+        match k.as_str() {
+            "csrf_token" => csrf = Some(v),
+            "decision" => decision = Some(v),
+            _ => params.push((k, v)),
+        }
+    }
+    verify_csrf(&state, &req, csrf.as_deref().unwrap_or(""))?;
+    let decision = match decision.as_deref() {
+        Some("allow") => true,
+        Some("deny") => false,
+        _ => {
+            return Err(AppError::bad_request(
+                "invalid_request",
+                "decision must be allow or deny",
+            ));
+        }
+    };
+    authorize(
+        req,
+        ctx,
+        state,
+        AuthorizeInput {
+            params,
+            decision: Some(decision),
+        },
+    )
+    .await
+}
+
+async fn authorize(
+    req: HttpRequest,
+    ctx: RequestContext,
+    state: web::Data<AppState>,
+    input: AuthorizeInput,
+) -> Result<HttpResponse, AppError> {
+    let issuer = state.settings.issuer_str().to_owned();
+    let mut input = input;
+    // RFC 6749 §3.1: a parameter without a value is omitted. A code_challenge that is not the 43
+    // base64url characters of a SHA-256 (RFC 7636 §4.2) counts as missing, so PKCE refuses it.
+    input.params.retain(|(k, v)| {
+        !v.is_empty()
+            && (k != "code_challenge"
+                || (v.len() == 43
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')))
+    });
+    let get = |k: &str| {
+        input
+            .params
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    let audience = get("resource").unwrap_or_else(|| issuer.clone());
+    let force_consent = get("prompt").is_some_and(|p| p.split(' ').any(|x| x == "consent"));
+    let (csrf, csrf_cookie) = csrf_token(&state, &req);
+    let owner = match crate::accounts::current_user(&req).await? {
+        None => {
+            let query = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(input.params.iter())
+                .finish();
+            Owner::SignedOut {
+                return_to: format!("/oauth/authorize?{query}"),
+            }
+        }
+        Some(current) => Owner::SignedIn {
+            user_id: current.user.id.clone(),
+            decision: input.decision,
+            force_consent,
+            consent_page: ConsentPage {
+                lang: ctx.lang,
+                csrf_token: csrf,
+                params: input.params.clone(),
+                user_email: current.user.email.clone(),
+            },
+        },
+    };
+    let st = state.clone();
+    let params = input.params;
+    let result = db::run(&state.pool, move |conn| {
+        let mut flow = Flow::new(conn, &st, audience, Some(owner));
+        let mut endpoint = oxide_auth::endpoint::AuthorizationFlow::prepare(&mut flow)?;
+        endpoint.execute(OAuthRequest::authorization(&params))
+    })
+    .await;
+    let response = match result {
+        Ok(r) => r,
+        Err(AppError::BadRequest {
+            code: "invalid_authorization_request",
+            ..
+        }) => {
+            let page = super::pages::error_page(ctx.lang, &ctx.id)?;
+            return Ok(html(actix_web::http::StatusCode::BAD_REQUEST, page));
+        }
+        Err(e) => return Err(e),
+    };
+    let mut res = if let Some(page) = response.html {
+        html(actix_web::http::StatusCode::OK, page)
+    } else if let Some(mut location) = response.location {
+        let ours = location.as_str().starts_with(&format!("{issuer}/login"));
+        if !ours {
+            // RFC 6749 names it error_description (oxide-auth writes description); RFC 9207 adds iss.
+            let pairs: Vec<(String, String)> = location
+                .query_pairs()
+                .map(|(k, v)| {
+                    (
+                        if k == "description" {
+                            "error_description".into()
+                        } else {
+                            k.into_owned()
+                        },
+                        v.into_owned(),
+                    )
+                })
+                .collect();
+            location
+                .query_pairs_mut()
+                .clear()
+                .extend_pairs(pairs)
+                .append_pair("iss", &issuer);
+        }
+        HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, location.as_str()))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header(("Referrer-Policy", "no-referrer"))
+            .finish()
+    } else {
+        return Err(AppError::internal(format!(
+            "authorization flow answered {} without a target",
+            response.status
+        )));
+    };
+    if let Some(c) = csrf_cookie {
+        res.add_cookie(&c).map_err(AppError::internal)?;
+    }
+    Ok(res)
+}

@@ -1,0 +1,330 @@
+//! `POST /oauth/revoke` (RFC 7009) and `POST /oauth/introspect` (RFC 7662).
+//!
+//! Token kinds are told apart by shape, whatever `token_type_hint` says (the hint only orders the
+//! lookups): a JWT has two dots, a refresh token is 43 base64url characters, an API key has a
+//! configured prefix and a valid checksum.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use serde_json::json;
+
+use super::client_auth::{AuthMethod, client_auth, no_store, read_request};
+use super::flow::REFRESH_PURPOSE;
+use super::store;
+use crate::audit::{self, Actor, Origin};
+use crate::db::{self, DbConn};
+use crate::error::AppError;
+use crate::jwt::AccessClaims;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(revoke).service(introspect);
+}
+
+/// The kinds of token Tessera issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    AccessToken,
+    RefreshToken,
+    ApiKey,
+}
+
+impl Kind {
+    /// The lookup order: the hinted kind first (an unknown hint is ignored, RFC 7009 §2.1).
+    fn order(hint: Option<&str>) -> [Kind; 3] {
+        match hint {
+            Some("refresh_token") => [Kind::RefreshToken, Kind::AccessToken, Kind::ApiKey],
+            Some("api_key") => [Kind::ApiKey, Kind::AccessToken, Kind::RefreshToken],
+            _ => [Kind::AccessToken, Kind::RefreshToken, Kind::ApiKey],
+        }
+    }
+
+    /// Whether `token` can be of this kind at all (no database work for the wrong shape).
+    fn fits(self, token: &str, settings: &crate::config::Settings) -> bool {
+        match self {
+            Kind::ApiKey => crate::apikeys::well_formed(settings, token),
+            Kind::AccessToken => token.bytes().filter(|b| *b == b'.').count() == 2,
+            Kind::RefreshToken => {
+                token.len() == 43
+                    && token
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            }
+        }
+    }
+}
+
+/// The parts of a revocation or introspection request.
+struct TokenRequest {
+    params: HashMap<String, String>,
+    authorization: Option<String>,
+    token: String,
+}
+
+fn request_parts(req: &HttpRequest, body: &[u8]) -> Result<TokenRequest, AppError> {
+    let (params, authorization) = read_request(req, body)?;
+    let token = params
+        .get("token")
+        .cloned()
+        .ok_or_else(|| AppError::oauth("invalid_request", "token is missing".to_owned()))?;
+    Ok(TokenRequest {
+        params,
+        authorization,
+        token,
+    })
+}
+
+/// RFC 7009: the client revokes one of its own tokens. Revoking a refresh token revokes its family
+/// and the access tokens issued from it; revoking an access token records its `jti` until it
+/// expires. The answer is 200 whether the token existed, was already revoked, or is another
+/// client's (which is left alone): the endpoint is no oracle.
+#[post("/oauth/revoke")]
+#[tracing::instrument(skip_all)]
+async fn revoke(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let TokenRequest {
+        params,
+        authorization,
+        token,
+    } = request_parts(&req, &body)?;
+    let auth = client_auth(&state, "/oauth/revoke", authorization, &params).await?;
+    let order = Kind::order(params.get("token_type_hint").map(String::as_str));
+    let origin = Origin::of(&req);
+    let st = state.clone();
+    db::run(&state.pool, move |conn| {
+        let (client, _) = auth.resolve(conn, &st.hasher)?;
+        for kind in order.into_iter().filter(|k| k.fits(&token, &st.settings)) {
+            if revoke_one(conn, &st, &client.id, kind, &token, origin.clone())? {
+                break;
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(no_store(HttpResponse::Ok().finish()))
+}
+
+/// Revokes `token` as `kind` when it is one and belongs to `client_id`; true when it was found.
+fn revoke_one(
+    conn: &mut DbConn,
+    state: &AppState,
+    client_id: &str,
+    kind: Kind,
+    token: &str,
+    origin: Origin,
+) -> Result<bool, AppError> {
+    let now = db::now();
+    let event = |kind: &str| {
+        audit::Event::new(Actor::Client(client_id.to_owned()), "token.revoke")
+            .origin(origin.clone())
+            .details(json!({ "token_type": kind }))
+    };
+    match kind {
+        Kind::ApiKey => {
+            let (_, key) =
+                crate::apikeys::verify(conn, &state.settings, &state.hasher, token, &[], None)?;
+            let Some(key) = key else {
+                return Ok(false);
+            };
+            if key.owner_client_id.as_deref() == Some(client_id) {
+                crate::apikeys::revoke_key(
+                    conn,
+                    &key.id,
+                    Actor::Client(client_id.to_owned()),
+                    origin,
+                )?;
+            }
+            Ok(true)
+        }
+        Kind::RefreshToken => {
+            let hash = state.hasher.hash(REFRESH_PURPOSE, token.as_bytes());
+            let Some(row) = store::find_refresh(conn, &hash)? else {
+                return Ok(false);
+            };
+            if row.client_id == client_id && !row.family_revoked {
+                use diesel::Connection as _;
+                conn.transaction(|conn| -> Result<(), AppError> {
+                    store::revoke_family(conn, &row.family_id, now, "revoked by the client")?;
+                    audit::record(
+                        conn,
+                        event("refresh_token").target("refresh_token_family", &row.family_id),
+                    )?;
+                    Ok(())
+                })?;
+            }
+            Ok(true)
+        }
+        Kind::AccessToken => {
+            let Some(claims) = state
+                .keyring
+                .verify_fresh(conn, token, state.settings.issuer_str())
+            else {
+                return Ok(false);
+            };
+            if claims.client_id == client_id && !store::is_jti_revoked(conn, &claims.jti)? {
+                use diesel::Connection as _;
+                conn.transaction(|conn| -> Result<(), AppError> {
+                    store::insert_revoked_jti(conn, &claims.jti, None, now, claims.exp)?;
+                    audit::record(
+                        conn,
+                        event("access_token").target("access_token", &claims.jti),
+                    )?;
+                    Ok(())
+                })?;
+            }
+            Ok(true)
+        }
+    }
+}
+
+/// RFC 7662: a confidential client (a resource server) asks whether a token is active. Expired,
+/// revoked, malformed and foreign tokens are all just `{"active": false}`. Rate limited per caller.
+#[post("/oauth/introspect")]
+#[tracing::instrument(skip_all)]
+async fn introspect(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let TokenRequest {
+        params,
+        authorization,
+        token,
+    } = request_parts(&req, &body)?;
+    let auth = client_auth(&state, "/oauth/introspect", authorization, &params).await?;
+    let order = Kind::order(params.get("token_type_hint").map(String::as_str));
+    let st = state.clone();
+    // The caller is authenticated and the token looked up in one pass on the connection; the limit
+    // is counted after (an over-limit caller gets 429 and never sees the answer).
+    let (caller, answer) = db::run(&state.pool, move |conn| {
+        let (caller, method) = auth.resolve(conn, &st.hasher)?;
+        if method == AuthMethod::None {
+            return Err(AppError::oauth(
+                "invalid_client",
+                "introspection needs a confidential client".to_owned(),
+            ));
+        }
+        for kind in order.into_iter().filter(|k| k.fits(&token, &st.settings)) {
+            if let Some(answer) = introspect_one(conn, &st, kind, &token)? {
+                return Ok((caller.id, answer));
+            }
+        }
+        Ok((caller.id, json!({ "active": false })))
+    })
+    .await?;
+    let limit = state
+        .limits
+        .check(crate::ratelimit::Bucket::Introspection, &caller, None)
+        .await;
+    if !limit.allowed {
+        return Err(AppError::RateLimited {
+            retry_after: limit.retry_after,
+        });
+    }
+    Ok(no_store(crate::ratelimit::with_headers(
+        HttpResponse::Ok().json(answer),
+        &limit,
+    )))
+}
+
+/// The introspection answer for `token` as `kind`, or `None` when it is not a token of that kind.
+fn introspect_one(
+    conn: &mut DbConn,
+    state: &AppState,
+    kind: Kind,
+    token: &str,
+) -> Result<Option<serde_json::Value>, AppError> {
+    let now = db::now();
+    let inactive = || Ok(Some(json!({ "active": false })));
+    match kind {
+        Kind::ApiKey => {
+            let (code, key) =
+                crate::apikeys::verify(conn, &state.settings, &state.hasher, token, &[], None)?;
+            let Some(key) = key else {
+                return Ok(None);
+            };
+            if code != crate::apikeys::Code::Valid {
+                return inactive();
+            }
+            let view = key.view(now);
+            let mut answer = json!({
+                "active": true,
+                "token_type": "api_key",
+                "scope": view.scopes.join(" "),
+                "client_id": key.owner_client_id,
+                "sub": key.owner_user_id.clone().or(key.owner_client_id.clone()).unwrap_or(key.id.clone()),
+                "iss": state.settings.issuer_str(),
+                "exp": key.expires_at,
+                "iat": key.created_at,
+                "key_id": key.id,
+                "key_type": key.key_type,
+                "env": key.environment,
+            });
+            if let Some(fields) = answer.as_object_mut() {
+                fields.retain(|_, v| !v.is_null());
+            }
+            Ok(Some(answer))
+        }
+        Kind::AccessToken => {
+            let Some(c) = state
+                .keyring
+                .verify_fresh(conn, token, state.settings.issuer_str())
+            else {
+                return Ok(None);
+            };
+            if store::is_jti_revoked(conn, &c.jti)? || !client_active(conn, &c.client_id)? {
+                return inactive();
+            }
+            Ok(Some(active_access(&c)))
+        }
+        Kind::RefreshToken => {
+            let hash = state.hasher.hash(REFRESH_PURPOSE, token.as_bytes());
+            let Some(row) = store::find_refresh(conn, &hash)? else {
+                return Ok(None);
+            };
+            if row.token_used
+                || row.family_revoked
+                || row.token_expires_at <= now
+                || row.family_expires_at <= now
+                || !client_active(conn, &row.client_id)?
+            {
+                return inactive();
+            }
+            Ok(Some(json!({
+                "active": true,
+                "token_type": "refresh_token",
+                "scope": row.scope,
+                "client_id": row.client_id,
+                "sub": row.user_id.clone().unwrap_or_else(|| row.client_id.clone()),
+                "aud": row.audience,
+                "iss": state.settings.issuer_str(),
+                "exp": row.token_expires_at,
+                "iat": row.token_created_at,
+            })))
+        }
+    }
+}
+
+fn active_access(c: &AccessClaims) -> serde_json::Value {
+    json!({
+        "active": true,
+        "token_type": "Bearer",
+        "scope": c.scope,
+        "client_id": c.client_id,
+        "sub": c.sub,
+        "aud": c.aud,
+        "iss": c.iss,
+        "exp": c.exp,
+        "iat": c.iat,
+        "jti": c.jti,
+    })
+}
+
+/// A token dies with its client: a disabled or deleted client's tokens are inactive.
+fn client_active(conn: &mut DbConn, client_id: &str) -> Result<bool, AppError> {
+    Ok(store::find_client(conn, client_id)?.is_some_and(|c| c.disabled_at.is_none()))
+}

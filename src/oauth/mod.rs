@@ -1,0 +1,357 @@
+//! OAuth 2.0: clients, APIs and scopes, client authentication, the token endpoint and metadata.
+
+mod assertion;
+mod client_auth;
+pub mod client_keys;
+mod flow;
+mod handlers;
+mod lifecycle;
+pub mod model;
+mod pages;
+mod store;
+
+/// The revoked-access-token list, for the forward-auth check.
+pub mod store_access {
+    pub use super::store::is_jti_revoked;
+}
+
+use actix_web::web;
+use diesel::Connection as _;
+
+use crate::audit::{self, Actor, Origin};
+use crate::config::SecretBytes;
+use crate::crypto::{Hasher, random_id, random_token};
+use crate::db::{self, DbConn};
+use crate::error::AppError;
+pub use client_auth::{authenticate_client, check_client};
+pub use client_keys::JwksCache;
+pub use model::{Api, Client, GrantType, RedirectUri, ScopeRow, TokenAuthMethod};
+
+/// Purpose string of client-secret hashes (keeps them apart from other HMACs under the same pepper).
+pub const CLIENT_SECRET_PURPOSE: &str = "client_secret";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    handlers::configure(cfg);
+    lifecycle::configure(cfg);
+}
+
+/// The scopes of a fresh install's default API, with the text the consent page shows.
+pub const DEFAULT_SCOPES: &[(&str, &str)] = &[
+    ("read", "Read your data"),
+    ("write", "Create and change your data"),
+    ("delete", "Delete your data"),
+    ("admin", "Manage settings and other people's access"),
+    (
+        "offline_access",
+        "Keep access when you are not using the app (refresh tokens)",
+    ),
+];
+
+/// Creates the default API (audience = the issuer) and its scopes when missing. Idempotent.
+pub fn ensure_default_api(conn: &mut DbConn, issuer: &str) -> Result<Api, AppError> {
+    conn.transaction(|conn| {
+        let api = match store::find_api_by_audience(conn, issuer)? {
+            Some(api) => api,
+            None => {
+                store::insert_api(
+                    conn,
+                    &random_id("api", 20),
+                    issuer,
+                    "Default API",
+                    db::now(),
+                )?;
+                store::find_api_by_audience(conn, issuer)?.ok_or(AppError::NotFound)?
+            }
+        };
+        let existing = store::find_scopes(conn, &api.id)?;
+        for (name, description) in DEFAULT_SCOPES {
+            if !existing.iter().any(|s| s.name == *name) {
+                store::insert_scope(
+                    conn,
+                    &random_id("scp", 20),
+                    &api.id,
+                    name,
+                    description,
+                    db::now(),
+                )?;
+            }
+        }
+        Ok(api)
+    })
+}
+
+/// What a new client is made of (validated by [`create_client`]).
+#[derive(Debug, Default)]
+pub struct ClientInput {
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    pub public: bool,
+    pub owner_user_id: Option<String>,
+    /// `client_secret_basic` (default for confidential clients; `client_secret_post` also works),
+    /// `client_secret_jwt`, `private_key_jwt`, or `none` (public clients).
+    pub auth_method: Option<String>,
+    /// `private_key_jwt`: the URL of the client's JWKS (https, or http on loopback)…
+    pub jwks_uri: Option<String>,
+    /// …or its public keys inline: a JWKS, a JWK, or PEM.
+    pub jwks: Option<String>,
+}
+
+/// A client secret, shown once. `Debug` never prints it.
+pub struct ClientSecret(pub String);
+
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientSecret([redacted])")
+    }
+}
+
+/// Registers a client with its redirect URIs and an audit event, in one transaction. Confidential clients
+/// get a 256-bit secret from ring, stored only as its HMAC; the plaintext is returned once.
+pub fn create_client(
+    conn: &mut DbConn,
+    hasher: &Hasher,
+    master: &SecretBytes,
+    input: &ClientInput,
+    actor: Actor,
+    origin: Origin,
+) -> Result<(Client, Vec<String>, Option<ClientSecret>), AppError> {
+    let name = input.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(model::bad_request(
+            "the client name must have 1 to 100 characters",
+        ));
+    }
+    let mut grants: Vec<GrantType> = Vec::new();
+    for g in &input.grant_types {
+        let grant = GrantType::parse_registration(g).ok_or_else(|| {
+            model::bad_request(format!(
+                "unknown grant type '{g}' (expected authorization_code, client_credentials, refresh_token or jwt-bearer)"
+            ))
+        })?;
+        if !grants.contains(&grant) {
+            grants.push(grant);
+        }
+    }
+    if grants.is_empty() {
+        grants.push(GrantType::AuthorizationCode);
+    }
+    if input.public && grants.contains(&GrantType::ClientCredentials) {
+        return Err(model::bad_request(
+            "a public client cannot use client_credentials (it has no secret)",
+        ));
+    }
+    let mut uris: Vec<RedirectUri> = Vec::new();
+    for raw in &input.redirect_uris {
+        let uri = RedirectUri::parse(raw)
+            .map_err(|why| model::bad_request(format!("redirect URI '{raw}' {why}")))?;
+        if uris.contains(&uri) {
+            return Err(model::bad_request(format!(
+                "redirect URI '{raw}' is listed twice"
+            )));
+        }
+        uris.push(uri);
+    }
+    if grants.contains(&GrantType::AuthorizationCode) && uris.is_empty() {
+        return Err(model::bad_request(
+            "authorization_code needs at least one redirect URI",
+        ));
+    }
+    let mut scopes: Vec<&str> = Vec::new();
+    for s in &input.scopes {
+        for s in s.split(' ').filter(|s| !s.is_empty()) {
+            if !scopes.contains(&s) {
+                scopes.push(s);
+            }
+        }
+    }
+    let method = match input.auth_method.as_deref() {
+        None if input.public => TokenAuthMethod::None,
+        None => TokenAuthMethod::ClientSecretBasic,
+        Some(m) => TokenAuthMethod::parse(m).ok_or_else(|| {
+            model::bad_request(format!(
+                "unknown authentication method '{m}' (expected client_secret_basic, client_secret_post, client_secret_jwt, private_key_jwt or none)"
+            ))
+        })?,
+    };
+    if input.public != (method == TokenAuthMethod::None) {
+        return Err(model::bad_request(
+            "public clients use the method none, and only they do",
+        ));
+    }
+    if grants.contains(&GrantType::JwtBearer) && !method.uses_jwt() {
+        return Err(model::bad_request(
+            "the jwt-bearer grant needs private_key_jwt or client_secret_jwt (the key that signs the assertions)",
+        ));
+    }
+    let (jwks_uri, jwks) = match (method, &input.jwks_uri, &input.jwks) {
+        (TokenAuthMethod::PrivateKeyJwt, Some(uri), None) => {
+            let uri = RedirectUri::parse(uri)
+                .map_err(|why| model::bad_request(format!("jwks_uri {why}")))?;
+            (Some(uri.as_str().to_owned()), None)
+        }
+        (TokenAuthMethod::PrivateKeyJwt, None, Some(keys)) => {
+            let keys = client_keys::normalize_registered_keys(keys)
+                .map_err(|why| model::bad_request(format!("the public key {why}")))?;
+            (None, Some(keys))
+        }
+        (TokenAuthMethod::PrivateKeyJwt, _, _) => {
+            return Err(model::bad_request(
+                "private_key_jwt needs exactly one of a jwks_uri or the public keys (JWKS or PEM)",
+            ));
+        }
+        (_, None, None) => (None, None),
+        _ => {
+            return Err(model::bad_request(
+                "a jwks_uri or public keys are only for private_key_jwt clients",
+            ));
+        }
+    };
+    let id = random_id("cli", 24);
+    let secret = matches!(
+        method,
+        TokenAuthMethod::ClientSecretBasic | TokenAuthMethod::ClientSecretJwt
+    )
+    .then(random_token);
+    // client_secret_jwt needs the secret itself (it is the HMAC key): kept under the master key,
+    // and not hashed, so it cannot be used as a plain secret. Other secrets are only hashed.
+    let (secret_hash, secret_encrypted) = match (&secret, method) {
+        (Some(s), TokenAuthMethod::ClientSecretJwt) => (
+            None,
+            Some(
+                crate::jwt::keys::seal(master, &assertion::secret_aad(&id), s.as_bytes())
+                    .map_err(AppError::internal)?,
+            ),
+        ),
+        (Some(s), _) => (Some(hasher.hash(CLIENT_SECRET_PURPOSE, s.as_bytes())), None),
+        (None, _) => (None, None),
+    };
+    let grant_types = grants
+        .iter()
+        .map(|g| g.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let allowed = scopes.join(" ");
+    let now = db::now();
+    conn.transaction(|conn| {
+        let known = store::find_all_scope_names(conn)?;
+        if let Some(unknown) = scopes.iter().find(|s| !known.iter().any(|k| k == *s)) {
+            return Err(model::bad_request(format!(
+                "scope '{unknown}' is not registered (tessera scope create)"
+            )));
+        }
+        store::insert_client(
+            conn,
+            &store::NewClient {
+                id: &id,
+                name,
+                owner_user_id: input.owner_user_id.as_deref(),
+                is_public: input.public,
+                secret_hash: secret_hash.as_deref(),
+                auth_method: method.as_str(),
+                grant_types: &grant_types,
+                allowed_scopes: &allowed,
+                secret_encrypted: secret_encrypted.as_deref(),
+                jwks_uri: jwks_uri.as_deref(),
+                jwks: jwks.as_deref(),
+            },
+            now,
+        )?;
+        for uri in &uris {
+            store::insert_redirect_uri(conn, &id, uri.as_str(), now)?;
+        }
+        let event = audit::Event::new(actor, "client.create")
+            .target("client", &id)
+            .origin(origin)
+            .details(serde_json::json!({
+                "name": name, "public": input.public, "grant_types": grant_types,
+                "token_endpoint_auth_method": method.as_str(), "jwks_uri": jwks_uri,
+                "scopes": allowed, "redirect_uris": uris.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
+            }));
+        audit::record(conn, event)?;
+        let client = store::find_client(conn, &id)?.ok_or(AppError::NotFound)?;
+        let uris = store::find_redirect_uris(conn, &id)?;
+        Ok((client, uris, secret.map(ClientSecret)))
+    })
+}
+
+/// Registers an API (a resource server) by its audience.
+pub fn create_api(
+    conn: &mut DbConn,
+    audience: &str,
+    name: &str,
+    actor: Actor,
+) -> Result<Api, AppError> {
+    let audience = audience.trim();
+    let name = name.trim();
+    if audience.is_empty() || audience.len() > 512 || audience.contains(' ') {
+        return Err(model::bad_request(
+            "the audience must be 1 to 512 characters without spaces",
+        ));
+    }
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(model::bad_request(
+            "the API name must have 1 to 100 characters",
+        ));
+    }
+    conn.transaction(|conn| {
+        if store::find_api_by_audience(conn, audience)?.is_some() {
+            return Err(AppError::Conflict("conflict"));
+        }
+        let id = random_id("api", 20);
+        store::insert_api(conn, &id, audience, name, db::now())?;
+        audit::record(
+            conn,
+            audit::Event::new(actor, "api.create")
+                .target("api", &id)
+                .details(serde_json::json!({ "audience": audience, "name": name })),
+        )?;
+        store::find_api_by_audience(conn, audience)?.ok_or(AppError::NotFound)
+    })
+}
+
+/// Registers a scope on an API (by audience; the default API when `None`).
+pub fn create_scope(
+    conn: &mut DbConn,
+    issuer: &str,
+    name: &str,
+    description: &str,
+    audience: Option<&str>,
+    actor: Actor,
+) -> Result<ScopeRow, AppError> {
+    if !model::valid_scope_name(name) {
+        return Err(model::bad_request(format!(
+            "'{name}' is not a scope name (printable ASCII without spaces, quotes or backslashes)"
+        )));
+    }
+    let description = description.trim();
+    if description.is_empty() || description.chars().count() > 200 {
+        return Err(model::bad_request(
+            "the description must have 1 to 200 characters",
+        ));
+    }
+    let audience = audience.unwrap_or(issuer);
+    conn.transaction(|conn| {
+        let api = store::find_api_by_audience(conn, audience)?
+            .ok_or_else(|| model::bad_request(format!("no API has the audience '{audience}'")))?;
+        if store::find_scopes(conn, &api.id)?
+            .iter()
+            .any(|s| s.name == name)
+        {
+            return Err(AppError::Conflict("conflict"));
+        }
+        let id = random_id("scp", 20);
+        store::insert_scope(conn, &id, &api.id, name, description, db::now())?;
+        audit::record(
+            conn,
+            audit::Event::new(actor, "scope.create")
+                .target("scope", &id)
+                .details(serde_json::json!({ "name": name, "audience": audience })),
+        )?;
+        store::find_scopes(conn, &api.id)?
+            .into_iter()
+            .find(|s| s.name == name)
+            .ok_or(AppError::NotFound)
+    })
+}

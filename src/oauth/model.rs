@@ -1,0 +1,237 @@
+//! OAuth clients, APIs and scopes as stored, and the validated values they are built from.
+
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::schema::{oauth_clients, resource_servers, scopes};
+use crate::error::AppError;
+
+#[derive(Clone, Queryable, Selectable)]
+#[diesel(table_name = oauth_clients)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    pub owner_user_id: Option<String>,
+    pub is_public: bool,
+    pub secret_hash: Option<String>,
+    pub token_endpoint_auth_method: String,
+    pub grant_types: String,
+    pub allowed_scopes: String,
+    pub disabled_at: Option<i64>,
+    /// `client_secret_jwt` only: the secret under the master key (AES-256-GCM), never plaintext.
+    pub secret_encrypted: Option<Vec<u8>>,
+    /// `private_key_jwt`: where the client publishes its keys, or its keys inline (a JWKS document).
+    pub jwks_uri: Option<String>,
+    pub jwks: Option<String>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("is_public", &self.is_public)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    pub fn has_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.split(' ').any(|g| g == grant.as_str())
+    }
+
+    pub fn auth_method(&self) -> TokenAuthMethod {
+        TokenAuthMethod::parse(&self.token_endpoint_auth_method).unwrap_or(TokenAuthMethod::None)
+    }
+
+    pub fn allowed_scopes(&self) -> impl Iterator<Item = &str> {
+        self.allowed_scopes.split(' ').filter(|s| !s.is_empty())
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = resource_servers)]
+pub struct Api {
+    pub id: String,
+    pub audience: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = scopes)]
+pub struct ScopeRow {
+    pub id: String,
+    pub resource_server_id: String,
+    pub name: String,
+    pub description: String,
+}
+
+/// How a client authenticates at the token, revocation and introspection endpoints (RFC 7591 names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenAuthMethod {
+    /// A secret, sent by HTTP Basic or in the body (`client_secret_post` is accepted as well).
+    ClientSecretBasic,
+    /// An HS256 JWT signed with the client secret (RFC 7523 §2.2).
+    ClientSecretJwt,
+    /// A JWT signed with the client's private key (RS256, ES256 or EdDSA).
+    PrivateKeyJwt,
+    /// A public client: no authentication.
+    None,
+}
+
+impl TokenAuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretJwt => "client_secret_jwt",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::None => "none",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "client_secret_basic" | "client_secret_post" => Some(Self::ClientSecretBasic),
+            "client_secret_jwt" => Some(Self::ClientSecretJwt),
+            "private_key_jwt" => Some(Self::PrivateKeyJwt),
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
+
+    pub fn uses_jwt(self) -> bool {
+        matches!(self, Self::ClientSecretJwt | Self::PrivateKeyJwt)
+    }
+}
+
+/// The grants Tessera implements. There is no implicit and no password grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantType {
+    AuthorizationCode,
+    ClientCredentials,
+    RefreshToken,
+    /// RFC 7523 §2.1: a JWT the client signed is exchanged for an access token.
+    JwtBearer,
+}
+
+impl GrantType {
+    pub const ALL: [GrantType; 4] = [
+        GrantType::AuthorizationCode,
+        GrantType::ClientCredentials,
+        GrantType::RefreshToken,
+        GrantType::JwtBearer,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::ClientCredentials => "client_credentials",
+            Self::RefreshToken => "refresh_token",
+            Self::JwtBearer => "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == s)
+    }
+
+    /// As [`GrantType::parse`], also taking the short name `jwt-bearer` (for the CLI and forms).
+    pub fn parse_registration(s: &str) -> Option<Self> {
+        match s {
+            "jwt-bearer" | "jwt_bearer" => Some(Self::JwtBearer),
+            other => Self::parse(other),
+        }
+    }
+}
+
+/// A redirect URI fit to register: absolute, no fragment, no wildcard, https unless loopback.
+/// Kept exactly as given: authorization requests must match it character for character.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectUri(String);
+
+impl RedirectUri {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err("is empty".into());
+        }
+        if raw.contains('*') {
+            return Err("must not contain a wildcard".into());
+        }
+        if raw.contains('#') {
+            return Err("must not contain a fragment (#…)".into());
+        }
+        let url = url::Url::parse(raw).map_err(|e| format!("is not an absolute URL ({e})"))?;
+        if url.cannot_be_a_base() || url.host().is_none() {
+            return Err("is not an absolute URL with a host".into());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("must not contain credentials".into());
+        }
+        match url.scheme() {
+            "https" => {}
+            "http" if crate::config::is_loopback_host(&url) => {}
+            "http" => {
+                return Err(
+                    "must use https unless the host is 127.0.0.1, [::1] or localhost".into(),
+                );
+            }
+            other => return Err(format!("uses the unsupported scheme '{other}'")),
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A scope name: RFC 6749 `scope-token` characters, no spaces.
+pub fn valid_scope_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
+pub fn bad_request(detail: impl Into<String>) -> AppError {
+    AppError::bad_request("invalid_request", detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uris() {
+        for ok in [
+            "https://app.example.com/cb",
+            "http://127.0.0.1:8000/cb",
+            "http://[::1]/cb",
+            "http://localhost:3000/callback?x=1",
+        ] {
+            assert!(RedirectUri::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "https://app.example.com/cb#frag",
+            "https://*.example.com/cb",
+            "/relative/cb",
+            "http://app.example.com/cb",
+            "javascript:alert(1)",
+            "https://user:pw@app.example.com/cb",
+            "",
+        ] {
+            assert!(RedirectUri::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn scope_names() {
+        assert!(
+            valid_scope_name("read")
+                && valid_scope_name("telemetry_apis")
+                && valid_scope_name("a:b")
+        );
+        assert!(!valid_scope_name("a b") && !valid_scope_name("") && !valid_scope_name("q\"x"));
+    }
+}

@@ -1,0 +1,128 @@
+//! The consent page and the authorization error page (askama), in en-US and es-ES.
+
+use askama::Template;
+use oxide_auth::primitives::prelude::PreGrant;
+
+use super::flow::ConsentPage;
+use super::store;
+use crate::db::DbConn;
+use crate::error::AppError;
+use crate::i18n::Lang;
+
+pub struct ConsentText {
+    pub title: &'static str,
+    pub wants: &'static str,
+    pub signed_in_as: &'static str,
+    pub redirect_to: &'static str,
+    pub permissions: &'static str,
+    pub allow: &'static str,
+    pub deny: &'static str,
+}
+
+impl ConsentText {
+    fn for_lang(lang: Lang) -> Self {
+        match lang {
+            Lang::En => Self {
+                title: "Authorize access",
+                wants: "wants to access your account with these permissions:",
+                signed_in_as: "Signed in as",
+                redirect_to: "you will return to",
+                permissions: "Requested permissions",
+                allow: "Allow",
+                deny: "Deny",
+            },
+            Lang::Es => Self {
+                title: "Autorizar acceso",
+                wants: "quiere acceder a su cuenta con estos permisos:",
+                signed_in_as: "Sesión iniciada como",
+                redirect_to: "volverá a",
+                permissions: "Permisos solicitados",
+                allow: "Permitir",
+                deny: "Denegar",
+            },
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "oauth/consent.html")]
+struct Consent<'a> {
+    lang: &'static str,
+    t: ConsentText,
+    client_name: &'a str,
+    redirect_host: &'a str,
+    user_email: &'a str,
+    scopes: Vec<(String, String)>,
+    csrf_token: &'a str,
+    params: &'a [(String, String)],
+}
+
+/// Renders the consent page for a validated pre-grant.
+pub fn consent_page(
+    conn: &mut DbConn,
+    grant: &PreGrant,
+    audience: &str,
+    page: &ConsentPage,
+) -> Result<String, AppError> {
+    let client = store::find_client(conn, &grant.client_id)?.ok_or(AppError::NotFound)?;
+    let api = store::find_api_by_audience(conn, audience)?.ok_or(AppError::NotFound)?;
+    let described = store::find_scopes(conn, &api.id)?;
+    let scopes = grant
+        .scope
+        .iter()
+        .map(|name| {
+            let description = described
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| s.description.clone())
+                .unwrap_or_default();
+            (name.to_owned(), description)
+        })
+        .collect();
+    let redirect = grant.redirect_uri.to_url();
+    let host = match redirect.port() {
+        Some(p) => format!("{}:{p}", redirect.host_str().unwrap_or_default()),
+        None => redirect.host_str().unwrap_or_default().to_owned(),
+    };
+    Ok(Consent {
+        lang: page.lang.tag(),
+        t: ConsentText::for_lang(page.lang),
+        client_name: &client.name,
+        redirect_host: &host,
+        user_email: &page.user_email,
+        scopes,
+        csrf_token: &page.csrf_token,
+        params: &page.params,
+    }
+    .render()?)
+}
+
+#[derive(Template)]
+#[template(path = "oauth/error.html")]
+struct ErrorPage<'a> {
+    lang: &'static str,
+    title: &'a str,
+    message: &'a str,
+    request_id: &'a str,
+}
+
+/// The page shown instead of a redirect when the client or its redirect URI cannot be trusted.
+pub fn error_page(lang: Lang, request_id: &str) -> Result<String, AppError> {
+    let (title, message) = match lang {
+        Lang::En => (
+            "This sign-in link is not valid",
+            "The application that sent you here is unknown or asked to return you to an address it has not registered. You have not been redirected.",
+        ),
+        Lang::Es => (
+            "Este enlace de inicio de sesión no es válido",
+            "La aplicación que le envió aquí es desconocida o pidió devolverle a una dirección que no ha registrado. No se le ha redirigido.",
+        ),
+    };
+    Ok(ErrorPage {
+        lang: lang.tag(),
+        title,
+        message,
+        request_id,
+    }
+    .render()?)
+}

@@ -1,0 +1,507 @@
+//! Diesel queries for clients, redirect URIs, APIs and scopes.
+
+use diesel::prelude::*;
+
+use super::model::{Api, Client, ScopeRow};
+use crate::db::DbConn;
+use crate::db::schema::{oauth_clients, oauth_redirect_uris, resource_servers, scopes};
+
+/// The columns of a new client.
+#[derive(Debug)]
+pub struct NewClient<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub owner_user_id: Option<&'a str>,
+    pub is_public: bool,
+    pub secret_hash: Option<&'a str>,
+    pub auth_method: &'a str,
+    pub grant_types: &'a str,
+    pub allowed_scopes: &'a str,
+    pub secret_encrypted: Option<&'a [u8]>,
+    pub jwks_uri: Option<&'a str>,
+    pub jwks: Option<&'a str>,
+}
+
+pub fn insert_client(conn: &mut DbConn, c: &NewClient<'_>, now: i64) -> QueryResult<()> {
+    diesel::insert_into(oauth_clients::table)
+        .values((
+            oauth_clients::id.eq(c.id),
+            oauth_clients::name.eq(c.name),
+            oauth_clients::owner_user_id.eq(c.owner_user_id),
+            oauth_clients::is_public.eq(c.is_public),
+            oauth_clients::secret_hash.eq(c.secret_hash),
+            oauth_clients::secret_pepper_version.eq(c.secret_hash.map(|_| 1)),
+            oauth_clients::token_endpoint_auth_method.eq(c.auth_method),
+            oauth_clients::grant_types.eq(c.grant_types),
+            oauth_clients::allowed_scopes.eq(c.allowed_scopes),
+            oauth_clients::secret_encrypted.eq(c.secret_encrypted),
+            oauth_clients::jwks_uri.eq(c.jwks_uri),
+            oauth_clients::jwks.eq(c.jwks),
+            oauth_clients::created_at.eq(now),
+            oauth_clients::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn insert_redirect_uri(
+    conn: &mut DbConn,
+    client_id: &str,
+    uri: &str,
+    now: i64,
+) -> QueryResult<()> {
+    diesel::insert_into(oauth_redirect_uris::table)
+        .values((
+            oauth_redirect_uris::client_id.eq(client_id),
+            oauth_redirect_uris::uri.eq(uri),
+            oauth_redirect_uris::created_at.eq(now),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn find_client(conn: &mut DbConn, id: &str) -> QueryResult<Option<Client>> {
+    oauth_clients::table
+        .find(id)
+        .select(Client::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find_redirect_uris(conn: &mut DbConn, client_id: &str) -> QueryResult<Vec<String>> {
+    oauth_redirect_uris::table
+        .filter(oauth_redirect_uris::client_id.eq(client_id))
+        .order(oauth_redirect_uris::created_at.asc())
+        .select(oauth_redirect_uris::uri)
+        .load(conn)
+}
+
+pub fn insert_api(
+    conn: &mut DbConn,
+    id: &str,
+    audience: &str,
+    name: &str,
+    now: i64,
+) -> QueryResult<()> {
+    diesel::insert_into(resource_servers::table)
+        .values((
+            resource_servers::id.eq(id),
+            resource_servers::audience.eq(audience),
+            resource_servers::name.eq(name),
+            resource_servers::created_at.eq(now),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn find_api_by_audience(conn: &mut DbConn, audience: &str) -> QueryResult<Option<Api>> {
+    resource_servers::table
+        .filter(resource_servers::audience.eq(audience))
+        .select(Api::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn insert_scope(
+    conn: &mut DbConn,
+    id: &str,
+    api_id: &str,
+    name: &str,
+    description: &str,
+    now: i64,
+) -> QueryResult<()> {
+    diesel::insert_into(scopes::table)
+        .values((
+            scopes::id.eq(id),
+            scopes::resource_server_id.eq(api_id),
+            scopes::name.eq(name),
+            scopes::description.eq(description),
+            scopes::created_at.eq(now),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn find_scopes(conn: &mut DbConn, api_id: &str) -> QueryResult<Vec<ScopeRow>> {
+    scopes::table
+        .filter(scopes::resource_server_id.eq(api_id))
+        .order(scopes::name.asc())
+        .select(ScopeRow::as_select())
+        .load(conn)
+}
+
+/// Every scope name registered on any API.
+pub fn find_all_scope_names(conn: &mut DbConn) -> QueryResult<Vec<String>> {
+    scopes::table
+        .select(scopes::name)
+        .distinct()
+        .order(scopes::name.asc())
+        .load(conn)
+}
+
+/// The columns of a new authorization code.
+#[derive(Debug)]
+pub struct NewCode<'a> {
+    pub code_hash: &'a str,
+    pub client_id: &'a str,
+    pub user_id: &'a str,
+    pub redirect_uri: &'a str,
+    pub scope: &'a str,
+    pub audience: &'a str,
+    pub code_challenge: &'a str,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+pub fn insert_code(conn: &mut DbConn, c: &NewCode<'_>) -> QueryResult<()> {
+    use crate::db::schema::authorization_codes as ac;
+    diesel::insert_into(ac::table)
+        .values((
+            ac::code_hash.eq(c.code_hash),
+            ac::client_id.eq(c.client_id),
+            ac::user_id.eq(c.user_id),
+            ac::redirect_uri.eq(c.redirect_uri),
+            ac::scope.eq(c.scope),
+            ac::audience.eq(c.audience),
+            ac::code_challenge.eq(c.code_challenge),
+            ac::code_challenge_method.eq("S256"),
+            ac::created_at.eq(c.created_at),
+            ac::expires_at.eq(c.expires_at),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = crate::db::schema::authorization_codes)]
+pub struct CodeRow {
+    pub client_id: String,
+    pub user_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub audience: String,
+    pub code_challenge: String,
+    pub expires_at: i64,
+    pub consumed_at: Option<i64>,
+    pub refresh_family_id: Option<String>,
+    pub access_token_jti: Option<String>,
+    pub access_token_exp: Option<i64>,
+}
+
+pub fn find_code(conn: &mut DbConn, code_hash: &str) -> QueryResult<Option<CodeRow>> {
+    use crate::db::schema::authorization_codes as ac;
+    ac::table
+        .find(code_hash)
+        .select(CodeRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Marks an unexpired, unconsumed code consumed; true when this call won (atomic on both backends).
+pub fn consume_code(
+    conn: &mut DbConn,
+    code_hash: &str,
+    now: i64,
+    jti: &str,
+    jti_exp: i64,
+) -> QueryResult<bool> {
+    use crate::db::schema::authorization_codes as ac;
+    diesel::update(
+        ac::table
+            .filter(ac::code_hash.eq(code_hash))
+            .filter(ac::consumed_at.is_null())
+            .filter(ac::expires_at.gt(now)),
+    )
+    .set((
+        ac::consumed_at.eq(now),
+        ac::access_token_jti.eq(jti),
+        ac::access_token_exp.eq(jti_exp),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+pub fn set_code_family(conn: &mut DbConn, code_hash: &str, family_id: &str) -> QueryResult<()> {
+    use crate::db::schema::authorization_codes as ac;
+    diesel::update(ac::table.filter(ac::code_hash.eq(code_hash)))
+        .set(ac::refresh_family_id.eq(family_id))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// The columns of a new refresh-token family (one per grant).
+#[derive(Debug)]
+pub struct NewFamily<'a> {
+    pub id: &'a str,
+    pub client_id: &'a str,
+    pub user_id: Option<&'a str>,
+    pub scope: &'a str,
+    pub audience: &'a str,
+}
+
+pub fn insert_family(
+    conn: &mut DbConn,
+    f: &NewFamily<'_>,
+    now: i64,
+    expires_at: i64,
+) -> QueryResult<()> {
+    use crate::db::schema::refresh_token_families as rf;
+    diesel::insert_into(rf::table)
+        .values((
+            rf::id.eq(f.id),
+            rf::client_id.eq(f.client_id),
+            rf::user_id.eq(f.user_id),
+            rf::scope.eq(f.scope),
+            rf::audience.eq(f.audience),
+            rf::created_at.eq(now),
+            rf::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Revokes a family and records the ids of the access tokens issued from it, so they are refused too.
+pub fn revoke_family(
+    conn: &mut DbConn,
+    family_id: &str,
+    now: i64,
+    reason: &str,
+) -> QueryResult<()> {
+    use crate::db::schema::refresh_token_families as rf;
+    use crate::db::schema::refresh_tokens as rt;
+    diesel::update(
+        rf::table
+            .filter(rf::id.eq(family_id))
+            .filter(rf::revoked_at.is_null()),
+    )
+    .set((rf::revoked_at.eq(now), rf::revoked_reason.eq(reason)))
+    .execute(conn)?;
+    let issued: Vec<(Option<String>, Option<i64>)> = rt::table
+        .filter(rt::family_id.eq(family_id))
+        .select((rt::access_token_jti, rt::access_token_exp))
+        .load(conn)?;
+    for (jti, exp) in issued {
+        if let (Some(jti), Some(exp)) = (jti, exp)
+            && exp > now
+        {
+            insert_revoked_jti(conn, &jti, Some(family_id), now, exp)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn insert_revoked_jti(
+    conn: &mut DbConn,
+    jti: &str,
+    family_id: Option<&str>,
+    now: i64,
+    expires_at: i64,
+) -> QueryResult<()> {
+    use crate::db::schema::revoked_access_tokens as ra;
+    if ra::table.find(jti).count().get_result::<i64>(conn)? > 0 {
+        return Ok(());
+    }
+    diesel::insert_into(ra::table)
+        .values((
+            ra::jti.eq(jti),
+            ra::family_id.eq(family_id),
+            ra::revoked_at.eq(now),
+            ra::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Stores a refresh token in a live family; false (nothing stored) when the family is revoked.
+pub fn insert_refresh_token(
+    conn: &mut DbConn,
+    token_hash: &str,
+    family_id: &str,
+    now: i64,
+    expires_at: i64,
+    jti: &str,
+    jti_exp: i64,
+) -> QueryResult<bool> {
+    use crate::db::schema::refresh_token_families as rf;
+    use crate::db::schema::refresh_tokens as rt;
+    let live: i64 = rf::table
+        .filter(rf::id.eq(family_id))
+        .filter(rf::revoked_at.is_null())
+        .count()
+        .get_result(conn)?;
+    if live == 0 {
+        return Ok(false);
+    }
+    diesel::insert_into(rt::table)
+        .values((
+            rt::token_hash.eq(token_hash),
+            rt::family_id.eq(family_id),
+            rt::created_at.eq(now),
+            rt::expires_at.eq(expires_at),
+            rt::access_token_jti.eq(jti),
+            rt::access_token_exp.eq(jti_exp),
+        ))
+        .execute(conn)
+        .map(|_| true)
+}
+
+/// A refresh token with its family.
+#[derive(Debug, Clone)]
+pub struct RefreshRow {
+    pub family_id: String,
+    pub client_id: String,
+    pub user_id: Option<String>,
+    pub scope: String,
+    pub audience: String,
+    pub token_expires_at: i64,
+    pub family_expires_at: i64,
+    pub family_revoked: bool,
+    pub token_created_at: i64,
+    pub token_used: bool,
+}
+
+pub fn find_refresh(conn: &mut DbConn, token_hash: &str) -> QueryResult<Option<RefreshRow>> {
+    use crate::db::schema::refresh_token_families as rf;
+    use crate::db::schema::refresh_tokens as rt;
+    type Row = (
+        String,
+        String,
+        Option<String>,
+        String,
+        String,
+        i64,
+        i64,
+        Option<i64>,
+        i64,
+        Option<i64>,
+    );
+    let row: Option<Row> = rt::table
+        .inner_join(rf::table)
+        .filter(rt::token_hash.eq(token_hash))
+        .select((
+            rf::id,
+            rf::client_id,
+            rf::user_id,
+            rf::scope,
+            rf::audience,
+            rt::expires_at,
+            rf::expires_at,
+            rf::revoked_at,
+            rt::created_at,
+            rt::used_at,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|r| RefreshRow {
+        family_id: r.0,
+        client_id: r.1,
+        user_id: r.2,
+        scope: r.3,
+        audience: r.4,
+        token_expires_at: r.5,
+        family_expires_at: r.6,
+        family_revoked: r.7.is_some(),
+        token_created_at: r.8,
+        token_used: r.9.is_some(),
+    }))
+}
+
+/// True when the access token `jti` was revoked (the row lives until the token's own expiry).
+pub fn is_jti_revoked(conn: &mut DbConn, jti: &str) -> QueryResult<bool> {
+    use crate::db::schema::revoked_access_tokens as ra;
+    ra::table
+        .find(jti)
+        .count()
+        .get_result::<i64>(conn)
+        .map(|n| n > 0)
+}
+
+/// Records an assertion's `jti` for its client until `expires_at`; false when it was already used.
+pub fn record_assertion_jti(
+    conn: &mut DbConn,
+    client_id: &str,
+    jti: &str,
+    expires_at: i64,
+) -> QueryResult<bool> {
+    use crate::db::schema::used_assertion_jtis as uj;
+    let result = diesel::insert_into(uj::table)
+        .values((
+            uj::client_id.eq(client_id),
+            uj::jti.eq(jti),
+            uj::expires_at.eq(expires_at),
+        ))
+        .execute(conn);
+    match result {
+        Ok(_) => Ok(true),
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Marks a refresh token used; true when this call won the rotation.
+pub fn use_refresh_token(conn: &mut DbConn, token_hash: &str, now: i64) -> QueryResult<bool> {
+    use crate::db::schema::refresh_tokens as rt;
+    diesel::update(
+        rt::table
+            .filter(rt::token_hash.eq(token_hash))
+            .filter(rt::used_at.is_null()),
+    )
+    .set(rt::used_at.eq(now))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+pub fn find_consent(
+    conn: &mut DbConn,
+    user_id: &str,
+    client_id: &str,
+    audience: &str,
+) -> QueryResult<Option<String>> {
+    use crate::db::schema::consents as c;
+    c::table
+        .find((user_id, client_id, audience))
+        .select(c::scope)
+        .first(conn)
+        .optional()
+}
+
+/// Remembers the scopes a user granted a client (the union with what was granted before).
+pub fn upsert_consent(
+    conn: &mut DbConn,
+    user_id: &str,
+    client_id: &str,
+    audience: &str,
+    scope: &str,
+    now: i64,
+) -> QueryResult<()> {
+    use crate::db::schema::consents as c;
+    match find_consent(conn, user_id, client_id, audience)? {
+        Some(existing) => {
+            let mut all: Vec<&str> = existing
+                .split(' ')
+                .chain(scope.split(' '))
+                .filter(|s| !s.is_empty())
+                .collect();
+            all.sort_unstable();
+            all.dedup();
+            diesel::update(c::table.find((user_id, client_id, audience)))
+                .set((c::scope.eq(all.join(" ")), c::updated_at.eq(now)))
+                .execute(conn)
+                .map(|_| ())
+        }
+        None => diesel::insert_into(c::table)
+            .values((
+                c::user_id.eq(user_id),
+                c::client_id.eq(client_id),
+                c::audience.eq(audience),
+                c::scope.eq(scope),
+                c::created_at.eq(now),
+                c::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .map(|_| ()),
+    }
+}

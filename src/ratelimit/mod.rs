@@ -1,0 +1,336 @@
+//! Rate limits: GCRA per key, in process (governor) or shared by every node in Redis
+//! (`TESSERA_REDIS_URL`). When Redis fails, `TESSERA_REDIS_FAILURE_POLICY` decides: `local` (the
+//! default: the in-process limiter, logged), `allow` or `deny`; a request never waits on Redis.
+
+pub mod redis;
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::clock::{Clock as _, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::{Quota, RateLimiter};
+
+type Keyed = RateLimiter<
+    String,
+    governor::state::keyed::DefaultKeyedStateStore<String>,
+    DefaultClock,
+    StateInformationMiddleware,
+>;
+
+/// The answer for one request: allowed or not, and what the `RateLimit-*` headers should say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until a request is allowed again (0 when allowed now).
+    pub retry_after: u64,
+    /// Unix time (seconds) at which the full limit is available again.
+    pub reset: i64,
+}
+
+/// `limit` requests per `period` per key, as a burst of `limit` refilled evenly over the period
+/// (GCRA: no burst at a window edge).
+pub struct Limiter {
+    limit: u32,
+    period: Duration,
+    inner: Keyed,
+    clock: DefaultClock,
+}
+
+impl Decision {
+    /// The `X-RateLimit-*` headers of a limited response.
+    pub fn headers(&self) -> [(&'static str, String); 3] {
+        [
+            ("x-ratelimit-limit", self.limit.to_string()),
+            ("x-ratelimit-remaining", self.remaining.to_string()),
+            ("x-ratelimit-reset", self.reset.to_string()),
+        ]
+    }
+}
+
+impl std::fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limiter")
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Limiter {
+    pub fn per_minute(limit: u32) -> Self {
+        Self::new(limit, Duration::from_secs(60))
+    }
+
+    pub fn new(limit: u32, period: Duration) -> Self {
+        let n = NonZeroU32::new(limit.max(1)).unwrap_or(NonZeroU32::MIN);
+        let period = period.max(Duration::from_millis(1));
+        let quota = Quota::with_period(period / n.get())
+            .unwrap_or_else(|| Quota::per_second(n))
+            .allow_burst(n);
+        let clock = DefaultClock::default();
+        let inner = RateLimiter::dashmap_with_clock(quota, clock.clone())
+            .with_middleware::<StateInformationMiddleware>();
+        Self {
+            limit: n.get(),
+            period,
+            inner,
+            clock,
+        }
+    }
+
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    fn reset_in(&self, used: u32) -> u64 {
+        let per = self.period.as_secs_f64() / f64::from(self.limit);
+        (per * f64::from(used)).ceil() as u64
+    }
+
+    /// Counts one request for `key`.
+    pub fn check(&self, key: &str) -> Decision {
+        match self.inner.check_key(&key.to_owned()) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                Decision {
+                    allowed: true,
+                    limit: self.limit,
+                    remaining,
+                    retry_after: 0,
+                    reset: crate::db::now() + self.reset_in(self.limit - remaining) as i64,
+                }
+            }
+            Err(not_until) => {
+                let wait: Duration = not_until.wait_time_from(self.clock.now());
+                Decision {
+                    allowed: false,
+                    limit: self.limit,
+                    remaining: 0,
+                    retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
+                    reset: crate::db::now() + self.reset_in(self.limit) as i64,
+                }
+            }
+        }
+    }
+
+    /// Forgets keys whose bucket is full again (called by the janitor so memory stays bounded).
+    pub fn forget_idle(&self) {
+        self.inner.retain_recent();
+        self.inner.shrink_to_fit();
+    }
+}
+
+/// Limiters with the same period and different limits (a per-key override gets its own bucket set).
+pub struct LimiterSet {
+    default_limit: u32,
+    period: Duration,
+    by_limit: std::sync::RwLock<std::collections::HashMap<u32, std::sync::Arc<Limiter>>>,
+}
+
+impl std::fmt::Debug for LimiterSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LimiterSet")
+            .field("default_limit", &self.default_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LimiterSet {
+    pub fn new(default_limit: u32, period: Duration) -> Self {
+        Self {
+            default_limit,
+            period,
+            by_limit: Default::default(),
+        }
+    }
+
+    /// Counts one request for `key` under `limit` (the default when `None`).
+    pub fn check(&self, key: &str, limit: Option<u32>) -> Decision {
+        let limit = limit.unwrap_or(self.default_limit).max(1);
+        let existing = self
+            .by_limit
+            .read()
+            .ok()
+            .and_then(|m| m.get(&limit).cloned());
+        let limiter = match existing {
+            Some(l) => l,
+            None => {
+                let Ok(mut m) = self.by_limit.write() else {
+                    return Limiter::new(limit, self.period).check(key);
+                };
+                m.entry(limit)
+                    .or_insert_with(|| std::sync::Arc::new(Limiter::new(limit, self.period)))
+                    .clone()
+            }
+        };
+        limiter.check(key)
+    }
+
+    /// Forgets idle keys in every limiter.
+    pub fn forget_idle(&self) {
+        if let Ok(m) = self.by_limit.read() {
+            for l in m.values() {
+                l.forget_idle();
+            }
+        }
+    }
+}
+
+/// Adds the `X-RateLimit-*` headers of `decision` to a response.
+pub fn with_headers(
+    mut res: actix_web::HttpResponse,
+    decision: &Decision,
+) -> actix_web::HttpResponse {
+    for (name, value) in decision.headers() {
+        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&value) {
+            res.headers_mut()
+                .insert(actix_web::http::header::HeaderName::from_static(name), v);
+        }
+    }
+    res
+}
+
+/// What a limit protects; each bucket has its own counters and default limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    /// Per API key (verification, forward-auth).
+    ApiKey,
+    /// Per IP at `/v1/keys/verify`.
+    Ip,
+    /// Per IP at sign-in and the token endpoint.
+    Auth,
+    /// Per caller at introspection.
+    Introspection,
+}
+
+impl Bucket {
+    fn name(self) -> &'static str {
+        match self {
+            Self::ApiKey => "key",
+            Self::Ip => "ip",
+            Self::Auth => "auth",
+            Self::Introspection => "introspect",
+        }
+    }
+}
+
+/// What to do while Redis is unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// Limit with this node's own counters (and log it).
+    Local,
+    /// Let requests through unlimited.
+    Allow,
+    /// Refuse with 429.
+    Deny,
+}
+
+/// Every limit of a node: per bucket, in process or in Redis.
+#[derive(Debug)]
+pub struct RateLimits {
+    local: [LimiterSet; 4],
+    periods: [Duration; 4],
+    redis: Option<redis::RedisLimiter>,
+    policy: FailurePolicy,
+    warned: std::sync::atomic::AtomicI64,
+}
+
+const BUCKETS: [Bucket; 4] = [
+    Bucket::ApiKey,
+    Bucket::Ip,
+    Bucket::Auth,
+    Bucket::Introspection,
+];
+
+impl RateLimits {
+    pub fn new(settings: &crate::config::Settings) -> Result<Self, String> {
+        let quarter = Duration::from_secs(15 * 60);
+        let minute = Duration::from_secs(60);
+        let periods = [quarter, quarter, quarter, minute];
+        let defaults = [
+            settings.api_key_rate_limit,
+            settings.ip_rate_limit,
+            settings.auth_rate_limit,
+            settings.introspection_rate_limit,
+        ];
+        let redis = settings
+            .redis_url
+            .as_ref()
+            .map(|u| redis::RedisLimiter::new(u.as_str()))
+            .transpose()?;
+        Ok(Self {
+            local: [0, 1, 2, 3].map(|i| LimiterSet::new(defaults[i], periods[i])),
+            periods,
+            redis,
+            policy: settings.redis_failure_policy,
+            warned: std::sync::atomic::AtomicI64::new(0),
+        })
+    }
+
+    fn index(bucket: Bucket) -> usize {
+        BUCKETS.iter().position(|b| *b == bucket).unwrap_or(0)
+    }
+
+    /// Counts one request for `key` in `bucket`, under `limit` or the bucket's default.
+    pub async fn check(&self, bucket: Bucket, key: &str, limit: Option<u32>) -> Decision {
+        let i = Self::index(bucket);
+        let Some(redis) = &self.redis else {
+            return self.local[i].check(key, limit);
+        };
+        let limit_n = limit.unwrap_or(self.local[i].default_limit).max(1);
+        let shared_key = format!("{}:{limit_n}:{key}", bucket.name());
+        match redis.check(&shared_key, limit_n, self.periods[i]).await {
+            Ok(decision) => decision,
+            Err(e) => {
+                let now = crate::db::now();
+                let last = self.warned.swap(now, std::sync::atomic::Ordering::Relaxed);
+                if now - last >= 10 {
+                    tracing::warn!(error = %e, policy = ?self.policy, "Redis rate limiter unavailable");
+                }
+                match self.policy {
+                    FailurePolicy::Local => self.local[i].check(key, limit),
+                    FailurePolicy::Allow => Decision {
+                        allowed: true,
+                        limit: limit_n,
+                        remaining: limit_n,
+                        retry_after: 0,
+                        reset: now,
+                    },
+                    FailurePolicy::Deny => Decision {
+                        allowed: false,
+                        limit: limit_n,
+                        remaining: 0,
+                        retry_after: 1,
+                        reset: now + 1,
+                    },
+                }
+            }
+        }
+    }
+
+    /// `check` by the caller's IP, as 429 `rate_limited` when refused.
+    pub async fn check_ip(
+        &self,
+        bucket: Bucket,
+        req: &actix_web::HttpRequest,
+    ) -> Result<Decision, crate::error::AppError> {
+        let decision = self
+            .check(bucket, &crate::request::client_ip(req), None)
+            .await;
+        if decision.allowed {
+            Ok(decision)
+        } else {
+            Err(crate::error::AppError::RateLimited {
+                retry_after: decision.retry_after,
+            })
+        }
+    }
+
+    pub fn forget_idle(&self) {
+        for set in &self.local {
+            set.forget_idle();
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The only wiring point: key material, pool, migrations, listener, and `App::configure(feature::configure)`.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{self, DefaultHeaders};
+use actix_web::{App, HttpServer, web};
+
+use crate::config::{SecretBytes, Settings};
+use crate::crypto::{Hasher, KeyMaterial, load_or_create_key_file};
+use crate::db::{self, Pool};
+use crate::error::AppError;
+use crate::jwt::Keyring;
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::{accounts, jwt, oauth, ops, web as pages};
+
+/// Why the server could not start. `Display` is the one line printed before exiting with code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("TESSERA_DATABASE_URL: {0}")]
+    Database(String),
+    #[error("TESSERA_KEY_FILE: {0}")]
+    KeyFile(String),
+    #[error("TESSERA_MASTER_KEY: {0}")]
+    Keys(String),
+    #[error("TESSERA_BIND: cannot listen on {addr} ({reason})")]
+    Bind { addr: String, reason: String },
+}
+
+/// A bound, migrated, ready-to-run server.
+pub struct Application {
+    port: u16,
+    pool: Pool,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Connects, migrates and binds. Blocking work (connecting, migrating) runs off the async threads.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let listener = TcpListener::bind(settings.bind).map_err(|e| StartupError::Bind {
+            addr: settings.bind.to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::build_with_listener(settings, listener).await
+    }
+
+    /// As [`Application::build`], on a listener the caller bound (tests bind port 0 first so the
+    /// issuer can name the real port).
+    pub async fn build_with_listener(
+        settings: Settings,
+        listener: TcpListener,
+    ) -> Result<Self, StartupError> {
+        let keys = resolve_keys(&settings)?;
+        let pool = open_and_migrate(&settings).await?;
+        let keyring = prepare(&pool, &settings, keys.master_key.clone()).await?;
+        let limits = crate::ratelimit::RateLimits::new(&settings).map_err(|e| {
+            StartupError::Config(crate::config::ConfigError::new("TESSERA_REDIS_URL", e))
+        })?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let state = web::Data::new(AppState {
+            hasher: Hasher::new(&keys.pepper),
+            keyring,
+            master_key: keys.master_key.clone(),
+            jwks_cache: oauth::JwksCache::new(),
+            limits,
+            usage: Default::default(),
+            settings: settings.clone(),
+            pool: pool.clone(),
+            metrics: Metrics::new(),
+        });
+        let limit = settings.body_limit;
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                // Extractor failures are turned into the JSON error shape by `request::context`.
+                .app_data(web::JsonConfig::default().limit(limit))
+                .app_data(web::FormConfig::default().limit(limit))
+                .app_data(web::PayloadConfig::new(limit))
+                .configure(ops::configure)
+                .configure(pages::configure)
+                .configure(accounts::configure)
+                .configure(jwt::configure)
+                .configure(oauth::configure)
+                .configure(crate::apikeys::configure)
+                .default_service(web::to(|| async {
+                    Err::<actix_web::HttpResponse, _>(AppError::NotFound)
+                }))
+                .wrap(
+                    DefaultHeaders::new()
+                        .add(("X-Content-Type-Options", "nosniff"))
+                        .add(("Referrer-Policy", "no-referrer")),
+                )
+                .wrap(middleware::from_fn(crate::request::context))
+        })
+        .shutdown_timeout(settings.shutdown_timeout.as_secs())
+        .listen(listener)
+        .map_err(|e| StartupError::Bind {
+            addr: settings.bind.to_string(),
+            reason: e.to_string(),
+        })?;
+        if let Some(workers) = settings.workers {
+            server = server.workers(workers);
+        }
+        Ok(Self {
+            port,
+            pool,
+            server: server.run(),
+            state: app_state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Serves until SIGINT/SIGTERM, then drains in-flight requests (graceful shutdown).
+    /// The background jobs (key reload and rotation schedule, janitor) run alongside.
+    /// After the server stops, the API-key usage counted in memory is written (nothing is lost on SIGTERM).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let jobs = crate::janitor::spawn(self.state.clone());
+        let result = self.server.await;
+        for job in jobs {
+            job.abort();
+        }
+        crate::janitor::flush_usage(&self.state).await;
+        result
+    }
+}
+
+/// What a fresh install needs before serving: the default API with its scopes, and a signing key.
+async fn prepare(
+    pool: &Pool,
+    settings: &Settings,
+    master: SecretBytes,
+) -> Result<Keyring, StartupError> {
+    let pool = pool.clone();
+    let issuer = settings.issuer_str().to_owned();
+    let alg = settings.signing_alg;
+    web::block(move || -> Result<Keyring, StartupError> {
+        let mut conn = pool
+            .get()
+            .map_err(|e| StartupError::Database(e.to_string()))?;
+        oauth::ensure_default_api(&mut conn, &issuer)
+            .map_err(|e| StartupError::Database(format!("cannot create the default API: {e}")))?;
+        Keyring::load_or_create(&mut conn, master, alg).map_err(StartupError::Keys)
+    })
+    .await
+    .map_err(|e| StartupError::Database(e.to_string()))?
+}
+
+/// Opens the pool and applies pending migrations, off the async threads.
+pub async fn open_and_migrate(settings: &Settings) -> Result<Pool, StartupError> {
+    let settings = settings.clone();
+    web::block(move || connect_and_migrate_blocking(&settings))
+        .await
+        .map_err(|e| StartupError::Database(e.to_string()))?
+}
+
+/// Opens the pool and applies pending migrations (blocking).
+pub fn connect_and_migrate_blocking(settings: &Settings) -> Result<Pool, StartupError> {
+    let pool = db::connect(
+        &settings.database_url,
+        settings.database_pool_size,
+        settings.database_timeout,
+    )
+    .map_err(StartupError::Database)?;
+    let mut conn = pool
+        .get()
+        .map_err(|e| StartupError::Database(e.to_string()))?;
+    let applied = db::migrate(&mut conn).map_err(StartupError::Database)?;
+    if !applied.is_empty() {
+        tracing::info!(migrations = ?applied, "database migrated");
+    }
+    Ok(pool)
+}
+
+/// One migrated connection for a management command (no pool, no background threads).
+pub fn open_one_and_migrate(settings: &Settings) -> Result<db::DbConn, StartupError> {
+    let mut conn = db::connect_one(&settings.database_url).map_err(StartupError::Database)?;
+    db::migrate(&mut conn).map_err(StartupError::Database)?;
+    Ok(conn)
+}
+
+/// The pepper and master key: from settings when given, else from the key file (created on first run).
+pub fn resolve_keys(settings: &Settings) -> Result<KeyMaterial, StartupError> {
+    if let (Some(pepper), Some(master)) = (&settings.secret_pepper, &settings.master_key) {
+        return Ok(KeyMaterial {
+            pepper: pepper.clone(),
+            master_key: master.clone(),
+        });
+    }
+    let (file, created) =
+        load_or_create_key_file(&settings.key_file).map_err(StartupError::KeyFile)?;
+    if created {
+        tracing::warn!(
+            key_file = %settings.key_file.display(),
+            "generated new key material: back this file up (losing it invalidates every session, \
+             client secret and API key); nodes sharing a database must share TESSERA_SECRET_PEPPER \
+             and TESSERA_MASTER_KEY instead"
+        );
+    }
+    let pick =
+        |given: &Option<SecretBytes>, fallback: SecretBytes| given.clone().unwrap_or(fallback);
+    Ok(KeyMaterial {
+        pepper: pick(&settings.secret_pepper, file.pepper),
+        master_key: pick(&settings.master_key, file.master_key),
+    })
+}

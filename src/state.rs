@@ -1,0 +1,26 @@
+//! `AppState`: what every handler can reach, built once in `startup` and shared as `web::Data`.
+
+use crate::config::{SecretBytes, Settings};
+use crate::crypto::Hasher;
+use crate::db::Pool;
+use crate::jwt::Keyring;
+use crate::metrics::Metrics;
+
+#[derive(Debug)]
+pub struct AppState {
+    pub settings: Settings,
+    pub pool: Pool,
+    pub metrics: Metrics,
+    /// HMAC-SHA256 under the server pepper, for sessions, CSRF tokens, client secrets and API keys.
+    pub hasher: Hasher,
+    /// The keys that sign access tokens.
+    pub keyring: Keyring,
+    /// The AEAD key for secrets kept encrypted at rest (signing keys, `client_secret_jwt` secrets).
+    pub master_key: SecretBytes,
+    /// Client JWKS fetched from their `jwks_uri`.
+    pub jwks_cache: crate::oauth::JwksCache,
+    /// Every rate limit (per key, per IP, sign-in, introspection), in process or in Redis.
+    pub limits: crate::ratelimit::RateLimits,
+    /// API-key usage counted since the last flush.
+    pub usage: crate::apikeys::usage::Usage,
+}

@@ -1,0 +1,988 @@
+//! API keys: format, storage, verification, forward-auth, rotation, limits.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tessera::apikeys::{self, KeyInput};
+use tessera::audit::{Actor, Origin};
+use tessera::config::{KeyType, Presentation, SecretBytes, Settings};
+
+use crate::helpers::{TEST_PEPPER, TestApp, assert_error, spawn_app, spawn_app_with};
+
+fn create(app: &TestApp, settings: &Settings, input: KeyInput) -> Result<(String, String), String> {
+    let hasher = tessera::crypto::Hasher::new(&SecretBytes::new(TEST_PEPPER.to_vec()));
+    let mut conn = app.pool.get().expect("conn");
+    apikeys::create_key(
+        &mut conn,
+        settings,
+        &hasher,
+        &input,
+        Actor::System,
+        Origin::default(),
+    )
+    .map(|(k, s)| (k.id, s.0))
+    .map_err(|e| e.code().to_owned())
+}
+
+fn key(app: &TestApp, key_type: &str, env: &str, scopes: &[&str]) -> (String, String) {
+    create(
+        app,
+        &Settings::default(),
+        KeyInput {
+            name: "Test key".into(),
+            key_type: key_type.into(),
+            env: env.into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        },
+    )
+    .expect("key created")
+}
+
+async fn verify(app: &TestApp, body: Value) -> Value {
+    let res = app
+        .client
+        .post(app.url("/v1/keys/verify"))
+        .json(&body)
+        .send()
+        .await
+        .expect("verify");
+    assert_eq!(res.status(), 200);
+    res.json().await.expect("json")
+}
+
+async fn lookups(app: &TestApp) -> u64 {
+    let text = app.get("/metrics").await.text().await.expect("metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix("tessera_api_key_lookups_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the lookup counter")
+}
+
+#[actix_web::test]
+async fn keys_are_shown_once_and_stored_only_as_hashes() {
+    let app = spawn_app().await;
+    let (id, secret) = key(&app, "sk", "live", &[]);
+    assert!(secret.starts_with("sk_live_"), "{secret}");
+    assert_eq!(secret.len(), "sk_live_".len() + 43 + 6);
+    let (_, restricted) = key(&app, "rk", "test", &["read"]);
+    assert!(restricted.starts_with("rk_test_"));
+
+    use diesel::prelude::*;
+    use tessera::db::schema::api_keys;
+    let mut conn = app.pool.get().expect("conn");
+    let (hash, prefix, last_four, scopes): (String, String, String, String) = api_keys::table
+        .find(&id)
+        .select((
+            api_keys::key_hash,
+            api_keys::display_prefix,
+            api_keys::last_four,
+            api_keys::scopes,
+        ))
+        .first(&mut conn)
+        .expect("row");
+    assert_eq!(hash.len(), 64, "HMAC-SHA256 hex");
+    assert_eq!(prefix, "sk_live_");
+    assert_eq!(last_four, secret[secret.len() - 4..]);
+    assert_eq!(scopes, "*", "sk keys have full access");
+    let dump: Vec<(String, String, String)> = api_keys::table
+        .select((api_keys::key_hash, api_keys::name, api_keys::metadata))
+        .load(&mut conn)
+        .expect("rows");
+    assert!(
+        dump.iter().all(|(h, n, m)| !h.contains(&secret[8..20])
+            && !n.contains(&secret[8..20])
+            && !m.contains(&secret[8..20])),
+        "no part of the key body is stored"
+    );
+
+    let info = verify(&app, json!({ "key": secret })).await;
+    assert_eq!(info["valid"], true, "{info}");
+    assert_eq!(info["code"], "valid");
+    assert_eq!(info["key_id"], id.as_str());
+    assert_eq!(info["type"], "sk");
+    assert_eq!(info["env"], "live");
+    assert_eq!(info["scopes"], json!(["*"]));
+    assert_eq!(info["ratelimit"]["limit"], 3000);
+    assert!(info["ratelimit"]["remaining"].as_u64() < Some(3000));
+    assert!(info["ratelimit"]["reset"].as_i64() > Some(0));
+}
+
+#[actix_web::test]
+async fn verify_answers_every_code_and_malformed_keys_never_reach_the_database() {
+    let app = spawn_app().await;
+    let (_, live) = key(&app, "sk", "live", &[]);
+    let (rk_id, restricted) = key(&app, "rk", "live", &["read", "write"]);
+    let (revoked_id, revoked) = key(&app, "rk", "live", &["read"]);
+    let (expired_id, expired) = key(&app, "rk", "test", &["read"]);
+    {
+        let mut conn = app.pool.get().expect("conn");
+        apikeys::revoke_key(&mut conn, &revoked_id, Actor::Cli, Origin::default()).expect("revoke");
+        use diesel::connection::SimpleConnection as _;
+        conn.batch_execute(&format!(
+            "UPDATE api_keys SET expires_at = 1000 WHERE id = '{expired_id}'"
+        ))
+        .expect("expire");
+    }
+    let code = |v: &Value| v["code"].as_str().expect("code").to_owned();
+    let ok = verify(
+        &app,
+        json!({ "key": restricted, "required_scopes": ["read"] }),
+    )
+    .await;
+    assert_eq!(code(&ok), "valid");
+    assert_eq!(ok["key_id"], rk_id.as_str());
+    assert_eq!(ok["scopes"], json!(["read", "write"]));
+    let cases = [
+        (
+            json!({ "key": restricted, "required_scopes": "read delete" }),
+            "insufficient_permissions",
+        ),
+        (json!({ "key": revoked }), "revoked_api_key"),
+        (json!({ "key": expired }), "expired_api_key"),
+        (
+            json!({ "key": live, "required_env": "test" }),
+            "invalid_api_key",
+        ),
+        (
+            json!({ "key": expired.replacen("_test_", "_live_", 1) }),
+            "invalid_api_key",
+        ),
+    ];
+    for (body, expected) in cases {
+        let info = verify(&app, body.clone()).await;
+        assert_eq!(code(&info), expected, "{body}");
+        assert_eq!(info["valid"], false);
+    }
+    assert_eq!(
+        code(&verify(&app, json!({ "key": live, "required_env": "live" })).await),
+        "valid"
+    );
+
+    // A well-formed key nobody issued: invalid, and nothing else is said about it.
+    let unknown = tessera::apikeys::format::generate("sk_", "live");
+    let info = verify(&app, json!({ "key": unknown })).await;
+    assert_eq!(info, json!({ "valid": false, "code": "invalid_api_key" }));
+
+    // Typos in the body, the checksum or the prefix are refused without a lookup.
+    let before = lookups(&app).await;
+    let mut typo = live.clone().into_bytes();
+    typo[12] = if typo[12] == b'x' { b'y' } else { b'x' };
+    let typo = String::from_utf8(typo).expect("ascii");
+    let malformed = [
+        typo,
+        with_last_char_changed(&live),
+        live.replacen("sk_", "xk_", 1),
+        live[..live.len() - 2].to_owned(),
+        format!("{live}0"),
+        "sk_live_".to_owned(),
+        "".to_owned(),
+    ];
+    for bad in &malformed {
+        let info = verify(&app, json!({ "key": bad })).await;
+        assert_eq!(
+            info,
+            json!({ "valid": false, "code": "invalid_api_key" }),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        lookups(&app).await,
+        before,
+        "no database lookup for malformed keys"
+    );
+    let _ = verify(&app, json!({ "key": live })).await;
+    assert_eq!(
+        lookups(&app).await,
+        before + 1,
+        "a well-formed key is looked up once"
+    );
+}
+
+#[actix_web::test]
+async fn forward_auth_takes_the_key_from_every_accepted_place() {
+    let app = spawn_app().await;
+    let (id, secret) = key(&app, "rk", "live", &["read"]);
+    let url = app.url("/v1/auth/check");
+    let c = &app.client;
+    let requests = [
+        ("bearer", c.get(&url).bearer_auth(&secret)),
+        ("x-api-key", c.get(&url).header("X-API-Key", &secret)),
+        (
+            "token",
+            c.get(&url)
+                .header("Authorization", format!("Token {secret}")),
+        ),
+        ("query", c.get(format!("{url}?api_key={secret}"))),
+        (
+            "original uri",
+            c.get(&url)
+                .header("X-Original-URI", format!("/things?x=1&api_key={secret}")),
+        ),
+        (
+            "json body",
+            c.post(&url).json(&json!({ "api_key": secret })),
+        ),
+    ];
+    for (place, req) in requests {
+        let res = req.send().await.expect("check");
+        assert_eq!(res.status(), 200, "{place}");
+        assert_eq!(res.headers()["x-auth-key-id"], id.as_str(), "{place}");
+        assert_eq!(res.headers()["x-auth-scopes"], "read");
+        assert_eq!(
+            res.headers()["x-auth-subject"],
+            id.as_str(),
+            "no owner: the key is the subject"
+        );
+        for h in [
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "x-ratelimit-reset",
+        ] {
+            assert!(res.headers().contains_key(h), "{place}: {h}");
+        }
+    }
+
+    let res = c.get(&url).send().await.expect("check");
+    let www = res.headers().get("www-authenticate").cloned();
+    assert_error(res, 401, "missing_api_key").await;
+    assert!(www.is_some(), "WWW-Authenticate on 401");
+    let res = c
+        .get(format!("{url}?scopes=write"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .expect("check");
+    assert_error(res, 403, "insufficient_permissions").await;
+    let res = c
+        .get(&url)
+        .header("X-Required-Scopes", "read,write")
+        .header("X-API-Key", &secret)
+        .header("Accept-Language", "es-ES")
+        .send()
+        .await
+        .expect("check");
+    let body = assert_error(res, 403, "insufficient_permissions").await;
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("alcance")),
+        "{body}"
+    );
+    let res = c
+        .get(&url)
+        .bearer_auth(with_last_char_changed(&secret))
+        .send()
+        .await
+        .expect("check");
+    assert_error(res, 401, "invalid_api_key").await;
+    let res = c
+        .get(format!("{url}?env=test"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .expect("check");
+    assert_error(res, 401, "invalid_api_key").await;
+
+    // Revoked: refused on the very next request.
+    {
+        let mut conn = app.pool.get().expect("conn");
+        apikeys::revoke_key(&mut conn, &id, Actor::Cli, Origin::default()).expect("revoke");
+    }
+    let res = c
+        .get(&url)
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .expect("check");
+    assert_error(res, 401, "revoked_api_key").await;
+}
+
+#[actix_web::test]
+async fn forward_auth_accepts_tessera_access_tokens_until_they_are_revoked() {
+    let app = spawn_app().await;
+    let (id, secret) = app.create_client(&["client_credentials"], &["read"], &[], false);
+    let secret = secret.expect("secret");
+    let token: Value = app
+        .client
+        .post(app.url("/oauth/token"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    let token = token["access_token"].as_str().expect("token").to_owned();
+    let url = app.url("/v1/auth/check");
+    let res = app
+        .client
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("check");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-auth-client-id"], id.as_str());
+    assert_eq!(res.headers()["x-auth-subject"], id.as_str());
+    assert_eq!(res.headers()["x-auth-scopes"], "read");
+    let res = app
+        .client
+        .get(format!("{url}?scopes=write"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("check");
+    assert_error(res, 403, "insufficient_permissions").await;
+    let res = app
+        .client
+        .post(app.url("/oauth/revoke"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(res.status(), 200);
+    let res = app
+        .client
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("check");
+    assert_error(res, 401, "invalid_api_key").await;
+}
+
+#[actix_web::test]
+async fn switched_off_places_are_not_looked_at() {
+    let app = spawn_app_with(|s| s.api_key_presentations = vec![Presentation::XApiKey]).await;
+    let (_, secret) = key(&app, "sk", "live", &[]);
+    let url = app.url("/v1/auth/check");
+    let res = app
+        .client
+        .get(&url)
+        .header("X-API-Key", &secret)
+        .send()
+        .await
+        .expect("check");
+    assert_eq!(res.status(), 200);
+    for req in [
+        app.client.get(&url).bearer_auth(&secret),
+        app.client.get(format!("{url}?api_key={secret}")),
+        app.client.post(&url).json(&json!({ "api_key": secret })),
+    ] {
+        let res = req.send().await.expect("check");
+        assert_error(res, 401, "missing_api_key").await;
+    }
+}
+
+#[actix_web::test]
+async fn operator_key_types_limit_scopes_and_lifetimes() {
+    let pak = KeyType {
+        name: "pak".into(),
+        prefix: "pak_".into(),
+        scopes: Some(vec!["activation:write".into(), "activation:read".into()]),
+        publishable: true,
+        default_ttl: Some(Duration::from_secs(3600)),
+        max_ttl: Some(Duration::from_secs(86_400)),
+    };
+    let mut settings = Settings::default();
+    settings.key_types.push(pak.clone());
+    let app = spawn_app_with(|s| s.key_types.push(pak)).await;
+    let input = |scopes: &[&str], ttl: Option<u64>| KeyInput {
+        name: "Activation".into(),
+        key_type: "pak".into(),
+        env: "live".into(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        expires_in: ttl.map(Duration::from_secs),
+        ..Default::default()
+    };
+    let (_, pak_key) =
+        create(&app, &settings, input(&["activation:write"], None)).expect("pak key");
+    assert!(pak_key.starts_with("pak_live_"));
+    let info = verify(&app, json!({ "key": pak_key })).await;
+    assert_eq!(info["type"], "pak");
+    assert!(
+        info["expires_at"].as_i64().is_some(),
+        "the type's default lifetime"
+    );
+    for (scopes, ttl) in [
+        (&["admin"][..], None),
+        (&[][..], None),
+        (&["activation:read"][..], Some(2 * 86_400)),
+    ] {
+        assert_eq!(
+            create(&app, &settings, input(scopes, ttl)),
+            Err("invalid_request".to_owned()),
+            "{scopes:?} {ttl:?}"
+        );
+    }
+    let full_with_scopes = KeyInput {
+        name: "x".into(),
+        key_type: "sk".into(),
+        env: "live".into(),
+        scopes: vec!["read".into()],
+        ..Default::default()
+    };
+    assert_eq!(
+        create(&app, &settings, full_with_scopes),
+        Err("invalid_request".to_owned())
+    );
+    let unknown_type = KeyInput {
+        name: "x".into(),
+        key_type: "zz".into(),
+        env: "live".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        create(&app, &settings, unknown_type),
+        Err("invalid_request".to_owned())
+    );
+}
+
+#[actix_web::test]
+async fn a_rotated_key_keeps_working_through_its_grace_then_expires() {
+    let app = spawn_app().await;
+    let (old_id, old) = key(&app, "rk", "live", &["read"]);
+    let hasher = tessera::crypto::Hasher::new(&SecretBytes::new(TEST_PEPPER.to_vec()));
+    let (new_key, new) = {
+        let mut conn = app.pool.get().expect("conn");
+        apikeys::rotate_key(
+            &mut conn,
+            &Settings::default(),
+            &hasher,
+            &old_id,
+            Duration::from_secs(2),
+            Actor::Cli,
+            Origin::default(),
+        )
+        .expect("rotate")
+    };
+    assert_ne!(new.0, old);
+    assert_eq!(new_key.scopes, "read");
+    assert_eq!(verify(&app, json!({ "key": old })).await["code"], "valid");
+    assert_eq!(verify(&app, json!({ "key": new.0 })).await["code"], "valid");
+    let start = Instant::now();
+    while verify(&app, json!({ "key": old })).await["code"] == "valid" {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the grace never ended"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        verify(&app, json!({ "key": old })).await["code"],
+        "expired_api_key"
+    );
+    assert_eq!(verify(&app, json!({ "key": new.0 })).await["code"], "valid");
+}
+
+#[actix_web::test]
+async fn keys_and_ips_are_rate_limited_with_headers() {
+    let app = spawn_app_with(|s| {
+        s.api_key_rate_limit = 2;
+        s.ip_rate_limit = 5;
+    })
+    .await;
+    let (_, secret) = key(&app, "sk", "live", &[]);
+    let url = app.url("/v1/auth/check");
+    for i in 0..2 {
+        let res = app
+            .client
+            .get(&url)
+            .bearer_auth(&secret)
+            .send()
+            .await
+            .expect("check");
+        assert_eq!(res.status(), 200, "request {i}");
+        assert_eq!(res.headers()["x-ratelimit-limit"], "2");
+    }
+    let res = app
+        .client
+        .get(&url)
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .expect("check");
+    assert!(res.headers().contains_key("retry-after"));
+    assert_error(res, 429, "rate_limited").await;
+    let info = verify(&app, json!({ "key": secret })).await;
+    assert_eq!(info["code"], "rate_limited", "{info}");
+    assert_eq!(info["valid"], false);
+    // Per IP: the verify endpoint allows 5 per window (one was used just above).
+    for _ in 0..4 {
+        verify(&app, json!({ "key": "nope" })).await;
+    }
+    let res = app
+        .client
+        .post(app.url("/v1/keys/verify"))
+        .json(&json!({ "key": "nope" }))
+        .send()
+        .await
+        .expect("verify");
+    assert_error(res, 429, "rate_limited").await;
+}
+
+#[actix_web::test]
+async fn api_keys_can_be_introspected_and_revoked_by_their_owning_client() {
+    let app = spawn_app().await;
+    let (rs, rs_secret) = app.create_client(&["client_credentials"], &["read"], &[], false);
+    let rs_secret = rs_secret.expect("secret");
+    let (key_id, secret) = create(
+        &app,
+        &Settings::default(),
+        KeyInput {
+            name: "Owned".into(),
+            key_type: "rk".into(),
+            env: "test".into(),
+            scopes: vec!["read".into()],
+            owner_client_id: Some(rs.clone()),
+            ..Default::default()
+        },
+    )
+    .expect("key");
+    let introspect = |token: String| {
+        let (app, rs, rs_secret) = (&app, rs.clone(), rs_secret.clone());
+        async move {
+            let res = app
+                .client
+                .post(app.url("/oauth/introspect"))
+                .basic_auth(&rs, Some(&rs_secret))
+                .form(&[("token", token.as_str()), ("token_type_hint", "api_key")])
+                .send()
+                .await
+                .expect("introspect");
+            res.json::<Value>().await.expect("json")
+        }
+    };
+    let info = introspect(secret.clone()).await;
+    assert_eq!(info["active"], true, "{info}");
+    assert_eq!(info["token_type"], "api_key");
+    assert_eq!(info["key_id"], key_id.as_str());
+    assert_eq!(info["client_id"], rs.as_str());
+    assert_eq!(info["scope"], "read");
+    assert_eq!(info["env"], "test");
+    let res = app
+        .client
+        .post(app.url("/oauth/revoke"))
+        .basic_auth(&rs, Some(&rs_secret))
+        .form(&[("token", secret.as_str())])
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(res.status(), 200);
+    assert_eq!(introspect(secret.clone()).await, json!({ "active": false }));
+    assert_eq!(
+        verify(&app, json!({ "key": secret })).await["code"],
+        "revoked_api_key"
+    );
+}
+
+#[actix_web::test]
+async fn usage_is_counted_in_memory_and_flushed_in_batches_with_per_key_limits() {
+    let app = spawn_app_with(|s| s.usage_flush_interval = Duration::from_millis(200)).await;
+    let (id, secret) = create(
+        &app,
+        &Settings::default(),
+        KeyInput {
+            name: "Limited".into(),
+            key_type: "rk".into(),
+            env: "live".into(),
+            scopes: vec!["read".into()],
+            rate_limit: Some(3),
+            ..Default::default()
+        },
+    )
+    .expect("key");
+    let url = app.url("/v1/auth/check");
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let res = app
+            .client
+            .get(&url)
+            .bearer_auth(&secret)
+            .send()
+            .await
+            .expect("check");
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429], "the key's own limit of 3");
+    let res = app
+        .client
+        .get(format!("{url}?scopes=admin"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .expect("check");
+    assert_eq!(res.status(), 403);
+
+    use diesel::prelude::*;
+    use tessera::db::schema::{api_key_usage, api_keys};
+    let start = Instant::now();
+    let counts = loop {
+        let mut conn = app.pool.get().expect("conn");
+        let row: Option<(i64, i64, i64)> = api_key_usage::table
+            .filter(api_key_usage::key_id.eq(&id))
+            .select((
+                api_key_usage::allowed,
+                api_key_usage::denied,
+                api_key_usage::rate_limited,
+            ))
+            .first(&mut conn)
+            .optional()
+            .expect("query");
+        if row == Some((3, 1, 1)) {
+            break row;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "never flushed: {row:?}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(counts, Some((3, 1, 1)));
+    let mut conn = app.pool.get().expect("conn");
+    let last_used: Option<i64> = api_keys::table
+        .find(&id)
+        .select(api_keys::last_used_at)
+        .first(&mut conn)
+        .expect("key");
+    assert!(last_used.is_some());
+}
+
+#[actix_web::test]
+async fn the_keys_api_is_for_admin_sessions_and_admin_keys() {
+    let app = spawn_app().await;
+    let admin_user = app.create_user("root@example.com", "correct horse battery", true);
+    app.create_user("dev@example.com", "correct horse battery", false);
+    let admin = crate::helpers::client();
+    app.sign_in(&admin, "root@example.com", "correct horse battery")
+        .await;
+    let dev = crate::helpers::client();
+    app.sign_in(&dev, "dev@example.com", "correct horse battery")
+        .await;
+    let keys = app.url("/v1/keys");
+
+    let res = admin
+        .post(&keys)
+        .json(
+            &json!({ "name": "Partner", "type": "rk", "env": "test", "scopes": ["read"],
+                       "expires_in": "30d", "metadata": { "partner": "acme" } }),
+        )
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let created: Value = res.json().await.expect("json");
+    let secret = created["key"].as_str().expect("the key, once").to_owned();
+    let id = created["id"].as_str().expect("id").to_owned();
+    assert!(secret.starts_with("rk_test_"));
+    assert_eq!(created["metadata"]["partner"], "acme");
+    assert_eq!(
+        verify(&app, json!({ "key": secret })).await["code"],
+        "valid"
+    );
+
+    let listed: Value = admin
+        .get(&keys)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert!(!listed.to_string().contains(&secret[8..]), "never listed");
+    assert_eq!(listed["data"][0]["id"], id.as_str());
+    let shown: Value = admin
+        .get(format!("{keys}/{id}"))
+        .send()
+        .await
+        .expect("show")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(shown["status"], "active");
+    assert!(shown.get("key").is_none());
+
+    let res = admin
+        .post(format!("{keys}/{id}/rotate"))
+        .json(&json!({ "grace": 60 }))
+        .send()
+        .await
+        .expect("rotate");
+    assert_eq!(res.status(), 201);
+    let rotated: Value = res.json().await.expect("json");
+    let new_id = rotated["id"].as_str().expect("id").to_owned();
+    let res = admin
+        .post(format!("{keys}/{new_id}/revoke"))
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(res.status(), 200);
+    let revoked: Value = res.json().await.expect("json");
+    assert_eq!(revoked["status"], "revoked");
+
+    // Refusals: no credential, a non-admin session, a key without admin, bad input, unknown ids.
+    let res = app.client.get(&keys).send().await.expect("list");
+    assert_error(res, 401, "unauthenticated").await;
+    let res = dev.get(&keys).send().await.expect("list");
+    assert_error(res, 403, "forbidden").await;
+    let (_, reader) = key(&app, "rk", "live", &["read"]);
+    let res = app
+        .client
+        .get(&keys)
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .expect("list");
+    assert_error(res, 403, "insufficient_permissions").await;
+    let res = admin
+        .post(&keys)
+        .json(&json!({ "name": "", "type": "rk", "scopes": ["read"] }))
+        .send()
+        .await
+        .expect("create");
+    assert_error(res, 400, "invalid_request").await;
+    let res = admin
+        .get(format!("{keys}/key_nope"))
+        .send()
+        .await
+        .expect("show");
+    assert_error(res, 404, "not_found").await;
+    let res = admin
+        .post(&keys)
+        .header("Origin", "https://evil.example")
+        .json(&json!({ "name": "x" }))
+        .send()
+        .await
+        .expect("create");
+    assert_error(res, 403, "forbidden").await;
+
+    // An sk key manages keys too (full access includes admin).
+    let (sk_id, sk) = key(&app, "sk", "live", &[]);
+    let res = app
+        .client
+        .post(&keys)
+        .header("X-API-Key", &sk)
+        .json(&json!({ "name": "By key", "type": "rk", "scopes": ["read"] }))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(res.status(), 201);
+
+    // Every change is audited with who and from where.
+    use diesel::prelude::*;
+    use tessera::db::schema::audit_events;
+    let mut conn = app.pool.get().expect("conn");
+    let events: Vec<(String, Option<String>, Option<String>)> = audit_events::table
+        .filter(audit_events::action.like("api_key.%"))
+        .filter(audit_events::actor_type.ne("system"))
+        .order(audit_events::id.asc())
+        .select((
+            audit_events::action,
+            audit_events::actor_id,
+            audit_events::ip,
+        ))
+        .load(&mut conn)
+        .expect("audit");
+    let mut actions: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+    actions.sort_unstable();
+    // created by the admin, the rotation's new key, the rotation, the revocation, created by the sk key
+    assert_eq!(
+        actions,
+        [
+            "api_key.create",
+            "api_key.create",
+            "api_key.create",
+            "api_key.revoke",
+            "api_key.rotate"
+        ],
+    );
+    assert_eq!(events[0].1.as_deref(), Some(admin_user.as_str()));
+    assert_eq!(events[0].2.as_deref(), Some("127.0.0.1"));
+    assert_eq!(
+        events.last().and_then(|e| e.1.as_deref()),
+        Some(sk_id.as_str())
+    );
+}
+
+async fn token_attempt(app: &TestApp, forwarded_for: Option<&str>) -> reqwest::Response {
+    let mut req = app
+        .client
+        .post(app.url("/oauth/token"))
+        .basic_auth("cli_nobody", Some("wrong"))
+        .form(&[("grant_type", "client_credentials")]);
+    if let Some(ip) = forwarded_for {
+        req = req.header("X-Forwarded-For", ip);
+    }
+    req.send().await.expect("token request")
+}
+
+#[actix_web::test]
+async fn sign_in_and_token_endpoints_are_limited_per_ip_and_forwarded_for_needs_a_trusted_proxy() {
+    let app = spawn_app_with(|s| s.auth_rate_limit = 3).await;
+    for i in 0..3 {
+        let res = token_attempt(&app, Some(&format!("203.0.113.{i}"))).await;
+        assert_eq!(res.status(), 401, "attempt {i} is counted but allowed");
+    }
+    // X-Forwarded-For from an untrusted peer is ignored: still the same client.
+    let res = token_attempt(&app, Some("198.51.100.7")).await;
+    assert!(res.headers().contains_key("retry-after"));
+    assert_error(res, 429, "rate_limited").await;
+    let csrf = app.login_csrf(&app.client).await;
+    let res = app
+        .client
+        .post(app.url("/login"))
+        .form(&[
+            ("email", "a@example.com"),
+            ("password", "x"),
+            ("csrf_token", &csrf),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert_error(res, 429, "rate_limited").await;
+
+    // Behind a trusted proxy, each forwarded client has its own budget.
+    let proxied = spawn_app_with(|s| {
+        s.auth_rate_limit = 2;
+        s.trusted_proxies = vec!["127.0.0.0/8".parse().expect("cidr")];
+    })
+    .await;
+    let (id, secret) = proxied.create_client(&["client_credentials"], &["read"], &[], false);
+    let secret = secret.expect("secret");
+    let good = |ip: &'static str| {
+        let (app, id, secret) = (&proxied, id.clone(), secret.clone());
+        async move {
+            app.client
+                .post(app.url("/oauth/token"))
+                .basic_auth(&id, Some(&secret))
+                .header("X-Forwarded-For", format!("{ip}, 127.0.0.1"))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .expect("token")
+        }
+    };
+    let first = good("203.0.113.10").await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-ratelimit-limit"], "2");
+    assert_eq!(first.headers()["x-ratelimit-remaining"], "1");
+    assert!(first.headers().contains_key("x-ratelimit-reset"));
+    assert_eq!(good("203.0.113.10").await.status(), 200);
+    assert_error(good("203.0.113.10").await, 429, "rate_limited").await;
+    assert_eq!(
+        good("203.0.113.11").await.status(),
+        200,
+        "another client, its own budget"
+    );
+}
+
+/// A second node on `app`'s database with the same settings (plus `adjust`).
+async fn second_node(app: &TestApp, adjust: impl FnOnce(&mut Settings)) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut settings = crate::helpers::test_settings(&app.db);
+    settings.issuer = url::Url::parse(&app.address).expect("issuer");
+    adjust(&mut settings);
+    let node = tessera::startup::Application::build_with_listener(settings, listener)
+        .await
+        .expect("second node");
+    let address = format!("http://127.0.0.1:{}", node.port());
+    actix_web::rt::spawn(node.run_until_stopped());
+    address
+}
+
+const REDIS: &str = "redis://127.0.0.1:6379";
+
+#[actix_web::test]
+async fn two_nodes_share_their_counters_in_redis() {
+    let redis = url::Url::parse(REDIS).expect("url");
+    let a = spawn_app_with(|s| s.redis_url = Some(redis.clone())).await;
+    let b = second_node(&a, |s| s.redis_url = Some(redis.clone())).await;
+    let (_, secret) = create(
+        &a,
+        &Settings::default(),
+        KeyInput {
+            name: "Shared".into(),
+            key_type: "sk".into(),
+            env: "live".into(),
+            rate_limit: Some(4),
+            ..Default::default()
+        },
+    )
+    .expect("key");
+    let mut seen = Vec::new();
+    for i in 0..5 {
+        let node = if i % 2 == 0 {
+            a.address.clone()
+        } else {
+            b.clone()
+        };
+        let res = a
+            .client
+            .get(format!("{node}/v1/auth/check"))
+            .bearer_auth(&secret)
+            .send()
+            .await
+            .expect("check");
+        seen.push((
+            res.status().as_u16(),
+            res.headers()
+                .get("x-ratelimit-remaining")
+                .map(|v| v.to_str().expect("ascii").to_owned()),
+        ));
+    }
+    let statuses: Vec<u16> = seen.iter().map(|s| s.0).collect();
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 200, 429],
+        "one budget of 4 across both nodes"
+    );
+    let remaining: Vec<Option<&str>> = seen.iter().take(4).map(|s| s.1.as_deref()).collect();
+    assert_eq!(remaining, [Some("3"), Some("2"), Some("1"), Some("0")]);
+}
+
+#[actix_web::test]
+async fn an_unreachable_redis_follows_the_failure_policy_without_hanging() {
+    use tessera::ratelimit::FailurePolicy;
+    let down = url::Url::parse("redis://127.0.0.1:1").expect("url");
+    for (policy, expected) in [
+        (FailurePolicy::Local, [200, 200, 429]),
+        (FailurePolicy::Allow, [200, 200, 200]),
+        (FailurePolicy::Deny, [429, 429, 429]),
+    ] {
+        let app = spawn_app_with(|s| {
+            s.redis_url = Some(down.clone());
+            s.redis_failure_policy = policy;
+            s.api_key_rate_limit = 2;
+        })
+        .await;
+        let (_, secret) = key(&app, "sk", "live", &[]);
+        let start = Instant::now();
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            let res = app
+                .client
+                .get(app.url("/v1/auth/check"))
+                .bearer_auth(&secret)
+                .send()
+                .await
+                .expect("check");
+            statuses.push(res.status().as_u16());
+        }
+        assert_eq!(statuses, expected, "{policy:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{policy:?}: requests do not wait on a dead Redis"
+        );
+    }
+}
+
+/// The key with its last character replaced by a different one (a checksum typo). Replacing it by a
+/// fixed character would give back the same key whenever it already ended in that character.
+fn with_last_char_changed(key: &str) -> String {
+    let (head, last) = key.split_at(key.len() - 1);
+    format!("{head}{}", if last == "0" { '1' } else { '0' })
+}

@@ -1,0 +1,250 @@
+//! Structural checks on `docker-compose.yml` and the `Dockerfile`, so the deployment files cannot silently rot.
+
+use serde_yaml::Value;
+
+fn compose() -> Value {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
+        .expect("docker-compose.yml should exist at the crate root and be readable");
+    serde_yaml::from_str(&text).expect("docker-compose.yml should be valid YAML")
+}
+
+fn dockerfile() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile"))
+        .expect("Dockerfile should exist at the crate root and be readable")
+}
+
+/// The service `name`, asserted to be a mapping.
+fn service<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    let svc = &doc["services"][name];
+    assert!(
+        svc.is_mapping(),
+        "docker-compose.yml should define service `{name}` as a mapping, got {svc:?}"
+    );
+    svc
+}
+
+/// A string variable from the `environment` mapping of `svc`.
+fn env_var<'a>(svc: &'a Value, key: &str) -> &'a str {
+    let env = &svc["environment"];
+    assert!(
+        env.is_mapping(),
+        "the tessera service's `environment` should be a mapping, got {env:?}"
+    );
+    env[key].as_str().unwrap_or_else(|| {
+        panic!(
+            "tessera environment should set {key} to a string, got {:?}",
+            env[key]
+        )
+    })
+}
+
+/// Host part of a URL-valued environment variable.
+fn url_host(value: &str, key: &str) -> String {
+    let url = url::Url::parse(value)
+        .unwrap_or_else(|e| panic!("{key}={value:?} should be a valid URL: {e}"));
+    url.host_str()
+        .unwrap_or_else(|| panic!("{key}={value:?} should name a host"))
+        .to_owned()
+}
+
+/// Non-comment Dockerfile instructions as `(INSTRUCTION, arguments)` pairs.
+fn instructions(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| {
+            let mut parts = line.splitn(2, char::is_whitespace);
+            let keyword = parts.next()?.to_ascii_uppercase();
+            let rest = parts.next().unwrap_or("").trim().to_owned();
+            Some((keyword, rest))
+        })
+        .collect()
+}
+
+#[test]
+fn compose_defines_the_three_services_with_pinned_images() {
+    let doc = compose();
+    service(&doc, "tessera");
+    let postgres = service(&doc, "postgres");
+    let redis = service(&doc, "redis");
+
+    let pg_image = postgres["image"].as_str().unwrap_or_default();
+    assert!(
+        pg_image.starts_with("postgres:16"),
+        "postgres service should use a postgres:16 image, got {pg_image:?}"
+    );
+    let redis_image = redis["image"].as_str().unwrap_or_default();
+    assert!(
+        redis_image.starts_with("redis:7"),
+        "redis service should use a redis:7 image, got {redis_image:?}"
+    );
+}
+
+#[test]
+fn tessera_is_built_locally_and_publishes_8080() {
+    let doc = compose();
+    let tessera = service(&doc, "tessera");
+
+    assert!(
+        !tessera["build"].is_null(),
+        "tessera service should be built from this repository (`build:`)"
+    );
+
+    let ports = tessera["ports"]
+        .as_sequence()
+        .expect("tessera service should have a `ports` list");
+    let publishes_8080 = ports.iter().any(|port| match port {
+        // Short syntax: [HOST_IP:]HOST:CONTAINER[/PROTO]; it must publish a host port.
+        Value::String(spec) => {
+            let spec = spec.split('/').next().unwrap_or_default();
+            let segments: Vec<&str> = spec.split(':').collect();
+            segments.len() >= 2 && segments.last() == Some(&"8080")
+        }
+        // Long syntax: { target: 8080, published: ... }.
+        Value::Mapping(_) => port["target"].as_u64() == Some(8080) && !port["published"].is_null(),
+        _ => false,
+    });
+    assert!(
+        publishes_8080,
+        "tessera service should publish container port 8080 to the host, got {ports:?}"
+    );
+}
+
+#[test]
+fn tessera_waits_for_healthy_postgres_and_redis() {
+    let doc = compose();
+    let tessera = service(&doc, "tessera");
+
+    for dep in ["postgres", "redis"] {
+        let condition = tessera["depends_on"][dep]["condition"].as_str();
+        assert_eq!(
+            condition,
+            Some("service_healthy"),
+            "tessera should depend on {dep} with `condition: service_healthy`"
+        );
+    }
+}
+
+#[test]
+fn tessera_environment_points_at_the_compose_services() {
+    let doc = compose();
+    let tessera = service(&doc, "tessera");
+
+    let db = env_var(tessera, "TESSERA_DATABASE_URL");
+    assert!(
+        db.starts_with("postgres://"),
+        "TESSERA_DATABASE_URL should be a postgres:// URL, got {db:?}"
+    );
+    assert_eq!(
+        url_host(db, "TESSERA_DATABASE_URL"),
+        "postgres",
+        "TESSERA_DATABASE_URL should point at the `postgres` service"
+    );
+
+    let redis = env_var(tessera, "TESSERA_REDIS_URL");
+    assert_eq!(
+        url_host(redis, "TESSERA_REDIS_URL"),
+        "redis",
+        "TESSERA_REDIS_URL should point at the `redis` service"
+    );
+
+    let bind = env_var(tessera, "TESSERA_BIND");
+    assert!(
+        bind.ends_with(":8080"),
+        "TESSERA_BIND should listen on port 8080 to match the published port, got {bind:?}"
+    );
+
+    for secret in ["TESSERA_SECRET_PEPPER", "TESSERA_MASTER_KEY"] {
+        let value = env_var(tessera, secret);
+        assert!(
+            !value.trim().is_empty(),
+            "tessera environment should pass {secret} through, got an empty value"
+        );
+    }
+}
+
+#[test]
+fn backing_services_have_healthchecks() {
+    let doc = compose();
+    for name in ["postgres", "redis"] {
+        let test = &service(&doc, name)["healthcheck"]["test"];
+        let present = match test {
+            Value::Sequence(items) => !items.is_empty(),
+            Value::String(cmd) => !cmd.trim().is_empty(),
+            _ => false,
+        };
+        assert!(
+            present,
+            "{name} service should have a healthcheck with a non-empty `test`, got {test:?}"
+        );
+    }
+}
+
+#[test]
+fn postgres_data_lives_on_the_declared_pgdata_volume() {
+    let doc = compose();
+    let postgres = service(&doc, "postgres");
+
+    let volumes = postgres["volumes"]
+        .as_sequence()
+        .expect("postgres service should have a `volumes` list");
+    let mounts_pgdata = volumes.iter().any(|volume| match volume {
+        Value::String(spec) => spec.split(':').next() == Some("pgdata"),
+        Value::Mapping(_) => volume["source"].as_str() == Some("pgdata"),
+        _ => false,
+    });
+    assert!(
+        mounts_pgdata,
+        "postgres service should mount the named volume `pgdata`, got {volumes:?}"
+    );
+
+    assert!(
+        doc["volumes"].get("pgdata").is_some(),
+        "the `pgdata` volume should be declared under top-level `volumes:`"
+    );
+}
+
+#[test]
+fn dockerfile_is_multi_stage() {
+    let text = dockerfile();
+    let froms = instructions(&text)
+        .iter()
+        .filter(|(keyword, _)| keyword == "FROM")
+        .count();
+    assert!(
+        froms >= 2,
+        "Dockerfile should be multi-stage (at least two FROM lines), found {froms}"
+    );
+}
+
+#[test]
+fn dockerfile_runs_as_non_root() {
+    let text = dockerfile();
+    let parsed = instructions(&text);
+    let user = parsed
+        .iter()
+        .rev()
+        .find(|(keyword, _)| keyword == "USER")
+        .map(|(_, args)| args.as_str())
+        .expect("Dockerfile should have a USER instruction");
+    let name = user.split(':').next().unwrap_or_default().trim();
+    assert!(
+        !name.is_empty() && name != "root" && name != "0",
+        "Dockerfile's final USER should be a non-root user, got {user:?}"
+    );
+}
+
+#[test]
+fn dockerfile_entrypoint_is_tessera() {
+    let text = dockerfile();
+    let entrypoint = instructions(&text)
+        .into_iter()
+        .rev()
+        .find(|(keyword, _)| keyword == "ENTRYPOINT")
+        .map(|(_, args)| args)
+        .expect("Dockerfile should have an ENTRYPOINT instruction");
+    assert!(
+        entrypoint.contains("tessera"),
+        "Dockerfile's ENTRYPOINT should run the tessera binary, got {entrypoint:?}"
+    );
+}

@@ -1,0 +1,175 @@
+//! The JSON error shape: 404, 405, 413, 400, 415, and the Spanish catalogue.
+
+use crate::helpers::{assert_error, client, spawn_app};
+
+#[actix_web::test]
+async fn unknown_routes_are_json_404s_in_the_callers_language() {
+    let app = spawn_app().await;
+    let en = assert_error(app.get("/v1/nothing").await, 404, "not_found").await;
+    assert_eq!(en["message"], "The requested resource does not exist.");
+    let es = app
+        .client
+        .get(app.url("/v1/nothing"))
+        .header("Accept-Language", "es-ES,es;q=0.9,en;q=0.5")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(es.headers()["content-language"], "es-ES");
+    let es = assert_error(es, 404, "not_found").await;
+    assert_eq!(es["message"], "El recurso solicitado no existe.");
+    let fr = app
+        .client
+        .get(app.url("/v1/nothing"))
+        .header("Accept-Language", "fr-FR")
+        .send()
+        .await
+        .expect("sent");
+    let fr = assert_error(fr, 404, "not_found").await;
+    assert_eq!(
+        fr["message"], "The requested resource does not exist.",
+        "fallback en-US"
+    );
+}
+
+#[actix_web::test]
+async fn a_body_over_the_limit_gets_413_in_json() {
+    let app = spawn_app().await;
+    let big = "a".repeat(64 * 1024 + 1);
+    let res = app
+        .client
+        .post(app.url("/v1/users"))
+        .header("Content-Type", "application/json")
+        .header("Accept-Language", "es-ES")
+        .body(big.clone())
+        .send()
+        .await
+        .expect("sent");
+    let body = assert_error(res, 413, "payload_too_large").await;
+    assert_eq!(
+        body["message"],
+        "El cuerpo de la solicitud supera el límite de 65536 bytes."
+    );
+    // Also on a form endpoint, before the form is read.
+    let res = app
+        .client
+        .post(app.url("/login"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(big)
+        .send()
+        .await
+        .expect("sent");
+    assert_error(res, 413, "payload_too_large").await;
+}
+
+#[actix_web::test]
+async fn a_chunked_body_over_the_limit_is_cut_off_with_413() {
+    let app = spawn_app().await;
+    app.create_user("root@example.com", "correct horse battery", true);
+    let admin = client();
+    app.sign_in(&admin, "root@example.com", "correct horse battery")
+        .await;
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..20).map(|_| Ok(vec![b' '; 8 * 1024])).collect();
+    let stream = futures_util::stream::iter(chunks);
+    let res = admin
+        .post(app.url("/v1/users"))
+        .header("Content-Type", "application/json")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .expect("sent");
+    let body = assert_error(res, 413, "payload_too_large").await;
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("65536")),
+        "{body}"
+    );
+}
+
+#[actix_web::test]
+async fn malformed_json_and_forms_get_400_saying_what_is_wrong() {
+    let app = spawn_app().await;
+    app.create_user("root@example.com", "correct horse battery", true);
+    let admin = client();
+    app.sign_in(&admin, "root@example.com", "correct horse battery")
+        .await;
+
+    let res = admin
+        .post(app.url("/v1/users"))
+        .header("Content-Type", "application/json")
+        .body(r#"{"email": "a@example.com", "password": }"#)
+        .send()
+        .await
+        .expect("sent");
+    let body = assert_error(res, 400, "invalid_json").await;
+    let msg = body["message"].as_str().expect("message");
+    assert!(
+        msg.starts_with("The request body is not valid JSON: ") && msg.contains("line 1 column"),
+        "{msg}"
+    );
+
+    let res = admin
+        .post(app.url("/v1/users"))
+        .header("Content-Type", "application/json")
+        .header("Accept-Language", "es")
+        .body(r#"{"email": 5, "password": "x"}"#)
+        .send()
+        .await
+        .expect("sent");
+    let body = assert_error(res, 400, "invalid_request").await;
+    let msg = body["message"].as_str().expect("message");
+    assert!(
+        msg.starts_with("La solicitud no es válida: invalid type"),
+        "{msg}"
+    );
+
+    let res = admin
+        .post(app.url("/v1/users"))
+        .header("Content-Type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .expect("sent");
+    let body = assert_error(res, 415, "unsupported_media_type").await;
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("application/json")),
+        "{body}"
+    );
+
+    let res = app
+        .client
+        .post(app.url("/login"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("email=a%40example.com")
+        .send()
+        .await
+        .expect("sent");
+    let body = assert_error(res, 400, "invalid_form").await;
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("missing field")),
+        "{body}"
+    );
+}
+
+#[actix_web::test]
+async fn wrong_method_is_a_json_error() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .delete(app.url("/healthz"))
+        .send()
+        .await
+        .expect("sent");
+    let status = res.status().as_u16();
+    assert!(status == 404 || status == 405, "{status}");
+    let body: serde_json::Value = res.json().await.expect("json body");
+    assert!(
+        body["error"].is_string() && body["request_id"].is_string(),
+        "{body}"
+    );
+}

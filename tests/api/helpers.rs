@@ -1,0 +1,349 @@
+//! `spawn_app()`: the real app on port 0 with a fresh database (temp SQLite, or a new PostgreSQL database).
+
+use std::path::PathBuf;
+
+use diesel::connection::SimpleConnection as _;
+use diesel::prelude::*;
+use tessera::config::{DatabaseUrl, SecretBytes, Settings};
+use tessera::db::Pool;
+use tessera::startup::Application;
+
+/// The PostgreSQL server to make test databases on, when the suite runs against PostgreSQL.
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var("TESSERA_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
+/// A database that exists only for one test.
+pub enum TestDb {
+    Sqlite {
+        _dir: tempfile::TempDir,
+        path: PathBuf,
+    },
+    Postgres {
+        admin_url: String,
+        name: String,
+        url: String,
+    },
+}
+
+impl TestDb {
+    /// A new empty database on the backend the suite runs against.
+    pub fn fresh() -> Self {
+        match postgres_admin_url() {
+            Some(admin_url) => {
+                let name = format!(
+                    "tessera_test_{}",
+                    tessera::crypto::random_id("x", 16)[2..].to_ascii_lowercase()
+                );
+                let mut admin = PgConnection::establish(&admin_url)
+                    .expect("TESSERA_TEST_POSTGRES_URL is set but PostgreSQL cannot be reached");
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {name}"))
+                    .expect("create test database");
+                let mut url =
+                    url::Url::parse(&admin_url).expect("TESSERA_TEST_POSTGRES_URL is a URL");
+                url.set_path(&name);
+                Self::Postgres {
+                    admin_url,
+                    name,
+                    url: url.to_string(),
+                }
+            }
+            None => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let path = dir.path().join("tessera.db");
+                Self::Sqlite { _dir: dir, path }
+            }
+        }
+    }
+
+    pub fn url(&self) -> DatabaseUrl {
+        match self {
+            Self::Sqlite { path, .. } => DatabaseUrl::Sqlite(path.clone()),
+            Self::Postgres { url, .. } => DatabaseUrl::Postgres(url.clone()),
+        }
+    }
+
+    /// The URL as given in `TESSERA_DATABASE_URL`.
+    pub fn url_string(&self) -> String {
+        match self {
+            Self::Sqlite { path, .. } => format!("sqlite://{}", path.display()),
+            Self::Postgres { url, .. } => url.clone(),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Self::Postgres { .. })
+    }
+
+    /// Makes the database unreachable: the SQLite file moves away; the PostgreSQL database stops
+    /// accepting connections and its open ones are cut.
+    pub fn take_away(&self) {
+        match self {
+            Self::Sqlite { path, .. } => {
+                std::fs::rename(path, path.with_extension("moved")).expect("move the database away")
+            }
+            Self::Postgres {
+                admin_url, name, ..
+            } => {
+                let mut admin = PgConnection::establish(admin_url).expect("admin connection");
+                admin
+                    .batch_execute(&format!(
+                        "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
+                         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}';"
+                    ))
+                    .expect("lock the test database");
+            }
+        }
+    }
+
+    /// Undoes [`TestDb::take_away`].
+    pub fn bring_back(&self) {
+        match self {
+            Self::Sqlite { path, .. } => {
+                std::fs::rename(path.with_extension("moved"), path).expect("move the database back")
+            }
+            Self::Postgres {
+                admin_url, name, ..
+            } => {
+                let mut admin = PgConnection::establish(admin_url).expect("admin connection");
+                admin
+                    .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+                    .expect("unlock the test database");
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Self::Postgres {
+            admin_url, name, ..
+        } = self
+            && let Ok(mut admin) = PgConnection::establish(admin_url)
+        {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+/// Settings for a test app: port 0, the given database, fixed key material, quiet logs.
+pub fn test_settings(db: &TestDb) -> Settings {
+    Settings {
+        bind: "127.0.0.1:0".parse().expect("static address"),
+        database_url: db.url(),
+        database_pool_size: 4,
+        database_timeout: std::time::Duration::from_secs(2),
+        secret_pepper: Some(SecretBytes::new(
+            b"test-pepper-test-pepper-test-pepper!".to_vec(),
+        )),
+        master_key: Some(SecretBytes::new(TEST_MASTER_KEY.to_vec())),
+        key_file: std::env::temp_dir().join("tessera-test-never-written.key"),
+        log_level: "warn".into(),
+        workers: Some(1),
+        // Tests make many token requests from one address; the limit itself is tested on its own.
+        auth_rate_limit: 1_000_000,
+        ..Settings::default()
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub pool: Pool,
+    /// A client with its own cookie jar that does not follow redirects.
+    pub client: reqwest::Client,
+    pub db: TestDb,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// As [`spawn_app`], with settings changed by `adjust` (after the issuer is set to the real port).
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let db = TestDb::fresh();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    let port = listener.local_addr().expect("local address").port();
+    let mut settings = test_settings(&db);
+    settings.issuer = url::Url::parse(&format!("http://127.0.0.1:{port}")).expect("issuer URL");
+    adjust(&mut settings);
+    let app = Application::build_with_listener(settings, listener)
+        .await
+        .expect("the app starts");
+    let port = app.port();
+    let pool = app.pool().clone();
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        pool,
+        client: client(),
+        db,
+    }
+}
+
+/// The pepper every test app uses (so tests can hash like the server does).
+pub const TEST_PEPPER: &[u8] = b"test-pepper-test-pepper-test-pepper!";
+pub const TEST_MASTER_KEY: [u8; 32] = [42; 32];
+
+/// A fresh browser-like client: cookie jar on, redirects off.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client builds")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Creates a user through the same function the CLI uses.
+    pub fn create_user(&self, email: &str, password: &str, admin: bool) -> String {
+        let hash = tessera::accounts::password::hash(password).expect("hash");
+        let mut conn = self.pool.get().expect("connection");
+        let email = tessera::accounts::Email::parse(email).expect("valid email");
+        tessera::accounts::create_user(
+            &mut conn,
+            &email,
+            &hash,
+            admin,
+            tessera::audit::Actor::System,
+            tessera::audit::Origin::default(),
+        )
+        .expect("user created")
+        .id
+    }
+
+    /// Registers a client through the same function the CLI uses; returns its id and secret.
+    pub fn create_client(
+        &self,
+        grants: &[&str],
+        scopes: &[&str],
+        redirect_uris: &[&str],
+        public: bool,
+    ) -> (String, Option<String>) {
+        self.register_client(tessera::oauth::ClientInput {
+            name: "Test app".into(),
+            redirect_uris: redirect_uris.iter().map(|s| s.to_string()).collect(),
+            grant_types: grants.iter().map(|s| s.to_string()).collect(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            public,
+            ..Default::default()
+        })
+        .expect("client created")
+    }
+
+    /// Registers any client (as the CLI does); the error code when registration refuses it.
+    pub fn register_client(
+        &self,
+        input: tessera::oauth::ClientInput,
+    ) -> Result<(String, Option<String>), &'static str> {
+        let hasher = tessera::crypto::Hasher::new(&SecretBytes::new(TEST_PEPPER.to_vec()));
+        let mut conn = self.pool.get().expect("connection");
+        tessera::oauth::create_client(
+            &mut conn,
+            &hasher,
+            &SecretBytes::new(TEST_MASTER_KEY.to_vec()),
+            &input,
+            tessera::audit::Actor::System,
+            tessera::audit::Origin::default(),
+        )
+        .map(|(client, _, secret)| (client.id, secret.map(|s| s.0)))
+        .map_err(|e| e.code())
+    }
+
+    /// The CSRF token of the sign-in form (and the cookie it is bound to, now in the client's jar).
+    pub async fn login_csrf(&self, client: &reqwest::Client) -> String {
+        let page = client
+            .get(self.url("/login"))
+            .send()
+            .await
+            .expect("login page")
+            .text()
+            .await
+            .expect("body");
+        hidden_field(&page, "csrf_token").expect("the login form has a csrf_token")
+    }
+
+    /// Signs `client` in; panics unless the server answers 303.
+    pub async fn sign_in(&self, client: &reqwest::Client, email: &str, password: &str) {
+        let token = self.login_csrf(client).await;
+        let res = client
+            .post(self.url("/login"))
+            .form(&[
+                ("email", email),
+                ("password", password),
+                ("csrf_token", &token),
+            ])
+            .send()
+            .await
+            .expect("login sent");
+        assert_eq!(res.status(), 303, "sign-in of {email} should succeed");
+    }
+}
+
+/// The value of `<input type="hidden" name="NAME" value="…">` in a page.
+pub fn hidden_field(page: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker)? + marker.len();
+    let end = page[start..].find('"')? + start;
+    Some(page[start..end].to_owned())
+}
+
+/// Asserts the JSON error shape and returns the body.
+pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(res.status().as_u16(), status, "status for {code}");
+    let header_id = res
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .expect("X-Request-Id on every response");
+    let body: serde_json::Value = res.json().await.expect("error body is JSON");
+    assert_eq!(body["error"], code, "error code in {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "message in {body}"
+    );
+    assert_eq!(
+        body["request_id"],
+        header_id.as_str(),
+        "request_id matches the header"
+    );
+    body
+}
+
+/// Verifies `token` against the server's JWKS like a resource server would; returns header and claims.
+pub async fn verify_with_jwks(
+    app: &TestApp,
+    token: &str,
+) -> (jsonwebtoken::Header, serde_json::Value) {
+    let jwks: jsonwebtoken::jwk::JwkSet = app
+        .get("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .expect("JWKS is JSON");
+    let header = jsonwebtoken::decode_header(token).expect("a JWT header");
+    let kid = header.kid.clone().expect("kid in the header");
+    let jwk = jwks.find(&kid).expect("the signing key is published");
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).expect("usable JWK");
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.set_issuer(&[app.address.as_str()]);
+    validation.set_audience(&[app.address.as_str()]);
+    let data = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
+        .expect("valid signature and claims");
+    (header, data.claims)
+}

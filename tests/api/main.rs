@@ -1,0 +1,14 @@
+//! Integration tests: the real app over HTTP on SQLite, or on PostgreSQL when `TESSERA_TEST_POSTGRES_URL` is set.
+
+mod accounts;
+mod apikeys;
+mod authorize;
+mod cli;
+mod client_jwt;
+mod compose;
+mod errors;
+mod helpers;
+mod interop;
+mod lifecycle;
+mod oauth;
+mod ops;

@@ -1,0 +1,154 @@
+//! `/healthz`, `/readyz`, `/metrics`, request ids and migrations.
+
+use std::time::{Duration, Instant};
+
+use crate::helpers::{assert_error, spawn_app};
+
+#[actix_web::test]
+async fn healthz_answers_with_a_request_id() {
+    let app = spawn_app().await;
+    let res = app.get("/healthz").await;
+    assert_eq!(res.status(), 200);
+    let id = res.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        id.starts_with("req_") && id.len() == 28,
+        "generated id {id}"
+    );
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(body["status"], "ok");
+}
+
+#[actix_web::test]
+async fn a_sane_caller_request_id_is_kept_and_an_odd_one_replaced() {
+    let app = spawn_app().await;
+    let kept = app
+        .client
+        .get(app.url("/healthz"))
+        .header("X-Request-Id", "gw-1234.abc:9")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(kept.headers()["x-request-id"], "gw-1234.abc:9");
+    let replaced = app
+        .client
+        .get(app.url("/nope"))
+        .header("X-Request-Id", "evil\"<script>")
+        .send()
+        .await
+        .expect("sent");
+    let id = replaced.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(id.starts_with("req_"), "{id}");
+    let body = assert_error(replaced, 404, "not_found").await;
+    assert_eq!(body["request_id"], id.as_str());
+}
+
+async fn wait_for_status(app: &crate::helpers::TestApp, want: u16) -> reqwest::Response {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let res = app.get("/readyz").await;
+        if res.status().as_u16() == want || Instant::now() > deadline {
+            return res;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[actix_web::test]
+async fn readyz_follows_the_database_away_and_back_without_a_restart() {
+    let app = spawn_app().await;
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.expect("json");
+    let backend = if app.db.is_postgres() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    assert_eq!(body["database"], backend);
+
+    app.db.take_away();
+    let down = wait_for_status(&app, 503).await;
+    assert_error(down, 503, "service_unavailable").await;
+    // Liveness does not depend on the database.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+
+    app.db.bring_back();
+    let up = wait_for_status(&app, 200).await;
+    assert_eq!(up.status(), 200, "ready again once the database is back");
+}
+
+#[actix_web::test]
+async fn metrics_count_requests_by_route_and_status_and_show_the_pool() {
+    let app = spawn_app().await;
+    for _ in 0..3 {
+        app.get("/healthz").await;
+    }
+    app.get("/no/such/page").await;
+    let res = app.get("/metrics").await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/plain")
+    );
+    let text = res.text().await.expect("body");
+    assert!(
+        text.contains(
+            r#"tessera_http_requests_total{method="GET",route="/healthz",status="200"} 3"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"tessera_http_requests_total{method="GET",route="unmatched",status="404"} 1"#
+        ),
+        "raw paths never become labels: {text}"
+    );
+    assert!(
+        text.contains("tessera_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(text.contains("tessera_db_pool_max_connections 4"), "{text}");
+    assert!(
+        text.contains(r#"tessera_db_pool_connections{state="idle"}"#),
+        "{text}"
+    );
+}
+
+#[actix_web::test]
+async fn migrations_are_applied_at_start_and_are_idempotent() {
+    let app = spawn_app().await;
+    let mut conn = app.pool.get().expect("connection");
+    let again = tessera::db::migrate(&mut conn).expect("migrate again");
+    assert!(again.is_empty(), "nothing left to apply: {again:?}");
+    // Every table of the first schema is there and queryable.
+    use diesel::connection::SimpleConnection as _;
+    for table in [
+        "users",
+        "sessions",
+        "resource_servers",
+        "scopes",
+        "oauth_clients",
+        "oauth_redirect_uris",
+        "authorization_codes",
+        "refresh_token_families",
+        "refresh_tokens",
+        "revoked_access_tokens",
+        "used_assertion_jtis",
+        "consents",
+        "api_keys",
+        "signing_keys",
+        "audit_events",
+    ] {
+        conn.batch_execute(&format!("SELECT count(*) FROM {table}"))
+            .unwrap_or_else(|e| panic!("table {table}: {e}"));
+    }
+}
