@@ -221,6 +221,9 @@ pub struct Settings {
     pub ip_rate_limit: u32,
     /// How often API-key usage counted in memory is written to the database.
     pub usage_flush_interval: Duration,
+    /// How long a node keeps an API-key lookup in memory (0 switches the cache off; at most 5 s, the
+    /// longest a revocation may take to reach every node).
+    pub api_key_cache_ttl: Duration,
     /// Requests per 15 minutes one IP may make to the sign-in and token endpoints.
     pub auth_rate_limit: u32,
     /// Proxies whose `X-Forwarded-For` is believed; every other peer is the client itself.
@@ -343,6 +346,7 @@ impl Default for Settings {
             api_key_rate_limit: 3000,
             ip_rate_limit: 500,
             usage_flush_interval: Duration::from_secs(5),
+            api_key_cache_ttl: Duration::from_secs(2),
             auth_rate_limit: 50,
             trusted_proxies: Vec::new(),
             redis_failure_policy: crate::ratelimit::FailurePolicy::Local,
@@ -384,6 +388,7 @@ struct FileSettings {
     api_key_rate_limit: Option<toml::Value>,
     ip_rate_limit: Option<toml::Value>,
     usage_flush_interval: Option<toml::Value>,
+    api_key_cache_ttl: Option<toml::Value>,
     auth_rate_limit: Option<toml::Value>,
     trusted_proxies: Option<String>,
     redis_failure_policy: Option<String>,
@@ -422,6 +427,7 @@ const KEYS: &[&str] = &[
     "api_key_rate_limit",
     "ip_rate_limit",
     "usage_flush_interval",
+    "api_key_cache_ttl",
     "auth_rate_limit",
     "trusted_proxies",
     "redis_failure_policy",
@@ -613,6 +619,7 @@ impl Settings {
             ("key_reload_interval", &mut s.key_reload_interval, 1, 3600),
             ("purge_interval", &mut s.purge_interval, 1, 86_400),
             ("usage_flush_interval", &mut s.usage_flush_interval, 1, 3600),
+            ("api_key_cache_ttl", &mut s.api_key_cache_ttl, 0, 5),
         ] {
             if let Some((name, v)) = get(key) {
                 let d = parse_duration(name, v)?;
@@ -765,6 +772,7 @@ impl FileSettings {
             ("api_key_rate_limit", self.api_key_rate_limit),
             ("ip_rate_limit", self.ip_rate_limit),
             ("usage_flush_interval", self.usage_flush_interval),
+            ("api_key_cache_ttl", self.api_key_cache_ttl),
             ("auth_rate_limit", self.auth_rate_limit),
         ] {
             if let Some(v) = v {

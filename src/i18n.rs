@@ -79,6 +79,11 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
         "La credencial no tiene un alcance necesario: {0}",
     ),
     (
+        "insufficient_scope",
+        "The credential lacks a required scope: {0}",
+        "La credencial no tiene un alcance necesario: {0}",
+    ),
+    (
         "rate_limited",
         "Too many requests: try again in {0} seconds",
         "Demasiadas solicitudes: inténtelo de nuevo en {0} segundos",

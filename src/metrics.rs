@@ -17,6 +17,7 @@ pub struct Metrics {
     pool_max: IntGauge,
     purged_rows: IntCounterVec,
     api_key_lookups: prometheus::IntCounter,
+    api_key_cache_hits: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -59,7 +60,13 @@ impl Metrics {
         .expect("static metric options are valid");
         let api_key_lookups = prometheus::IntCounter::new(
             "api_key_lookups_total",
-            "API keys looked up in the database (malformed keys are refused before any lookup).",
+            "Well-formed API keys looked up, in the per-node cache or the database (malformed keys are \
+             refused before any lookup).",
+        )
+        .expect("static metric options are valid");
+        let api_key_cache_hits = prometheus::IntCounter::new(
+            "api_key_cache_hits_total",
+            "API-key lookups answered by the per-node cache without a database query.",
         )
         .expect("static metric options are valid");
         for table in crate::janitor::TABLES {
@@ -68,6 +75,7 @@ impl Metrics {
         for c in [
             Box::new(purged_rows.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(api_key_lookups.clone()),
+            Box::new(api_key_cache_hits.clone()),
             Box::new(requests.clone()),
             Box::new(duration.clone()),
             Box::new(pool_connections.clone()),
@@ -83,12 +91,18 @@ impl Metrics {
             pool_max,
             purged_rows,
             api_key_lookups,
+            api_key_cache_hits,
         }
     }
 
-    /// Counts one API-key lookup in the database.
+    /// Counts one lookup of a well-formed API key.
     pub fn api_key_lookup(&self) {
         self.api_key_lookups.inc();
+    }
+
+    /// Counts one API-key lookup answered by the per-node cache.
+    pub fn api_key_cache_hit(&self) {
+        self.api_key_cache_hits.inc();
     }
 
     /// Counts rows the janitor deleted from `table`.

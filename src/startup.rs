@@ -76,6 +76,10 @@ impl Application {
             jwks_cache: oauth::JwksCache::new(),
             limits,
             usage: Default::default(),
+            key_cache: crate::apikeys::cache::KeyCache::new(
+                settings.api_key_cache_ttl,
+                crate::apikeys::cache::CAPACITY,
+            ),
             settings: settings.clone(),
             pool: pool.clone(),
             metrics: Metrics::new(),

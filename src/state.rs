@@ -23,4 +23,6 @@ pub struct AppState {
     pub limits: crate::ratelimit::RateLimits,
     /// API-key usage counted since the last flush.
     pub usage: crate::apikeys::usage::Usage,
+    /// Recent API-key lookups by HMAC, for `TESSERA_API_KEY_CACHE_TTL`.
+    pub key_cache: crate::apikeys::cache::KeyCache,
 }

@@ -202,6 +202,7 @@ async fn revoke(
         revoke_key(conn, &id, actor, origin)
     })
     .await?;
+    state.key_cache.forget_key(&key.id);
     Ok(HttpResponse::Ok().json(key.view(db::now())))
 }
 
@@ -230,11 +231,12 @@ async fn rotate(
         .transpose()?
         .unwrap_or(Duration::from_secs(86_400));
     let (id, origin) = (id.into_inner(), Origin::of(&req));
-    let st = state.clone();
+    let (st, old) = (state.clone(), id.clone());
     let (key, secret) = db::run(&state.pool, move |conn| {
         rotate_key(conn, &st.settings, &st.hasher, &id, grace, actor, origin)
     })
     .await?;
+    state.key_cache.forget_key(&old);
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
         .json(with_key(&key, &secret)))

@@ -6,7 +6,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::usage::Outcome;
-use super::{ApiKey, Code, verify};
+use std::sync::Arc;
+
+use super::{ApiKey, Code};
 use crate::config::Presentation;
 use crate::db;
 use crate::error::AppError;
@@ -135,28 +137,43 @@ async fn verify_key(
         .json(body))
 }
 
+/// Verifies a presented key: format and checksum first (no database work, nothing counted), then the
+/// per-node cache of recent lookups by HMAC, then one indexed query. Writes nothing.
 async fn lookup(
     state: &web::Data<AppState>,
     key: String,
     scopes: Vec<String>,
     env: Option<String>,
-) -> Result<(Code, Option<ApiKey>), AppError> {
+) -> Result<(Code, Option<Arc<ApiKey>>), AppError> {
     if !super::well_formed(&state.settings, &key) {
         return Ok((Code::InvalidApiKey, None)); // no database work for a malformed key
     }
     state.metrics.api_key_lookup();
-    let st = state.clone();
-    db::run(&state.pool, move |conn| {
-        verify(
-            conn,
-            &st.settings,
-            &st.hasher,
-            &key,
-            &scopes,
-            env.as_deref(),
-        )
-    })
-    .await
+    let hash = state.hasher.hash(super::KEY_PURPOSE, key.as_bytes());
+    drop(key);
+    let found = match state.key_cache.get(&hash) {
+        Some(found) => {
+            state.metrics.api_key_cache_hit();
+            found
+        }
+        None => {
+            let generation = state.key_cache.generation();
+            let h = hash.clone();
+            let found = db::run(&state.pool, move |conn| super::find_by_hash(conn, &h))
+                .await?
+                .map(Arc::new);
+            state.key_cache.put(hash, found.clone(), generation);
+            found
+        }
+    };
+    let code = super::judge(
+        &state.settings,
+        found.as_deref(),
+        &scopes,
+        env.as_deref(),
+        db::now(),
+    );
+    Ok((code, found.filter(|_| code != Code::InvalidApiKey)))
 }
 
 /// Where the credential of a forward-auth request was found.

@@ -1,6 +1,7 @@
 //! API keys: typed, prefixed, scoped and expiring; stored only as HMACs; verified without writes.
 
 mod admin;
+pub mod cache;
 pub mod format;
 mod handlers;
 pub mod model;
@@ -353,18 +354,42 @@ pub fn verify(
         return Ok((Code::InvalidApiKey, None));
     }
     let hash = hasher.hash(KEY_PURPOSE, presented.as_bytes());
-    let Some(key) = store::find_by_hash(conn, &hash)? else {
-        return Ok((Code::InvalidApiKey, None));
+    let key = store::find_by_hash(conn, &hash)?;
+    let code = judge(
+        settings,
+        key.as_ref(),
+        required_scopes,
+        required_env,
+        db::now(),
+    );
+    Ok((code, key.filter(|_| code != Code::InvalidApiKey)))
+}
+
+/// Looks up the stored key with HMAC `hash` (one indexed query).
+pub fn find_by_hash(conn: &mut DbConn, hash: &str) -> Result<Option<ApiKey>, AppError> {
+    Ok(store::find_by_hash(conn, hash)?)
+}
+
+/// The verdict on a looked-up key at `now`: unknown, of a type no longer configured, or of the wrong
+/// environment → invalid; then revoked, expired, lacking a scope, or valid.
+pub fn judge(
+    settings: &Settings,
+    key: Option<&ApiKey>,
+    required_scopes: &[String],
+    required_env: Option<&str>,
+    now: i64,
+) -> Code {
+    let Some(key) = key else {
+        return Code::InvalidApiKey;
     };
     let known_type = settings.key_types.iter().any(|t| t.name == key.key_type);
     if !known_type || required_env.is_some_and(|e| e != key.environment) {
-        return Ok((Code::InvalidApiKey, None));
+        return Code::InvalidApiKey;
     }
-    let code = match key.status(db::now()) {
+    match key.status(now) {
         "revoked" => Code::RevokedApiKey,
         "expired" => Code::ExpiredApiKey,
         _ if required_scopes.iter().any(|s| !key.grants(s)) => Code::InsufficientPermissions,
         _ => Code::Valid,
-    };
-    Ok((code, Some(key)))
+    }
 }

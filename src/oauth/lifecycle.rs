@@ -137,6 +137,7 @@ fn revoke_one(
                     Actor::Client(client_id.to_owned()),
                     origin,
                 )?;
+                state.key_cache.forget_key(&key.id);
             }
             Ok(true)
         }
@@ -195,25 +196,36 @@ async fn introspect(
         authorization,
         token,
     } = request_parts(&req, &body)?;
-    let auth = client_auth(&state, "/oauth/introspect", authorization, &params).await?;
+    let caller = match caller_api_key(&req, authorization.as_deref(), &state.settings) {
+        Some(key) => Caller::ApiKey(key),
+        None => {
+            Caller::Client(client_auth(&state, "/oauth/introspect", authorization, &params).await?)
+        }
+    };
     let order = Kind::order(params.get("token_type_hint").map(String::as_str));
     let st = state.clone();
     // The caller is authenticated and the token looked up in one pass on the connection; the limit
     // is counted after (an over-limit caller gets 429 and never sees the answer).
     let (caller, answer) = db::run(&state.pool, move |conn| {
-        let (caller, method) = auth.resolve(conn, &st.hasher)?;
-        if method == AuthMethod::None {
-            return Err(AppError::oauth(
-                "invalid_client",
-                "introspection needs a confidential client".to_owned(),
-            ));
-        }
+        let caller = match caller {
+            Caller::Client(auth) => {
+                let (client, method) = auth.resolve(conn, &st.hasher)?;
+                if method == AuthMethod::None {
+                    return Err(AppError::oauth(
+                        "invalid_client",
+                        "introspection needs a confidential client".to_owned(),
+                    ));
+                }
+                client.id
+            }
+            Caller::ApiKey(key) => introspecting_key(conn, &st, &key)?,
+        };
         for kind in order.into_iter().filter(|k| k.fits(&token, &st.settings)) {
             if let Some(answer) = introspect_one(conn, &st, kind, &token)? {
-                return Ok((caller.id, answer));
+                return Ok((caller, answer));
             }
         }
-        Ok((caller.id, json!({ "active": false })))
+        Ok((caller, json!({ "active": false })))
     })
     .await?;
     let limit = state
@@ -229,6 +241,57 @@ async fn introspect(
         HttpResponse::Ok().json(answer),
         &limit,
     )))
+}
+
+/// The scope an API key needs to call the introspection endpoint (full-access `sk` keys have it).
+pub const INTROSPECT_SCOPE: &str = "introspect";
+
+/// Who calls the introspection endpoint: a confidential client, or an API key granting `introspect`.
+enum Caller {
+    Client(super::client_auth::ClientAuth),
+    ApiKey(String),
+}
+
+/// An API key presented by the caller (`Authorization: Bearer` or `X-API-Key`) instead of client
+/// credentials: a well-formed key of a configured type. Anything else is left to client authentication.
+fn caller_api_key(
+    req: &HttpRequest,
+    authorization: Option<&str>,
+    settings: &crate::config::Settings,
+) -> Option<String> {
+    let bearer = authorization
+        .and_then(|a| a.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, v)| v.trim());
+    let header = req
+        .headers()
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    bearer
+        .or(header)
+        .filter(|k| crate::apikeys::well_formed(settings, k))
+        .map(str::to_owned)
+}
+
+/// The id of the API key calling the introspection endpoint: valid and granting `introspect`.
+fn introspecting_key(conn: &mut DbConn, state: &AppState, key: &str) -> Result<String, AppError> {
+    use crate::apikeys::Code;
+    let scopes = [INTROSPECT_SCOPE.to_owned()];
+    let (code, found) =
+        crate::apikeys::verify(conn, &state.settings, &state.hasher, key, &scopes, None)?;
+    match (code, found) {
+        (Code::Valid, Some(key)) => Ok(key.id),
+        (Code::InsufficientPermissions, _) => Err(AppError::OAuth {
+            status: actix_web::http::StatusCode::FORBIDDEN,
+            error: "insufficient_scope",
+            detail: Some(INTROSPECT_SCOPE.to_owned()),
+        }),
+        (code, _) => Err(AppError::oauth(
+            "invalid_client",
+            format!("the API key is not usable ({})", code.as_str()),
+        )),
+    }
 }
 
 /// The introspection answer for `token` as `kind`, or `None` when it is not a token of that kind.

@@ -283,19 +283,90 @@ async fn forward_auth_takes_the_key_from_every_accepted_place() {
         .await
         .expect("check");
     assert_error(res, 401, "invalid_api_key").await;
+}
 
-    // Revoked: refused on the very next request.
-    {
-        let mut conn = app.pool.get().expect("conn");
-        apikeys::revoke_key(&mut conn, &id, Actor::Cli, Origin::default()).expect("revoke");
+async fn metric(address: &str, name: &str) -> u64 {
+    let text = crate::helpers::client()
+        .get(format!("{address}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("tessera_{name} ")))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in the metrics"))
+}
+
+async fn check_status(address: &str, secret: &str) -> u16 {
+    crate::helpers::client()
+        .get(format!("{address}/v1/auth/check"))
+        .header("X-API-Key", secret)
+        .send()
+        .await
+        .expect("check")
+        .status()
+        .as_u16()
+}
+
+#[actix_web::test]
+async fn a_revoked_key_is_refused_at_once_by_its_node_and_within_5s_by_the_others() {
+    let a = spawn_app().await;
+    let b = second_node(&a, |_| {}).await;
+    let (_, admin_key) = key(&a, "sk", "live", &[]);
+    let (id, secret) = key(&a, "rk", "live", &["read"]);
+    // Both nodes answer from their caches once they have seen the key.
+    for node in [a.address.as_str(), b.as_str()] {
+        let hits = metric(node, "api_key_cache_hits_total").await;
+        assert_eq!(check_status(node, &secret).await, 200);
+        assert_eq!(check_status(node, &secret).await, 200);
+        assert_eq!(
+            metric(node, "api_key_cache_hits_total").await,
+            hits + 1,
+            "the second check is answered by the cache"
+        );
     }
-    let res = c
-        .get(&url)
+
+    let res = a
+        .client
+        .post(a.url(&format!("/v1/keys/{id}/revoke")))
+        .bearer_auth(&admin_key)
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(res.status(), 200);
+    let res = a
+        .client
+        .get(a.url("/v1/auth/check"))
         .bearer_auth(&secret)
         .send()
         .await
         .expect("check");
     assert_error(res, 401, "revoked_api_key").await;
+
+    // The other node holds the key for at most TESSERA_API_KEY_CACHE_TTL (2 s by default).
+    let start = Instant::now();
+    while check_status(&b, &secret).await == 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "node B still accepts the revoked key after 5 s"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(check_status(&b, &secret).await, 401);
+
+    // With the cache off, a revocation made anywhere is seen on the next request.
+    let c = second_node(&a, |s| s.api_key_cache_ttl = Duration::ZERO).await;
+    let (id, secret) = key(&a, "rk", "live", &["read"]);
+    assert_eq!(check_status(&c, &secret).await, 200);
+    {
+        let mut conn = a.pool.get().expect("conn");
+        apikeys::revoke_key(&mut conn, &id, Actor::Cli, Origin::default()).expect("revoke");
+    }
+    assert_eq!(check_status(&c, &secret).await, 401);
+    assert_eq!(metric(&c, "api_key_cache_hits_total").await, 0);
 }
 
 #[actix_web::test]
@@ -985,4 +1056,73 @@ async fn an_unreachable_redis_follows_the_failure_policy_without_hanging() {
 fn with_last_char_changed(key: &str) -> String {
     let (head, last) = key.split_at(key.len() - 1);
     format!("{head}{}", if last == "0" { '1' } else { '0' })
+}
+
+#[actix_web::test]
+async fn an_api_key_with_the_introspect_scope_may_call_introspection() {
+    let app = spawn_app().await;
+    let (_, caller) = key(&app, "rk", "live", &["introspect"]);
+    let (_, reader) = key(&app, "rk", "live", &["read"]);
+    let (target_id, target) = key(&app, "rk", "test", &["read"]);
+    let introspect = |credential: (&'static str, String), token: String| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/oauth/introspect"))
+                .header(credential.0, credential.1)
+                .form(&[("token", token.as_str())])
+                .send()
+                .await
+                .expect("introspect")
+        }
+    };
+    for place in ["Authorization", "X-API-Key"] {
+        let value = if place == "Authorization" {
+            format!("Bearer {caller}")
+        } else {
+            caller.clone()
+        };
+        let res = introspect((place, value), target.clone()).await;
+        assert_eq!(res.status(), 200, "{place}");
+        assert!(res.headers().contains_key("x-ratelimit-remaining"));
+        let info: Value = res.json().await.expect("json");
+        assert_eq!(info["active"], true, "{info}");
+        assert_eq!(info["key_id"], target_id.as_str());
+    }
+    let res = introspect(
+        ("Authorization", format!("Bearer {caller}")),
+        "not-a-token".into(),
+    )
+    .await;
+    assert_eq!(
+        res.json::<Value>().await.expect("json"),
+        json!({ "active": false })
+    );
+
+    // A key without the scope: 403 insufficient_scope, in the RFC 6749 shape.
+    let res = introspect(("X-API-Key", reader.clone()), target.clone()).await;
+    assert_eq!(res.status(), 403);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["error"], "insufficient_scope");
+    assert!(body["error_description"].is_string(), "{body}");
+    assert!(body["request_id"].is_string(), "{body}");
+
+    // An unknown, revoked or malformed credential: 401 invalid_client.
+    let unknown = tessera::apikeys::format::generate("rk_", "live");
+    let res = introspect(
+        ("Authorization", format!("Bearer {unknown}")),
+        target.clone(),
+    )
+    .await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(
+        res.json::<Value>().await.expect("json")["error"],
+        "invalid_client"
+    );
+    let res = introspect(("Authorization", "Bearer nonsense".into()), target.clone()).await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(
+        res.json::<Value>().await.expect("json")["error"],
+        "invalid_client"
+    );
 }

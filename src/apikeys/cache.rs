@@ -1,0 +1,194 @@
+//! A per-node cache of looked-up API keys, so that verifying a key on the hot path needs no database
+//! round trip.
+//!
+//! Entries are keyed by the key's HMAC (never the key) and hold what the database said: the stored key,
+//! or that no key has this hash. An entry lives for `TESSERA_API_KEY_CACHE_TTL` (default 2 s, at most
+//! 5 s), so a revocation made on another node takes effect here within that time; a revocation or
+//! rotation made through this node drops the key's entries at once. Status (expired, revoked) is always
+//! judged against the current time from the cached row, so an expiry needs no refresh.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::ApiKey;
+
+/// How many hashes a node keeps at most (a few MB); past it, stale entries go, then all.
+pub const CAPACITY: usize = 20_000;
+
+/// What the database said about a hash: the key, or nothing.
+pub type Found = Option<Arc<ApiKey>>;
+
+#[derive(Debug)]
+struct Entry {
+    stored_at: Instant,
+    found: Found,
+}
+
+#[derive(Debug)]
+pub struct KeyCache {
+    ttl: Duration,
+    capacity: usize,
+    entries: Mutex<HashMap<String, Entry>>,
+    /// Bumped by every local invalidation: a lookup that started before one does not store its answer.
+    generation: AtomicU64,
+}
+
+impl KeyCache {
+    /// A cache keeping answers for `ttl` (zero: no caching), holding at most `capacity` hashes.
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            ttl,
+            capacity: capacity.max(1),
+            entries: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        !self.ttl.is_zero()
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The cached answer for `hash`, if fresh; `None` is a miss.
+    pub fn get(&self, hash: &str) -> Option<Found> {
+        if !self.enabled() {
+            return None;
+        }
+        let entries = self.entries();
+        let entry = entries.get(hash)?;
+        (entry.stored_at.elapsed() < self.ttl).then(|| entry.found.clone())
+    }
+
+    /// The generation to pass to [`KeyCache::put`]: read it before the database lookup.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Stores the answer of a lookup that began at `generation`, unless an invalidation happened since.
+    pub fn put(&self, hash: String, found: Found, generation: u64) {
+        if !self.enabled() {
+            return;
+        }
+        let mut entries = self.entries();
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        if entries.len() >= self.capacity && !entries.contains_key(&hash) {
+            let ttl = self.ttl;
+            entries.retain(|_, e| e.stored_at.elapsed() < ttl);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(
+            hash,
+            Entry {
+                stored_at: Instant::now(),
+                found,
+            },
+        );
+    }
+
+    /// Drops every entry of the key `id` (after a revocation or rotation through this node).
+    pub fn forget_key(&self, id: &str) {
+        let mut entries = self.entries();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.retain(|_, e| e.found.as_ref().is_none_or(|k| k.id != id));
+    }
+
+    /// Drops every expired entry (called by the janitor so an idle cache does not hold memory).
+    pub fn forget_stale(&self) {
+        let ttl = self.ttl;
+        self.entries().retain(|_, e| e.stored_at.elapsed() < ttl);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str) -> Found {
+        Some(Arc::new(ApiKey {
+            id: id.to_owned(),
+            display_prefix: "sk_live_".into(),
+            last_four: "abcd".into(),
+            name: "n".into(),
+            key_type: "sk".into(),
+            environment: "live".into(),
+            scopes: "*".into(),
+            owner_user_id: None,
+            owner_client_id: None,
+            rate_limit: None,
+            metadata: "{}".into(),
+            created_at: 0,
+            expires_at: None,
+            last_used_at: None,
+            revoked_at: None,
+            replaced_by: None,
+        }))
+    }
+
+    #[test]
+    fn answers_are_kept_for_the_ttl_and_forgotten_by_key() {
+        let cache = KeyCache::new(Duration::from_secs(60), 10);
+        assert!(cache.get("h1").is_none(), "a miss");
+        cache.put("h1".into(), key("key_1"), cache.generation());
+        cache.put("h2".into(), None, cache.generation());
+        assert_eq!(
+            cache.get("h1").flatten().map(|k| k.id.clone()),
+            Some("key_1".into())
+        );
+        assert!(
+            matches!(cache.get("h2"), Some(None)),
+            "an unknown hash is cached too"
+        );
+        cache.forget_key("key_1");
+        assert!(cache.get("h1").is_none());
+        assert!(cache.get("h2").is_some());
+    }
+
+    #[test]
+    fn a_lookup_that_raced_an_invalidation_is_not_stored() {
+        let cache = KeyCache::new(Duration::from_secs(60), 10);
+        let before = cache.generation();
+        cache.forget_key("key_1");
+        cache.put("h1".into(), key("key_1"), before);
+        assert!(cache.get("h1").is_none());
+    }
+
+    #[test]
+    fn size_is_bounded_and_zero_ttl_disables() {
+        let cache = KeyCache::new(Duration::from_secs(60), 3);
+        for i in 0..10 {
+            cache.put(format!("h{i}"), None, cache.generation());
+            assert!(cache.len() <= 3);
+        }
+        let off = KeyCache::new(Duration::ZERO, 3);
+        off.put("h".into(), None, off.generation());
+        assert!(off.get("h").is_none());
+        assert!(off.is_empty());
+    }
+
+    #[test]
+    fn entries_expire() {
+        let cache = KeyCache::new(Duration::from_millis(20), 3);
+        cache.put("h".into(), None, cache.generation());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(cache.get("h").is_none());
+        cache.forget_stale();
+        assert!(cache.is_empty());
+    }
+}
