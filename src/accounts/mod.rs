@@ -59,6 +59,63 @@ pub fn create_user(
     })
 }
 
+/// Users in the order they were created.
+pub fn list_users(conn: &mut DbConn, limit: i64, offset: i64) -> Result<Vec<User>, AppError> {
+    Ok(store::find_users(conn, limit, offset)?)
+}
+
+pub fn find_user(conn: &mut DbConn, id: &str) -> Result<User, AppError> {
+    store::find_user(conn, id)?.ok_or(AppError::NotFound)
+}
+
+/// What an administrator changes about a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserChange {
+    Disable,
+    Enable,
+    MakeAdmin,
+    RemoveAdmin,
+}
+
+/// Applies `change` to user `id`, audited. Disabling ends the user's sessions at once. An administrator
+/// cannot disable or demote themself (so there is always one left who can undo it).
+pub fn change_user(
+    conn: &mut DbConn,
+    id: &str,
+    change: UserChange,
+    acting_user: &str,
+    origin: audit::Origin,
+) -> Result<User, AppError> {
+    if id == acting_user && matches!(change, UserChange::Disable | UserChange::RemoveAdmin) {
+        return Err(AppError::Conflict("cannot_change_self"));
+    }
+    conn.transaction(|conn| {
+        let user = store::find_user(conn, id)?.ok_or(AppError::NotFound)?;
+        let now = db::now();
+        let (is_admin, disabled_at, action) = match change {
+            UserChange::Disable => (
+                user.is_admin,
+                Some(user.disabled_at.unwrap_or(now)),
+                "user.disable",
+            ),
+            UserChange::Enable => (user.is_admin, None, "user.enable"),
+            UserChange::MakeAdmin => (true, user.disabled_at, "user.make_admin"),
+            UserChange::RemoveAdmin => (false, user.disabled_at, "user.remove_admin"),
+        };
+        store::update_user_flags(conn, id, is_admin, disabled_at, now)?;
+        if change == UserChange::Disable {
+            store::delete_user_sessions(conn, id)?;
+        }
+        audit::record(
+            conn,
+            audit::Event::new(Actor::User(acting_user.to_owned()), action)
+                .target("user", id)
+                .origin(origin),
+        )?;
+        store::find_user(conn, id)?.ok_or(AppError::NotFound)
+    })
+}
+
 /// The signed-in user of this request, from the session cookie. 401 `unauthenticated` without one.
 #[derive(Debug, Clone)]
 pub struct CurrentUser {

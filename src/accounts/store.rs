@@ -95,3 +95,23 @@ pub fn find_session(
 pub fn delete_session(conn: &mut DbConn, id_hash: &str) -> QueryResult<usize> {
     diesel::delete(sessions::table.filter(sessions::id_hash.eq(id_hash))).execute(conn)
 }
+
+pub fn update_user_flags(
+    conn: &mut DbConn,
+    id: &str,
+    is_admin: bool,
+    disabled_at: Option<i64>,
+    now: i64,
+) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::is_admin.eq(is_admin),
+            users::disabled_at.eq(disabled_at),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)
+}
+
+pub fn delete_user_sessions(conn: &mut DbConn, user_id: &str) -> QueryResult<usize> {
+    diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)
+}

@@ -110,3 +110,34 @@ impl Usage {
         }
     }
 }
+
+/// One day of usage: (UTC day start in unix seconds, allowed, denied, rate limited).
+pub type DayCounts = (i64, i64, i64, i64);
+
+/// Usage per day since `since_day` of the keys `key_ids`, summed over the keys, oldest day first
+/// (only days with traffic).
+pub fn daily(
+    conn: &mut DbConn,
+    key_ids: &[String],
+    since_day: i64,
+) -> diesel::QueryResult<Vec<DayCounts>> {
+    use diesel::prelude::*;
+
+    use crate::db::schema::api_key_usage as u;
+    if key_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<DayCounts> = u::table
+        .filter(u::key_id.eq_any(key_ids))
+        .filter(u::day.ge(since_day))
+        .select((u::day, u::allowed, u::denied, u::rate_limited))
+        .load(conn)?;
+    let mut by_day: std::collections::BTreeMap<i64, DayCounts> = Default::default();
+    for (day, a, d, r) in rows {
+        let e = by_day.entry(day).or_insert((day, 0, 0, 0));
+        e.1 += a;
+        e.2 += d;
+        e.3 += r;
+    }
+    Ok(by_day.into_values().collect())
+}

@@ -108,3 +108,73 @@ pub fn record(conn: &mut DbConn, event: Event<'_>) -> QueryResult<()> {
         .execute(conn)
         .map(|_| ())
 }
+
+/// A recorded event, as the audit log shows it.
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = audit_events)]
+pub struct EventRow {
+    pub id: String,
+    pub occurred_at: i64,
+    pub actor_type: String,
+    pub actor_id: Option<String>,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub details: String,
+}
+
+/// Which events to show: every field optional. `actor` matches the actor's id or its type (`cli`,
+/// `system`, `user`…); `action` matches a whole action or a prefix ending in `.` (`api_key.`).
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    /// Unix seconds, inclusive.
+    pub from: Option<i64>,
+    /// Unix seconds, exclusive.
+    pub until: Option<i64>,
+}
+
+/// Events newest first, `limit` from `offset`, matching `filter`.
+pub fn find_events(
+    conn: &mut DbConn,
+    filter: &Filter,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<Vec<EventRow>> {
+    let mut query = audit_events::table
+        .order(audit_events::id.desc())
+        .select(EventRow::as_select())
+        .into_boxed();
+    if let Some(actor) = filter.actor.as_deref() {
+        query = query.filter(
+            audit_events::actor_id
+                .eq(actor)
+                .or(audit_events::actor_type.eq(actor)),
+        );
+    }
+    if let Some(action) = filter.action.as_deref() {
+        query = if let Some(prefix) = action.strip_suffix('.') {
+            let escaped = prefix
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            query.filter(
+                audit_events::action
+                    .like(format!("{escaped}.%"))
+                    .escape('\\'),
+            )
+        } else {
+            query.filter(audit_events::action.eq(action))
+        };
+    }
+    if let Some(from) = filter.from {
+        query = query.filter(audit_events::occurred_at.ge(from));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(audit_events::occurred_at.lt(until));
+    }
+    query.limit(limit).offset(offset).load(conn)
+}

@@ -199,7 +199,8 @@ async fn introspect(
     let caller = match caller_api_key(&req, authorization.as_deref(), &state.settings) {
         Some(key) => Caller::ApiKey(key),
         None => {
-            Caller::Client(client_auth(&state, "/oauth/introspect", authorization, &params).await?)
+            let auth = client_auth(&state, "/oauth/introspect", authorization, &params).await?;
+            Caller::Client(Box::new(auth))
         }
     };
     let order = Kind::order(params.get("token_type_hint").map(String::as_str));
@@ -248,7 +249,7 @@ pub const INTROSPECT_SCOPE: &str = "introspect";
 
 /// Who calls the introspection endpoint: a confidential client, or an API key granting `introspect`.
 enum Caller {
-    Client(super::client_auth::ClientAuth),
+    Client(Box<super::client_auth::ClientAuth>),
     ApiKey(String),
 }
 

@@ -209,24 +209,11 @@ pub fn create_client(
         }
     };
     let id = random_id("cli", 24);
-    let secret = matches!(
-        method,
-        TokenAuthMethod::ClientSecretBasic | TokenAuthMethod::ClientSecretJwt
-    )
-    .then(random_token);
-    // client_secret_jwt needs the secret itself (it is the HMAC key): kept under the master key,
-    // and not hashed, so it cannot be used as a plain secret. Other secrets are only hashed.
-    let (secret_hash, secret_encrypted) = match (&secret, method) {
-        (Some(s), TokenAuthMethod::ClientSecretJwt) => (
-            None,
-            Some(
-                crate::jwt::keys::seal(master, &assertion::secret_aad(&id), s.as_bytes())
-                    .map_err(AppError::internal)?,
-            ),
-        ),
-        (Some(s), _) => (Some(hasher.hash(CLIENT_SECRET_PURPOSE, s.as_bytes())), None),
-        (None, _) => (None, None),
-    };
+    let NewSecret {
+        secret,
+        hash: secret_hash,
+        encrypted: secret_encrypted,
+    } = new_secret(hasher, master, &id, method)?;
     let grant_types = grants
         .iter()
         .map(|g| g.as_str())
@@ -273,6 +260,184 @@ pub fn create_client(
         let client = store::find_client(conn, &id)?.ok_or(AppError::NotFound)?;
         let uris = store::find_redirect_uris(conn, &id)?;
         Ok((client, uris, secret.map(ClientSecret)))
+    })
+}
+
+/// A fresh client secret (for the methods that have one) and how it is kept at rest.
+struct NewSecret {
+    secret: Option<String>,
+    hash: Option<String>,
+    encrypted: Option<Vec<u8>>,
+}
+
+fn new_secret(
+    hasher: &Hasher,
+    master: &SecretBytes,
+    id: &str,
+    method: TokenAuthMethod,
+) -> Result<NewSecret, AppError> {
+    let secret = matches!(
+        method,
+        TokenAuthMethod::ClientSecretBasic | TokenAuthMethod::ClientSecretJwt
+    )
+    .then(random_token);
+    // client_secret_jwt needs the secret itself (it is the HMAC key): kept under the master key,
+    // and not hashed, so it cannot be used as a plain secret. Other secrets are only hashed.
+    let (hash, encrypted) = match (&secret, method) {
+        (Some(s), TokenAuthMethod::ClientSecretJwt) => (
+            None,
+            Some(
+                crate::jwt::keys::seal(master, &assertion::secret_aad(id), s.as_bytes())
+                    .map_err(AppError::internal)?,
+            ),
+        ),
+        (Some(s), _) => (Some(hasher.hash(CLIENT_SECRET_PURPOSE, s.as_bytes())), None),
+        (None, _) => (None, None),
+    };
+    Ok(NewSecret {
+        secret,
+        hash,
+        encrypted,
+    })
+}
+
+/// Redirect URIs typed one per line (blank lines skipped). Every bad line is reported with its
+/// number and why: not absolute, a fragment, a wildcard, http on a non-loopback host, a duplicate.
+pub fn parse_redirect_uri_lines(text: &str) -> Result<Vec<RedirectUri>, Vec<String>> {
+    let mut uris: Vec<RedirectUri> = Vec::new();
+    let mut errors = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        match RedirectUri::parse(line) {
+            Ok(uri) if uris.contains(&uri) => {
+                errors.push(format!("Line {}: '{line}' is listed twice", n + 1));
+            }
+            Ok(uri) => uris.push(uri),
+            Err(why) => errors.push(format!("Line {}: '{line}' {why}", n + 1)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(uris)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Clients by name; only `owner_user_id`'s when given.
+pub fn list_clients(
+    conn: &mut DbConn,
+    owner_user_id: Option<&str>,
+) -> Result<Vec<Client>, AppError> {
+    Ok(store::find_clients(conn, owner_user_id)?)
+}
+
+/// A client and its redirect URIs; 404 when unknown.
+pub fn find_client(conn: &mut DbConn, id: &str) -> Result<(Client, Vec<String>), AppError> {
+    let client = store::find_client(conn, id)?.ok_or(AppError::NotFound)?;
+    let uris = store::find_redirect_uris(conn, id)?;
+    Ok((client, uris))
+}
+
+/// Every registered scope with its description (for forms).
+pub fn list_scopes(conn: &mut DbConn) -> Result<Vec<ScopeRow>, AppError> {
+    use db::schema::scopes;
+    use diesel::prelude::*;
+    Ok(scopes::table
+        .order(scopes::name.asc())
+        .select(ScopeRow::as_select())
+        .load(conn)?)
+}
+
+/// Replaces a client's redirect URIs (already validated), audited, in one transaction.
+pub fn set_redirect_uris(
+    conn: &mut DbConn,
+    id: &str,
+    uris: &[RedirectUri],
+    actor: Actor,
+    origin: Origin,
+) -> Result<Vec<String>, AppError> {
+    conn.transaction(|conn| {
+        let client = store::find_client(conn, id)?.ok_or(AppError::NotFound)?;
+        if uris.is_empty() && client.has_grant(GrantType::AuthorizationCode) {
+            return Err(model::bad_request(
+                "authorization_code needs at least one redirect URI",
+            ));
+        }
+        let now = db::now();
+        store::delete_redirect_uris(conn, id)?;
+        for uri in uris {
+            store::insert_redirect_uri(conn, id, uri.as_str(), now)?;
+        }
+        store::touch_client(conn, id, now)?;
+        let list: Vec<&str> = uris.iter().map(RedirectUri::as_str).collect();
+        audit::record(
+            conn,
+            audit::Event::new(actor, "client.redirect_uris.update")
+                .target("client", id)
+                .origin(origin)
+                .details(serde_json::json!({ "redirect_uris": list })),
+        )?;
+        Ok(store::find_redirect_uris(conn, id)?)
+    })
+}
+
+/// Replaces a confidential client's secret: the old one stops working at once; the new one is
+/// returned once. 409 for clients without a secret (public, `private_key_jwt`).
+pub fn regenerate_secret(
+    conn: &mut DbConn,
+    hasher: &Hasher,
+    master: &SecretBytes,
+    id: &str,
+    actor: Actor,
+    origin: Origin,
+) -> Result<ClientSecret, AppError> {
+    conn.transaction(|conn| {
+        let client = store::find_client(conn, id)?.ok_or(AppError::NotFound)?;
+        let method = TokenAuthMethod::parse(&client.token_endpoint_auth_method)
+            .unwrap_or(TokenAuthMethod::ClientSecretBasic);
+        let fresh = new_secret(hasher, master, id, method)?;
+        let Some(secret) = fresh.secret else {
+            return Err(AppError::Conflict("client_has_no_secret"));
+        };
+        store::update_client_secret(
+            conn,
+            id,
+            fresh.hash.as_deref(),
+            fresh.encrypted.as_deref(),
+            db::now(),
+        )?;
+        audit::record(
+            conn,
+            audit::Event::new(actor, "client.secret.regenerate")
+                .target("client", id)
+                .origin(origin),
+        )?;
+        Ok(ClientSecret(secret))
+    })
+}
+
+/// Deletes a client with its redirect URIs, codes, consents, refresh tokens and the API keys it owns;
+/// audited. Its access tokens fail introspection from now on.
+pub fn delete_client(
+    conn: &mut DbConn,
+    id: &str,
+    actor: Actor,
+    origin: Origin,
+) -> Result<(), AppError> {
+    conn.transaction(|conn| {
+        let client = store::find_client(conn, id)?.ok_or(AppError::NotFound)?;
+        store::delete_client(conn, id)?;
+        audit::record(
+            conn,
+            audit::Event::new(actor, "client.delete")
+                .target("client", id)
+                .origin(origin)
+                .details(serde_json::json!({ "name": client.name })),
+        )?;
+        Ok(())
     })
 }
 

@@ -505,3 +505,47 @@ pub fn upsert_consent(
             .map(|_| ()),
     }
 }
+
+/// Clients by name, optionally only those owned by `owner_user_id`.
+pub fn find_clients(conn: &mut DbConn, owner_user_id: Option<&str>) -> QueryResult<Vec<Client>> {
+    let mut query = oauth_clients::table
+        .order((oauth_clients::name.asc(), oauth_clients::id.asc()))
+        .select(Client::as_select())
+        .into_boxed();
+    if let Some(owner) = owner_user_id {
+        query = query.filter(oauth_clients::owner_user_id.eq(owner));
+    }
+    query.load(conn)
+}
+
+pub fn delete_redirect_uris(conn: &mut DbConn, client_id: &str) -> QueryResult<usize> {
+    diesel::delete(oauth_redirect_uris::table.filter(oauth_redirect_uris::client_id.eq(client_id)))
+        .execute(conn)
+}
+
+pub fn update_client_secret(
+    conn: &mut DbConn,
+    id: &str,
+    secret_hash: Option<&str>,
+    secret_encrypted: Option<&[u8]>,
+    now: i64,
+) -> QueryResult<usize> {
+    diesel::update(oauth_clients::table.find(id))
+        .set((
+            oauth_clients::secret_hash.eq(secret_hash),
+            oauth_clients::secret_pepper_version.eq(secret_hash.map(|_| 1)),
+            oauth_clients::secret_encrypted.eq(secret_encrypted),
+            oauth_clients::updated_at.eq(now),
+        ))
+        .execute(conn)
+}
+
+pub fn touch_client(conn: &mut DbConn, id: &str, now: i64) -> QueryResult<usize> {
+    diesel::update(oauth_clients::table.find(id))
+        .set(oauth_clients::updated_at.eq(now))
+        .execute(conn)
+}
+
+pub fn delete_client(conn: &mut DbConn, id: &str) -> QueryResult<usize> {
+    diesel::delete(oauth_clients::table.find(id)).execute(conn)
+}

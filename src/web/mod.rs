@@ -1,4 +1,5 @@
-//! Shared page plumbing: HTML responses with security headers, CSRF tokens, the stylesheet.
+//! Shared page plumbing (HTML responses with security headers, CSRF tokens, static files) and the
+//! dashboard.
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
@@ -10,8 +11,20 @@ use crate::state::AppState;
 pub const CSRF_COOKIE: &str = "tessera_csrf";
 const CSRF_PURPOSE: &str = "csrf-form-token";
 
+pub mod dashboard;
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(stylesheet);
+    cfg.service(stylesheet).service(script);
+    dashboard::configure(cfg);
+}
+
+/// The dashboard's only script (copy buttons), served from here so the CSP can stay `script-src 'self'`.
+#[get("/static/tessera.js")]
+async fn script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(include_str!("../../static/tessera.js"))
 }
 
 #[get("/static/tessera.css")]

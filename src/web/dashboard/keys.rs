@@ -1,0 +1,357 @@
+//! API keys: list, create (shown once), show, revoke with confirmation, rotate with a grace period.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+
+use super::pages::{Choice, ConfirmPage, KeyFormPage, KeyPage, KeyRow, KeySecretPage, KeysPage};
+use super::{Dash, FieldErrors, Form, dash, notice, see_other, when};
+use crate::apikeys::{self, ApiKey, KeyInput};
+use crate::audit::Origin;
+use crate::db;
+use crate::error::AppError;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(list)
+        .service(new_form)
+        .service(create)
+        .service(show)
+        .service(confirm_revoke)
+        .service(revoke)
+        .service(rotate);
+}
+
+/// How many keys the list shows.
+const PAGE: i64 = 500;
+
+pub fn row(key: &ApiKey) -> KeyRow {
+    let now = db::now();
+    KeyRow {
+        id: key.id.clone(),
+        name: key.name.clone(),
+        key_type: key.key_type.clone(),
+        env: key.environment.clone(),
+        display: key.display(),
+        scopes: if key.full_access() {
+            "all (full access)".to_owned()
+        } else {
+            key.scope_list().join(" ")
+        },
+        created: when(key.created_at),
+        last_used: key.last_used_at.map(when).unwrap_or_else(|| "never".into()),
+        expires: key.expires_at.map(when).unwrap_or_else(|| "never".into()),
+        status: key.status(now),
+    }
+}
+
+#[get("/dashboard/keys")]
+async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let dash = dash!(req, state);
+    let owner = dash.owner_filter();
+    let keys = db::run(&state.pool, move |conn| {
+        apikeys::list_keys(conn, owner.as_deref(), PAGE, 0)
+    })
+    .await?;
+    let page = KeysPage {
+        lang: "en-US",
+        nav: dash.nav("keys", notice(&req)),
+        keys: keys.iter().map(row).collect(),
+    };
+    dash.render(StatusCode::OK, &page)
+}
+
+/// Key types `dash` may create: a developer only gets types with a scope list (a full-access key
+/// would grant `admin`).
+fn creatable_types(dash: &Dash, state: &AppState, selected: &str) -> Vec<Choice> {
+    state
+        .settings
+        .key_types
+        .iter()
+        .filter(|t| dash.is_admin() || t.scopes.is_some())
+        .map(|t| Choice {
+            value: t.name.clone(),
+            label: match (&t.scopes, t.publishable) {
+                (None, _) => format!("{} (secret, full access)", t.name),
+                (Some(_), true) => format!("{} (publishable)", t.name),
+                (Some(s), false) if s.is_empty() => {
+                    format!("{} (restricted to chosen scopes)", t.name)
+                }
+                (Some(s), false) => format!("{} (scopes: {})", t.name, s.join(", ")),
+            },
+            checked: t.name == selected,
+        })
+        .collect()
+}
+
+#[get("/dashboard/keys/new")]
+async fn new_form(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let dash = dash!(req, state);
+    let page = KeyFormPage {
+        lang: "en-US",
+        nav: dash.nav("keys", None),
+        name: String::new(),
+        types: creatable_types(&dash, &state, "rk"),
+        env: "test".into(),
+        scopes: String::new(),
+        expires_in: String::new(),
+        errors: FieldErrors::default(),
+    };
+    dash.render(StatusCode::OK, &page)
+}
+
+#[post("/dashboard/keys")]
+#[tracing::instrument(skip_all)]
+async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let form = Form::parse(&req, &body)?;
+    let dash = dash!(req, state, form);
+    let name = form.get("name").trim().to_owned();
+    let key_type = form.get("type").to_owned();
+    let env = form.get("env").to_owned();
+    let scopes_text = form.get("scopes").trim().to_owned();
+    let expires_text = form.get("expires_in").trim().to_owned();
+    let mut errors = FieldErrors::default();
+    if name.is_empty() || name.chars().count() > 100 {
+        errors.add("name", "Give the key a name of 1 to 100 characters.");
+    }
+    let types = creatable_types(&dash, &state, &key_type);
+    if !types.iter().any(|t| t.value == key_type) {
+        errors.add("type", "Choose one of the key types listed.");
+    }
+    if !matches!(env.as_str(), "live" | "test") {
+        errors.add("env", "Choose live or test.");
+    }
+    let scopes: Vec<String> = scopes_text
+        .split([' ', ','])
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if !dash.is_admin() && scopes.iter().any(|s| s == "admin") {
+        errors.add(
+            "scopes",
+            "Only administrators may create keys with the admin scope.",
+        );
+    }
+    let expires_in = if expires_text.is_empty() {
+        None
+    } else {
+        match crate::config::parse_duration("expires_in", &expires_text) {
+            Ok(d) if d >= Duration::from_secs(60) => Some(d),
+            _ => {
+                errors.add(
+                    "expires_in",
+                    "Write a lifetime like 90d, 12h or 30m (at least one minute), or leave it empty.",
+                );
+                None
+            }
+        }
+    };
+    let form_page = |errors: FieldErrors| KeyFormPage {
+        lang: "en-US",
+        nav: dash.nav("keys", None),
+        name: name.clone(),
+        types: creatable_types(&dash, &state, &key_type),
+        env: env.clone(),
+        scopes: scopes_text.clone(),
+        expires_in: expires_text.clone(),
+        errors,
+    };
+    if !errors.is_empty() {
+        return dash.render(StatusCode::UNPROCESSABLE_ENTITY, &form_page(errors));
+    }
+    let input = KeyInput {
+        name: name.clone(),
+        key_type: key_type.clone(),
+        env: env.clone(),
+        scopes,
+        expires_in,
+        owner_user_id: Some(dash.user_id().to_owned()),
+        ..Default::default()
+    };
+    let (st, actor, origin) = (state.clone(), dash.actor(), Origin::of(&req));
+    let created = db::run(&state.pool, move |conn| {
+        apikeys::create_key(conn, &st.settings, &st.hasher, &input, actor, origin)
+    })
+    .await;
+    let (key, secret) = match created {
+        Ok(k) => k,
+        Err(AppError::BadRequest { detail, .. }) => {
+            let mut errors = FieldErrors::default();
+            let message = detail.unwrap_or_else(|| "The key is not valid.".into());
+            let field = if message.contains("scope") {
+                "scopes"
+            } else if message.contains("live") || message.contains("second") {
+                "expires_in"
+            } else {
+                "form"
+            };
+            errors.add(field, message);
+            return dash.render(StatusCode::UNPROCESSABLE_ENTITY, &form_page(errors));
+        }
+        Err(e) => return Err(e),
+    };
+    let page = KeySecretPage {
+        lang: "en-US",
+        nav: dash.nav("keys", None),
+        title: "API key created",
+        key: secret.0,
+        key_id: key.id,
+        note: String::new(),
+    };
+    dash.render(StatusCode::CREATED, &page)
+}
+
+/// The key `id` if `dash` may see it; 404 otherwise.
+async fn load_owned(dash: &Dash, state: &AppState, id: String) -> Result<ApiKey, AppError> {
+    let (admin, user) = (dash.is_admin(), dash.user_id().to_owned());
+    db::run(&state.pool, move |conn| {
+        let key = apikeys::find_key(conn, &id)?;
+        if !admin && key.owner_user_id.as_deref() != Some(user.as_str()) {
+            return Err(AppError::NotFound);
+        }
+        Ok(key)
+    })
+    .await
+}
+
+#[get("/dashboard/keys/{id}")]
+async fn show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let dash = dash!(req, state);
+    let key = load_owned(&dash, &state, id.into_inner()).await?;
+    let owner = key
+        .owner_user_id
+        .as_deref()
+        .map(|u| format!("user {u}"))
+        .or_else(|| key.owner_client_id.as_deref().map(|c| format!("app {c}")))
+        .unwrap_or_else(|| "none".into());
+    let page = KeyPage {
+        lang: "en-US",
+        nav: dash.nav("keys", notice(&req)),
+        key: row(&key),
+        owner,
+        rate_limit: key.rate_limit.map_or_else(
+            || {
+                format!(
+                    "{} per 15 minutes (default)",
+                    state.settings.api_key_rate_limit
+                )
+            },
+            |r| format!("{r} per 15 minutes"),
+        ),
+        metadata: key.metadata.clone(),
+        replaced_by: key.replaced_by.clone(),
+    };
+    dash.render(StatusCode::OK, &page)
+}
+
+#[get("/dashboard/keys/{id}/revoke")]
+async fn confirm_revoke(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let dash = dash!(req, state);
+    let key = load_owned(&dash, &state, id.into_inner()).await?;
+    let page = ConfirmPage {
+        lang: "en-US",
+        nav: dash.nav("keys", None),
+        title: format!("Revoke {}?", key.name),
+        message: format!(
+            "{} stops working at once on this server and within seconds on every other node. \
+             This cannot be undone.",
+            key.display()
+        ),
+        action: format!("/dashboard/keys/{}/revoke", key.id),
+        button_id: "confirm-revoke",
+        button_label: "Revoke the key",
+        cancel: format!("/dashboard/keys/{}", key.id),
+    };
+    dash.render(StatusCode::OK, &page)
+}
+
+#[post("/dashboard/keys/{id}/revoke")]
+#[tracing::instrument(skip_all)]
+async fn revoke(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let form = Form::parse(&req, &body)?;
+    let dash = dash!(req, state, form);
+    let key = load_owned(&dash, &state, id.into_inner()).await?;
+    let (actor, origin, id) = (dash.actor(), Origin::of(&req), key.id.clone());
+    db::run(&state.pool, move |conn| {
+        apikeys::revoke_key(conn, &id, actor, origin)
+    })
+    .await?;
+    state.key_cache.forget_key(&key.id);
+    Ok(see_other(&format!(
+        "/dashboard/keys/{}?notice=key_revoked",
+        key.id
+    )))
+}
+
+#[post("/dashboard/keys/{id}/rotate")]
+#[tracing::instrument(skip_all)]
+async fn rotate(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let form = Form::parse(&req, &body)?;
+    let dash = dash!(req, state, form);
+    let key = load_owned(&dash, &state, id.into_inner()).await?;
+    let grace_text = form.get("grace").trim();
+    let grace = if grace_text.is_empty() {
+        Duration::from_secs(86_400)
+    } else {
+        crate::config::parse_duration("grace", grace_text)
+            .ok()
+            .filter(|d| *d <= Duration::from_secs(30 * 86_400))
+            .ok_or_else(|| {
+                AppError::bad_request(
+                    "invalid_request",
+                    "grace must be a duration like 24h or 7d, at most 30d",
+                )
+            })?
+    };
+    let (st, actor, origin, id) = (
+        state.clone(),
+        dash.actor(),
+        Origin::of(&req),
+        key.id.clone(),
+    );
+    let (new, secret) = db::run(&state.pool, move |conn| {
+        apikeys::rotate_key(conn, &st.settings, &st.hasher, &id, grace, actor, origin)
+    })
+    .await?;
+    state.key_cache.forget_key(&key.id);
+    let page = KeySecretPage {
+        lang: "en-US",
+        nav: dash.nav("keys", None),
+        title: "API key rotated",
+        key: secret.0,
+        key_id: new.id,
+        note: format!(
+            "The old key {} keeps working for {}, then fails as expired.",
+            key.display(),
+            grace_text_or_default(grace_text)
+        ),
+    };
+    dash.render(StatusCode::CREATED, &page)
+}
+
+fn grace_text_or_default(text: &str) -> &str {
+    if text.is_empty() { "24h" } else { text }
+}
