@@ -101,6 +101,17 @@ impl KeyCache {
         entries.retain(|_, e| e.found.as_ref().is_none_or(|k| k.id != id));
     }
 
+    /// Drops every entry of a key owned by the client `client_id` (after the client was deleted here).
+    pub fn forget_client(&self, client_id: &str) {
+        let mut entries = self.entries();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.retain(|_, e| {
+            e.found
+                .as_ref()
+                .is_none_or(|k| k.owner_client_id.as_deref() != Some(client_id))
+        });
+    }
+
     /// Drops every expired entry (called by the janitor so an idle cache does not hold memory).
     pub fn forget_stale(&self) {
         let ttl = self.ttl;

@@ -393,8 +393,3 @@ pub fn judge(
         _ => Code::Valid,
     }
 }
-
-/// Ids of the keys an app (OAuth client) owns.
-pub fn key_ids_of_client(conn: &mut DbConn, client_id: &str) -> Result<Vec<String>, AppError> {
-    Ok(store::find_key_ids_of_client(conn, client_id)?)
-}

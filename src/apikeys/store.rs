@@ -95,11 +95,3 @@ pub fn retire_rotated(
         .execute(conn)
         .map(|_| ())
 }
-
-/// Ids of the keys owned by the client `client_id`.
-pub fn find_key_ids_of_client(conn: &mut DbConn, client_id: &str) -> QueryResult<Vec<String>> {
-    api_keys::table
-        .filter(api_keys::owner_client_id.eq(client_id))
-        .select(api_keys::id)
-        .load(conn)
-}

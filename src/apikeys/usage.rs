@@ -1,5 +1,6 @@
-//! Usage of API keys, counted in memory on the request path and added to the database in batches
-//! (every `TESSERA_USAGE_FLUSH_INTERVAL` and at shutdown), so verifying a key never writes.
+//! Usage of API keys (requests) and OAuth clients (tokens issued), counted in memory on the request
+//! path and added to the database in batches (every `TESSERA_USAGE_FLUSH_INTERVAL` and at shutdown),
+//! so verifying a key or issuing a token never writes a counter.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -28,6 +29,15 @@ struct Counts {
 #[derive(Debug, Default)]
 pub struct Usage {
     pending: Mutex<HashMap<(String, i64), Counts>>,
+}
+
+/// Where the counts of an id go: client ids (`cli_…`) to `client_usage`, key ids to `api_key_usage`.
+fn tables(id: &str) -> (&'static str, &'static str, &'static str) {
+    if id.starts_with("cli_") {
+        ("client_usage", "client_id", "oauth_clients")
+    } else {
+        ("api_key_usage", "key_id", "api_keys")
+    }
 }
 
 /// Key ids are `key_` + base62: anything else is never written into SQL text.
@@ -73,17 +83,18 @@ impl Usage {
             if !safe_id(id) {
                 continue;
             }
+            let (table, column, owner) = tables(id);
             sql.push_str(&format!(
-                "INSERT INTO api_key_usage (key_id, day, allowed, denied, rate_limited) \
-                 SELECT '{id}', {day}, {a}, {d}, {r} WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = '{id}') \
-                 ON CONFLICT (key_id, day) DO UPDATE SET allowed = api_key_usage.allowed + excluded.allowed, \
-                 denied = api_key_usage.denied + excluded.denied, \
-                 rate_limited = api_key_usage.rate_limited + excluded.rate_limited;\n",
+                "INSERT INTO {table} ({column}, day, allowed, denied, rate_limited) \
+                 SELECT '{id}', {day}, {a}, {d}, {r} WHERE EXISTS (SELECT 1 FROM {owner} WHERE id = '{id}') \
+                 ON CONFLICT ({column}, day) DO UPDATE SET allowed = {table}.allowed + excluded.allowed, \
+                 denied = {table}.denied + excluded.denied, \
+                 rate_limited = {table}.rate_limited + excluded.rate_limited;\n",
                 a = c.allowed,
                 d = c.denied,
                 r = c.rate_limited,
             ));
-            if c.last_used_at > 0 {
+            if c.last_used_at > 0 && owner == "api_keys" {
                 sql.push_str(&format!(
                     "UPDATE api_keys SET last_used_at = {t} WHERE id = '{id}' \
                      AND (last_used_at IS NULL OR last_used_at < {t});\n",
@@ -140,4 +151,21 @@ pub fn daily(
         e.3 += r;
     }
     Ok(by_day.into_values().collect())
+}
+
+/// Tokens issued per day since `since_day` to the client `client_id`, oldest day first.
+pub fn client_daily(
+    conn: &mut DbConn,
+    client_id: &str,
+    since_day: i64,
+) -> diesel::QueryResult<Vec<DayCounts>> {
+    use diesel::prelude::*;
+
+    use crate::db::schema::client_usage as u;
+    u::table
+        .filter(u::client_id.eq(client_id))
+        .filter(u::day.ge(since_day))
+        .order(u::day.asc())
+        .select((u::day, u::allowed, u::denied, u::rate_limited))
+        .load(conn)
 }

@@ -109,6 +109,11 @@ pub fn record(conn: &mut DbConn, event: Event<'_>) -> QueryResult<()> {
         .map(|_| ())
 }
 
+diesel::define_sql_function! {
+    /// `substr(text, start, length)`, the same on SQLite and PostgreSQL.
+    fn substr(text: diesel::sql_types::Text, start: diesel::sql_types::Integer, length: diesel::sql_types::Integer) -> diesel::sql_types::Text;
+}
+
 /// A recorded event, as the audit log shows it.
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = audit_events)]
@@ -161,11 +166,17 @@ pub fn find_events(
                 .replace('\\', "\\\\")
                 .replace('%', "\\%")
                 .replace('_', "\\_");
-            query.filter(
-                audit_events::action
-                    .like(format!("{escaped}.%"))
-                    .escape('\\'),
-            )
+            // LIKE is case-insensitive on SQLite: comparing the leading characters makes the match
+            // exact on both backends.
+            let head = format!("{prefix}.");
+            let len = i32::try_from(head.chars().count()).unwrap_or(i32::MAX);
+            query
+                .filter(
+                    audit_events::action
+                        .like(format!("{escaped}.%"))
+                        .escape('\\'),
+                )
+                .filter(substr(audit_events::action, 1, len).eq(head))
         } else {
             query.filter(audit_events::action.eq(action))
         };

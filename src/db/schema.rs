@@ -207,7 +207,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    client_usage (client_id, day) {
+        client_id -> Text,
+        day -> BigInt,
+        allowed -> BigInt,
+        denied -> BigInt,
+        rate_limited -> BigInt,
+    }
+}
+
 diesel::joinable!(api_key_usage -> api_keys (key_id));
+diesel::joinable!(client_usage -> oauth_clients (client_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(scopes -> resource_servers (resource_server_id));
 diesel::joinable!(oauth_redirect_uris -> oauth_clients (client_id));
@@ -228,6 +239,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     consents,
     api_keys,
     api_key_usage,
+    client_usage,
     signing_keys,
     audit_events,
 );

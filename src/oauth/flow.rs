@@ -168,6 +168,8 @@ struct Redeemed {
 /// What the issuer produced, for the handler to answer with. `Debug` shows no token.
 #[derive(Clone)]
 pub struct Issued {
+    /// The client the tokens were issued to (counted in its usage).
+    pub client_id: String,
     pub access_token: String,
     pub refresh_token: Option<String>,
     pub expires_in: i64,
@@ -505,6 +507,7 @@ impl Issuer for Flow<'_> {
             None => None,
         };
         self.issued = Some(Issued {
+            client_id: claims.client_id.clone(),
             access_token: access_token.clone(),
             refresh_token: refresh_token.clone(),
             expires_in: ttl,

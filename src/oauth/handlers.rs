@@ -47,6 +47,7 @@ async fn token(
     if grant == Some(GrantType::JwtBearer) {
         return jwt_bearer(&state, authorization, params)
             .await
+            .map(|r| count_issued(&state, r))
             .map(no_store)
             .map(|r| crate::ratelimit::with_headers(r, &limit));
     }
@@ -72,8 +73,21 @@ async fn token(
             ),
         )),
     }
+    .map(|r| count_issued(&state, r))
     .map(no_store)
     .map(|r| crate::ratelimit::with_headers(r, &limit))
+}
+
+/// Counts a token response in its client's usage (in memory; written with the API-key usage).
+fn count_issued(state: &AppState, res: HttpResponse) -> HttpResponse {
+    if let Some(IssuedTo(client_id)) = res.extensions().get::<IssuedTo>() {
+        state.usage.record(
+            client_id,
+            crate::apikeys::usage::Outcome::Allowed,
+            db::now(),
+        );
+    }
+    res
 }
 
 /// The scopes a token gets: the requested ones (each allowed to the client and defined on the API),
@@ -180,12 +194,14 @@ fn service_token(
         exp: now + ttl,
     };
     let access_token = state.keyring.sign(&claims)?;
-    Ok(HttpResponse::Ok().json(json!({
+    let mut res = HttpResponse::Ok().json(json!({
         "access_token": access_token,
         "token_type": "Bearer",
         "expires_in": ttl,
         "scope": claims.scope,
-    })))
+    }));
+    res.extensions_mut().insert(IssuedTo(claims.client_id));
+    Ok(res)
 }
 
 /// RFC 7523 §2.1: the client signs a JWT (`iss` = `sub` = its id, `aud` = the issuer or the token
@@ -395,6 +411,10 @@ async fn authorization_code(
     }
 }
 
+/// Which client a successful token response was for, so the token endpoint can count its usage.
+#[derive(Debug, Clone)]
+struct IssuedTo(String);
+
 fn token_response(issued: &super::flow::Issued) -> HttpResponse {
     let mut body = json!({
         "access_token": issued.access_token,
@@ -405,7 +425,10 @@ fn token_response(issued: &super::flow::Issued) -> HttpResponse {
     if let Some(refresh) = &issued.refresh_token {
         body["refresh_token"] = json!(refresh);
     }
-    HttpResponse::Ok().json(body)
+    let mut res = HttpResponse::Ok().json(body);
+    res.extensions_mut()
+        .insert(IssuedTo(issued.client_id.clone()));
+    res
 }
 
 /// `refresh_token` (ours): every use rotates; a used token presented again revokes the whole family
@@ -504,6 +527,7 @@ async fn refresh(
                     claims.exp,
                 )?;
                 Ok(Ok(super::flow::Issued {
+                    client_id: claims.client_id.clone(),
                     access_token,
                     refresh_token: Some(new_refresh),
                     expires_in: ttl,

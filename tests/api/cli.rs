@@ -340,7 +340,12 @@ fn migrate_applies_from_empty_then_has_nothing_to_do() {
     let first: serde_json::Value = serde_json::from_slice(&first.stdout).expect("json");
     assert_eq!(
         first["applied"],
-        serde_json::json!(["20261124000001", "20261124000002", "20261124000003"])
+        serde_json::json!([
+            "20261124000001",
+            "20261124000002",
+            "20261124000003",
+            "20261124000004"
+        ])
     );
     assert_eq!(
         first["database"],

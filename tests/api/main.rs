@@ -6,6 +6,7 @@ mod authorize;
 mod cli;
 mod client_jwt;
 mod compose;
+mod dashboard;
 mod errors;
 mod helpers;
 mod interop;

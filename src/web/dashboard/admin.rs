@@ -67,7 +67,7 @@ async fn rotate_signing_key(
     let dash = dash!(req, state, form);
     dash.require_admin()?;
     let (st, actor) = (state.clone(), dash.actor());
-    db::run(&state.pool, move |conn| {
+    let outcome = db::run(&state.pool, move |conn| {
         crate::jwt::rotate(
             conn,
             &st.master_key,
@@ -84,9 +84,14 @@ async fn rotate_signing_key(
         st.keyring.reload(conn).map_err(AppError::internal)
     })
     .await?;
-    Ok(see_other(
-        "/dashboard/signing-keys?notice=signing_key_rotated",
-    ))
+    Ok(see_other(match outcome {
+        crate::jwt::RotateOutcome::Rotated { .. } => {
+            "/dashboard/signing-keys?notice=signing_key_rotated"
+        }
+        crate::jwt::RotateOutcome::AlreadyScheduled { .. } => {
+            "/dashboard/signing-keys?notice=signing_key_pending"
+        }
+    }))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,7 +100,8 @@ struct AuditQuery {
     action: Option<String>,
     from: Option<String>,
     to: Option<String>,
-    page: Option<u32>,
+    /// Parsed leniently: anything but a positive number is page 1 (the filters stay).
+    page: Option<String>,
 }
 
 const AUDIT_PAGE: i64 = 50;
@@ -130,7 +136,12 @@ async fn audit_log(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
     if to_t == Some(None) {
         errors.add("to", "Write a date as YYYY-MM-DD.");
     }
-    let page_no = i64::from(q.page.unwrap_or(1).clamp(1, 100_000));
+    let page_no = q
+        .page
+        .as_deref()
+        .and_then(|p| p.trim().parse::<i64>().ok())
+        .unwrap_or(1)
+        .clamp(1, 100_000);
     // A developer sees what they did; an administrator sees everything.
     let actor_filter = if dash.is_admin() {
         (!actor.is_empty()).then(|| actor.clone())

@@ -79,11 +79,16 @@ async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
     dash.render(StatusCode::OK, &page)
 }
 
-async fn scope_choices(state: &AppState, checked: &[String]) -> Result<Vec<Choice>, AppError> {
+/// The registered scopes as checkboxes; `admin` only for administrators.
+async fn scope_choices(
+    dash: &Dash,
+    state: &AppState,
+    checked: &[String],
+) -> Result<Vec<Choice>, AppError> {
     let scopes = db::run(&state.pool, oauth::list_scopes).await?;
     let mut out: Vec<Choice> = Vec::new();
     for s in scopes {
-        if out.iter().any(|c| c.value == s.name) {
+        if out.iter().any(|c| c.value == s.name) || (s.name == "admin" && !dash.is_admin()) {
             continue;
         }
         out.push(Choice {
@@ -127,7 +132,7 @@ async fn form_page(
         name: s.name.clone(),
         public: s.public,
         grants: grant_choices(&s.grants),
-        scopes: scope_choices(state, &s.scopes).await?,
+        scopes: scope_choices(dash, state, &s.scopes).await?,
         redirect_uris: s.redirect_uris.clone(),
         errors,
     })
@@ -142,7 +147,7 @@ async fn new_form(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         name: String::new(),
         public: false,
         grants: grant_choices(&["authorization_code".to_owned(), "refresh_token".to_owned()]),
-        scopes: scope_choices(&state, &["read".to_owned()]).await?,
+        scopes: scope_choices(&dash, &state, &["read".to_owned()]).await?,
         redirect_uris: String::new(),
         errors: FieldErrors::default(),
     };
@@ -192,6 +197,12 @@ async fn create(
             Vec::new()
         }
     };
+    if !dash.is_admin() && scopes.iter().any(|s| s == "admin") {
+        errors.add(
+            "scopes",
+            "Only administrators may let an app ask for the admin scope.",
+        );
+    }
     if uris.is_empty()
         && !errors.has("redirect_uris")
         && grants.iter().any(|g| g == "authorization_code")
@@ -433,8 +444,10 @@ async fn delete(
         if !admin && client.owner_user_id.as_deref() != Some(user.as_str()) {
             return Err(AppError::NotFound);
         }
-        oauth::delete_client(conn, &id, actor, origin)
+        oauth::delete_client(conn, &id, actor, origin)?;
+        Ok(id)
     })
-    .await?;
+    .await
+    .map(|id| state.key_cache.forget_client(&id))?;
     Ok(see_other("/dashboard/apps?notice=app_deleted"))
 }

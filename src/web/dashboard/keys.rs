@@ -126,8 +126,10 @@ async fn create(
     if !matches!(env.as_str(), "live" | "test") {
         errors.add("env", "Choose live or test.");
     }
+    // Split exactly as the key store reads the list (any whitespace or comma), so the admin check
+    // below sees the very scopes the key would get.
     let scopes: Vec<String> = scopes_text
-        .split([' ', ','])
+        .split(|c: char| c == ',' || c.is_whitespace())
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();

@@ -250,6 +250,9 @@ pub fn notice(req: &HttpRequest) -> Option<&'static str> {
         "signing_key_rotated" => {
             "A new signing key is published; it signs once the lead time has passed."
         }
+        "signing_key_pending" => {
+            "A next signing key is already published and waits for its turn; nothing was rotated."
+        }
         "user_created" => "The user was created.",
         "user_changed" => "The user was updated.",
         _ => return None,

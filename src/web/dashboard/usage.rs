@@ -53,28 +53,27 @@ async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
         for a in &apps {
             choices.push(Choice {
                 value: format!("app:{}", a.id),
-                label: format!("App {} (its API keys)", a.name),
+                label: format!("App {} (tokens issued)", a.name),
                 checked: sel == format!("app:{}", a.id),
             });
         }
-        let (subject, ids): (String, Vec<String>) = if let Some(id) = sel.strip_prefix("key:") {
+        let (subject, days) = if let Some(id) = sel.strip_prefix("key:") {
             let key = keys.iter().find(|k| k.id == id).ok_or(AppError::NotFound)?;
-            (format!("Key {}", key.name), vec![key.id.clone()])
+            let days = apikeys::usage::daily(conn, std::slice::from_ref(&key.id), since)?;
+            (format!("Key {}: requests", key.name), days)
         } else if let Some(id) = sel.strip_prefix("app:") {
             let app = apps.iter().find(|a| a.id == id).ok_or(AppError::NotFound)?;
-            (
-                format!("App {}", app.name),
-                apikeys::key_ids_of_client(conn, &app.id)?,
-            )
+            let days = apikeys::usage::client_daily(conn, &app.id, since)?;
+            (format!("App {}: tokens issued", app.name), days)
         } else if sel.is_empty() {
+            let ids: Vec<String> = keys.iter().map(|k| k.id.clone()).collect();
             (
-                "All keys".into(),
-                keys.iter().map(|k| k.id.clone()).collect(),
+                "All keys: requests".into(),
+                apikeys::usage::daily(conn, &ids, since)?,
             )
         } else {
             return Err(AppError::NotFound);
         };
-        let days = apikeys::usage::daily(conn, &ids, since)?;
         Ok((choices, subject, days))
     })
     .await?;
