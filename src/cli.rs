@@ -347,9 +347,16 @@ pub fn run(cli: Cli) -> ExitCode {
             };
             let retire = crate::jwt::retire_after(&settings);
             with_database(&settings, json, |conn, keys| {
-                let outcome =
-                    crate::jwt::rotate(conn, &keys.master_key, alg, lead, retire, Actor::Cli)
-                        .map_err(AppError::internal)?;
+                let outcome = crate::jwt::rotate(
+                    conn,
+                    &keys.master_key,
+                    alg,
+                    lead,
+                    retire,
+                    Actor::Cli,
+                    Origin::default(),
+                )
+                .map_err(AppError::internal)?;
                 let (value, text) = match outcome {
                     crate::jwt::RotateOutcome::Rotated {
                         kid,

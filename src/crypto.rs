@@ -85,11 +85,18 @@ impl Hasher {
 
     /// Hex HMAC of `purpose || 0x00 || secret`; the purpose keeps hashes of one kind from matching another.
     pub fn hash(&self, purpose: &str, secret: &[u8]) -> String {
+        hex(&self.hash_raw(purpose, secret))
+    }
+
+    /// The HMAC of [`Hasher::hash`] as bytes (for in-memory lookups; no hex string built).
+    pub fn hash_raw(&self, purpose: &str, secret: &[u8]) -> [u8; 32] {
         let mut ctx = hmac::Context::with_key(&self.key);
         ctx.update(purpose.as_bytes());
         ctx.update(&[0]);
         ctx.update(secret);
-        hex(ctx.sign().as_ref())
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.sign().as_ref());
+        out
     }
 
     /// Constant-time check of `tag` (base64url) against the HMAC of `purpose || 0x00 || message`.

@@ -93,12 +93,14 @@ impl Application {
                 .app_data(web::JsonConfig::default().limit(limit))
                 .app_data(web::FormConfig::default().limit(limit))
                 .app_data(web::PayloadConfig::new(limit))
+                // Hot paths first: routing (and the metrics' route label) walks the routes in this
+                // order, and every dynamic route passed costs a pattern match.
                 .configure(ops::configure)
-                .configure(pages::configure)
-                .configure(accounts::configure)
-                .configure(jwt::configure)
-                .configure(oauth::configure)
                 .configure(crate::apikeys::configure)
+                .configure(oauth::configure)
+                .configure(jwt::configure)
+                .configure(accounts::configure)
+                .configure(pages::configure)
                 .default_service(web::to(|| async {
                     Err::<actix_web::HttpResponse, _>(AppError::NotFound)
                 }))

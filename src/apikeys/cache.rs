@@ -8,6 +8,7 @@
 //! judged against the current time from the cached row, so an expiry needs no refresh.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -16,6 +17,48 @@ use super::ApiKey;
 
 /// How many hashes a node keeps at most (a few MB); past it, stale entries go, then all.
 pub const CAPACITY: usize = 20_000;
+
+/// The raw HMAC of a presented key: the cache's index.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct KeyHash(pub [u8; 32]);
+
+impl std::fmt::Debug for KeyHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyHash(..)")
+    }
+}
+
+/// An HMAC under the secret pepper is already uniformly random and unpredictable to an attacker, so
+/// its first 8 bytes are a good hash (no second hash function on the hot path).
+impl Hash for KeyHash {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(first));
+    }
+}
+
+/// Passes the `u64` a [`KeyHash`] writes through unchanged.
+#[derive(Debug, Default)]
+pub struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Entries = HashMap<KeyHash, Entry, BuildHasherDefault<PassThrough>>;
 
 /// What the database said about a hash: the key, or nothing.
 pub type Found = Option<Arc<ApiKey>>;
@@ -30,7 +73,7 @@ struct Entry {
 pub struct KeyCache {
     ttl: Duration,
     capacity: usize,
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<Entries>,
     /// Bumped by every local invalidation: a lookup that started before one does not store its answer.
     generation: AtomicU64,
 }
@@ -41,7 +84,7 @@ impl KeyCache {
         Self {
             ttl,
             capacity: capacity.max(1),
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries::default()),
             generation: AtomicU64::new(0),
         }
     }
@@ -50,12 +93,12 @@ impl KeyCache {
         !self.ttl.is_zero()
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The cached answer for `hash`, if fresh; `None` is a miss.
-    pub fn get(&self, hash: &str) -> Option<Found> {
+    pub fn get(&self, hash: &KeyHash) -> Option<Found> {
         if !self.enabled() {
             return None;
         }
@@ -70,7 +113,7 @@ impl KeyCache {
     }
 
     /// Stores the answer of a lookup that began at `generation`, unless an invalidation happened since.
-    pub fn put(&self, hash: String, found: Found, generation: u64) {
+    pub fn put(&self, hash: KeyHash, found: Found, generation: u64) {
         if !self.enabled() {
             return;
         }
@@ -131,6 +174,10 @@ impl KeyCache {
 mod tests {
     use super::*;
 
+    fn h(n: u8) -> KeyHash {
+        KeyHash([n; 32])
+    }
+
     fn key(id: &str) -> Found {
         Some(Arc::new(ApiKey {
             id: id.to_owned(),
@@ -155,20 +202,20 @@ mod tests {
     #[test]
     fn answers_are_kept_for_the_ttl_and_forgotten_by_key() {
         let cache = KeyCache::new(Duration::from_secs(60), 10);
-        assert!(cache.get("h1").is_none(), "a miss");
-        cache.put("h1".into(), key("key_1"), cache.generation());
-        cache.put("h2".into(), None, cache.generation());
+        assert!(cache.get(&h(1)).is_none(), "a miss");
+        cache.put(h(1), key("key_1"), cache.generation());
+        cache.put(h(2), None, cache.generation());
         assert_eq!(
-            cache.get("h1").flatten().map(|k| k.id.clone()),
+            cache.get(&h(1)).flatten().map(|k| k.id.clone()),
             Some("key_1".into())
         );
         assert!(
-            matches!(cache.get("h2"), Some(None)),
+            matches!(cache.get(&h(2)), Some(None)),
             "an unknown hash is cached too"
         );
         cache.forget_key("key_1");
-        assert!(cache.get("h1").is_none());
-        assert!(cache.get("h2").is_some());
+        assert!(cache.get(&h(1)).is_none());
+        assert!(cache.get(&h(2)).is_some());
     }
 
     #[test]
@@ -176,29 +223,29 @@ mod tests {
         let cache = KeyCache::new(Duration::from_secs(60), 10);
         let before = cache.generation();
         cache.forget_key("key_1");
-        cache.put("h1".into(), key("key_1"), before);
-        assert!(cache.get("h1").is_none());
+        cache.put(h(1), key("key_1"), before);
+        assert!(cache.get(&h(1)).is_none());
     }
 
     #[test]
     fn size_is_bounded_and_zero_ttl_disables() {
         let cache = KeyCache::new(Duration::from_secs(60), 3);
         for i in 0..10 {
-            cache.put(format!("h{i}"), None, cache.generation());
+            cache.put(h(i), None, cache.generation());
             assert!(cache.len() <= 3);
         }
         let off = KeyCache::new(Duration::ZERO, 3);
-        off.put("h".into(), None, off.generation());
-        assert!(off.get("h").is_none());
+        off.put(h(0), None, off.generation());
+        assert!(off.get(&h(0)).is_none());
         assert!(off.is_empty());
     }
 
     #[test]
     fn entries_expire() {
         let cache = KeyCache::new(Duration::from_millis(20), 3);
-        cache.put("h".into(), None, cache.generation());
+        cache.put(h(0), None, cache.generation());
         std::thread::sleep(Duration::from_millis(40));
-        assert!(cache.get("h").is_none());
+        assert!(cache.get(&h(0)).is_none());
         cache.forget_stale();
         assert!(cache.is_empty());
     }

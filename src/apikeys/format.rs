@@ -29,10 +29,18 @@ fn base62(bytes: &[u8], width: usize) -> String {
 }
 
 fn checksum(text: &str) -> String {
-    base62(
-        &crc32fast::hash(text.as_bytes()).to_be_bytes(),
-        CHECKSUM_LEN,
-    )
+    String::from_utf8_lossy(&checksum_digits(text)).into_owned()
+}
+
+/// The checksum's 6 base62 digits, computed on the stack (the verify path allocates nothing here).
+fn checksum_digits(text: &str) -> [u8; CHECKSUM_LEN] {
+    let mut n = crc32fast::hash(text.as_bytes());
+    let mut out = [b'0'; CHECKSUM_LEN];
+    for slot in out.iter_mut().rev() {
+        *slot = ALPHABET[(n % 62) as usize];
+        n /= 62;
+    }
+    out
 }
 
 /// A new key of `prefix` (e.g. `sk_`) in `env` (`live` or `test`): 32 random bytes from ring.
@@ -81,7 +89,7 @@ pub fn parse<'a>(key: &'a str, prefixes: &[&str]) -> Result<Parsed<'a>, FormatEr
         return Err(FormatError::Alphabet);
     }
     let (head, sum) = key.split_at(key.len() - CHECKSUM_LEN);
-    if checksum(head) != sum {
+    if checksum_digits(head) != sum.as_bytes() {
         return Err(FormatError::Checksum);
     }
     Ok(Parsed {

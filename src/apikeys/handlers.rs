@@ -1,6 +1,6 @@
 //! `POST /v1/keys/verify` and the forward-auth endpoint `GET|POST /v1/auth/check`.
 
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use serde::Deserialize;
 use serde_json::json;
@@ -149,7 +149,7 @@ async fn lookup(
         return Ok((Code::InvalidApiKey, None)); // no database work for a malformed key
     }
     state.metrics.api_key_lookup();
-    let hash = state.hasher.hash(super::KEY_PURPOSE, key.as_bytes());
+    let hash = super::cache::KeyHash(state.hasher.hash_raw(super::KEY_PURPOSE, key.as_bytes()));
     drop(key);
     let found = match state.key_cache.get(&hash) {
         Some(found) => {
@@ -158,8 +158,8 @@ async fn lookup(
         }
         None => {
             let generation = state.key_cache.generation();
-            let h = hash.clone();
-            let found = db::run(&state.pool, move |conn| super::find_by_hash(conn, &h))
+            let hex = crate::crypto::hex(&hash.0);
+            let found = db::run(&state.pool, move |conn| super::find_by_hash(conn, &hex))
                 .await?
                 .map(Arc::new);
             state.key_cache.put(hash, found.clone(), generation);
@@ -341,12 +341,16 @@ async fn check(
     for (name, value) in limit.headers() {
         res.insert_header((name, value));
     }
+    // Stored scopes are already the space-separated list (or `*` for full access).
     Ok(res
-        .insert_header(("X-Auth-Subject", subject))
-        .insert_header(("X-Auth-Scopes", key.view(db::now()).scopes.join(" ")))
-        .insert_header(("X-Auth-Key-Id", key.id.clone()))
-        .insert_header(("X-Auth-Env", key.environment.clone()))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((HeaderName::from_static("x-auth-subject"), subject))
+        .insert_header((HeaderName::from_static("x-auth-scopes"), key.scopes.clone()))
+        .insert_header((HeaderName::from_static("x-auth-key-id"), key.id.clone()))
+        .insert_header((
+            HeaderName::from_static("x-auth-env"),
+            key.environment.clone(),
+        ))
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .finish())
 }
 

@@ -25,10 +25,11 @@ struct Counts {
     last_used_at: i64,
 }
 
-/// Counts per (key, UTC day) since the last flush.
+/// Counts per UTC day and key (or client) since the last flush. Keyed day first so that counting a
+/// request for an id already seen today allocates nothing.
 #[derive(Debug, Default)]
 pub struct Usage {
-    pending: Mutex<HashMap<(String, i64), Counts>>,
+    pending: Mutex<HashMap<i64, HashMap<String, Counts>>>,
 }
 
 /// Where the counts of an id go: client ids (`cli_…`) to `client_usage`, key ids to `api_key_usage`.
@@ -52,7 +53,11 @@ impl Usage {
         let Ok(mut pending) = self.pending.lock() else {
             return;
         };
-        let c = pending.entry((key_id.to_owned(), day)).or_default();
+        let today = pending.entry(day).or_default();
+        let c = match today.get_mut(key_id) {
+            Some(c) => c,
+            None => today.entry(key_id.to_owned()).or_default(),
+        };
         match outcome {
             Outcome::Allowed => {
                 c.allowed += 1;
@@ -65,10 +70,15 @@ impl Usage {
 
     /// Takes everything counted so far (the counts start again from zero).
     fn take(&self) -> HashMap<(String, i64), Counts> {
-        self.pending
+        let by_day = self
+            .pending
             .lock()
             .map(|mut p| std::mem::take(&mut *p))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        by_day
+            .into_iter()
+            .flat_map(|(day, ids)| ids.into_iter().map(move |(id, c)| ((id, day), c)))
+            .collect()
     }
 
     /// Adds the pending counts to `api_key_usage` and moves `last_used_at` forward, in one transaction;
@@ -108,8 +118,8 @@ impl Usage {
             Err(e) => {
                 let _ = conn.batch_execute("ROLLBACK;");
                 if let Ok(mut pending) = self.pending.lock() {
-                    for (k, c) in batch {
-                        let p = pending.entry(k).or_default();
+                    for ((id, day), c) in batch {
+                        let p = pending.entry(day).or_default().entry(id).or_default();
                         p.allowed += c.allowed;
                         p.denied += c.denied;
                         p.rate_limited += c.rate_limited;

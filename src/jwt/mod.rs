@@ -84,7 +84,15 @@ impl Keyring {
         };
         ring.reload(conn)?;
         if ring.current().is_none() {
-            let outcome = rotate(conn, &ring.master, alg, 0, 0, Actor::System)?;
+            let outcome = rotate(
+                conn,
+                &ring.master,
+                alg,
+                0,
+                0,
+                Actor::System,
+                audit::Origin::default(),
+            )?;
             tracing::info!(kid = %outcome.kid(), alg = alg.as_str(), "generated a signing key");
             ring.reload(conn)?;
         }
@@ -116,6 +124,7 @@ impl Keyring {
                 settings.signing_key_lead_time.as_secs() as i64,
                 retire_after(settings),
                 Actor::System,
+                audit::Origin::default(),
             )?;
             if let RotateOutcome::Rotated { kid, sign_from, .. } = &outcome {
                 tracing::info!(%kid, sign_from, "scheduled signing-key rotation");
@@ -337,6 +346,7 @@ pub fn rotate(
     lead_secs: i64,
     retire_after_secs: i64,
     actor: Actor,
+    origin: audit::Origin,
 ) -> Result<RotateOutcome, String> {
     use diesel::Connection as _;
     if let Some(pending) = pending_successor(conn)? {
@@ -383,6 +393,7 @@ pub fn rotate(
             conn,
             audit::Event::new(actor, "signing_key.rotate")
                 .target("signing_key", &key.kid)
+                .origin(origin.clone())
                 .details(serde_json::json!({
                     "algorithm": alg.as_str(),
                     "sign_from": sign_from,

@@ -198,6 +198,9 @@ pub struct Flow<'a> {
     extract_called: bool,
     /// A client already authenticated by a JWT assertion: oxide-auth's check passes it without a secret.
     pub preauthenticated: Option<String>,
+    /// A concurrent redemption of the same code (a replay) revoked the family while this one was
+    /// issuing: the answer is `invalid_grant`, not a storage failure.
+    replayed: bool,
 }
 
 impl<'a> Flow<'a> {
@@ -220,6 +223,7 @@ impl<'a> Flow<'a> {
             issued: None,
             extract_called: false,
             preauthenticated: None,
+            replayed: false,
         }
     }
 
@@ -500,7 +504,8 @@ impl Issuer for Flow<'_> {
                 )
                 .map_err(|e| tracing::error!(error = %e, "storing a refresh token failed"))?;
                 if !stored {
-                    return Err(()); // the family was revoked meanwhile (a replay raced us)
+                    self.replayed = true; // the family was revoked meanwhile (a replay raced us)
+                    return Err(());
                 }
                 Some(token)
             }
@@ -669,6 +674,10 @@ impl Endpoint<OAuthRequest> for Flow<'_> {
                 detail: None,
             },
             OAuthError::BadRequest => AppError::oauth("invalid_request", None),
+            OAuthError::PrimitiveError if self.replayed => AppError::oauth(
+                "invalid_grant",
+                "the authorization code was redeemed twice; what it granted is revoked".to_owned(),
+            ),
             OAuthError::PrimitiveError => AppError::internal("OAuth storage failed"),
             #[expect(unreachable_patterns, reason = "OAuthError may grow variants")]
             _ => AppError::oauth("invalid_request", None),

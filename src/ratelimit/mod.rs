@@ -41,11 +41,26 @@ pub struct Limiter {
 
 impl Decision {
     /// The `X-RateLimit-*` headers of a limited response.
-    pub fn headers(&self) -> [(&'static str, String); 3] {
+    pub fn headers(
+        &self,
+    ) -> [(
+        actix_web::http::header::HeaderName,
+        actix_web::http::header::HeaderValue,
+    ); 3] {
+        use actix_web::http::header::{HeaderName, HeaderValue};
         [
-            ("x-ratelimit-limit", self.limit.to_string()),
-            ("x-ratelimit-remaining", self.remaining.to_string()),
-            ("x-ratelimit-reset", self.reset.to_string()),
+            (
+                HeaderName::from_static("x-ratelimit-limit"),
+                HeaderValue::from(self.limit),
+            ),
+            (
+                HeaderName::from_static("x-ratelimit-remaining"),
+                HeaderValue::from(self.remaining),
+            ),
+            (
+                HeaderName::from_static("x-ratelimit-reset"),
+                HeaderValue::from(self.reset),
+            ),
         ]
     }
 }
@@ -184,10 +199,7 @@ pub fn with_headers(
     decision: &Decision,
 ) -> actix_web::HttpResponse {
     for (name, value) in decision.headers() {
-        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&value) {
-            res.headers_mut()
-                .insert(actix_web::http::header::HeaderName::from_static(name), v);
-        }
+        res.headers_mut().insert(name, value);
     }
     res
 }

@@ -1542,10 +1542,16 @@ async fn a_revoked_key_is_refused_at_once_and_a_rotated_one_lives_through_its_gr
                 &[("grace", grace)],
             )
             .await;
+        assert_eq!(res.status(), 422, "grace {grace}");
+        let page = res.text().await.expect("body");
+        assert_eq!(
+            text_of(&page, "grace-error").as_deref(),
+            Some("Write a grace period like 24h or 7d, at most 30d."),
+            "grace {grace}: the message is next to the field"
+        );
         assert!(
-            res.status().is_client_error(),
-            "grace {grace}: {}",
-            res.status()
+            page.contains(&format!("value=\"{grace}\"")),
+            "what was typed is kept"
         );
     }
     {

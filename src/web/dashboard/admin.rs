@@ -66,7 +66,7 @@ async fn rotate_signing_key(
     let form = Form::parse(&req, &body)?;
     let dash = dash!(req, state, form);
     dash.require_admin()?;
-    let (st, actor) = (state.clone(), dash.actor());
+    let (st, actor, origin) = (state.clone(), dash.actor(), Origin::of(&req));
     let outcome = db::run(&state.pool, move |conn| {
         crate::jwt::rotate(
             conn,
@@ -75,6 +75,7 @@ async fn rotate_signing_key(
             st.settings.signing_key_lead_time.as_secs() as i64,
             crate::jwt::retire_after(&st.settings),
             actor,
+            origin,
         )
         .map_err(AppError::internal)
     })

@@ -229,16 +229,35 @@ async fn show(
 ) -> Result<HttpResponse, AppError> {
     let dash = dash!(req, state);
     let key = load_owned(&dash, &state, id.into_inner()).await?;
+    let page = key_page(
+        &dash,
+        &state,
+        &key,
+        notice(&req),
+        "24h",
+        FieldErrors::default(),
+    );
+    dash.render(StatusCode::OK, &page)
+}
+
+fn key_page(
+    dash: &Dash,
+    state: &AppState,
+    key: &ApiKey,
+    notice: Option<&'static str>,
+    grace: &str,
+    errors: FieldErrors,
+) -> KeyPage {
     let owner = key
         .owner_user_id
         .as_deref()
         .map(|u| format!("user {u}"))
         .or_else(|| key.owner_client_id.as_deref().map(|c| format!("app {c}")))
         .unwrap_or_else(|| "none".into());
-    let page = KeyPage {
+    KeyPage {
         lang: "en-US",
-        nav: dash.nav("keys", notice(&req)),
-        key: row(&key),
+        nav: dash.nav("keys", notice),
+        key: row(key),
         owner,
         rate_limit: key.rate_limit.map_or_else(
             || {
@@ -251,8 +270,9 @@ async fn show(
         ),
         metadata: key.metadata.clone(),
         replaced_by: key.replaced_by.clone(),
-    };
-    dash.render(StatusCode::OK, &page)
+        grace: grace.to_owned(),
+        errors,
+    }
 }
 
 #[get("/dashboard/keys/{id}/revoke")]
@@ -316,17 +336,17 @@ async fn rotate(
     let key = load_owned(&dash, &state, id.into_inner()).await?;
     let grace_text = form.get("grace").trim();
     let grace = if grace_text.is_empty() {
-        Duration::from_secs(86_400)
+        Some(Duration::from_secs(86_400))
     } else {
         crate::config::parse_duration("grace", grace_text)
             .ok()
             .filter(|d| *d <= Duration::from_secs(30 * 86_400))
-            .ok_or_else(|| {
-                AppError::bad_request(
-                    "invalid_request",
-                    "grace must be a duration like 24h or 7d, at most 30d",
-                )
-            })?
+    };
+    let Some(grace) = grace else {
+        let mut errors = FieldErrors::default();
+        errors.add("grace", "Write a grace period like 24h or 7d, at most 30d.");
+        let page = key_page(&dash, &state, &key, None, grace_text, errors);
+        return dash.render(StatusCode::UNPROCESSABLE_ENTITY, &page);
     };
     let (st, actor, origin, id) = (
         state.clone(),

@@ -158,6 +158,8 @@ pub struct KeyPage {
     pub rate_limit: String,
     pub metadata: String,
     pub replaced_by: Option<String>,
+    pub grace: String,
+    pub errors: FieldErrors,
 }
 
 pub struct DayRow {
