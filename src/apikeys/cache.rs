@@ -2,9 +2,11 @@
 //! round trip.
 //!
 //! Entries are keyed by the key's HMAC (never the key) and hold what the database said: the stored key,
-//! or that no key has this hash. An entry lives for `TESSERA_API_KEY_CACHE_TTL` (default 2 s, at most
-//! 5 s), so a revocation made on another node takes effect here within that time; a revocation or
-//! rotation made through this node drops the key's entries at once. Status (expired, revoked) is always
+//! or that no key has this hash. An entry is fresh for `TESSERA_API_KEY_CACHE_TTL` (default 2 s, at
+//! most 5 s). Past that, the next request looks the key up again while requests arriving meanwhile
+//! keep the old answer, for at most twice the TTL and never more than 5 s: a busy key never sends a
+//! burst of queries to the database, and a revocation made on another node takes effect here within
+//! 5 s. A revocation or rotation made through this node drops the key's entries at once. Status (expired, revoked) is always
 //! judged against the current time from the cached row, so an expiry needs no refresh.
 
 use std::collections::HashMap;
@@ -67,6 +69,9 @@ pub type Found = Option<Arc<ApiKey>>;
 struct Entry {
     stored_at: Instant,
     found: Found,
+    /// A request is looking the key up again (the entry is past its TTL): others keep using this
+    /// answer meanwhile, within the stale limit, instead of all querying the database at once.
+    refreshing: bool,
 }
 
 #[derive(Debug)]
@@ -102,9 +107,27 @@ impl KeyCache {
         if !self.enabled() {
             return None;
         }
-        let entries = self.entries();
-        let entry = entries.get(hash)?;
-        (entry.stored_at.elapsed() < self.ttl).then(|| entry.found.clone())
+        let mut entries = self.entries();
+        let entry = entries.get_mut(hash)?;
+        let age = entry.stored_at.elapsed();
+        if age < self.ttl {
+            return Some(entry.found.clone());
+        }
+        if age >= self.stale_limit() {
+            return None;
+        }
+        if entry.refreshing {
+            return Some(entry.found.clone());
+        }
+        // This caller refreshes (and gets a miss); the ones arriving meanwhile use the old answer.
+        entry.refreshing = true;
+        None
+    }
+
+    /// How old an answer may be while one request refreshes it: twice the TTL, and never past the 5 s
+    /// within which a revocation must reach every node.
+    fn stale_limit(&self) -> Duration {
+        (self.ttl * 2).min(Duration::from_secs(5)).max(self.ttl)
     }
 
     /// The generation to pass to [`KeyCache::put`]: read it before the database lookup.
@@ -133,6 +156,7 @@ impl KeyCache {
             Entry {
                 stored_at: Instant::now(),
                 found,
+                refreshing: false,
             },
         );
     }
@@ -157,8 +181,8 @@ impl KeyCache {
 
     /// Drops every expired entry (called by the janitor so an idle cache does not hold memory).
     pub fn forget_stale(&self) {
-        let ttl = self.ttl;
-        self.entries().retain(|_, e| e.stored_at.elapsed() < ttl);
+        let limit = self.stale_limit();
+        self.entries().retain(|_, e| e.stored_at.elapsed() < limit);
     }
 
     pub fn len(&self) -> usize {
@@ -238,6 +262,32 @@ mod tests {
         off.put(h(0), None, off.generation());
         assert!(off.get(&h(0)).is_none());
         assert!(off.is_empty());
+    }
+
+    #[test]
+    fn one_caller_refreshes_an_expired_entry_while_the_others_use_it_within_the_limit() {
+        let cache = KeyCache::new(Duration::from_millis(30), 3);
+        cache.put(h(1), key("key_1"), cache.generation());
+        std::thread::sleep(Duration::from_millis(35));
+        assert!(
+            cache.get(&h(1)).is_none(),
+            "the first caller past the TTL refreshes"
+        );
+        assert!(
+            cache.get(&h(1)).is_some(),
+            "the others use the old answer meanwhile"
+        );
+        cache.put(h(1), None, cache.generation());
+        assert!(
+            matches!(cache.get(&h(1)), Some(None)),
+            "the refreshed answer"
+        );
+        std::thread::sleep(Duration::from_millis(65));
+        assert!(
+            cache.get(&h(1)).is_none(),
+            "past twice the TTL nobody uses it"
+        );
+        assert!(cache.get(&h(1)).is_none());
     }
 
     #[test]

@@ -71,10 +71,13 @@ pub enum FormatError {
 
 /// Checks a presented key against the known prefixes without touching the database: the prefix and
 /// environment, the length, the alphabet, then the checksum.
-pub fn parse<'a>(key: &'a str, prefixes: &[&str]) -> Result<Parsed<'a>, FormatError> {
+pub fn parse<'a, 'p>(
+    key: &'a str,
+    prefixes: impl IntoIterator<Item = &'p str>,
+) -> Result<Parsed<'a>, FormatError> {
     let prefix = prefixes
-        .iter()
-        .filter(|p| key.starts_with(**p))
+        .into_iter()
+        .filter(|p| key.starts_with(*p))
         .max_by_key(|p| p.len())
         .ok_or(FormatError::Prefix)?;
     let rest = &key[prefix.len()..];
@@ -109,7 +112,7 @@ mod tests {
         assert_eq!(key.len(), "sk_live_".len() + BODY_LEN + CHECKSUM_LEN);
         let prefixes = ["sk_", "rk_", "pak_"];
         assert_eq!(
-            parse(&key, &prefixes),
+            parse(&key, prefixes),
             Ok(Parsed {
                 prefix: "sk_",
                 env: "live"
@@ -119,18 +122,18 @@ mod tests {
         let mut typo = key.clone().into_bytes();
         typo[20] = if typo[20] == b'a' { b'b' } else { b'a' };
         let typo = String::from_utf8(typo).expect("ascii");
-        assert_eq!(parse(&typo, &prefixes), Err(FormatError::Checksum));
+        assert_eq!(parse(&typo, prefixes), Err(FormatError::Checksum));
         let edited = key.replacen("sk_", "rk_", 1);
-        assert_eq!(parse(&edited, &prefixes), Err(FormatError::Checksum));
+        assert_eq!(parse(&edited, prefixes), Err(FormatError::Checksum));
         let test_env = key.replacen("_live_", "_test_", 1);
-        assert_eq!(parse(&test_env, &prefixes), Err(FormatError::Checksum));
+        assert_eq!(parse(&test_env, prefixes), Err(FormatError::Checksum));
         assert_eq!(
-            parse(&key[..key.len() - 1], &prefixes),
+            parse(&key[..key.len() - 1], prefixes),
             Err(FormatError::Length)
         );
-        assert_eq!(parse("xx_live_abc", &prefixes), Err(FormatError::Prefix));
+        assert_eq!(parse("xx_live_abc", prefixes), Err(FormatError::Prefix));
         let bad_char = format!("{}-{}", &key[..30], &key[31..]);
-        assert_eq!(parse(&bad_char, &prefixes), Err(FormatError::Alphabet));
+        assert_eq!(parse(&bad_char, prefixes), Err(FormatError::Alphabet));
     }
 
     #[test]

@@ -149,8 +149,11 @@ async fn lookup(
         return Ok((Code::InvalidApiKey, None)); // no database work for a malformed key
     }
     state.metrics.api_key_lookup();
-    let hash = super::cache::KeyHash(state.hasher.hash_raw(super::KEY_PURPOSE, key.as_bytes()));
-    drop(key);
+    let hash = super::cache::KeyHash(
+        state
+            .hasher
+            .hash_raw(super::KEY_PURPOSE, super::hash_input(&key)),
+    );
     let found = match state.key_cache.get(&hash) {
         Some(found) => {
             state.metrics.api_key_cache_hit();
@@ -168,6 +171,7 @@ async fn lookup(
     };
     let code = super::judge(
         &state.settings,
+        &key,
         found.as_deref(),
         &scopes,
         env.as_deref(),

@@ -437,17 +437,13 @@ async fn delete(
 ) -> Result<HttpResponse, AppError> {
     let form = Form::parse(&req, &body)?;
     let dash = dash!(req, state, form);
-    let (admin, user) = (dash.is_admin(), dash.user_id().to_owned());
-    let (actor, origin, id) = (dash.actor(), Origin::of(&req), id.into_inner());
+    let (client, _) = load_owned(&dash, &state, id.into_inner()).await?;
+    let (actor, origin, id) = (dash.actor(), Origin::of(&req), client.id.clone());
     db::run(&state.pool, move |conn| {
-        let (client, _) = oauth::find_client(conn, &id)?;
-        if !admin && client.owner_user_id.as_deref() != Some(user.as_str()) {
-            return Err(AppError::NotFound);
-        }
-        oauth::delete_client(conn, &id, actor, origin)?;
-        Ok(id)
+        oauth::delete_client(conn, &id, actor, origin)
     })
-    .await
-    .map(|id| state.key_cache.forget_client(&id))?;
+    .await?;
+    // Its keys went with it: no node-local cache may keep accepting them.
+    state.key_cache.forget_client(&client.id);
     Ok(see_other("/dashboard/apps?notice=app_deleted"))
 }
