@@ -203,24 +203,7 @@ mod tests {
     }
 
     fn key(id: &str) -> Found {
-        Some(Arc::new(ApiKey {
-            id: id.to_owned(),
-            display_prefix: "sk_live_".into(),
-            last_four: "abcd".into(),
-            name: "n".into(),
-            key_type: "sk".into(),
-            environment: "live".into(),
-            scopes: "*".into(),
-            owner_user_id: None,
-            owner_client_id: None,
-            rate_limit: None,
-            metadata: "{}".into(),
-            created_at: 0,
-            expires_at: None,
-            last_used_at: None,
-            revoked_at: None,
-            replaced_by: None,
-        }))
+        Some(Arc::new(ApiKey::fixture(id)))
     }
 
     #[test]

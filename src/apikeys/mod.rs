@@ -410,27 +410,6 @@ pub fn judge(
 mod tests {
     use super::*;
 
-    fn stored(display_prefix: &str) -> ApiKey {
-        ApiKey {
-            id: "key_1".into(),
-            display_prefix: display_prefix.into(),
-            last_four: "abcd".into(),
-            name: "n".into(),
-            key_type: "sk".into(),
-            environment: "live".into(),
-            scopes: ALL_SCOPES.into(),
-            owner_user_id: None,
-            owner_client_id: None,
-            rate_limit: None,
-            metadata: "{}".into(),
-            created_at: 0,
-            expires_at: None,
-            last_used_at: None,
-            revoked_at: None,
-            replaced_by: None,
-        }
-    }
-
     #[test]
     fn only_the_secret_part_is_hashed_but_the_prefix_must_match() {
         let settings = Settings::default();
@@ -440,7 +419,7 @@ mod tests {
         assert!(key.ends_with(tail));
         // "ak" + NUL + 49 bytes fit one SHA-256 block with its padding (at most 55 bytes).
         assert!(KEY_PURPOSE.len() + 1 + tail.len() <= 55);
-        let row = stored("sk_live_");
+        let row = ApiKey::fixture("key_1");
         assert_eq!(
             judge(&settings, &key, Some(&row), &[], None, 1),
             Code::Valid

@@ -119,3 +119,28 @@ pub struct KeyView {
     pub replaced_by: Option<String>,
     pub status: &'static str,
 }
+
+#[cfg(test)]
+impl ApiKey {
+    /// A live, full-access `sk` key row with id `id` (for unit tests).
+    pub fn fixture(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            display_prefix: "sk_live_".into(),
+            last_four: "abcd".into(),
+            name: "n".into(),
+            key_type: "sk".into(),
+            environment: "live".into(),
+            scopes: ALL_SCOPES.into(),
+            owner_user_id: None,
+            owner_client_id: None,
+            rate_limit: None,
+            metadata: "{}".into(),
+            created_at: 0,
+            expires_at: None,
+            last_used_at: None,
+            revoked_at: None,
+            replaced_by: None,
+        }
+    }
+}
