@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod apikeys;
 pub mod audit;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod crypto;

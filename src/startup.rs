@@ -80,6 +80,10 @@ impl Application {
                 settings.api_key_cache_ttl,
                 crate::apikeys::cache::CAPACITY,
             ),
+            token_cache: crate::cache::TokenCache::new(
+                settings.api_key_cache_ttl,
+                crate::cache::CAPACITY,
+            ),
             settings: settings.clone(),
             pool: pool.clone(),
             metrics: Metrics::new(),

@@ -25,4 +25,7 @@ pub struct AppState {
     pub usage: crate::apikeys::usage::Usage,
     /// Recent API-key lookups by HMAC, for `TESSERA_API_KEY_CACHE_TTL`.
     pub key_cache: crate::apikeys::cache::KeyCache,
+    /// Recently verified access tokens at `/v1/auth/check` (signature, expiry and revocation checked),
+    /// by HMAC, for the same TTL.
+    pub token_cache: crate::cache::TokenCache,
 }

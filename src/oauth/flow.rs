@@ -414,6 +414,10 @@ impl Authorizer for Flow<'_> {
                     if let Some(fam) = &row.refresh_family_id {
                         store::revoke_family(conn, fam, now, "authorization code replayed")?;
                     }
+                    // The code's tokens are revoked: drop the client's cached ones on this node.
+                    self.state
+                        .token_cache
+                        .forget_where(|c| c.client_id == row.client_id);
                     return Ok(Some((row, None, false)));
                 }
                 Ok(None)

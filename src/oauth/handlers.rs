@@ -472,6 +472,8 @@ async fn refresh(
                 if !won {
                     // Reuse of a rotated token: someone holds a copy. End the whole family.
                     store::revoke_family(conn, &row.family_id, now, "refresh token reused")?;
+                    st.token_cache
+                        .forget_where(|c| c.client_id == row.client_id);
                     tracing::warn!(client_id = %client.id, "refresh token reuse: family revoked");
                     return Ok(Err(invalid(
                         "the refresh token was already used; its family is revoked",

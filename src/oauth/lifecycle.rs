@@ -156,6 +156,10 @@ fn revoke_one(
                     )?;
                     Ok(())
                 })?;
+                // The family's access tokens are revoked too: drop this client's cached ones.
+                state
+                    .token_cache
+                    .forget_where(|c| c.client_id == row.client_id);
             }
             Ok(true)
         }
@@ -176,6 +180,7 @@ fn revoke_one(
                     )?;
                     Ok(())
                 })?;
+                state.token_cache.forget_where(|c| c.jti == claims.jti);
             }
             Ok(true)
         }

@@ -10,9 +10,9 @@ pub mod model;
 mod pages;
 mod store;
 
-/// The revoked-access-token list, for the forward-auth check.
+/// The revoked-access-token list and the clients, for the forward-auth check.
 pub mod store_access {
-    pub use super::store::is_jti_revoked;
+    pub use super::store::{find_client, is_jti_revoked};
 }
 
 use actix_web::web;

@@ -425,6 +425,95 @@ async fn forward_auth_accepts_tessera_access_tokens_until_they_are_revoked() {
     assert_error(res, 401, "invalid_api_key").await;
 }
 
+/// A client_credentials access token of a new client on `app`: (client id, secret, token).
+async fn access_token(app: &TestApp) -> (String, String, String) {
+    let (id, secret) = app.create_client(&["client_credentials"], &["read"], &[], false);
+    let secret = secret.expect("secret");
+    let body: Value = app
+        .client
+        .post(app.url("/oauth/token"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    let token = body["access_token"].as_str().expect("token").to_owned();
+    (id, secret, token)
+}
+
+async fn check_token(app: &TestApp, node: &str, token: &str) -> u16 {
+    app.client
+        .get(format!("{node}/v1/auth/check"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("check")
+        .status()
+        .as_u16()
+}
+
+#[actix_web::test]
+async fn a_cached_access_token_is_refused_at_once_by_the_revoking_node_and_within_5s_by_the_others()
+{
+    let a = spawn_app().await;
+    let b = second_node(&a, |_| {}).await;
+    let (id, secret, token) = access_token(&a).await;
+    // Both nodes verify it, then answer from their caches.
+    for node in [&a.address, &b, &a.address, &b] {
+        assert_eq!(check_token(&a, node, &token).await, 200);
+    }
+    let res = a
+        .client
+        .post(a.url("/oauth/revoke"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        check_token(&a, &a.address, &token).await,
+        401,
+        "the revoking node drops its cached answer at once"
+    );
+    let start = Instant::now();
+    loop {
+        let status = check_token(&a, &b, &token).await;
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the other node still accepts a revoked token after 5 s"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A disabled client's tokens are refused too (once the cached answer is gone).
+    let (id, _, token) = access_token(&a).await;
+    assert_eq!(check_token(&a, &b, &token).await, 200);
+    {
+        use diesel::RunQueryDsl as _;
+        let mut conn = a.pool.get().expect("conn");
+        diesel::sql_query(format!(
+            "UPDATE oauth_clients SET disabled_at = 1 WHERE id = '{id}'"
+        ))
+        .execute(&mut conn)
+        .expect("disable the client");
+    }
+    let start = Instant::now();
+    while check_token(&a, &b, &token).await != 401 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "a disabled client's token is still accepted after 5 s"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[actix_web::test]
 async fn switched_off_places_are_not_looked_at() {
     let app = spawn_app_with(|s| s.api_key_presentations = vec![Presentation::XApiKey]).await;

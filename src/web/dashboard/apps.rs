@@ -445,5 +445,6 @@ async fn delete(
     .await?;
     // Its keys went with it: no node-local cache may keep accepting them.
     state.key_cache.forget_client(&client.id);
+    state.token_cache.forget_where(|c| c.client_id == client.id);
     Ok(see_other("/dashboard/apps?notice=app_deleted"))
 }

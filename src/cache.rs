@@ -1,0 +1,280 @@
+//! A per-node cache of verified credentials, so that verifying an API key or an access token on the hot
+//! path needs no database round trip (API keys: [`crate::apikeys::cache`]; access tokens at
+//! `/v1/auth/check`: [`TokenCache`]).
+//!
+//! Entries are keyed by the credential's HMAC under the pepper (never the credential) and hold what
+//! the database said: the stored row, or that there is none. An entry is fresh for `TESSERA_API_KEY_CACHE_TTL` (default 2 s, at
+//! most 5 s). Past that, the next request looks the key up again while requests arriving meanwhile
+//! keep the old answer, for at most twice the TTL and never more than 5 s: a busy key never sends a
+//! burst of queries to the database, and a revocation made on another node takes effect here within
+//! 5 s. A revocation or rotation made through this node drops the key's entries at once. Status (expired, revoked) is always
+//! judged against the current time from the cached row, so an expiry needs no refresh.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How many hashes a node keeps at most (a few MB); past it, stale entries go, then all.
+pub const CAPACITY: usize = 20_000;
+
+/// The raw HMAC of a presented credential: the cache's index.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct KeyHash(pub [u8; 32]);
+
+impl std::fmt::Debug for KeyHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyHash(..)")
+    }
+}
+
+/// An HMAC under the secret pepper is already uniformly random and unpredictable to an attacker, so
+/// its first 8 bytes are a good hash (no second hash function on the hot path).
+impl Hash for KeyHash {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(first));
+    }
+}
+
+/// Passes the `u64` a [`KeyHash`] writes through unchanged.
+#[derive(Debug, Default)]
+pub struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Entries<V> = HashMap<KeyHash, Entry<V>, BuildHasherDefault<PassThrough>>;
+
+/// What the database said about a hash: the row, or nothing.
+pub type Found<V> = Option<Arc<V>>;
+
+#[derive(Debug)]
+struct Entry<V> {
+    stored_at: Instant,
+    found: Found<V>,
+    /// A request is looking the key up again (the entry is past its TTL): others keep using this
+    /// answer meanwhile, within the stale limit, instead of all querying the database at once.
+    refreshing: bool,
+}
+
+#[derive(Debug)]
+pub struct HashCache<V> {
+    ttl: Duration,
+    capacity: usize,
+    entries: Mutex<Entries<V>>,
+    /// Bumped by every local invalidation: a lookup that started before one does not store its answer.
+    generation: AtomicU64,
+}
+
+/// Verified access tokens (their claims), for `/v1/auth/check`.
+pub type TokenCache = HashCache<crate::jwt::AccessClaims>;
+
+impl<V> HashCache<V> {
+    /// A cache keeping answers for `ttl` (zero: no caching), holding at most `capacity` hashes.
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            ttl,
+            capacity: capacity.max(1),
+            entries: Mutex::new(Entries::default()),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        !self.ttl.is_zero()
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, Entries<V>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The cached answer for `hash`, if fresh; `None` is a miss.
+    pub fn get(&self, hash: &KeyHash) -> Option<Found<V>> {
+        if !self.enabled() {
+            return None;
+        }
+        let mut entries = self.entries();
+        let entry = entries.get_mut(hash)?;
+        let age = entry.stored_at.elapsed();
+        if age < self.ttl {
+            return Some(entry.found.clone());
+        }
+        if age >= self.stale_limit() {
+            return None;
+        }
+        if entry.refreshing {
+            return Some(entry.found.clone());
+        }
+        // This caller refreshes (and gets a miss); the ones arriving meanwhile use the old answer.
+        entry.refreshing = true;
+        None
+    }
+
+    /// How old an answer may be while one request refreshes it: twice the TTL, and never past the 5 s
+    /// within which a revocation must reach every node.
+    fn stale_limit(&self) -> Duration {
+        (self.ttl * 2).min(Duration::from_secs(5)).max(self.ttl)
+    }
+
+    /// The generation to pass to [`HashCache::put`]: read it before the database lookup.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Stores the answer of a lookup that began at `generation`, unless an invalidation happened since.
+    pub fn put(&self, hash: KeyHash, found: Found<V>, generation: u64) {
+        if !self.enabled() {
+            return;
+        }
+        let mut entries = self.entries();
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        if entries.len() >= self.capacity && !entries.contains_key(&hash) {
+            let ttl = self.ttl;
+            entries.retain(|_, e| e.stored_at.elapsed() < ttl);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(
+            hash,
+            Entry {
+                stored_at: Instant::now(),
+                found,
+                refreshing: false,
+            },
+        );
+    }
+
+    /// Drops every entry whose row matches `dropped` (after a revocation or deletion through this
+    /// node); a lookup that raced it does not store its answer.
+    pub fn forget_where(&self, dropped: impl Fn(&V) -> bool) {
+        let mut entries = self.entries();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.retain(|_, e| e.found.as_deref().is_none_or(|v| !dropped(v)));
+    }
+
+    /// Drops every expired entry (called by the janitor so an idle cache does not hold memory).
+    pub fn forget_stale(&self) {
+        let limit = self.stale_limit();
+        self.entries().retain(|_, e| e.stored_at.elapsed() < limit);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apikeys::ApiKey;
+
+    type KeyCache = HashCache<ApiKey>;
+
+    fn h(n: u8) -> KeyHash {
+        KeyHash([n; 32])
+    }
+
+    fn key(id: &str) -> Found<ApiKey> {
+        Some(Arc::new(ApiKey::fixture(id)))
+    }
+
+    #[test]
+    fn answers_are_kept_for_the_ttl_and_forgotten_by_key() {
+        let cache = KeyCache::new(Duration::from_secs(60), 10);
+        assert!(cache.get(&h(1)).is_none(), "a miss");
+        cache.put(h(1), key("key_1"), cache.generation());
+        cache.put(h(2), None, cache.generation());
+        assert_eq!(
+            cache.get(&h(1)).flatten().map(|k| k.id.clone()),
+            Some("key_1".into())
+        );
+        assert!(
+            matches!(cache.get(&h(2)), Some(None)),
+            "an unknown hash is cached too"
+        );
+        cache.forget_where(|k| k.id == "key_1");
+        assert!(cache.get(&h(1)).is_none());
+        assert!(cache.get(&h(2)).is_some());
+    }
+
+    #[test]
+    fn a_lookup_that_raced_an_invalidation_is_not_stored() {
+        let cache = KeyCache::new(Duration::from_secs(60), 10);
+        let before = cache.generation();
+        cache.forget_where(|k| k.id == "key_1");
+        cache.put(h(1), key("key_1"), before);
+        assert!(cache.get(&h(1)).is_none());
+    }
+
+    #[test]
+    fn size_is_bounded_and_zero_ttl_disables() {
+        let cache = KeyCache::new(Duration::from_secs(60), 3);
+        for i in 0..10 {
+            cache.put(h(i), None, cache.generation());
+            assert!(cache.len() <= 3);
+        }
+        let off = KeyCache::new(Duration::ZERO, 3);
+        off.put(h(0), None, off.generation());
+        assert!(off.get(&h(0)).is_none());
+        assert!(off.is_empty());
+    }
+
+    #[test]
+    fn one_caller_refreshes_an_expired_entry_while_the_others_use_it_within_the_limit() {
+        let cache = KeyCache::new(Duration::from_millis(30), 3);
+        cache.put(h(1), key("key_1"), cache.generation());
+        std::thread::sleep(Duration::from_millis(35));
+        assert!(
+            cache.get(&h(1)).is_none(),
+            "the first caller past the TTL refreshes"
+        );
+        assert!(
+            cache.get(&h(1)).is_some(),
+            "the others use the old answer meanwhile"
+        );
+        cache.put(h(1), None, cache.generation());
+        assert!(
+            matches!(cache.get(&h(1)), Some(None)),
+            "the refreshed answer"
+        );
+        std::thread::sleep(Duration::from_millis(65));
+        assert!(
+            cache.get(&h(1)).is_none(),
+            "past twice the TTL nobody uses it"
+        );
+        assert!(cache.get(&h(1)).is_none());
+    }
+
+    #[test]
+    fn entries_expire() {
+        let cache = KeyCache::new(Duration::from_millis(20), 3);
+        cache.put(h(0), None, cache.generation());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(cache.get(&h(0)).is_none());
+        cache.forget_stale();
+        assert!(cache.is_empty());
+    }
+}
