@@ -85,6 +85,13 @@ pub struct HashCache<V> {
 /// Verified access tokens (their claims), for `/v1/auth/check`.
 pub type TokenCache = HashCache<crate::jwt::AccessClaims>;
 
+/// OAuth clients by id, for client authentication at the token, revocation and introspection
+/// endpoints (the secret is still checked against the cached hash on every request).
+pub type ClientCache = HashCache<crate::oauth::Client>;
+
+/// APIs (resource servers) by audience, with their scope names, for service grants.
+pub type ApiCache = HashCache<(String, Vec<String>)>;
+
 impl<V> HashCache<V> {
     /// A cache keeping answers for `ttl` (zero: no caching), holding at most `capacity` hashes.
     pub fn new(ttl: Duration, capacity: usize) -> Self {

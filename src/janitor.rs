@@ -205,6 +205,8 @@ pub fn spawn(state: web::Data<AppState>) -> Vec<actix_web::rt::task::JoinHandle<
             state.limits.forget_idle();
             state.key_cache.forget_stale();
             state.token_cache.forget_stale();
+            state.client_cache.forget_stale();
+            state.api_cache.forget_stale();
             match purge_pool(&state).await {
                 Ok(p) if p.total() > 0 => {
                     tracing::info!(rows = p.total(), "purged expired rows");

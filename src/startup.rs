@@ -84,6 +84,11 @@ impl Application {
                 settings.api_key_cache_ttl,
                 crate::cache::CAPACITY,
             ),
+            client_cache: crate::cache::ClientCache::new(
+                settings.api_key_cache_ttl,
+                crate::cache::CAPACITY,
+            ),
+            api_cache: crate::cache::ApiCache::new(settings.api_key_cache_ttl, 1_000),
             settings: settings.clone(),
             pool: pool.clone(),
             metrics: Metrics::new(),

@@ -28,4 +28,9 @@ pub struct AppState {
     /// Recently verified access tokens at `/v1/auth/check` (signature, expiry and revocation checked),
     /// by HMAC, for the same TTL.
     pub token_cache: crate::cache::TokenCache,
+    /// Recently read OAuth clients, by HMAC of the client id, for the same TTL; a change through this
+    /// node (secret regenerated, client deleted) drops the entry at once.
+    pub client_cache: crate::cache::ClientCache,
+    /// Recently read APIs and their scopes, by HMAC of the audience, for the same TTL.
+    pub api_cache: crate::cache::ApiCache,
 }

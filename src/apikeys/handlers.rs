@@ -12,7 +12,7 @@ use super::{ApiKey, Code};
 use crate::config::Presentation;
 use crate::db;
 use crate::error::AppError;
-use crate::oauth::store_access;
+use crate::oauth::access;
 use crate::ratelimit::{Bucket, Decision};
 use crate::state::AppState;
 
@@ -358,9 +358,6 @@ async fn check(
         .finish())
 }
 
-/// What the access-token cache is keyed by: the HMAC of the token under this purpose.
-const ACCESS_TOKEN_PURPOSE: &str = "at";
-
 /// A Tessera access token: signature, issuer and expiry from the keyring, then the revoked-jti list and
 /// the client (a disabled or deleted client's tokens are refused). A verified token is cached by HMAC
 /// for `TESSERA_API_KEY_CACHE_TTL` like an API key, so a busy token costs one verification per TTL per
@@ -370,44 +367,18 @@ async fn check_jwt(
     token: String,
     required: Vec<String>,
 ) -> Result<HttpResponse, AppError> {
-    let hash = crate::cache::KeyHash(
-        state
-            .hasher
-            .hash_raw(ACCESS_TOKEN_PURPOSE, token.as_bytes()),
-    );
-    let cached = state.token_cache.get(&hash).flatten();
-    let claims = match cached {
+    let hash = access::access_token_hash(state, &token);
+    let claims = match access::cached_access(state, &hash) {
         Some(claims) => claims,
         None => {
-            let generation = state.token_cache.generation();
             let st = state.clone();
-            let claims = db::run(&state.pool, move |conn| {
-                let Some(claims) = st
-                    .keyring
-                    .verify_fresh(conn, &token, st.settings.issuer_str())
-                else {
-                    return Ok(None);
-                };
-                if store_access::is_jti_revoked(conn, &claims.jti)?
-                    || store_access::find_client(conn, &claims.client_id)?
-                        .is_none_or(|c| c.disabled_at.is_some())
-                {
-                    return Ok(None);
-                }
-                Ok(Some(Arc::new(claims)))
+            db::run(&state.pool, move |conn| {
+                access::verify_access(conn, &st, hash, &token)
             })
             .await?
-            .ok_or(AppError::Unauthorized("invalid_api_key"))?;
-            state
-                .token_cache
-                .put(hash, Some(claims.clone()), generation);
-            claims
+            .ok_or(AppError::Unauthorized("invalid_api_key"))?
         }
     };
-    // The keyring checked the expiry when the token was verified; a cached one is checked here.
-    if claims.exp < db::now() {
-        return Err(AppError::Unauthorized("invalid_api_key"));
-    }
     let granted: Vec<&str> = claims.scope.split(' ').filter(|s| !s.is_empty()).collect();
     if required.iter().any(|r| !granted.contains(&r.as_str())) {
         return Err(AppError::Forbidden("insufficient_permissions"));

@@ -128,9 +128,20 @@ pub fn authenticate_client(
     authorization: Option<&str>,
     params: &HashMap<String, String>,
 ) -> Result<(Client, AuthMethod), AppError> {
+    let (client_id, secret, method) = credentials(authorization, params)?;
+    let client = check_client(conn, hasher, &client_id, secret.as_deref())?;
+    Ok(with_method(client, method))
+}
+
+/// The client id, secret and method a request presents (Basic, or `client_id`/`client_secret` in
+/// the body, or a bare `client_id` for a public client).
+fn credentials(
+    authorization: Option<&str>,
+    params: &HashMap<String, String>,
+) -> Result<(String, Option<String>, AuthMethod), AppError> {
     let body_id = params.get("client_id").map(String::as_str);
     let body_secret = params.get("client_secret").map(String::as_str);
-    let (client_id, secret, method) = match authorization {
+    Ok(match authorization {
         Some(header) => {
             let (id, secret) = basic_credentials(header)?;
             if body_secret.is_some() {
@@ -157,14 +168,52 @@ pub fn authenticate_client(
             (Some(id), None) => (id.to_owned(), None, AuthMethod::None),
             (None, _) => return Err(invalid_client("no client authentication was sent")),
         },
-    };
-    let client = check_client(conn, hasher, &client_id, secret.as_deref())?;
-    let method = if client.is_public {
-        AuthMethod::None
+    })
+}
+
+/// A public client proves nothing, whatever it sent.
+fn with_method(client: Client, method: AuthMethod) -> (Client, AuthMethod) {
+    if client.is_public {
+        (client, AuthMethod::None)
     } else {
-        method
-    };
-    Ok((client, method))
+        (client, method)
+    }
+}
+
+fn client_cache_key(state: &AppState, client_id: &str) -> crate::cache::KeyHash {
+    crate::cache::KeyHash(state.hasher.hash_raw("cl", client_id.as_bytes()))
+}
+
+/// The client `client_id` from the node's client cache, when it holds a fresh answer.
+fn cached_client(state: &AppState, client_id: &str) -> Option<std::sync::Arc<Client>> {
+    state
+        .client_cache
+        .get(&client_cache_key(state, client_id))
+        .flatten()
+}
+
+/// The client `client_id` from the cache, else from the database (and then cached).
+pub fn load_client(
+    conn: &mut DbConn,
+    state: &AppState,
+    client_id: &str,
+) -> Result<Option<Client>, AppError> {
+    if let Some(client) = cached_client(state, client_id) {
+        return Ok(Some((*client).clone()));
+    }
+    let generation = state.client_cache.generation();
+    let client = store::find_client(conn, client_id)?;
+    if let Some(client) = &client {
+        let key = client_cache_key(state, client_id);
+        let entry = Some(std::sync::Arc::new(client.clone()));
+        state.client_cache.put(key, entry, generation);
+    }
+    Ok(client)
+}
+
+/// Drops the cached client `client_id` on this node (its secret changed, or it was deleted).
+pub fn forget_client(state: &AppState, client_id: &str) {
+    state.client_cache.forget_where(|c| c.id == client_id);
 }
 
 /// The one client check: a confidential client must present its secret (compared in constant time
@@ -175,8 +224,17 @@ pub fn check_client(
     client_id: &str,
     secret: Option<&str>,
 ) -> Result<Client, AppError> {
+    accept(store::find_client(conn, client_id)?, hasher, secret)
+}
+
+/// [`check_client`] on a client already read (from the database or the cache).
+fn accept(
+    client: Option<Client>,
+    hasher: &Hasher,
+    secret: Option<&str>,
+) -> Result<Client, AppError> {
     let failed = || invalid_client("unknown client, wrong secret or disabled client");
-    let client = store::find_client(conn, client_id)?.ok_or_else(failed)?;
+    let client = client.ok_or_else(failed)?;
     // A client registered for JWT authentication proves itself with assertions only.
     if client.disabled_at.is_some() || client.auth_method().uses_jwt() {
         return Err(failed());
@@ -198,6 +256,8 @@ pub fn check_client(
 /// transaction (the fast path of secret-based clients takes no extra round trip).
 pub enum ClientAuth {
     Verified(Client),
+    /// Credentials already checked against the node's cached client (no database round trip).
+    Checked(Client, AuthMethod),
     Credentials {
         authorization: Option<String>,
         params: HashMap<String, String>,
@@ -209,6 +269,11 @@ impl std::fmt::Debug for ClientAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Verified(client) => f.debug_tuple("Verified").field(client).finish(),
+            Self::Checked(client, method) => f
+                .debug_tuple("Checked")
+                .field(client)
+                .field(method)
+                .finish(),
             Self::Credentials { .. } => f.write_str("Credentials([redacted])"),
         }
     }
@@ -219,14 +284,29 @@ impl ClientAuth {
     pub fn resolve(
         self,
         conn: &mut DbConn,
-        hasher: &Hasher,
+        state: &AppState,
     ) -> Result<(Client, AuthMethod), AppError> {
         match self {
             Self::Verified(client) => Ok((client, AuthMethod::Jwt)),
+            Self::Checked(client, method) => Ok((client, method)),
             Self::Credentials {
                 authorization,
                 params,
-            } => authenticate_client(conn, hasher, authorization.as_deref(), &params),
+            } => {
+                let (id, secret, method) = credentials(authorization.as_deref(), &params)?;
+                let client = load_client(conn, state, &id)?;
+                let client = accept(client, &state.hasher, secret.as_deref())?;
+                Ok(with_method(client, method))
+            }
+        }
+    }
+
+    /// The checked client when no database work is left (assertion, or a cached client).
+    pub fn checked(&self) -> Option<(Client, AuthMethod)> {
+        match self {
+            Self::Verified(client) => Some((client.clone(), AuthMethod::Jwt)),
+            Self::Checked(client, method) => Some((client.clone(), *method)),
+            Self::Credentials { .. } => None,
         }
     }
 }
@@ -249,6 +329,13 @@ pub async fn client_auth(
                 "invalid_request",
                 "client_assertion and client_assertion_type go together".to_owned(),
             ));
+        }
+        // A client this node read recently is checked here, without a database round trip.
+        let (id, secret, method) = credentials(authorization.as_deref(), params)?;
+        if let Some(client) = cached_client(state, &id) {
+            let client = accept(Some((*client).clone()), &state.hasher, secret.as_deref())?;
+            let (client, method) = with_method(client, method);
+            return Ok(ClientAuth::Checked(client, method));
         }
         return Ok(ClientAuth::Credentials {
             authorization,

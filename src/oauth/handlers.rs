@@ -129,21 +129,69 @@ async fn client_credentials(
     auth: ClientAuth,
     params: HashMap<String, String>,
 ) -> Result<HttpResponse, AppError> {
-    let st = state.clone();
-    let (client, audience, scopes) = db::run(&state.pool, move |conn| {
-        let (client, method) = auth.resolve(conn, &st.hasher)?;
-        if method == AuthMethod::None || !client.has_grant(GrantType::ClientCredentials) {
-            return Err(AppError::oauth(
-                "unauthorized_client",
-                "client_credentials needs a confidential client registered for it".to_owned(),
-            ));
+    // A client and API this node read recently need no database round trip at all.
+    let (client, method) = match auth.checked() {
+        Some(checked) => checked,
+        None => {
+            let st = state.clone();
+            db::run(&state.pool, move |conn| auth.resolve(conn, &st)).await?
         }
-        let (audience, scopes) = service_grant(conn, &st, &client, &params)?;
-        Ok((client, audience, scopes))
-    })
-    .await?;
+    };
+    if method == AuthMethod::None || !client.has_grant(GrantType::ClientCredentials) {
+        return Err(AppError::oauth(
+            "unauthorized_client",
+            "client_credentials needs a confidential client registered for it".to_owned(),
+        ));
+    }
+    let audience = requested_audience(state, &params);
+    let key = crate::cache::KeyHash(state.hasher.hash_raw("api", audience.as_bytes()));
+    let api = match state.api_cache.get(&key).flatten() {
+        Some(api) => api,
+        None => {
+            let generation = state.api_cache.generation();
+            let wanted = audience.clone();
+            let api = db::run(&state.pool, move |conn| load_api(conn, &wanted))
+                .await?
+                .map(std::sync::Arc::new)
+                .ok_or_else(|| invalid_target(&audience))?;
+            state.api_cache.put(key, Some(api.clone()), generation);
+            api
+        }
+    };
+    let allowed: Vec<&str> = client.allowed_scopes().collect();
+    let scopes = grant_scopes(params.get("scope").map(String::as_str), &allowed, &api.1)?;
     let sub = client.id.clone();
-    service_token(state, client, sub, audience, scopes)
+    service_token(state, client, sub, api.0.clone(), scopes)
+}
+
+/// The API a service token is asked for: `resource`, else the default API (the issuer).
+fn requested_audience(state: &AppState, params: &HashMap<String, String>) -> String {
+    params
+        .get("resource")
+        .cloned()
+        .unwrap_or_else(|| state.settings.issuer_str().to_owned())
+}
+
+fn invalid_target(audience: &str) -> AppError {
+    AppError::oauth(
+        "invalid_target",
+        audience.chars().take(128).collect::<String>(),
+    )
+}
+
+/// The API with this audience and the names of its scopes.
+fn load_api(
+    conn: &mut db::DbConn,
+    audience: &str,
+) -> Result<Option<(String, Vec<String>)>, AppError> {
+    let Some(api) = store::find_api_by_audience(conn, audience)? else {
+        return Ok(None);
+    };
+    let defined = store::find_scopes(conn, &api.id)?
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    Ok(Some((api.audience, defined)))
 }
 
 /// The API (`resource`, else the default) and scopes a service token is for: requested scopes must be
@@ -154,23 +202,12 @@ fn service_grant(
     client: &super::Client,
     params: &HashMap<String, String>,
 ) -> Result<(String, Vec<String>), AppError> {
-    let audience = params
-        .get("resource")
-        .cloned()
-        .unwrap_or_else(|| state.settings.issuer_str().to_owned());
-    let api = store::find_api_by_audience(conn, &audience)?.ok_or_else(|| {
-        AppError::oauth(
-            "invalid_target",
-            audience.chars().take(128).collect::<String>(),
-        )
-    })?;
-    let defined: Vec<String> = store::find_scopes(conn, &api.id)?
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
+    let audience = requested_audience(state, params);
+    let (audience, defined) =
+        load_api(conn, &audience)?.ok_or_else(|| invalid_target(&audience))?;
     let allowed: Vec<&str> = client.allowed_scopes().collect();
     let scopes = grant_scopes(params.get("scope").map(String::as_str), &allowed, &defined)?;
-    Ok((api.audience, scopes))
+    Ok((audience, scopes))
 }
 
 /// Signs an access token for a service (no refresh token): client_credentials and jwt-bearer.
@@ -242,7 +279,7 @@ async fn jwt_bearer(
     let st = state.clone();
     let (client, audience, scopes) = db::run(&state.pool, move |conn| {
         if let Some(auth) = extra {
-            let (other, _) = auth.resolve(conn, &st.hasher)?;
+            let (other, _) = auth.resolve(conn, &st)?;
             if other.id != client.id {
                 return Err(AppError::oauth(
                     "invalid_grant",
@@ -362,6 +399,12 @@ async fn authorization_code(
             params.insert("client_id".to_owned(), client.id.clone());
             (None, Some(client.id))
         }
+        ClientAuth::Checked(client, _) => {
+            // Its credentials were checked against the cached client: likewise, no secret again.
+            params.remove("client_secret");
+            params.insert("client_id".to_owned(), client.id.clone());
+            (None, Some(client.id))
+        }
         ClientAuth::Credentials { authorization, .. } => (authorization, None),
     };
     // Basic with a matching body client_id is allowed (oxide-auth would call it a duplicate).
@@ -444,7 +487,7 @@ async fn refresh(
         .ok_or_else(|| AppError::oauth("invalid_request", "refresh_token is missing".to_owned()))?;
     let st = state.clone();
     let issued = db::run(&state.pool, move |conn| {
-        let (client, _) = auth.resolve(conn, &st.hasher)?;
+        let (client, _) = auth.resolve(conn, &st)?;
         if !client.has_grant(GrantType::RefreshToken) {
             return Err(AppError::oauth(
                 "unauthorized_client",

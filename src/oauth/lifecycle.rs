@@ -96,7 +96,7 @@ async fn revoke(
     let origin = Origin::of(&req);
     let st = state.clone();
     db::run(&state.pool, move |conn| {
-        let (client, _) = auth.resolve(conn, &st.hasher)?;
+        let (client, _) = auth.resolve(conn, &st)?;
         for kind in order.into_iter().filter(|k| k.fits(&token, &st.settings)) {
             if revoke_one(conn, &st, &client.id, kind, &token, origin.clone())? {
                 break;
@@ -209,13 +209,22 @@ async fn introspect(
         }
     };
     let order = Kind::order(params.get("token_type_hint").map(String::as_str));
+    // Fast path: a client and an access token this node checked within the cache TTL.
+    if let Caller::Client(auth) = &caller
+        && let Some((client, method)) = auth.checked()
+        && method != AuthMethod::None
+        && Kind::AccessToken.fits(&token, &state.settings)
+        && let Some(claims) = cached_access(&state, &access_token_hash(&state, &token))
+    {
+        return introspection_answer(&state, &client.id, active_access(&claims)).await;
+    }
     let st = state.clone();
     // The caller is authenticated and the token looked up in one pass on the connection; the limit
     // is counted after (an over-limit caller gets 429 and never sees the answer).
     let (caller, answer) = db::run(&state.pool, move |conn| {
         let caller = match caller {
             Caller::Client(auth) => {
-                let (client, method) = auth.resolve(conn, &st.hasher)?;
+                let (client, method) = auth.resolve(conn, &st)?;
                 if method == AuthMethod::None {
                     return Err(AppError::oauth(
                         "invalid_client",
@@ -234,9 +243,19 @@ async fn introspect(
         Ok((caller, json!({ "active": false })))
     })
     .await?;
+    introspection_answer(&state, &caller, answer).await
+}
+
+/// The answer, once the caller's introspection limit allows it (an over-limit caller gets 429 and
+/// never sees the answer).
+async fn introspection_answer(
+    state: &AppState,
+    caller: &str,
+    answer: serde_json::Value,
+) -> Result<HttpResponse, AppError> {
     let limit = state
         .limits
-        .check(crate::ratelimit::Bucket::Introspection, &caller, None)
+        .check(crate::ratelimit::Bucket::Introspection, caller, None)
         .await;
     if !limit.allowed {
         return Err(AppError::RateLimited {
@@ -339,16 +358,11 @@ fn introspect_one(
             Ok(Some(answer))
         }
         Kind::AccessToken => {
-            let Some(c) = state
-                .keyring
-                .verify_fresh(conn, token, state.settings.issuer_str())
-            else {
-                return Ok(None);
-            };
-            if store::is_jti_revoked(conn, &c.jti)? || !client_active(conn, &c.client_id)? {
-                return inactive();
+            // A JWT that fails any check is inactive (no other kind has this shape).
+            match verify_access(conn, state, access_token_hash(state, token), token)? {
+                Some(c) => Ok(Some(active_access(&c))),
+                None => inactive(),
             }
-            Ok(Some(active_access(&c)))
         }
         Kind::RefreshToken => {
             let hash = state.hasher.hash(REFRESH_PURPOSE, token.as_bytes());
@@ -396,4 +410,47 @@ fn active_access(c: &AccessClaims) -> serde_json::Value {
 /// A token dies with its client: a disabled or deleted client's tokens are inactive.
 fn client_active(conn: &mut DbConn, client_id: &str) -> Result<bool, AppError> {
     Ok(store::find_client(conn, client_id)?.is_some_and(|c| c.disabled_at.is_none()))
+}
+
+/// The cache key of an access token: its HMAC under the pepper (the token itself is never kept).
+pub fn access_token_hash(state: &AppState, token: &str) -> crate::cache::KeyHash {
+    crate::cache::KeyHash(state.hasher.hash_raw("at", token.as_bytes()))
+}
+
+/// The claims of an access token this node verified within the cache TTL (signature, issuer,
+/// revocation and client checked then), if it has not expired since.
+pub fn cached_access(
+    state: &AppState,
+    hash: &crate::cache::KeyHash,
+) -> Option<std::sync::Arc<AccessClaims>> {
+    state
+        .token_cache
+        .get(hash)
+        .flatten()
+        .filter(|c| c.exp >= db::now())
+}
+
+/// Verifies an access token in full: signature, issuer and expiry (the keyring), not revoked, and
+/// its client still enabled. An active token is cached for the credential-cache TTL.
+pub fn verify_access(
+    conn: &mut DbConn,
+    state: &AppState,
+    hash: crate::cache::KeyHash,
+    token: &str,
+) -> Result<Option<std::sync::Arc<AccessClaims>>, AppError> {
+    let generation = state.token_cache.generation();
+    let Some(claims) = state
+        .keyring
+        .verify_fresh(conn, token, state.settings.issuer_str())
+    else {
+        return Ok(None);
+    };
+    if store::is_jti_revoked(conn, &claims.jti)? || !client_active(conn, &claims.client_id)? {
+        return Ok(None);
+    }
+    let claims = std::sync::Arc::new(claims);
+    state
+        .token_cache
+        .put(hash, Some(claims.clone()), generation);
+    Ok(Some(claims))
 }

@@ -10,9 +10,9 @@ pub mod model;
 mod pages;
 mod store;
 
-/// The revoked-access-token list and the clients, for the forward-auth check.
-pub mod store_access {
-    pub use super::store::{find_client, is_jti_revoked};
+/// Access-token verification with the node's cache, for the forward-auth check.
+pub mod access {
+    pub use super::lifecycle::{access_token_hash, cached_access, verify_access};
 }
 
 use actix_web::web;
@@ -23,7 +23,7 @@ use crate::config::SecretBytes;
 use crate::crypto::{Hasher, random_id, random_token};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
-pub use client_auth::{authenticate_client, check_client};
+pub use client_auth::{authenticate_client, check_client, forget_client, load_client};
 pub use client_keys::JwksCache;
 pub use model::{Api, Client, GrantType, RedirectUri, ScopeRow, TokenAuthMethod};
 

@@ -514,6 +514,86 @@ async fn a_cached_access_token_is_refused_at_once_by_the_revoking_node_and_withi
     }
 }
 
+async fn introspect(app: &TestApp, id: &str, secret: &str, token: &str) -> Value {
+    let res = app
+        .client
+        .post(app.url("/oauth/introspect"))
+        .basic_auth(id, Some(secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .expect("introspect");
+    assert_eq!(res.status(), 200);
+    res.json().await.expect("json")
+}
+
+#[actix_web::test]
+async fn cached_clients_and_tokens_follow_revocation_and_disabling() {
+    let a = spawn_app().await;
+    let (id, secret, token) = access_token(&a).await;
+    // Introspected twice: the second answer comes from the node's caches, and is the same.
+    let first = introspect(&a, &id, &secret, &token).await;
+    assert_eq!(first["active"], true);
+    assert_eq!(introspect(&a, &id, &secret, &token).await, first);
+    let res = a
+        .client
+        .post(a.url("/oauth/introspect"))
+        .basic_auth(&id, Some("wrong-secret"))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .expect("introspect");
+    assert_eq!(res.status(), 401, "a cached client still checks the secret");
+    // Revoked through this node: inactive on the very next introspection.
+    let res = a
+        .client
+        .post(a.url("/oauth/revoke"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        introspect(&a, &id, &secret, &token).await,
+        json!({ "active": false })
+    );
+    // Disabled elsewhere (another node, or the database directly): its credentials stop working
+    // here within 5 s.
+    let token_request = || {
+        a.client
+            .post(a.url("/oauth/token"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    assert_eq!(token_request().await.expect("token").status(), 200);
+    {
+        use diesel::RunQueryDsl as _;
+        let mut conn = a.pool.get().expect("conn");
+        diesel::sql_query(format!(
+            "UPDATE oauth_clients SET disabled_at = 1 WHERE id = '{id}'"
+        ))
+        .execute(&mut conn)
+        .expect("disable the client");
+    }
+    let start = Instant::now();
+    loop {
+        let res = token_request().await.expect("token");
+        if res.status() == 401 {
+            let body: Value = res.json().await.expect("json");
+            assert_eq!(body["error"], "invalid_client");
+            break;
+        }
+        assert_eq!(res.status(), 200);
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "a disabled client still gets tokens after 5 s"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[actix_web::test]
 async fn switched_off_places_are_not_looked_at() {
     let app = spawn_app_with(|s| s.api_key_presentations = vec![Presentation::XApiKey]).await;

@@ -391,6 +391,8 @@ async fn regenerate_secret(
         oauth::regenerate_secret(conn, &st.hasher, &st.master_key, &cid, actor, origin)
     })
     .await?;
+    // The old secret stops at once on this node (and within the cache TTL on the others).
+    oauth::forget_client(&state, &client.id);
     let page = AppSecretPage {
         lang: "en-US",
         nav: dash.nav("apps", None),
@@ -446,5 +448,6 @@ async fn delete(
     // Its keys went with it: no node-local cache may keep accepting them.
     state.key_cache.forget_client(&client.id);
     state.token_cache.forget_where(|c| c.client_id == client.id);
+    oauth::forget_client(&state, &client.id);
     Ok(see_other("/dashboard/apps?notice=app_deleted"))
 }
