@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use actix_web::{HttpResponse, get, web};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Actor};
@@ -36,11 +36,62 @@ pub struct AccessClaims {
     pub exp: i64,
 }
 
+/// A private key parsed once, when the keyring loads (jsonwebtoken would parse, and for RSA validate,
+/// the key again on every signature: that cost more than the signature itself).
+enum Signer {
+    Ed(ring::signature::Ed25519KeyPair),
+    Ec(ring::signature::EcdsaKeyPair),
+    Rsa(ring::signature::RsaKeyPair),
+}
+
+impl Signer {
+    fn parse(alg: SigningAlg, der: &[u8]) -> Result<Self, String> {
+        use ring::signature::{
+            ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair,
+        };
+        let err = |e: &dyn std::fmt::Display| e.to_string();
+        Ok(match alg {
+            SigningAlg::EdDSA => {
+                Self::Ed(Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|e| err(&e))?)
+            }
+            SigningAlg::ES256 => Self::Ec(
+                EcdsaKeyPair::from_pkcs8(
+                    &ECDSA_P256_SHA256_FIXED_SIGNING,
+                    der,
+                    &ring::rand::SystemRandom::new(),
+                )
+                .map_err(|e| err(&e))?,
+            ),
+            SigningAlg::RS256 => Self::Rsa(RsaKeyPair::from_der(der).map_err(|e| err(&e))?),
+        })
+    }
+
+    /// The JWS signature of `input` (ES256 in the fixed `r || s` form RFC 7518 §3.4 requires).
+    fn sign(&self, input: &[u8]) -> Result<Vec<u8>, String> {
+        let rng = ring::rand::SystemRandom::new();
+        match self {
+            Self::Ed(k) => Ok(k.sign(input).as_ref().to_vec()),
+            Self::Ec(k) => k
+                .sign(&rng, input)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|e| e.to_string()),
+            Self::Rsa(k) => {
+                let mut sig = vec![0u8; k.public().modulus_len()];
+                k.sign(&ring::signature::RSA_PKCS1_SHA256, &rng, input, &mut sig)
+                    .map_err(|e| e.to_string())?;
+                Ok(sig)
+            }
+        }
+    }
+}
+
 /// One key, ready to sign (when current) and verify.
 struct LoadedKey {
     kid: String,
     alg: Algorithm,
-    encoding: EncodingKey,
+    signer: Signer,
+    /// The base64url JOSE header of its tokens: `{"alg", "typ": "at+jwt", "kid"}`.
+    header: String,
     decoding: DecodingKey,
     jwk: serde_json::Value,
     publish_at: i64,
@@ -151,33 +202,34 @@ impl Keyring {
                     .decode(v)
                     .map_err(|e| e.to_string())
             };
-            let (alg, encoding, decoding) = match SigningAlg::parse(&row.algorithm) {
-                Some(SigningAlg::EdDSA) => (
-                    Algorithm::EdDSA,
-                    EncodingKey::from_ed_der(&pkcs8),
-                    DecodingKey::from_ed_der(&b64("x")?),
-                ),
-                Some(SigningAlg::ES256) => {
+            let signing_alg = SigningAlg::parse(&row.algorithm)
+                .ok_or_else(|| format!("signing key {}: unknown algorithm", row.kid))?;
+            let (alg, decoding) = match signing_alg {
+                SigningAlg::EdDSA => (Algorithm::EdDSA, DecodingKey::from_ed_der(&b64("x")?)),
+                SigningAlg::ES256 => {
                     let mut point = vec![4u8];
                     point.extend(b64("x")?);
                     point.extend(b64("y")?);
-                    (
-                        Algorithm::ES256,
-                        EncodingKey::from_ec_der(&pkcs8),
-                        DecodingKey::from_ec_der(&point),
-                    )
+                    (Algorithm::ES256, DecodingKey::from_ec_der(&point))
                 }
-                Some(SigningAlg::RS256) => (
+                SigningAlg::RS256 => (
                     Algorithm::RS256,
-                    EncodingKey::from_rsa_der(&pkcs8),
                     DecodingKey::from_rsa_raw_components(&b64("n")?, &b64("e")?),
                 ),
-                None => return Err(format!("signing key {}: unknown algorithm", row.kid)),
+            };
+            let signer = Signer::parse(signing_alg, &pkcs8)
+                .map_err(|e| format!("signing key {}: {e}", row.kid))?;
+            let header =
+                serde_json::json!({ "alg": signing_alg.as_str(), "typ": "at+jwt", "kid": row.kid });
+            let header = {
+                use base64::Engine as _;
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(header.to_string())
             };
             loaded.push(LoadedKey {
                 kid: row.kid,
                 alg,
-                encoding,
+                signer,
+                header,
                 decoding,
                 jwk,
                 publish_at: row.publish_at,
@@ -218,11 +270,21 @@ impl Keyring {
         let i = Self::current_index(&keys, db::now())
             .ok_or_else(|| AppError::internal("no signing key is active"))?;
         let key = &keys[i];
-        let mut header = Header::new(key.alg);
-        header.typ = Some("at+jwt".into());
-        header.kid = Some(key.kid.clone());
-        jsonwebtoken::encode(&header, claims, &key.encoding)
-            .map_err(|e| AppError::internal(format!("signing: {e}")))
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let payload =
+            serde_json::to_vec(claims).map_err(|e| AppError::internal(format!("claims: {e}")))?;
+        let mut token = String::with_capacity(key.header.len() + payload.len() * 4 / 3 + 360);
+        token.push_str(&key.header);
+        token.push('.');
+        b64.encode_string(&payload, &mut token);
+        let signature = key
+            .signer
+            .sign(token.as_bytes())
+            .map_err(|e| AppError::internal(format!("signing: {e}")))?;
+        token.push('.');
+        b64.encode_string(&signature, &mut token);
+        Ok(token)
     }
 
     /// Verifies a token this server signed: known `kid`, that key's algorithm, `typ: at+jwt`, our
