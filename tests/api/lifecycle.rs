@@ -756,3 +756,43 @@ async fn a_node_rereads_the_keys_when_it_meets_a_kid_it_has_not_loaded() {
         "node a loads the new key on demand: {info}"
     );
 }
+
+#[actix_web::test]
+async fn every_signing_algorithm_issues_tokens_resource_servers_can_verify() {
+    use tessera::config::SigningAlg;
+    for alg in [SigningAlg::EdDSA, SigningAlg::ES256, SigningAlg::RS256] {
+        let app = crate::helpers::spawn_app_with(|s| s.signing_alg = alg).await;
+        let (id, secret) = app.create_client(&["client_credentials"], &["read"], &[], false);
+        let secret = secret.expect("secret");
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let body: Value = app
+                .client
+                .post(app.url("/oauth/token"))
+                .basic_auth(&id, Some(&secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .expect("token")
+                .json()
+                .await
+                .expect("json");
+            let token = body["access_token"].as_str().expect("token").to_owned();
+            let (header, claims) = crate::helpers::verify_with_jwks(&app, &token).await;
+            assert_eq!(format!("{:?}", header.alg), alg.as_str(), "{alg:?}");
+            assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+            assert_eq!(claims["client_id"], id.as_str());
+            assert_eq!(claims["scope"], "read");
+            let res = app
+                .client
+                .get(app.url("/v1/auth/check"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("check");
+            assert_eq!(res.status(), 200, "{alg:?}");
+            seen.push(token);
+        }
+        assert_ne!(seen[0], seen[1], "every token is new (its own jti)");
+    }
+}
