@@ -3,7 +3,6 @@
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::usage::Outcome;
 use std::sync::Arc;
@@ -101,40 +100,95 @@ async fn verify_key(
     } = body.into_inner();
     let scopes = required_scopes.map(Scopes::into_vec).unwrap_or_default();
     let (code, found) = lookup(&state, key, scopes, required_env).await?;
-    let mut body = json!({ "valid": code == Code::Valid, "code": code.as_str() });
     let mut res = HttpResponse::Ok();
     for (name, value) in ip.headers() {
         res.insert_header((name, value));
     }
+    res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
     if let Some(key) = &found
         && code != Code::Valid
     {
         state.usage.record(&key.id, Outcome::Denied, db::now());
     }
-    if let Some(key) = found.filter(|_| code != Code::InvalidApiKey) {
-        let view = key.view(db::now());
-        body["key_id"] = json!(view.id);
-        body["name"] = json!(view.name);
-        body["type"] = json!(view.r#type);
-        body["env"] = json!(view.env);
-        body["scopes"] = json!(view.scopes);
-        body["owner"] = view.owner;
-        body["expires_at"] = json!(view.expires_at);
-        if code == Code::Valid {
-            let limit = key_limit(&state, &key).await;
-            record(&state, &key, &limit);
-            if !limit.allowed {
-                body["valid"] = json!(false);
-                body["code"] = json!(Code::RateLimited.as_str());
-            }
-            body["ratelimit"] = json!({
-                "limit": limit.limit, "remaining": limit.remaining, "reset": limit.reset,
-            });
+    let Some(key) = found.filter(|_| code != Code::InvalidApiKey) else {
+        // An unknown key learns nothing more.
+        return Ok(res.json(VerifyAnswer::bare(code)));
+    };
+    let (code, ratelimit) = if code == Code::Valid {
+        let limit = key_limit(&state, &key).await;
+        record(&state, &key, &limit);
+        let code = if limit.allowed {
+            Code::Valid
+        } else {
+            Code::RateLimited
+        };
+        (code, Some(limit))
+    } else {
+        (code, None)
+    };
+    let scopes = if key.full_access() {
+        vec![super::model::ALL_SCOPES]
+    } else {
+        key.scope_list()
+    };
+    Ok(res.json(VerifyAnswer {
+        valid: code == Code::Valid,
+        code: code.as_str(),
+        key: Some(KeyFacts {
+            key_id: &key.id,
+            name: &key.name,
+            r#type: &key.key_type,
+            env: &key.environment,
+            scopes,
+            owner: key.owner(),
+            expires_at: key.expires_at,
+        }),
+        ratelimit: ratelimit.map(|l| RateLimitFacts {
+            limit: l.limit,
+            remaining: l.remaining,
+            reset: l.reset,
+        }),
+    }))
+}
+
+/// The answer of `POST /v1/keys/verify`, serialized straight from the cached key.
+#[derive(serde::Serialize)]
+struct VerifyAnswer<'a> {
+    valid: bool,
+    code: &'static str,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    key: Option<KeyFacts<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ratelimit: Option<RateLimitFacts>,
+}
+
+impl VerifyAnswer<'_> {
+    fn bare(code: Code) -> Self {
+        Self {
+            valid: code == Code::Valid,
+            code: code.as_str(),
+            key: None,
+            ratelimit: None,
         }
     }
-    Ok(res
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(body))
+}
+
+#[derive(serde::Serialize)]
+struct KeyFacts<'a> {
+    key_id: &'a str,
+    name: &'a str,
+    r#type: &'a str,
+    env: &'a str,
+    scopes: Vec<&'a str>,
+    owner: serde_json::Value,
+    expires_at: Option<i64>,
+}
+
+#[derive(serde::Serialize)]
+struct RateLimitFacts {
+    limit: u32,
+    remaining: u32,
+    reset: i64,
 }
 
 /// Verifies a presented key: format and checksum first (no database work, nothing counted), then the
