@@ -372,20 +372,7 @@ async fn a_revoked_key_is_refused_at_once_by_its_node_and_within_5s_by_the_other
 #[actix_web::test]
 async fn forward_auth_accepts_tessera_access_tokens_until_they_are_revoked() {
     let app = spawn_app().await;
-    let (id, secret) = app.create_client(&["client_credentials"], &["read"], &[], false);
-    let secret = secret.expect("secret");
-    let token: Value = app
-        .client
-        .post(app.url("/oauth/token"))
-        .basic_auth(&id, Some(&secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("json");
-    let token = token["access_token"].as_str().expect("token").to_owned();
+    let (id, secret, token) = access_token(&app).await;
     let url = app.url("/v1/auth/check");
     let res = app
         .client
@@ -429,18 +416,7 @@ async fn forward_auth_accepts_tessera_access_tokens_until_they_are_revoked() {
 async fn access_token(app: &TestApp) -> (String, String, String) {
     let (id, secret) = app.create_client(&["client_credentials"], &["read"], &[], false);
     let secret = secret.expect("secret");
-    let body: Value = app
-        .client
-        .post(app.url("/oauth/token"))
-        .basic_auth(&id, Some(&secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("json");
-    let token = body["access_token"].as_str().expect("token").to_owned();
+    let token = crate::helpers::service_token(app, &id, &secret).await;
     (id, secret, token)
 }
 

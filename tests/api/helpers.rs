@@ -347,3 +347,21 @@ pub async fn verify_with_jwks(
         .expect("valid signature and claims");
     (header, data.claims)
 }
+
+/// A client_credentials access token for the client `id` (asserts the token endpoint says 200).
+pub async fn service_token(app: &TestApp, id: &str, secret: &str) -> String {
+    let res = app
+        .client
+        .post(app.url("/oauth/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.expect("json");
+    body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned()
+}

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::authorize::{PASSWORD, REDIRECT, tokens_for};
 use crate::helpers::{
-    TEST_MASTER_KEY, TEST_PEPPER, TestApp, assert_error, spawn_app, spawn_app_with,
+    TEST_MASTER_KEY, TEST_PEPPER, TestApp, assert_error, service_token, spawn_app, spawn_app_with,
     verify_with_jwks,
 };
 
@@ -41,23 +41,6 @@ async fn revoke(app: &TestApp, form: &[(&str, &str)], basic: Option<(&str, &str)
         .expect("revocation request")
         .status()
         .as_u16()
-}
-
-async fn service_token(app: &TestApp, id: &str, secret: &str) -> String {
-    let res = app
-        .client
-        .post(app.url("/oauth/token"))
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .expect("token request");
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.expect("json");
-    body["access_token"]
-        .as_str()
-        .expect("access_token")
-        .to_owned()
 }
 
 fn count(app: &TestApp, sql_table: &str, filter: &str) -> i64 {
@@ -761,24 +744,13 @@ async fn a_node_rereads_the_keys_when_it_meets_a_kid_it_has_not_loaded() {
 async fn every_signing_algorithm_issues_tokens_resource_servers_can_verify() {
     use tessera::config::SigningAlg;
     for alg in [SigningAlg::EdDSA, SigningAlg::ES256, SigningAlg::RS256] {
-        let app = crate::helpers::spawn_app_with(|s| s.signing_alg = alg).await;
+        let app = spawn_app_with(|s| s.signing_alg = alg).await;
         let (id, secret) = app.create_client(&["client_credentials"], &["read"], &[], false);
         let secret = secret.expect("secret");
         let mut seen = Vec::new();
         for _ in 0..2 {
-            let body: Value = app
-                .client
-                .post(app.url("/oauth/token"))
-                .basic_auth(&id, Some(&secret))
-                .form(&[("grant_type", "client_credentials")])
-                .send()
-                .await
-                .expect("token")
-                .json()
-                .await
-                .expect("json");
-            let token = body["access_token"].as_str().expect("token").to_owned();
-            let (header, claims) = crate::helpers::verify_with_jwks(&app, &token).await;
+            let token = service_token(&app, &id, &secret).await;
+            let (header, claims) = verify_with_jwks(&app, &token).await;
             assert_eq!(format!("{:?}", header.alg), alg.as_str(), "{alg:?}");
             assert_eq!(header.typ.as_deref(), Some("at+jwt"));
             assert_eq!(claims["client_id"], id.as_str());
