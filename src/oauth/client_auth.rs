@@ -233,22 +233,31 @@ fn accept(
     hasher: &Hasher,
     secret: Option<&str>,
 ) -> Result<Client, AppError> {
-    let failed = || invalid_client("unknown client, wrong secret or disabled client");
-    let client = client.ok_or_else(failed)?;
+    let client = client.ok_or_else(client_failed)?;
+    accepts(&client, hasher, secret)?;
+    Ok(client)
+}
+
+fn client_failed() -> AppError {
+    invalid_client("unknown client, wrong secret or disabled client")
+}
+
+/// Whether `client` accepts these credentials: enabled, not a JWT-authenticated client, and the
+/// secret for a confidential client (none for a public one).
+fn accepts(client: &Client, hasher: &Hasher, secret: Option<&str>) -> Result<(), AppError> {
     // A client registered for JWT authentication proves itself with assertions only.
     if client.disabled_at.is_some() || client.auth_method().uses_jwt() {
-        return Err(failed());
+        return Err(client_failed());
     }
     match (&client.secret_hash, secret) {
-        (Some(stored), Some(given)) if !client.is_public => {
-            if hasher.verify_hash(CLIENT_SECRET_PURPOSE, given.as_bytes(), stored) {
-                Ok(client)
-            } else {
-                Err(failed())
-            }
+        (Some(stored), Some(given))
+            if !client.is_public
+                && hasher.verify_hash(CLIENT_SECRET_PURPOSE, given.as_bytes(), stored) =>
+        {
+            Ok(())
         }
-        (_, None) if client.is_public => Ok(client),
-        _ => Err(failed()),
+        (_, None) if client.is_public => Ok(()),
+        _ => Err(client_failed()),
     }
 }
 
@@ -257,7 +266,7 @@ fn accept(
 pub enum ClientAuth {
     Verified(Client),
     /// Credentials already checked against the node's cached client (no database round trip).
-    Checked(Client, AuthMethod),
+    Checked(std::sync::Arc<Client>, AuthMethod),
     Credentials {
         authorization: Option<String>,
         params: HashMap<String, String>,
@@ -288,7 +297,7 @@ impl ClientAuth {
     ) -> Result<(Client, AuthMethod), AppError> {
         match self {
             Self::Verified(client) => Ok((client, AuthMethod::Jwt)),
-            Self::Checked(client, method) => Ok((client, method)),
+            Self::Checked(client, method) => Ok((std::sync::Arc::unwrap_or_clone(client), method)),
             Self::Credentials {
                 authorization,
                 params,
@@ -302,10 +311,10 @@ impl ClientAuth {
     }
 
     /// The checked client when no database work is left (assertion, or a cached client).
-    pub fn checked(&self) -> Option<(Client, AuthMethod)> {
+    pub fn checked(&self) -> Option<(&Client, AuthMethod)> {
         match self {
-            Self::Verified(client) => Some((client.clone(), AuthMethod::Jwt)),
-            Self::Checked(client, method) => Some((client.clone(), *method)),
+            Self::Verified(client) => Some((client, AuthMethod::Jwt)),
+            Self::Checked(client, method) => Some((client, *method)),
             Self::Credentials { .. } => None,
         }
     }
@@ -333,8 +342,12 @@ pub async fn client_auth(
         // A client this node read recently is checked here, without a database round trip.
         let (id, secret, method) = credentials(authorization.as_deref(), params)?;
         if let Some(client) = cached_client(state, &id) {
-            let client = accept(Some((*client).clone()), &state.hasher, secret.as_deref())?;
-            let (client, method) = with_method(client, method);
+            accepts(&client, &state.hasher, secret.as_deref())?;
+            let method = if client.is_public {
+                AuthMethod::None
+            } else {
+                method
+            };
             return Ok(ClientAuth::Checked(client, method));
         }
         return Ok(ClientAuth::Credentials {

@@ -131,7 +131,7 @@ async fn client_credentials(
 ) -> Result<HttpResponse, AppError> {
     // A client and API this node read recently need no database round trip at all.
     let (client, method) = match auth.checked() {
-        Some(checked) => checked,
+        Some((client, method)) => (client.clone(), method),
         None => {
             let st = state.clone();
             db::run(&state.pool, move |conn| auth.resolve(conn, &st)).await?
@@ -403,7 +403,7 @@ async fn authorization_code(
             // Its credentials were checked against the cached client: likewise, no secret again.
             params.remove("client_secret");
             params.insert("client_id".to_owned(), client.id.clone());
-            (None, Some(client.id))
+            (None, Some(client.id.clone()))
         }
         ClientAuth::Credentials { authorization, .. } => (authorization, None),
     };

@@ -251,7 +251,7 @@ async fn introspect(
 async fn introspection_answer(
     state: &AppState,
     caller: &str,
-    answer: serde_json::Value,
+    answer: impl serde::Serialize,
 ) -> Result<HttpResponse, AppError> {
     let limit = state
         .limits
@@ -360,7 +360,9 @@ fn introspect_one(
         Kind::AccessToken => {
             // A JWT that fails any check is inactive (no other kind has this shape).
             match verify_access(conn, state, access_token_hash(state, token), token)? {
-                Some(c) => Ok(Some(active_access(&c))),
+                Some(c) => serde_json::to_value(active_access(&c))
+                    .map(Some)
+                    .map_err(|e| AppError::internal(format!("introspection answer: {e}"))),
                 None => inactive(),
             }
         }
@@ -392,19 +394,34 @@ fn introspect_one(
     }
 }
 
-fn active_access(c: &AccessClaims) -> serde_json::Value {
-    json!({
-        "active": true,
-        "token_type": "Bearer",
-        "scope": c.scope,
-        "client_id": c.client_id,
-        "sub": c.sub,
-        "aud": c.aud,
-        "iss": c.iss,
-        "exp": c.exp,
-        "iat": c.iat,
-        "jti": c.jti,
-    })
+/// The introspection answer for an active access token (serialized straight from its claims).
+#[derive(serde::Serialize)]
+struct ActiveAccess<'a> {
+    active: bool,
+    token_type: &'static str,
+    scope: &'a str,
+    client_id: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    iss: &'a str,
+    exp: i64,
+    iat: i64,
+    jti: &'a str,
+}
+
+fn active_access(c: &AccessClaims) -> ActiveAccess<'_> {
+    ActiveAccess {
+        active: true,
+        token_type: "Bearer",
+        scope: &c.scope,
+        client_id: &c.client_id,
+        sub: &c.sub,
+        aud: &c.aud,
+        iss: &c.iss,
+        exp: c.exp,
+        iat: c.iat,
+        jti: &c.jti,
+    }
 }
 
 /// A token dies with its client: a disabled or deleted client's tokens are inactive.
