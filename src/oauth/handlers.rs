@@ -504,7 +504,9 @@ async fn refresh(
             |conn| -> Result<Result<super::flow::Issued, AppError>, AppError> {
                 // Write first (see the code exchange): the rotation race has exactly one winner.
                 let won = store::use_refresh_token(conn, &hash, now)?;
-                let Some(row) = store::find_refresh(conn, &hash)? else {
+                // Locks the family until commit: a concurrent revocation waits, then revokes what
+                // this rotation issued too.
+                let Some(row) = store::find_refresh_for_rotation(conn, &hash)? else {
                     return Ok(Err(invalid("unknown refresh token")));
                 };
                 if row.client_id != client.id {
@@ -562,7 +564,7 @@ async fn refresh(
                 let new_hash = st.hasher.hash(REFRESH_PURPOSE, new_refresh.as_bytes());
                 let exp =
                     (now + settings.refresh_token_ttl.as_secs() as i64).min(row.family_expires_at);
-                store::insert_refresh_token(
+                store::insert_rotated_refresh_token(
                     conn,
                     &new_hash,
                     &row.family_id,

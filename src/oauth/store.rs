@@ -323,7 +323,6 @@ pub fn insert_refresh_token(
     jti_exp: i64,
 ) -> QueryResult<bool> {
     use crate::db::schema::refresh_token_families as rf;
-    use crate::db::schema::refresh_tokens as rt;
     let live: i64 = rf::table
         .filter(rf::id.eq(family_id))
         .filter(rf::revoked_at.is_null())
@@ -332,6 +331,21 @@ pub fn insert_refresh_token(
     if live == 0 {
         return Ok(false);
     }
+    insert_rotated_refresh_token(conn, token_hash, family_id, now, expires_at, jti, jti_exp)
+}
+
+/// Inserts the next refresh token of a family the caller holds locked and has seen live in this
+/// transaction ([`find_refresh_for_rotation`]), so no second look at the family is needed.
+pub fn insert_rotated_refresh_token(
+    conn: &mut DbConn,
+    token_hash: &str,
+    family_id: &str,
+    now: i64,
+    expires_at: i64,
+    jti: &str,
+    jti_exp: i64,
+) -> QueryResult<bool> {
+    use crate::db::schema::refresh_tokens as rt;
     diesel::insert_into(rt::table)
         .values((
             rt::token_hash.eq(token_hash),
@@ -361,6 +375,24 @@ pub struct RefreshRow {
 }
 
 pub fn find_refresh(conn: &mut DbConn, token_hash: &str) -> QueryResult<Option<RefreshRow>> {
+    read_refresh(conn, token_hash, false)
+}
+
+/// [`find_refresh`] for a rotation, in its transaction: on PostgreSQL the token and its family rows
+/// stay locked until the transaction ends, so a concurrent family revocation waits for the rotation
+/// and then sees (and revokes) what it issued. SQLite serializes writing transactions already.
+pub fn find_refresh_for_rotation(
+    conn: &mut DbConn,
+    token_hash: &str,
+) -> QueryResult<Option<RefreshRow>> {
+    read_refresh(conn, token_hash, true)
+}
+
+fn read_refresh(
+    conn: &mut DbConn,
+    token_hash: &str,
+    lock: bool,
+) -> QueryResult<Option<RefreshRow>> {
     use crate::db::schema::refresh_token_families as rf;
     use crate::db::schema::refresh_tokens as rt;
     type Row = (
@@ -375,7 +407,7 @@ pub fn find_refresh(conn: &mut DbConn, token_hash: &str) -> QueryResult<Option<R
         i64,
         Option<i64>,
     );
-    let row: Option<Row> = rt::table
+    let query = rt::table
         .inner_join(rf::table)
         .filter(rt::token_hash.eq(token_hash))
         .select((
@@ -389,9 +421,11 @@ pub fn find_refresh(conn: &mut DbConn, token_hash: &str) -> QueryResult<Option<R
             rf::revoked_at,
             rt::created_at,
             rt::used_at,
-        ))
-        .first(conn)
-        .optional()?;
+        ));
+    let row: Option<Row> = match &mut *conn {
+        DbConn::Pg(pg) if lock => query.for_update().first(pg).optional()?,
+        _ => query.first(conn).optional()?,
+    };
     Ok(row.map(|r| RefreshRow {
         family_id: r.0,
         client_id: r.1,

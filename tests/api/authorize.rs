@@ -788,4 +788,31 @@ async fn concurrent_redemptions_have_exactly_one_winner() {
     let mut statuses = [a.status().as_u16(), b.status().as_u16()];
     statuses.sort_unstable();
     assert_eq!(statuses, [200, 400], "exactly one refresh wins");
+    // The loser is a reuse: it revokes the family, including what the winner was just given (the
+    // rotation holds the family until it commits, so the revocation sees its tokens).
+    let winner = if a.status() == 200 { a } else { b };
+    let winner: serde_json::Value = winner.json().await.expect("json");
+    let access = winner["access_token"].as_str().expect("access token");
+    let res = app
+        .client
+        .get(app.url("/v1/auth/check"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .expect("check");
+    assert_eq!(res.status(), 401, "the winner's access token is revoked");
+    let res = exchange(
+        &app,
+        &[
+            ("grant_type", "refresh_token"),
+            (
+                "refresh_token",
+                winner["refresh_token"].as_str().expect("refresh"),
+            ),
+            ("client_id", &id),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(error_of(res, 400).await, "invalid_grant");
 }
