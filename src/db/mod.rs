@@ -33,6 +33,48 @@ impl std::fmt::Debug for DbConn {
 pub type Pool = r2d2::Pool<Manager>;
 pub type PooledConn = r2d2::PooledConnection<Manager>;
 
+/// How long a connection that just finished work without an error is handed out again without a
+/// ping (HikariCP's `aliveBypassWindowMs`, same value): a busy node then spends no round trip on
+/// `SELECT 1` per request, while a connection idle for longer (or whose last work failed) is still
+/// tested at checkout, so one cut by a database restart is replaced instead of failing a request.
+pub const TRUSTED_FOR: Duration = Duration::from_millis(500);
+
+/// A pooled connection and when it last finished work without an error.
+pub struct Conn {
+    conn: DbConn,
+    proven_at: Option<std::time::Instant>,
+}
+
+impl Conn {
+    /// Records how the work just done on this connection ended (see [`TRUSTED_FOR`]).
+    pub fn worked(&mut self, ok: bool) {
+        self.proven_at = ok.then(std::time::Instant::now);
+    }
+
+    fn trusted(&self) -> bool {
+        self.proven_at.is_some_and(|t| t.elapsed() < TRUSTED_FOR)
+    }
+}
+
+impl std::ops::Deref for Conn {
+    type Target = DbConn;
+    fn deref(&self) -> &DbConn {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut DbConn {
+        &mut self.conn
+    }
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.conn.fmt(f)
+    }
+}
+
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
@@ -52,10 +94,39 @@ impl Manager {
 }
 
 impl r2d2::ManageConnection for Manager {
-    type Connection = DbConn;
+    type Connection = Conn;
     type Error = ConnectionError;
 
-    fn connect(&self) -> Result<DbConn, ConnectionError> {
+    fn connect(&self) -> Result<Conn, ConnectionError> {
+        Ok(Conn {
+            conn: self.open()?,
+            proven_at: None,
+        })
+    }
+
+    /// A ping (`SELECT 1`), skipped when the connection finished work without error within
+    /// [`TRUSTED_FOR`].
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), ConnectionError> {
+        if conn.trusted() {
+            return Ok(());
+        }
+        let result = conn
+            .batch_execute("SELECT 1")
+            .map_err(ConnectionError::CouldntSetupConfiguration);
+        conn.worked(result.is_ok());
+        result
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        match &mut conn.conn {
+            DbConn::Pg(c) => c.is_broken(),
+            DbConn::Sqlite(c) => c.is_broken(),
+        }
+    }
+}
+
+impl Manager {
+    fn open(&self) -> Result<DbConn, ConnectionError> {
         match &self.url {
             DatabaseUrl::Sqlite(path) => {
                 let path = path.to_str().ok_or_else(|| {
@@ -71,18 +142,6 @@ impl r2d2::ManageConnection for Manager {
                 Ok(DbConn::Sqlite(conn))
             }
             DatabaseUrl::Postgres(url) => Ok(DbConn::Pg(PgConnection::establish(url)?)),
-        }
-    }
-
-    fn is_valid(&self, conn: &mut DbConn) -> Result<(), ConnectionError> {
-        conn.batch_execute("SELECT 1")
-            .map_err(ConnectionError::CouldntSetupConfiguration)
-    }
-
-    fn has_broken(&self, conn: &mut DbConn) -> bool {
-        match conn {
-            DbConn::Pg(c) => c.is_broken(),
-            DbConn::Sqlite(c) => c.is_broken(),
         }
     }
 }
@@ -109,7 +168,7 @@ pub fn connect_one(url: &DatabaseUrl) -> Result<DbConn, String> {
         .map_err(|e| format!("cannot connect to {url} ({})", one_line(&e.to_string())))?;
     r2d2::ManageConnection::is_valid(&manager, &mut conn)
         .map_err(|e| format!("{url} does not answer ({})", one_line(&e.to_string())))?;
-    Ok(conn)
+    Ok(conn.conn)
 }
 
 fn one_line(s: &str) -> String {
@@ -154,7 +213,9 @@ where
     let pool = pool.clone();
     actix_web::web::block(move || {
         let mut conn = pool.get()?;
-        f(&mut conn)
+        let result = f(&mut conn);
+        conn.worked(result.is_ok());
+        result
     })
     .await?
 }
@@ -162,7 +223,9 @@ where
 /// Readiness: a pooled connection answers, and on SQLite the database file is still there and readable.
 pub fn check_ready(pool: &Pool, url: &DatabaseUrl, timeout: Duration) -> Result<(), String> {
     let mut conn = pool.get_timeout(timeout).map_err(|e| e.to_string())?;
-    conn.batch_execute("SELECT 1").map_err(|e| e.to_string())?;
+    let ping = conn.batch_execute("SELECT 1");
+    conn.worked(ping.is_ok());
+    ping.map_err(|e| e.to_string())?;
     if let DatabaseUrl::Sqlite(path) = url {
         // Pooled connections keep a deleted or replaced file open, so look at the path itself:
         // a fresh read-only open that must not create anything, then a read of the schema table.

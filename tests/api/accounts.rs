@@ -170,7 +170,7 @@ async fn signing_in_sets_a_new_session_each_time_and_signing_out_ends_it() {
 
     // Signing in again replaces the session (no fixation) and removes the old one.
     app.sign_in(&c, "ana@example.com", PASSWORD).await;
-    let mut conn = app.pool.get().expect("conn");
+    let mut conn = app.conn();
     let count: i64 = sessions::table
         .count()
         .get_result(&mut conn)
@@ -341,7 +341,7 @@ async fn the_users_api_is_for_administrators() {
     assert!(emails.contains(&"new@example.com"));
 
     // Stored as an Argon2id PHC string, never the password.
-    let mut conn = app.pool.get().expect("conn");
+    let mut conn = app.conn();
     let hash: String = users::table
         .filter(users::email.eq("new@example.com"))
         .select(users::password_hash)

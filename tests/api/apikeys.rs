@@ -11,7 +11,7 @@ use crate::helpers::{TEST_PEPPER, TestApp, assert_error, spawn_app, spawn_app_wi
 
 fn create(app: &TestApp, settings: &Settings, input: KeyInput) -> Result<(String, String), String> {
     let hasher = tessera::crypto::Hasher::new(&SecretBytes::new(TEST_PEPPER.to_vec()));
-    let mut conn = app.pool.get().expect("conn");
+    let mut conn = app.conn();
     apikeys::create_key(
         &mut conn,
         settings,
@@ -70,7 +70,7 @@ async fn keys_are_shown_once_and_stored_only_as_hashes() {
 
     use diesel::prelude::*;
     use tessera::db::schema::api_keys;
-    let mut conn = app.pool.get().expect("conn");
+    let mut conn = app.conn();
     let (hash, prefix, last_four, scopes): (String, String, String, String) = api_keys::table
         .find(&id)
         .select((
@@ -116,7 +116,7 @@ async fn verify_answers_every_code_and_malformed_keys_never_reach_the_database()
     let (revoked_id, revoked) = key(&app, "rk", "live", &["read"]);
     let (expired_id, expired) = key(&app, "rk", "test", &["read"]);
     {
-        let mut conn = app.pool.get().expect("conn");
+        let mut conn = app.conn();
         apikeys::revoke_key(&mut conn, &revoked_id, Actor::Cli, Origin::default()).expect("revoke");
         use diesel::connection::SimpleConnection as _;
         conn.batch_execute(&format!(
@@ -362,7 +362,7 @@ async fn a_revoked_key_is_refused_at_once_by_its_node_and_within_5s_by_the_other
     let (id, secret) = key(&a, "rk", "live", &["read"]);
     assert_eq!(check_status(&c, &secret).await, 200);
     {
-        let mut conn = a.pool.get().expect("conn");
+        let mut conn = a.conn();
         apikeys::revoke_key(&mut conn, &id, Actor::Cli, Origin::default()).expect("revoke");
     }
     assert_eq!(check_status(&c, &secret).await, 401);
@@ -473,7 +473,7 @@ async fn a_cached_access_token_is_refused_at_once_by_the_revoking_node_and_withi
     assert_eq!(check_token(&a, &b, &token).await, 200);
     {
         use diesel::RunQueryDsl as _;
-        let mut conn = a.pool.get().expect("conn");
+        let mut conn = a.conn();
         diesel::sql_query(format!(
             "UPDATE oauth_clients SET disabled_at = 1 WHERE id = '{id}'"
         ))
@@ -546,7 +546,7 @@ async fn cached_clients_and_tokens_follow_revocation_and_disabling() {
     assert_eq!(token_request().await.expect("token").status(), 200);
     {
         use diesel::RunQueryDsl as _;
-        let mut conn = a.pool.get().expect("conn");
+        let mut conn = a.conn();
         diesel::sql_query(format!(
             "UPDATE oauth_clients SET disabled_at = 1 WHERE id = '{id}'"
         ))
@@ -663,7 +663,7 @@ async fn a_rotated_key_keeps_working_through_its_grace_then_expires() {
     let (old_id, old) = key(&app, "rk", "live", &["read"]);
     let hasher = tessera::crypto::Hasher::new(&SecretBytes::new(TEST_PEPPER.to_vec()));
     let (new_key, new) = {
-        let mut conn = app.pool.get().expect("conn");
+        let mut conn = app.conn();
         apikeys::rotate_key(
             &mut conn,
             &Settings::default(),
@@ -837,7 +837,7 @@ async fn usage_is_counted_in_memory_and_flushed_in_batches_with_per_key_limits()
     use tessera::db::schema::{api_key_usage, api_keys};
     let start = Instant::now();
     let counts = loop {
-        let mut conn = app.pool.get().expect("conn");
+        let mut conn = app.conn();
         let row: Option<(i64, i64, i64)> = api_key_usage::table
             .filter(api_key_usage::key_id.eq(&id))
             .select((
@@ -858,7 +858,7 @@ async fn usage_is_counted_in_memory_and_flushed_in_batches_with_per_key_limits()
         actix_web::rt::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(counts, Some((3, 1, 1)));
-    let mut conn = app.pool.get().expect("conn");
+    let mut conn = app.conn();
     let last_used: Option<i64> = api_keys::table
         .find(&id)
         .select(api_keys::last_used_at)
@@ -991,7 +991,7 @@ async fn the_keys_api_is_for_admin_sessions_and_admin_keys() {
     // Every change is audited with who and from where.
     use diesel::prelude::*;
     use tessera::db::schema::audit_events;
-    let mut conn = app.pool.get().expect("conn");
+    let mut conn = app.conn();
     let events: Vec<(String, Option<String>, Option<String>)> = audit_events::table
         .filter(audit_events::action.like("api_key.%"))
         .filter(audit_events::actor_type.ne("system"))

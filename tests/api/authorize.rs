@@ -564,7 +564,7 @@ async fn a_replayed_code_is_refused_and_revokes_what_it_bought() {
     );
     use diesel::prelude::*;
     use tessera::db::schema::revoked_access_tokens as ra;
-    let mut conn = app.pool.get().expect("conn");
+    let mut conn = app.conn();
     let revoked: i64 = ra::table
         .filter(ra::jti.eq(&jti))
         .count()
@@ -584,7 +584,7 @@ async fn an_expired_code_is_refused() {
     {
         use diesel::prelude::*;
         use tessera::db::schema::authorization_codes as ac;
-        let mut conn = app.pool.get().expect("conn");
+        let mut conn = app.conn();
         diesel::update(ac::table)
             .set(ac::expires_at.eq(tessera::db::now() - 1))
             .execute(&mut conn)

@@ -391,8 +391,7 @@ fn user_create_reads_the_password_from_stdin_and_stores_argon2id() {
     assert_eq!(user["is_admin"], true);
     assert!(!String::from_utf8_lossy(&out.stdout).contains("a very secret passphrase"));
 
-    let pool = tessera::db::connect(&db.url(), 1, Duration::from_secs(2)).expect("pool");
-    let mut conn = pool.get().expect("conn");
+    let mut conn = tessera::db::connect_one(&db.url()).expect("conn");
     use tessera::db::schema::users;
     let hash: String = users::table
         .select(users::password_hash)

@@ -539,7 +539,7 @@ async fn client_secret_jwt_takes_hs256_with_the_secret_and_nothing_else() {
         // At rest: AES-256-GCM ciphertext (nonce + secret + tag), no hash, never the plaintext.
         use diesel::prelude::*;
         use tessera::db::schema::oauth_clients;
-        let mut conn = app.pool.get().expect("conn");
+        let mut conn = app.conn();
         let (hash, sealed): (Option<String>, Option<Vec<u8>>) = oauth_clients::table
             .find(&id)
             .select((oauth_clients::secret_hash, oauth_clients::secret_encrypted))

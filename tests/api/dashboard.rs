@@ -248,7 +248,7 @@ async fn client_credentials(app: &TestApp, id: &str, secret: &str) -> reqwest::R
 }
 
 fn count_clients(app: &TestApp) -> i64 {
-    let mut conn = app.pool.get().expect("conn");
+    let mut conn = app.conn();
     oauth_clients::table
         .count()
         .get_result(&mut conn)
@@ -257,7 +257,7 @@ fn count_clients(app: &TestApp) -> i64 {
 
 fn redirect_uris_of(app: &TestApp, client_id: &str) -> Vec<String> {
     use tessera::db::schema::oauth_redirect_uris as r;
-    let mut conn = app.pool.get().expect("conn");
+    let mut conn = app.conn();
     let mut uris: Vec<String> = r::table
         .filter(r::client_id.eq(client_id))
         .select(r::uri)
@@ -270,7 +270,7 @@ fn redirect_uris_of(app: &TestApp, client_id: &str) -> Vec<String> {
 /// An API key owned by an app (made as the CLI does: the dashboard makes keys for users).
 fn key_of_app(app: &TestApp, client_id: &str, name: &str) -> String {
     let hasher = tessera::crypto::Hasher::new(&SecretBytes::new(TEST_PEPPER.to_vec()));
-    let mut conn = app.pool.get().expect("conn");
+    let mut conn = app.conn();
     let (_, secret) = apikeys::create_key(
         &mut conn,
         &Settings::default(),
@@ -508,7 +508,7 @@ async fn every_dashboard_form_refuses_a_missing_or_foreign_csrf_token() {
         200
     );
     assert_eq!(check_key(&app, &key).await.status(), 200);
-    let mut conn = app.pool.get().expect("conn");
+    let mut conn = app.conn();
     let keys: i64 = api_keys::table
         .count()
         .get_result(&mut conn)
@@ -599,7 +599,7 @@ async fn registering_an_app_shows_its_credentials_once_and_they_work() {
 
     // Stored with its owner and only the secret's hash.
     {
-        let mut conn = app.pool.get().expect("conn");
+        let mut conn = app.conn();
         let (name, owner, hash): (String, Option<String>, Option<String>) = oauth_clients::table
             .find(&id)
             .select((
@@ -1061,7 +1061,7 @@ async fn the_api_keys_of_a_deleted_app_are_refused_at_once() {
     assert_eq!(check_key(&app, &key).await.status(), 200);
     let res = dev.post(&format!("/dashboard/apps/{id}/delete"), &[]).await;
     assert_eq!(res.status(), 303);
-    let mut conn = app.pool.get().expect("conn");
+    let mut conn = app.conn();
     let left: i64 = api_keys::table
         .filter(api_keys::owner_client_id.eq(&id))
         .count()
@@ -1254,7 +1254,7 @@ async fn api_keys_are_created_with_checks_shown_once_and_listed_without_the_secr
     assert!(shown.contains("read write"), "{shown}");
     assert!(shown.contains(&format!("user {}", dev.user_id)));
     let expires: Option<i64> = {
-        let mut conn = app.pool.get().expect("conn");
+        let mut conn = app.conn();
         api_keys::table
             .find(&id)
             .select(api_keys::expires_at)
@@ -1422,7 +1422,7 @@ async fn api_keys_are_created_with_checks_shown_once_and_listed_without_the_secr
         .expect("check");
     assert_eq!(res.status(), 200, "an administrator may grant admin");
 
-    let mut conn = app.pool.get().expect("conn");
+    let mut conn = app.conn();
     let dev_keys: i64 = api_keys::table
         .filter(api_keys::owner_user_id.eq(&dev.user_id))
         .count()
@@ -1481,7 +1481,7 @@ async fn a_developer_cannot_slip_the_admin_scope_past_the_check() {
         escalations.is_empty(),
         "a developer got keys with the admin scope: {escalations:?}"
     );
-    let mut conn = app.pool.get().expect("conn");
+    let mut conn = app.conn();
     let created: i64 = api_keys::table
         .count()
         .get_result(&mut conn)
@@ -1555,7 +1555,7 @@ async fn a_revoked_key_is_refused_at_once_and_a_rotated_one_lives_through_its_gr
         );
     }
     {
-        let mut conn = app.pool.get().expect("conn");
+        let mut conn = app.conn();
         let replaced: Option<String> = api_keys::table
             .find(&old_id)
             .select(api_keys::replaced_by)
@@ -1587,7 +1587,7 @@ async fn a_revoked_key_is_refused_at_once_and_a_rotated_one_lives_through_its_gr
         "the old key points to its replacement"
     );
     let old_expires: Option<i64> = {
-        let mut conn = app.pool.get().expect("conn");
+        let mut conn = app.conn();
         api_keys::table
             .find(&old_id)
             .select(api_keys::expires_at)
@@ -1851,7 +1851,7 @@ async fn the_audit_log_filters_pages_and_shows_developers_only_their_own_events(
 
     // 60 more events, a few milliseconds apart so that their order is certain.
     {
-        let mut conn = app.pool.get().expect("conn");
+        let mut conn = app.conn();
         for n in 0..60 {
             let target = format!("t{n:02}");
             tessera::audit::record(
@@ -1971,7 +1971,7 @@ async fn administrators_manage_users_and_cannot_lock_themselves_out() {
     let admin = sign_in_as(&app, "root@example.com", true).await;
     let dev = sign_in_as(&app, "dev@example.com", false).await;
     let user_count = || -> i64 {
-        let mut conn = app.pool.get().expect("conn");
+        let mut conn = app.conn();
         users::table.count().get_result(&mut conn).expect("count")
     };
 
@@ -2091,7 +2091,7 @@ async fn administrators_manage_users_and_cannot_lock_themselves_out() {
         .await;
     assert_eq!(res.status(), 303);
     {
-        let mut conn = app.pool.get().expect("conn");
+        let mut conn = app.conn();
         let third_admin: bool = users::table
             .filter(users::email.eq("third@example.com"))
             .select(users::is_admin)
@@ -2120,7 +2120,7 @@ async fn administrators_manage_users_and_cannot_lock_themselves_out() {
         Some("/dashboard/apps")
     );
     {
-        let mut conn = app.pool.get().expect("conn");
+        let mut conn = app.conn();
         let left: i64 = sessions::table
             .filter(sessions::user_id.eq(&dev.user_id))
             .count()

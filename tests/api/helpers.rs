@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
 use tessera::config::{DatabaseUrl, SecretBytes, Settings};
-use tessera::db::Pool;
 use tessera::startup::Application;
 
 /// The PostgreSQL server to make test databases on, when the suite runs against PostgreSQL.
@@ -99,6 +98,22 @@ impl TestDb {
         }
     }
 
+    /// Cuts every open connection to the PostgreSQL database (as a restart or failover would) and
+    /// leaves it accepting new ones. Nothing outside the process can cut a connection to a SQLite file.
+    pub fn cut_connections(&self) {
+        if let Self::Postgres {
+            admin_url, name, ..
+        } = self
+        {
+            let mut admin = PgConnection::establish(admin_url).expect("admin connection");
+            admin
+                .batch_execute(&format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+                ))
+                .expect("cut the connections");
+        }
+    }
+
     /// Undoes [`TestDb::take_away`].
     pub fn bring_back(&self) {
         match self {
@@ -151,7 +166,6 @@ pub fn test_settings(db: &TestDb) -> Settings {
 
 pub struct TestApp {
     pub address: String,
-    pub pool: Pool,
     /// A client with its own cookie jar that does not follow redirects.
     pub client: reqwest::Client,
     pub db: TestDb,
@@ -173,11 +187,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .expect("the app starts");
     let port = app.port();
-    let pool = app.pool().clone();
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
-        pool,
         client: client(),
         db,
     }
@@ -209,10 +221,15 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// A connection of its own to the app's database, beside the app's pool (as the CLI would open).
+    pub fn conn(&self) -> tessera::db::DbConn {
+        tessera::db::connect_one(&self.db.url()).expect("a connection to the test database")
+    }
+
     /// Creates a user through the same function the CLI uses.
     pub fn create_user(&self, email: &str, password: &str, admin: bool) -> String {
         let hash = tessera::accounts::password::hash(password).expect("hash");
-        let mut conn = self.pool.get().expect("connection");
+        let mut conn = self.conn();
         let email = tessera::accounts::Email::parse(email).expect("valid email");
         tessera::accounts::create_user(
             &mut conn,
@@ -251,7 +268,7 @@ impl TestApp {
         input: tessera::oauth::ClientInput,
     ) -> Result<(String, Option<String>), &'static str> {
         let hasher = tessera::crypto::Hasher::new(&SecretBytes::new(TEST_PEPPER.to_vec()));
-        let mut conn = self.pool.get().expect("connection");
+        let mut conn = self.conn();
         tessera::oauth::create_client(
             &mut conn,
             &hasher,

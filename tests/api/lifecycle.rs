@@ -50,7 +50,7 @@ fn count(app: &TestApp, sql_table: &str, filter: &str) -> i64 {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    let mut conn = app.pool.get().expect("conn");
+    let mut conn = app.conn();
     let rows: Vec<N> = diesel::sql_query(format!(
         "SELECT COUNT(*) AS n FROM {sql_table} WHERE {filter}"
     ))
@@ -349,9 +349,7 @@ async fn every_inactive_case_is_active_false_never_an_error() {
 
     // A disabled client's tokens die with it.
     let disabled = service_token(&app, &id, &secret).await;
-    app.pool
-        .get()
-        .expect("conn")
+    app.conn()
         .batch_execute(&format!(
             "UPDATE oauth_clients SET disabled_at = 1 WHERE id = '{id}'"
         ))
@@ -591,11 +589,7 @@ fn seed_expiring_rows(app: &TestApp, tag: &str, n: usize) {
              VALUES ('{k}', '{user}', 1, 1, {exp});\n"
         ));
     }
-    app.pool
-        .get()
-        .expect("conn")
-        .batch_execute(&sql)
-        .expect("seed rows");
+    app.conn().batch_execute(&sql).expect("seed rows");
 }
 
 const PURGED: [&str; 6] = [
@@ -669,7 +663,7 @@ async fn private_signing_keys_are_stored_only_encrypted_under_the_master_key() {
     use tessera::db::schema::signing_keys;
     let app = spawn_app().await;
     cli(&app, &["signing-key", "rotate", "--alg", "ES256", "--json"]);
-    let mut conn = app.pool.get().expect("conn");
+    let mut conn = app.conn();
     let rows: Vec<(String, String, Vec<u8>)> = signing_keys::table
         .select((
             signing_keys::kid,

@@ -373,7 +373,7 @@ async fn token_requests_that_break_the_rules_are_refused() {
 async fn the_resource_parameter_picks_a_registered_api() {
     let app = spawn_app().await;
     {
-        let mut conn = app.pool.get().expect("conn");
+        let mut conn = app.conn();
         tessera::oauth::create_api(
             &mut conn,
             "https://billing.example/api",
@@ -440,8 +440,8 @@ async fn client_registration_validates_its_input() {
     let hasher = tessera::crypto::Hasher::new(&tessera::config::SecretBytes::new(
         crate::helpers::TEST_PEPPER.to_vec(),
     ));
-    let mut conn = app.pool.get().expect("conn");
-    let attempt = |conn: &mut tessera::db::PooledConn,
+    let mut conn = app.conn();
+    let attempt = |conn: &mut tessera::db::DbConn,
                    uris: &[&str],
                    grants: &[&str],
                    scopes: &[&str],

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{assert_error, spawn_app};
+use crate::helpers::{assert_error, spawn_app, spawn_app_with};
 
 #[actix_web::test]
 async fn healthz_answers_with_a_request_id() {
@@ -84,6 +84,62 @@ async fn readyz_follows_the_database_away_and_back_without_a_restart() {
     assert_eq!(up.status(), 200, "ready again once the database is back");
 }
 
+/// A busy connection is handed out again without a ping (`db::TRUSTED_FOR`); one idle for longer is
+/// pinged first, so connections the database cut (a restart, a failover) are replaced, not used.
+#[actix_web::test]
+async fn connections_the_database_cut_are_replaced_without_failing_requests() {
+    // The key cache off: every verification reads the database through the pool.
+    let app = spawn_app_with(|s| s.api_key_cache_ttl = Duration::ZERO).await;
+    let mut conn = app.conn();
+    let secret = tessera::apikeys::create_key(
+        &mut conn,
+        &tessera::config::Settings::default(),
+        &tessera::crypto::Hasher::new(&tessera::config::SecretBytes::new(
+            crate::helpers::TEST_PEPPER.to_vec(),
+        )),
+        &tessera::apikeys::KeyInput {
+            name: "pool".into(),
+            key_type: "sk".into(),
+            env: "live".into(),
+            ..Default::default()
+        },
+        tessera::audit::Actor::System,
+        tessera::audit::Origin::default(),
+    )
+    .map(|(_, secret)| secret.0)
+    .expect("key");
+    drop(conn);
+    let verify_many = |n: usize| {
+        let app = &app;
+        let secret = &secret;
+        async move {
+            let answers = futures_util::future::join_all((0..n).map(|_| async move {
+                let res = app
+                    .client
+                    .post(app.url("/v1/keys/verify"))
+                    .json(&serde_json::json!({ "key": secret }))
+                    .send()
+                    .await
+                    .expect("verify");
+                let status = res.status().as_u16();
+                let body: serde_json::Value = res.json().await.expect("json");
+                (status, body["valid"].clone())
+            }))
+            .await;
+            for answer in answers {
+                assert_eq!(answer, (200, serde_json::Value::Bool(true)));
+            }
+        }
+    };
+    // Several pooled connections, all recently used.
+    verify_many(12).await;
+    app.db.cut_connections();
+    tokio::time::sleep(tessera::db::TRUSTED_FOR + Duration::from_millis(200)).await;
+    // Every cut connection is idle past the window: each is pinged, found dead and replaced.
+    verify_many(12).await;
+    verify_many(12).await;
+}
+
 #[actix_web::test]
 async fn metrics_count_requests_by_route_and_status_and_show_the_pool() {
     let app = spawn_app().await;
@@ -126,7 +182,7 @@ async fn metrics_count_requests_by_route_and_status_and_show_the_pool() {
 #[actix_web::test]
 async fn migrations_are_applied_at_start_and_are_idempotent() {
     let app = spawn_app().await;
-    let mut conn = app.pool.get().expect("connection");
+    let mut conn = app.conn();
     let again = tessera::db::migrate(&mut conn).expect("migrate again");
     assert!(again.is_empty(), "nothing left to apply: {again:?}");
     // Every table of the first schema is there and queryable.
