@@ -497,16 +497,16 @@ impl Issuer for Flow<'_> {
                 let hash = self.state.hasher.hash(REFRESH_PURPOSE, token.as_bytes());
                 let exp = now + self.state.settings.refresh_token_ttl.as_secs() as i64;
                 let mut conn = self.conn.borrow_mut();
-                let stored = store::insert_refresh_token(
-                    &mut conn,
-                    &hash,
-                    family,
+                let new = store::NewRefresh {
+                    token_hash: &hash,
+                    family_id: family,
                     now,
-                    exp,
-                    &claims.jti,
-                    claims.exp,
-                )
-                .map_err(|e| tracing::error!(error = %e, "storing a refresh token failed"))?;
+                    expires_at: exp,
+                    jti: &claims.jti,
+                    jti_exp: claims.exp,
+                };
+                let stored = store::insert_refresh_token(&mut conn, &new)
+                    .map_err(|e| tracing::error!(error = %e, "storing a refresh token failed"))?;
                 if !stored {
                     self.replayed = true; // the family was revoked meanwhile (a replay raced us)
                     return Err(());

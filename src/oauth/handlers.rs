@@ -564,15 +564,15 @@ async fn refresh(
                 let new_hash = st.hasher.hash(REFRESH_PURPOSE, new_refresh.as_bytes());
                 let exp =
                     (now + settings.refresh_token_ttl.as_secs() as i64).min(row.family_expires_at);
-                store::insert_rotated_refresh_token(
-                    conn,
-                    &new_hash,
-                    &row.family_id,
+                let new = store::NewRefresh {
+                    token_hash: &new_hash,
+                    family_id: &row.family_id,
                     now,
-                    exp,
-                    &claims.jti,
-                    claims.exp,
-                )?;
+                    expires_at: exp,
+                    jti: &claims.jti,
+                    jti_exp: claims.exp,
+                };
+                store::insert_rotated_refresh_token(conn, &new)?;
                 Ok(Ok(super::flow::Issued {
                     client_id: claims.client_id.clone(),
                     access_token,

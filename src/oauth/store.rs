@@ -312,51 +312,46 @@ pub fn insert_revoked_jti(
         .map(|_| ())
 }
 
+/// A refresh token to store (by its hash) with the access token issued beside it.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRefresh<'a> {
+    pub token_hash: &'a str,
+    pub family_id: &'a str,
+    pub now: i64,
+    pub expires_at: i64,
+    pub jti: &'a str,
+    pub jti_exp: i64,
+}
+
 /// Stores a refresh token in a live family; false (nothing stored) when the family is revoked.
-pub fn insert_refresh_token(
-    conn: &mut DbConn,
-    token_hash: &str,
-    family_id: &str,
-    now: i64,
-    expires_at: i64,
-    jti: &str,
-    jti_exp: i64,
-) -> QueryResult<bool> {
+pub fn insert_refresh_token(conn: &mut DbConn, new: &NewRefresh) -> QueryResult<bool> {
     use crate::db::schema::refresh_token_families as rf;
     let live: i64 = rf::table
-        .filter(rf::id.eq(family_id))
+        .filter(rf::id.eq(new.family_id))
         .filter(rf::revoked_at.is_null())
         .count()
         .get_result(conn)?;
     if live == 0 {
         return Ok(false);
     }
-    insert_rotated_refresh_token(conn, token_hash, family_id, now, expires_at, jti, jti_exp)
+    insert_rotated_refresh_token(conn, new).map(|_| true)
 }
 
 /// Inserts the next refresh token of a family the caller holds locked and has seen live in this
 /// transaction ([`find_refresh_for_rotation`]), so no second look at the family is needed.
-pub fn insert_rotated_refresh_token(
-    conn: &mut DbConn,
-    token_hash: &str,
-    family_id: &str,
-    now: i64,
-    expires_at: i64,
-    jti: &str,
-    jti_exp: i64,
-) -> QueryResult<bool> {
+pub fn insert_rotated_refresh_token(conn: &mut DbConn, new: &NewRefresh) -> QueryResult<()> {
     use crate::db::schema::refresh_tokens as rt;
     diesel::insert_into(rt::table)
         .values((
-            rt::token_hash.eq(token_hash),
-            rt::family_id.eq(family_id),
-            rt::created_at.eq(now),
-            rt::expires_at.eq(expires_at),
-            rt::access_token_jti.eq(jti),
-            rt::access_token_exp.eq(jti_exp),
+            rt::token_hash.eq(new.token_hash),
+            rt::family_id.eq(new.family_id),
+            rt::created_at.eq(new.now),
+            rt::expires_at.eq(new.expires_at),
+            rt::access_token_jti.eq(new.jti),
+            rt::access_token_exp.eq(new.jti_exp),
         ))
         .execute(conn)
-        .map(|_| true)
+        .map(|_| ())
 }
 
 /// A refresh token with its family.

@@ -393,15 +393,7 @@ async fn forward_auth_accepts_tessera_access_tokens_until_they_are_revoked() {
         .await
         .expect("check");
     assert_error(res, 403, "insufficient_permissions").await;
-    let res = app
-        .client
-        .post(app.url("/oauth/revoke"))
-        .basic_auth(&id, Some(&secret))
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .expect("revoke");
-    assert_eq!(res.status(), 200);
+    assert_eq!(app.revoke(&id, &secret, &token).await, 200);
     let res = app
         .client
         .get(&url)
@@ -441,15 +433,7 @@ async fn a_cached_access_token_is_refused_at_once_by_the_revoking_node_and_withi
     for node in [&a.address, &b, &a.address, &b] {
         assert_eq!(check_token(&a, node, &token).await, 200);
     }
-    let res = a
-        .client
-        .post(a.url("/oauth/revoke"))
-        .basic_auth(&id, Some(&secret))
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .expect("revoke");
-    assert_eq!(res.status(), 200);
+    assert_eq!(a.revoke(&id, &secret, &token).await, 200);
     assert_eq!(
         check_token(&a, &a.address, &token).await,
         401,
@@ -521,15 +505,7 @@ async fn cached_clients_and_tokens_follow_revocation_and_disabling() {
         .expect("introspect");
     assert_eq!(res.status(), 401, "a cached client still checks the secret");
     // Revoked through this node: inactive on the very next introspection.
-    let res = a
-        .client
-        .post(a.url("/oauth/revoke"))
-        .basic_auth(&id, Some(&secret))
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .expect("revoke");
-    assert_eq!(res.status(), 200);
+    assert_eq!(a.revoke(&id, &secret, &token).await, 200);
     assert_eq!(
         introspect(&a, &id, &secret, &token).await,
         json!({ "active": false })
@@ -779,15 +755,7 @@ async fn api_keys_can_be_introspected_and_revoked_by_their_owning_client() {
     assert_eq!(info["client_id"], rs.as_str());
     assert_eq!(info["scope"], "read");
     assert_eq!(info["env"], "test");
-    let res = app
-        .client
-        .post(app.url("/oauth/revoke"))
-        .basic_auth(&rs, Some(&rs_secret))
-        .form(&[("token", secret.as_str())])
-        .send()
-        .await
-        .expect("revoke");
-    assert_eq!(res.status(), 200);
+    assert_eq!(app.revoke(&rs, &rs_secret, &secret).await, 200);
     assert_eq!(introspect(secret.clone()).await, json!({ "active": false }));
     assert_eq!(
         verify(&app, json!({ "key": secret })).await["code"],

@@ -226,6 +226,19 @@ impl TestApp {
         tessera::db::connect_one(&self.db.url()).expect("a connection to the test database")
     }
 
+    /// `POST /oauth/revoke` of `token` by the client `id` (client_secret_basic); the status.
+    pub async fn revoke(&self, id: &str, secret: &str, token: &str) -> u16 {
+        self.client
+            .post(self.url("/oauth/revoke"))
+            .basic_auth(id, Some(secret))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .expect("revocation request")
+            .status()
+            .as_u16()
+    }
+
     /// Creates a user through the same function the CLI uses.
     pub fn create_user(&self, email: &str, password: &str, admin: bool) -> String {
         let hash = tessera::accounts::password::hash(password).expect("hash");
