@@ -130,11 +130,13 @@ async fn client_credentials(
     params: HashMap<String, String>,
 ) -> Result<HttpResponse, AppError> {
     // A client and API this node read recently need no database round trip at all.
+    let resolved;
     let (client, method) = match auth.checked() {
-        Some((client, method)) => (client.clone(), method),
+        Some(checked) => checked,
         None => {
             let st = state.clone();
-            db::run(&state.pool, move |conn| auth.resolve(conn, &st)).await?
+            resolved = db::run(&state.pool, move |conn| auth.resolve(conn, &st)).await?;
+            (&resolved.0, resolved.1)
         }
     };
     if method == AuthMethod::None || !client.has_grant(GrantType::ClientCredentials) {
@@ -160,8 +162,7 @@ async fn client_credentials(
     };
     let allowed: Vec<&str> = client.allowed_scopes().collect();
     let scopes = grant_scopes(params.get("scope").map(String::as_str), &allowed, &api.1)?;
-    let sub = client.id.clone();
-    service_token(state, client, sub, api.0.clone(), scopes)
+    service_token(state, client, client.id.clone(), api.0.clone(), scopes)
 }
 
 /// The API a service token is asked for: `resource`, else the default API (the issuer).
@@ -213,7 +214,7 @@ fn service_grant(
 /// Signs an access token for a service (no refresh token): client_credentials and jwt-bearer.
 fn service_token(
     state: &AppState,
-    client: super::Client,
+    client: &super::Client,
     sub: String,
     audience: String,
     scopes: Vec<String>,
@@ -224,19 +225,20 @@ fn service_token(
         iss: state.settings.issuer_str().to_owned(),
         sub,
         aud: audience,
-        client_id: client.id,
+        client_id: client.id.clone(),
         scope: scopes.join(" "),
         jti: crate::crypto::random_id("at", 22),
         iat: now,
         exp: now + ttl,
     };
     let access_token = state.keyring.sign(&claims)?;
-    let mut res = HttpResponse::Ok().json(json!({
-        "access_token": access_token,
-        "token_type": "Bearer",
-        "expires_in": ttl,
-        "scope": claims.scope,
-    }));
+    let mut res = HttpResponse::Ok().json(TokenBody {
+        access_token: &access_token,
+        token_type: "Bearer",
+        expires_in: ttl,
+        scope: &claims.scope,
+        refresh_token: None,
+    });
     res.extensions_mut().insert(IssuedTo(claims.client_id));
     Ok(res)
 }
@@ -291,7 +293,7 @@ async fn jwt_bearer(
         Ok((client, audience, scopes))
     })
     .await?;
-    service_token(state, client, claims.sub, audience, scopes)
+    service_token(state, &client, claims.sub, audience, scopes)
 }
 
 /// Client authentication methods, in the RFC 8414 names (introspection takes the first four: a
@@ -458,17 +460,25 @@ async fn authorization_code(
 #[derive(Debug, Clone)]
 struct IssuedTo(String);
 
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, serde::Serialize)]
+struct TokenBody<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: i64,
+    scope: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+}
+
 fn token_response(issued: &super::flow::Issued) -> HttpResponse {
-    let mut body = json!({
-        "access_token": issued.access_token,
-        "token_type": "Bearer",
-        "expires_in": issued.expires_in,
-        "scope": issued.scope,
+    let mut res = HttpResponse::Ok().json(TokenBody {
+        access_token: &issued.access_token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        scope: &issued.scope,
+        refresh_token: issued.refresh_token.as_deref(),
     });
-    if let Some(refresh) = &issued.refresh_token {
-        body["refresh_token"] = json!(refresh);
-    }
-    let mut res = HttpResponse::Ok().json(body);
     res.extensions_mut()
         .insert(IssuedTo(issued.client_id.clone()));
     res
