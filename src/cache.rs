@@ -3,11 +3,14 @@
 //! `/v1/auth/check`: [`TokenCache`]).
 //!
 //! Entries are keyed by the credential's HMAC under the pepper (never the credential) and hold what
-//! the database said: the stored row, or that there is none. An entry is fresh for `TESSERA_API_KEY_CACHE_TTL` (default 2 s, at
-//! most 5 s). Past that, the next request looks the key up again while requests arriving meanwhile
-//! keep the old answer, for at most twice the TTL and never more than 5 s: a busy key never sends a
-//! burst of queries to the database, and a revocation made on another node takes effect here within
-//! 5 s. A revocation or rotation made through this node drops the key's entries at once. Status (expired, revoked) is always
+//! the database said: the stored row, or that there is none. An entry is used as it is for half of
+//! `TESSERA_API_KEY_CACHE_TTL` (default 2 s, at most 5 s). Past that, the next request looks the key
+//! up again while requests arriving meanwhile keep the old answer, for at most twice the TTL and never
+//! more than 5 s: a busy key never sends a burst of queries to the database, and a revocation made on
+//! another node takes effect here within 5 s. Starting the re-read at half the TTL leaves it 1.5 TTL to
+//! finish before the old answer runs out: on a saturated machine one database round trip can take
+//! seconds, and a re-read that outlives the old answer would send every request to the database at
+//! once. A revocation or rotation made through this node drops the key's entries at once. Status (expired, revoked) is always
 //! judged against the current time from the cached row, so an expiry needs no refresh.
 
 use std::collections::HashMap;
@@ -119,7 +122,7 @@ impl<V> HashCache<V> {
         let mut entries = self.entries();
         let entry = entries.get_mut(hash)?;
         let age = entry.stored_at.elapsed();
-        if age < self.ttl {
+        if age < self.ttl / 2 {
             return Some(entry.found.clone());
         }
         if age >= self.stale_limit() {
@@ -250,13 +253,17 @@ mod tests {
     }
 
     #[test]
-    fn one_caller_refreshes_an_expired_entry_while_the_others_use_it_within_the_limit() {
-        let cache = KeyCache::new(Duration::from_millis(30), 3);
+    fn one_caller_refreshes_an_entry_past_half_its_ttl_while_the_others_use_it_within_the_limit() {
+        let cache = KeyCache::new(Duration::from_millis(200), 3);
         cache.put(h(1), key("key_1"), cache.generation());
-        std::thread::sleep(Duration::from_millis(35));
+        assert!(
+            cache.get(&h(1)).is_some() && cache.get(&h(1)).is_some(),
+            "used as it is for half the TTL, by every caller"
+        );
+        std::thread::sleep(Duration::from_millis(120));
         assert!(
             cache.get(&h(1)).is_none(),
-            "the first caller past the TTL refreshes"
+            "the first caller past half the TTL refreshes"
         );
         assert!(
             cache.get(&h(1)).is_some(),
@@ -267,7 +274,7 @@ mod tests {
             matches!(cache.get(&h(1)), Some(None)),
             "the refreshed answer"
         );
-        std::thread::sleep(Duration::from_millis(65));
+        std::thread::sleep(Duration::from_millis(420));
         assert!(
             cache.get(&h(1)).is_none(),
             "past twice the TTL nobody uses it"
