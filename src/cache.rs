@@ -86,6 +86,17 @@ pub struct HashCache<V> {
 }
 
 /// Verified access tokens (their claims), for `/v1/auth/check`.
+/// What [`HashCache::lookup`] found.
+#[derive(Debug)]
+pub enum Lookup<V> {
+    /// An answer to use as it is.
+    Hit(Found<V>),
+    /// An answer still good to use, which this caller is to re-read (past half the TTL).
+    Refresh(Found<V>),
+    /// Nothing usable: look it up.
+    Miss,
+}
+
 pub type TokenCache = HashCache<crate::jwt::AccessClaims>;
 
 /// OAuth clients by id, for client authentication at the token, revocation and introspection
@@ -115,29 +126,45 @@ impl<V> HashCache<V> {
     }
 
     /// The cached answer for `hash`, if fresh; `None` is a miss.
+    /// The cached answer when it can be used without a database round trip, else `None` (the caller
+    /// looks it up; past half the TTL the first caller does, while the others keep the old answer).
     pub fn get(&self, hash: &KeyHash) -> Option<Found<V>> {
-        if !self.enabled() {
-            return None;
+        match self.lookup(hash) {
+            Lookup::Hit(found) => Some(found),
+            Lookup::Refresh(_) | Lookup::Miss => None,
         }
-        let mut entries = self.entries();
-        let entry = entries.get_mut(hash)?;
-        let age = entry.stored_at.elapsed();
-        if age < self.ttl / 2 {
-            return Some(entry.found.clone());
-        }
-        if age >= self.stale_limit() {
-            return None;
-        }
-        if entry.refreshing {
-            return Some(entry.found.clone());
-        }
-        // This caller refreshes (and gets a miss); the ones arriving meanwhile use the old answer.
-        entry.refreshing = true;
-        None
     }
 
-    /// How old an answer may be while one request refreshes it: twice the TTL, and never past the 5 s
-    /// within which a revocation must reach every node.
+    /// As [`HashCache::get`], but the caller that is to refresh an entry gets its old answer too
+    /// ([`Lookup::Refresh`]), so it can re-read the entry in the background without waiting for it.
+    pub fn lookup(&self, hash: &KeyHash) -> Lookup<V> {
+        if !self.enabled() {
+            return Lookup::Miss;
+        }
+        let mut entries = self.entries();
+        let Some(entry) = entries.get_mut(hash) else {
+            return Lookup::Miss;
+        };
+        let age = entry.stored_at.elapsed();
+        if age < self.ttl / 2 {
+            return Lookup::Hit(entry.found.clone());
+        }
+        if age >= self.stale_limit() {
+            return Lookup::Miss;
+        }
+        if entry.refreshing {
+            return Lookup::Hit(entry.found.clone());
+        }
+        // This caller refreshes; the ones arriving meanwhile use the old answer.
+        entry.refreshing = true;
+        Lookup::Refresh(entry.found.clone())
+    }
+
+    /// Drops one entry (a background re-read found the credential no longer good).
+    pub fn forget(&self, hash: &KeyHash) {
+        self.entries().remove(hash);
+    }
+
     fn stale_limit(&self) -> Duration {
         (self.ttl * 2).min(Duration::from_secs(5)).max(self.ttl)
     }
@@ -280,6 +307,21 @@ mod tests {
             "past twice the TTL nobody uses it"
         );
         assert!(cache.get(&h(1)).is_none());
+    }
+
+    #[test]
+    fn the_caller_that_refreshes_gets_the_old_answer_from_lookup() {
+        let cache = KeyCache::new(Duration::from_millis(200), 3);
+        cache.put(h(1), key("key_1"), cache.generation());
+        assert!(matches!(cache.lookup(&h(1)), Lookup::Hit(Some(_))));
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(
+            matches!(cache.lookup(&h(1)), Lookup::Refresh(Some(_))),
+            "one caller re-reads, with the old answer in hand"
+        );
+        assert!(matches!(cache.lookup(&h(1)), Lookup::Hit(Some(_))));
+        cache.forget(&h(1));
+        assert!(matches!(cache.lookup(&h(1)), Lookup::Miss));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use super::usage::Outcome;
 use std::sync::Arc;
 
 use super::{ApiKey, Code};
+use crate::cache::Lookup;
 use crate::config::Presentation;
 use crate::db;
 use crate::error::AppError;
@@ -208,12 +209,29 @@ async fn lookup(
             .hasher
             .hash_raw(super::KEY_PURPOSE, super::hash_input(&key)),
     );
-    let found = match state.key_cache.get(&hash) {
-        Some(found) => {
+    let found = match state.key_cache.lookup(&hash) {
+        Lookup::Hit(found) => {
             state.metrics.api_key_cache_hit();
             found
         }
-        None => {
+        Lookup::Refresh(found) => {
+            // Re-read in the background: no request waits on the database for a busy key.
+            state.metrics.api_key_cache_hit();
+            let st = state.clone();
+            let generation = state.key_cache.generation();
+            let hex = crate::crypto::hex(&hash.0);
+            actix_web::rt::spawn(async move {
+                // On a database error the old answer stays until its limit, then requests look
+                // the key up themselves.
+                if let Ok(fresh) =
+                    db::run(&st.pool, move |conn| super::find_by_hash(conn, &hex)).await
+                {
+                    st.key_cache.put(hash, fresh.map(Arc::new), generation);
+                }
+            });
+            found
+        }
+        Lookup::Miss => {
             let generation = state.key_cache.generation();
             let hex = crate::crypto::hex(&hash.0);
             let found = db::run(&state.pool, move |conn| super::find_by_hash(conn, &hex))
@@ -422,7 +440,7 @@ async fn check_jwt(
     required: Vec<String>,
 ) -> Result<HttpResponse, AppError> {
     let hash = access::access_token_hash(state, &token);
-    let claims = match access::cached_access(state, &hash) {
+    let claims = match access::cached_access(state, &hash, &token) {
         Some(claims) => claims,
         None => {
             let st = state.clone();

@@ -214,7 +214,7 @@ async fn introspect(
         && let Some((client, method)) = auth.checked()
         && method != AuthMethod::None
         && Kind::AccessToken.fits(&token, &state.settings)
-        && let Some(claims) = cached_access(&state, &access_token_hash(&state, &token))
+        && let Some(claims) = cached_access(&state, &access_token_hash(&state, &token), &token)
     {
         return introspection_answer(&state, &client.id, active_access(&claims)).await;
     }
@@ -435,16 +435,34 @@ pub fn access_token_hash(state: &AppState, token: &str) -> crate::cache::KeyHash
 }
 
 /// The claims of an access token this node verified within the cache TTL (signature, issuer,
-/// revocation and client checked then), if it has not expired since.
+/// revocation and client checked then), if it has not expired since. Past half the TTL one caller
+/// re-verifies it in the background (a token found bad is dropped at once) and still gets the old
+/// answer.
 pub fn cached_access(
-    state: &AppState,
+    state: &web::Data<AppState>,
     hash: &crate::cache::KeyHash,
+    token: &str,
 ) -> Option<std::sync::Arc<AccessClaims>> {
-    state
-        .token_cache
-        .get(hash)
-        .flatten()
-        .filter(|c| c.exp >= db::now())
+    let found = match state.token_cache.lookup(hash) {
+        crate::cache::Lookup::Hit(found) => found,
+        crate::cache::Lookup::Refresh(found) => {
+            let st = state.clone();
+            let (hash, token) = (*hash, token.to_owned());
+            actix_web::rt::spawn(async move {
+                let s = st.clone();
+                let verified =
+                    db::run(&st.pool, move |conn| verify_access(conn, &s, hash, &token)).await;
+                // No longer good: dropped now. On a database error the old answer stays until
+                // its limit, then requests verify the token themselves.
+                if matches!(verified, Ok(None)) {
+                    st.token_cache.forget(&hash);
+                }
+            });
+            found
+        }
+        crate::cache::Lookup::Miss => None,
+    };
+    found.filter(|c| c.exp >= db::now())
 }
 
 /// Verifies an access token in full: signature, issuer and expiry (the keyring), not revoked, and
