@@ -215,31 +215,16 @@ async fn lookup(
             found
         }
         Lookup::Refresh(found) => {
-            // Re-read in the background: no request waits on the database for a busy key.
+            // Re-read in the background: no request waits on the database for a busy key. On a
+            // database error the old answer stays until its limit, then requests look it up.
             state.metrics.api_key_cache_hit();
             let st = state.clone();
-            let generation = state.key_cache.generation();
-            let hex = crate::crypto::hex(&hash.0);
             actix_web::rt::spawn(async move {
-                // On a database error the old answer stays until its limit, then requests look
-                // the key up themselves.
-                if let Ok(fresh) =
-                    db::run(&st.pool, move |conn| super::find_by_hash(conn, &hex)).await
-                {
-                    st.key_cache.put(hash, fresh.map(Arc::new), generation);
-                }
+                let _ = read_key(&st, hash).await;
             });
             found
         }
-        Lookup::Miss => {
-            let generation = state.key_cache.generation();
-            let hex = crate::crypto::hex(&hash.0);
-            let found = db::run(&state.pool, move |conn| super::find_by_hash(conn, &hex))
-                .await?
-                .map(Arc::new);
-            state.key_cache.put(hash, found.clone(), generation);
-            found
-        }
+        Lookup::Miss => read_key(state, hash).await?,
     };
     let code = super::judge(
         &state.settings,
@@ -250,6 +235,21 @@ async fn lookup(
         db::now(),
     );
     Ok((code, found.filter(|_| code != Code::InvalidApiKey)))
+}
+
+/// Reads the key with this hash from the database and caches the answer (unless an invalidation
+/// happened meanwhile).
+async fn read_key(
+    state: &web::Data<AppState>,
+    hash: super::cache::KeyHash,
+) -> Result<Option<Arc<ApiKey>>, AppError> {
+    let generation = state.key_cache.generation();
+    let hex = crate::crypto::hex(&hash.0);
+    let found = db::run(&state.pool, move |conn| super::find_by_hash(conn, &hex))
+        .await?
+        .map(Arc::new);
+    state.key_cache.put(hash, found.clone(), generation);
+    Ok(found)
 }
 
 /// Where the credential of a forward-auth request was found.
