@@ -167,6 +167,23 @@ pub enum ClientCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Set a client's own limit of token requests per minute (over TESSERA_TOKEN_RATE_LIMIT).
+    RateLimit {
+        /// The client_id.
+        client_id: String,
+        /// Token requests per minute.
+        #[arg(
+            long = "token-rate-limit",
+            value_name = "N",
+            conflicts_with = "default"
+        )]
+        token_rate_limit: Option<u32>,
+        /// Back to TESSERA_TOKEN_RATE_LIMIT.
+        #[arg(long, required_unless_present = "token_rate_limit")]
+        default: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -238,7 +255,9 @@ pub fn run(cli: Cli) -> ExitCode {
             | KeyCommand::Rotate { json, .. },
         ) => *json,
         Command::User(UserCommand::Create { json, .. })
-        | Command::Client(ClientCommand::Create { json, .. })
+        | Command::Client(
+            ClientCommand::Create { json, .. } | ClientCommand::RateLimit { json, .. },
+        )
         | Command::Api(ApiCommand::Create { json, .. })
         | Command::Scope(ScopeCommand::Create { json, .. }) => *json,
     };
@@ -320,6 +339,30 @@ pub fn run(cli: Cli) -> ExitCode {
                 Ok((out, text))
             })
         }
+        Command::Client(ClientCommand::RateLimit {
+            client_id,
+            token_rate_limit,
+            ..
+        }) => with_database(&settings, json, |conn, _| {
+            oauth::set_token_rate_limit(
+                conn,
+                &client_id,
+                token_rate_limit,
+                Actor::Cli,
+                Origin::default(),
+            )?;
+            let text = match token_rate_limit {
+                Some(n) => format!("{client_id}: {n} token requests per minute"),
+                None => format!(
+                    "{client_id}: the default of {} token requests per minute",
+                    settings.token_rate_limit
+                ),
+            };
+            Ok((
+                json!({ "client_id": client_id, "token_rate_limit": token_rate_limit }),
+                text,
+            ))
+        }),
         Command::Api(ApiCommand::Create { audience, name, .. }) => {
             with_database(&settings, json, |conn, _| {
                 let api = oauth::create_api(conn, &audience, &name, Actor::Cli)?;

@@ -224,8 +224,12 @@ pub struct Settings {
     /// How long a node keeps an API-key lookup in memory (0 switches the cache off; at most 5 s, the
     /// longest a revocation may take to reach every node).
     pub api_key_cache_ttl: Duration,
-    /// Requests per 15 minutes one IP may make to the sign-in and token endpoints.
+    /// Failed sign-ins, and failed client authentications (token, revocation, introspection), one IP
+    /// may make per 15 minutes; successes do not count.
     pub auth_rate_limit: u32,
+    /// Token requests per minute one authenticated client may make (a client's `token_rate_limit`
+    /// overrides it).
+    pub token_rate_limit: u32,
     /// Proxies whose `X-Forwarded-For` is believed; every other peer is the client itself.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// What rate limits do while Redis is unreachable.
@@ -348,6 +352,7 @@ impl Default for Settings {
             usage_flush_interval: Duration::from_secs(5),
             api_key_cache_ttl: Duration::from_secs(2),
             auth_rate_limit: 50,
+            token_rate_limit: 6000,
             trusted_proxies: Vec::new(),
             redis_failure_policy: crate::ratelimit::FailurePolicy::Local,
         }
@@ -390,6 +395,7 @@ struct FileSettings {
     usage_flush_interval: Option<toml::Value>,
     api_key_cache_ttl: Option<toml::Value>,
     auth_rate_limit: Option<toml::Value>,
+    token_rate_limit: Option<toml::Value>,
     trusted_proxies: Option<String>,
     redis_failure_policy: Option<String>,
     key_types: Option<HashMap<String, KeyTypeFile>>,
@@ -429,6 +435,7 @@ const KEYS: &[&str] = &[
     "usage_flush_interval",
     "api_key_cache_ttl",
     "auth_rate_limit",
+    "token_rate_limit",
     "trusted_proxies",
     "redis_failure_policy",
 ];
@@ -681,6 +688,9 @@ impl Settings {
         if let Some((name, v)) = get("auth_rate_limit") {
             s.auth_rate_limit = parse_number(name, v, 1, 100_000_000)? as u32;
         }
+        if let Some((name, v)) = get("token_rate_limit") {
+            s.token_rate_limit = parse_number(name, v, 1, 100_000_000)? as u32;
+        }
         if let Some((name, v)) = get("trusted_proxies") {
             let mut nets = Vec::new();
             for item in v.split(',').map(str::trim).filter(|i| !i.is_empty()) {
@@ -774,6 +784,7 @@ impl FileSettings {
             ("usage_flush_interval", self.usage_flush_interval),
             ("api_key_cache_ttl", self.api_key_cache_ttl),
             ("auth_rate_limit", self.auth_rate_limit),
+            ("token_rate_limit", self.token_rate_limit),
         ] {
             if let Some(v) = v {
                 raw.insert(key, (origin(key), scalar(key, v)?));

@@ -32,6 +32,9 @@ pub enum AppError {
     Conflict(&'static str),
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// 503: slow work (password hashing) has no free place now; the request may be retried soon.
+    #[error("busy")]
+    Busy,
     /// An RFC 6749 error from an OAuth endpoint, rendered as `{error, error_description, message}`:
     /// `error_description` in plain ASCII English as the RFC requires, `message` in the caller's language.
     #[error("oauth error {error}")]
@@ -40,9 +43,14 @@ pub enum AppError {
         error: &'static str,
         detail: Option<String>,
     },
-    /// 429: the caller's limit is used up; `Retry-After` says when to come back.
+    /// 429: the caller's limit is used up; `Retry-After` says when to come back, and the
+    /// `X-RateLimit-*` headers name the limit (`limit` 0: none to name) and when it is full again.
     #[error("rate limited")]
-    RateLimited { retry_after: u64 },
+    RateLimited {
+        retry_after: u64,
+        limit: u32,
+        reset: i64,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -82,6 +90,7 @@ impl AppError {
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::Unauthorized(code) | Self::Forbidden(code) | Self::Conflict(code) => code,
             Self::Unavailable(_) => "service_unavailable",
+            Self::Busy => "server_busy",
             Self::OAuth { error, .. } => error,
             Self::RateLimited { .. } => "rate_limited",
             Self::Internal(_) => "internal_error",
@@ -94,7 +103,7 @@ impl AppError {
             Self::PayloadTooLarge { limit } => Some(limit.to_string()),
             Self::UnsupportedMediaType { expected } => Some((*expected).to_owned()),
             Self::OAuth { detail, .. } => detail.clone(),
-            Self::RateLimited { retry_after } => Some(retry_after.to_string()),
+            Self::RateLimited { retry_after, .. } => Some(retry_after.to_string()),
             _ => None,
         }
     }
@@ -102,14 +111,27 @@ impl AppError {
     /// The response for this error in `lang`, carrying `request_id`. 5xx causes are logged, never sent.
     pub fn render(&self, lang: Lang, request_id: &str) -> HttpResponse {
         let status = self.status_code();
-        if status.is_server_error() {
+        if status.is_server_error() && !matches!(self, Self::Busy) {
             tracing::error!(request_id, error = %self, "request failed");
         }
         let mut res = HttpResponse::build(status);
         res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
         res.insert_header((header::CONTENT_LANGUAGE, lang.tag()));
-        if let Self::RateLimited { retry_after } = self {
+        if let Self::RateLimited {
+            retry_after,
+            limit,
+            reset,
+        } = self
+        {
             res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            if *limit > 0 {
+                res.insert_header(("X-RateLimit-Limit", limit.to_string()));
+                res.insert_header(("X-RateLimit-Remaining", "0"));
+                res.insert_header(("X-RateLimit-Reset", reset.to_string()));
+            }
+        }
+        if let Self::Unavailable(_) | Self::Busy = self {
+            res.insert_header((header::RETRY_AFTER, "1"));
         }
         if let Self::Unauthorized(_) = self {
             res.insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="tessera""#));
@@ -169,7 +191,7 @@ impl ResponseError for AppError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::OAuth { status, .. } => *status,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -190,8 +212,43 @@ impl From<diesel::result::Error> for AppError {
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
                 Self::Conflict("conflict")
             }
+            e if database_unavailable(&e) => Self::Unavailable(format!("database: {e}")),
             other => Self::Internal(format!("database: {other}")),
         }
+    }
+}
+
+/// Whether a database error says the database cannot serve now (a connection cut by a restart or
+/// a failover, a server shutting down or starting up, a read-only replica, a busy SQLite file)
+/// rather than that the request or the code is wrong: those are 503 with `Retry-After`, never 500.
+pub fn database_unavailable(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as Kind, Error};
+    match e {
+        Error::DatabaseError(
+            Kind::ClosedConnection | Kind::UnableToSendCommand | Kind::ReadOnlyTransaction,
+            _,
+        )
+        | Error::BrokenTransactionManager => true,
+        Error::RollbackErrorOnCommit { commit_error, .. } => database_unavailable(commit_error),
+        Error::DatabaseError(_, info) => {
+            // PostgreSQL's class 08 and 57P0x (admin or crash shutdown, cannot connect now) and
+            // 53300 come as `Unknown`: diesel keeps no SQLSTATE, so their messages are matched.
+            const UNAVAILABLE: [&str; 10] = [
+                "terminating connection",
+                "server closed the connection",
+                "no connection to the server",
+                "connection to server",
+                "could not connect",
+                "the database system is",
+                "too many clients",
+                "remaining connection slots",
+                "database is locked",
+                "database table is locked",
+            ];
+            let message = info.message().to_ascii_lowercase();
+            UNAVAILABLE.iter().any(|m| message.contains(m))
+        }
+        _ => false,
     }
 }
 
@@ -270,5 +327,46 @@ pub fn form_error(e: &actix_web::error::UrlencodedError) -> AppError {
         },
         E::Parse(inner) => AppError::bad_request("invalid_form", inner.to_string()),
         other => AppError::bad_request("invalid_form", other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    use super::*;
+
+    fn database(kind: DatabaseErrorKind, message: &str) -> Error {
+        Error::DatabaseError(kind, Box::new(message.to_owned()))
+    }
+
+    #[test]
+    fn a_database_that_cannot_serve_is_503_and_a_bad_query_is_500() {
+        for unavailable in [
+            database(
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to administrator command",
+            ),
+            database(
+                DatabaseErrorKind::Unknown,
+                "FATAL: the database system is shutting down",
+            ),
+            database(DatabaseErrorKind::ClosedConnection, "connection closed"),
+            database(DatabaseErrorKind::Unknown, "database is locked"),
+            database(DatabaseErrorKind::ReadOnlyTransaction, "read-only"),
+            Error::BrokenTransactionManager,
+        ] {
+            let e = AppError::from(unavailable);
+            assert_eq!(e.status_code(), StatusCode::SERVICE_UNAVAILABLE, "{e}");
+            let res = e.render(Lang::En, "req_x");
+            assert_eq!(
+                res.headers().get(header::RETRY_AFTER),
+                Some(&HeaderValue::from_static("1"))
+            );
+        }
+        let bad = AppError::from(database(DatabaseErrorKind::Unknown, "syntax error"));
+        assert_eq!(bad.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        let conflict = database(DatabaseErrorKind::UniqueViolation, "duplicate key");
+        assert_eq!(AppError::from(conflict).status_code(), StatusCode::CONFLICT);
     }
 }

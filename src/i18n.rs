@@ -89,6 +89,11 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
         "Demasiadas solicitudes: inténtelo de nuevo en {0} segundos",
     ),
     (
+        "too_many_failed_sign_ins",
+        "Too many failed sign-ins: try again in {0} seconds.",
+        "Demasiados inicios de sesión fallidos: inténtelo de nuevo en {0} segundos.",
+    ),
+    (
         "unsupported_token_type",
         "This token type cannot be revoked here: {0}",
         "Este tipo de token no se puede revocar aquí: {0}",
@@ -212,6 +217,11 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
         "service_unavailable",
         "The service is temporarily unavailable. Try again shortly.",
         "El servicio no está disponible temporalmente. Inténtelo de nuevo en breve.",
+    ),
+    (
+        "server_busy",
+        "Too many sign-ins are being checked right now. Try again in a moment.",
+        "Se están comprobando demasiados inicios de sesión en este momento. Inténtelo de nuevo en un instante.",
     ),
     (
         "internal_error",

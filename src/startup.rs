@@ -75,6 +75,7 @@ impl Application {
             master_key: keys.master_key.clone(),
             jwks_cache: oauth::JwksCache::new(),
             limits,
+            password_gate: crate::accounts::password::PasswordGate::for_this_machine(),
             usage: Default::default(),
             key_cache: crate::apikeys::cache::KeyCache::new(
                 settings.api_key_cache_ttl,

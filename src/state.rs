@@ -19,6 +19,8 @@ pub struct AppState {
     pub master_key: SecretBytes,
     /// Client JWKS fetched from their `jwks_uri`.
     pub jwks_cache: crate::oauth::JwksCache,
+    /// Bounds concurrent password hashing (Argon2id, 19 MiB each) and its queue.
+    pub password_gate: crate::accounts::password::PasswordGate,
     /// Every rate limit (per key, per IP, sign-in, introspection), in process or in Redis.
     pub limits: crate::ratelimit::RateLimits,
     /// API-key usage counted since the last flush.

@@ -14,6 +14,7 @@ use crate::audit::{self, Actor};
 use crate::db;
 use crate::error::AppError;
 use crate::i18n::{self, Lang};
+use crate::ratelimit::failures::{Failure, ip_key};
 use crate::request::RequestContext;
 use crate::state::AppState;
 use crate::web::{csrf_token, html, new_csrf, safe_return_path, verify_csrf};
@@ -110,7 +111,18 @@ struct LoginForm {
     return_to: Option<String>,
 }
 
-/// Checks the password (Argon2id, on the blocking pool), replaces any session with a new one, 303s back.
+/// The key under which an account's failed sign-ins count: an HMAC of the address as typed
+/// (trimmed, lower-cased), so neither memory nor Redis holds the address itself.
+fn account_key(state: &AppState, typed: &str) -> String {
+    state.hasher.hash(
+        "signin-account",
+        typed.trim().to_ascii_lowercase().as_bytes(),
+    )
+}
+
+/// Checks the password (Argon2id, behind the password gate), replaces any session with a new one,
+/// 303s back. Failed sign-ins count per IP and per account with growing delays (successes do not);
+/// while either must wait, the password is not even checked: 429 with `Retry-After`.
 #[post("/login")]
 #[tracing::instrument(skip_all)]
 async fn login(
@@ -119,13 +131,36 @@ async fn login(
     state: web::Data<AppState>,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, AppError> {
-    state
-        .limits
-        .check_ip(crate::ratelimit::Bucket::Auth, &req)
-        .await?;
     verify_csrf(&state, &req, &form.csrf_token)?;
     let form = form.into_inner();
     let return_to = safe_return_path(form.return_to.as_deref());
+    let refuse = |status: StatusCode, message: String, retry_after: u64| {
+        let mut res = login_form(
+            &state,
+            &req,
+            ctx.lang,
+            status,
+            &return_to,
+            &form.email,
+            Some(message),
+        )?;
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
+        Ok::<_, AppError>(res)
+    };
+    let ip = ip_key(&crate::request::client_ip(&req));
+    let account = account_key(&state, &form.email);
+    let gates = [(Failure::SignInIp, &ip), (Failure::SignInAccount, &account)];
+    for (kind, key) in gates {
+        if let Err(AppError::RateLimited { retry_after, .. }) =
+            state.limits.failure_gate(kind, key).await
+        {
+            tracing::info!(?kind, "sign-in refused: too many failures");
+            let wait = retry_after.to_string();
+            let message = i18n::message(ctx.lang, "too_many_failed_sign_ins", Some(&wait));
+            return refuse(StatusCode::TOO_MANY_REQUESTS, message, retry_after);
+        }
+    }
     let email = Email::parse(&form.email).ok();
     let lookup = email.clone();
     let found = db::run(&state.pool, move |conn| match lookup {
@@ -137,10 +172,24 @@ async fn login(
         .as_ref()
         .filter(|u| u.disabled_at.is_none())
         .map(|u| u.password_hash.clone());
-    let password = form.password;
-    let ok = web::block(move || password::verify(stored.as_deref(), &password)).await?;
+    let password = form.password.clone();
+    let ok = match state
+        .password_gate
+        .run(move || password::verify(stored.as_deref(), &password))
+        .await
+    {
+        Ok(ok) => ok,
+        Err(AppError::Busy) => {
+            let message = i18n::message(ctx.lang, "server_busy", None);
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, message, 1);
+        }
+        Err(e) => return Err(e),
+    };
     let Some(user) = found.filter(|_| ok) else {
         tracing::info!("sign-in refused");
+        for (kind, key) in gates {
+            state.limits.record_failure(kind, key).await;
+        }
         let message = i18n::message(ctx.lang, "invalid_credentials", None);
         return login_form(
             &state,
@@ -153,6 +202,10 @@ async fn login(
         );
     };
 
+    state
+        .limits
+        .clear_failures(Failure::SignInAccount, &account)
+        .await;
     // A new session id at every sign-in (no fixation); the old one, if any, ends now.
     let token = crate::crypto::random_token();
     let hash = state.hasher.hash(SESSION_PURPOSE, token.as_bytes());
@@ -277,7 +330,10 @@ async fn post_user(
     let body = body.into_inner();
     let email = Email::parse(&body.email)?;
     let password = Password::parse(body.password)?;
-    let hash = web::block(move || password::hash(password.expose())).await??;
+    let hash = state
+        .password_gate
+        .run(move || password::hash(password.expose()))
+        .await??;
     let actor = Actor::User(current.user.id.clone());
     let origin = audit::Origin::of(&req);
     let user = db::run(&state.pool, move |conn| {

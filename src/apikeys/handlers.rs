@@ -59,9 +59,7 @@ struct VerifyRequest {
 use crate::request::client_ip;
 
 fn limited(decision: &Decision) -> AppError {
-    AppError::RateLimited {
-        retry_after: decision.retry_after,
-    }
+    decision.refused()
 }
 
 /// Counts an allowed or rate-limited request in the key's usage.

@@ -60,6 +60,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         disabled_at -> Nullable<BigInt>,
+        token_rate_limit -> Nullable<Integer>,
     }
 }
 

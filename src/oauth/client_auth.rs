@@ -310,6 +310,21 @@ impl ClientAuth {
         }
     }
 
+    /// The same authentication with the credentials checked (one database read when the client
+    /// is not cached; it is cached afterwards), so that the client is known before any grant work.
+    pub async fn authenticated(
+        self,
+        state: &actix_web::web::Data<AppState>,
+    ) -> Result<Self, AppError> {
+        if self.checked().is_some() {
+            return Ok(self);
+        }
+        let st = state.clone();
+        let (client, method) =
+            crate::db::run(&state.pool, move |conn| self.resolve(conn, &st)).await?;
+        Ok(Self::Checked(std::sync::Arc::new(client), method))
+    }
+
     /// The checked client when no database work is left (assertion, or a cached client).
     pub fn checked(&self) -> Option<(&Client, AuthMethod)> {
         match self {
@@ -318,6 +333,34 @@ impl ClientAuth {
             Self::Credentials { .. } => None,
         }
     }
+}
+
+/// Runs `work`, an endpoint that authenticates its client, under the per-IP limit of failed client
+/// authentications: an IP with too many recent failures gets 429 before any secret is checked, and
+/// an `invalid_client` answer counts one failure. Successes never count.
+pub async fn throttle_failed_auth<T>(
+    state: &AppState,
+    req: &actix_web::HttpRequest,
+    work: impl std::future::Future<Output = Result<T, AppError>>,
+) -> Result<T, AppError> {
+    use crate::ratelimit::failures::{Failure, ip_key};
+    let ip = ip_key(&crate::request::client_ip(req));
+    state
+        .limits
+        .failure_gate(Failure::ClientAuthIp, &ip)
+        .await?;
+    let out = work.await;
+    if let Err(AppError::OAuth {
+        error: "invalid_client",
+        ..
+    }) = &out
+    {
+        state
+            .limits
+            .record_failure(Failure::ClientAuthIp, &ip)
+            .await;
+    }
+    out
 }
 
 /// Reads the client authentication of a request. A `client_assertion` (RFC 7523 §2.2) is verified

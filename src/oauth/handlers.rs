@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::client_auth::{
     AuthMethod, ClientAuth, basic_credentials, client_auth, no_store, read_request,
+    throttle_failed_auth,
 };
 use super::flow::{ConsentPage, Flow, OAuthRequest, Owner, REFRESH_PURPOSE};
 use super::model::GrantType;
@@ -27,6 +28,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(openid_metadata);
 }
 
+/// Failed client authentications count per IP (and block it for a while when there are too many);
+/// an authenticated client's requests count against its own limit, so services behind one NAT or a
+/// backend refreshing for many users are never limited as one.
 #[post("/oauth/token")]
 #[tracing::instrument(skip_all, fields(grant_type))]
 async fn token(
@@ -34,35 +38,45 @@ async fn token(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    let limit = state
+    throttle_failed_auth(&state, &req, token_request(&req, &state, &body)).await
+}
+
+/// The client's token rate limit (its own, else `TESSERA_TOKEN_RATE_LIMIT`), as 429 when used up.
+async fn client_limit(
+    state: &AppState,
+    client: &super::model::Client,
+) -> Result<crate::ratelimit::Decision, AppError> {
+    let own = client.token_rate_limit.and_then(|n| u32::try_from(n).ok());
+    let decision = state
         .limits
-        .check_ip(crate::ratelimit::Bucket::Auth, &req)
-        .await?;
-    let (params, authorization) = read_request(&req, &body)?;
+        .check(crate::ratelimit::Bucket::Token, &client.id, own)
+        .await;
+    if decision.allowed {
+        Ok(decision)
+    } else {
+        Err(decision.refused())
+    }
+}
+
+async fn token_request(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    body: &[u8],
+) -> Result<HttpResponse, AppError> {
+    let (params, authorization) = read_request(req, body)?;
     let grant = params
         .get("grant_type")
         .ok_or_else(|| AppError::oauth("invalid_request", "grant_type is missing".to_owned()))?;
     tracing::Span::current().record("grant_type", grant.as_str());
     let grant = GrantType::parse(grant);
     if grant == Some(GrantType::JwtBearer) {
-        return jwt_bearer(&state, authorization, params)
+        return jwt_bearer(state, authorization, params)
             .await
-            .map(|r| count_issued(&state, r))
-            .map(no_store)
-            .map(|r| crate::ratelimit::with_headers(r, &limit));
+            .map(|r| count_issued(state, r))
+            .map(no_store);
     }
-    let auth = match grant {
-        Some(_) => client_auth(&state, "/oauth/token", authorization, &params).await?,
-        None => ClientAuth::Credentials {
-            authorization: None,
-            params: HashMap::new(),
-        },
-    };
-    match grant {
-        Some(GrantType::ClientCredentials) => client_credentials(&state, auth, params).await,
-        Some(GrantType::AuthorizationCode) => authorization_code(&state, auth, params).await,
-        Some(GrantType::RefreshToken) => refresh(&state, auth, params).await,
-        _ => Err(AppError::oauth(
+    let Some(grant) = grant else {
+        return Err(AppError::oauth(
             "unsupported_grant_type",
             format!(
                 "'{}' is not supported here",
@@ -71,9 +85,21 @@ async fn token(
                     .map(|g| g.chars().take(64).collect::<String>())
                     .unwrap_or_default()
             ),
-        )),
+        ));
+    };
+    let auth = client_auth(state, "/oauth/token", authorization, &params).await?;
+    let auth = auth.authenticated(state).await?;
+    let limit = match auth.checked() {
+        Some((client, _)) => client_limit(state, client).await?,
+        None => return Err(AppError::internal("client authentication left unresolved")),
+    };
+    match grant {
+        GrantType::ClientCredentials => client_credentials(state, auth, params).await,
+        GrantType::AuthorizationCode => authorization_code(state, auth, params).await,
+        GrantType::RefreshToken => refresh(state, auth, params).await,
+        GrantType::JwtBearer => Err(AppError::internal("jwt-bearer is dispatched above")),
     }
-    .map(|r| count_issued(&state, r))
+    .map(|r| count_issued(state, r))
     .map(no_store)
     .map(|r| crate::ratelimit::with_headers(r, &limit))
 }
@@ -278,6 +304,7 @@ async fn jwt_bearer(
             "this client is not registered for the jwt-bearer grant".to_owned(),
         ));
     }
+    let limit = client_limit(state, &client).await?;
     let st = state.clone();
     let (client, audience, scopes) = db::run(&state.pool, move |conn| {
         if let Some(auth) = extra {
@@ -294,6 +321,7 @@ async fn jwt_bearer(
     })
     .await?;
     service_token(state, &client, claims.sub, audience, scopes)
+        .map(|r| crate::ratelimit::with_headers(r, &limit))
 }
 
 /// Client authentication methods, in the RFC 8414 names (introspection takes the first four: a

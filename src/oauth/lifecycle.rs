@@ -86,6 +86,15 @@ async fn revoke(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
+    let work = revoke_request(req.clone(), state.clone(), body);
+    super::client_auth::throttle_failed_auth(&state, &req, work).await
+}
+
+async fn revoke_request(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
     let TokenRequest {
         params,
         authorization,
@@ -196,6 +205,15 @@ async fn introspect(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
+    let work = introspect_request(req.clone(), state.clone(), body);
+    super::client_auth::throttle_failed_auth(&state, &req, work).await
+}
+
+async fn introspect_request(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
     let TokenRequest {
         params,
         authorization,
@@ -258,9 +276,7 @@ async fn introspection_answer(
         .check(crate::ratelimit::Bucket::Introspection, caller, None)
         .await;
     if !limit.allowed {
-        return Err(AppError::RateLimited {
-            retry_after: limit.retry_after,
-        });
+        return Err(limit.refused());
     }
     Ok(no_store(crate::ratelimit::with_headers(
         HttpResponse::Ok().json(answer),

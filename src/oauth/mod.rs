@@ -419,6 +419,36 @@ pub fn regenerate_secret(
     })
 }
 
+/// Sets a client's own limit of token requests per minute (`None`: back to `TESSERA_TOKEN_RATE_LIMIT`);
+/// audited. Nodes pick it up when their cached copy of the client expires (within the cache TTL).
+pub fn set_token_rate_limit(
+    conn: &mut DbConn,
+    id: &str,
+    limit: Option<u32>,
+    actor: Actor,
+    origin: Origin,
+) -> Result<(), AppError> {
+    let stored = limit
+        .map(|n| i32::try_from(n).ok().filter(|n| *n > 0))
+        .map(|n| {
+            n.ok_or_else(|| model::bad_request("the token rate limit must be 1 to 2147483647"))
+        })
+        .transpose()?;
+    conn.transaction(|conn| {
+        if !store::update_client_token_rate_limit(conn, id, stored, db::now())? {
+            return Err(AppError::NotFound);
+        }
+        audit::record(
+            conn,
+            audit::Event::new(actor, "client.rate_limit")
+                .target("client", id)
+                .origin(origin)
+                .details(serde_json::json!({ "token_rate_limit": stored })),
+        )?;
+        Ok(())
+    })
+}
+
 /// Deletes a client with its redirect URIs, codes, consents, refresh tokens and the API keys it owns;
 /// audited. Its access tokens fail introspection from now on.
 pub fn delete_client(

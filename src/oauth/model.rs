@@ -23,6 +23,8 @@ pub struct Client {
     /// `private_key_jwt`: where the client publishes its keys, or its keys inline (a JWKS document).
     pub jwks_uri: Option<String>,
     pub jwks: Option<String>,
+    /// Token requests per minute this client may make (`None`: `TESSERA_TOKEN_RATE_LIMIT`).
+    pub token_rate_limit: Option<i32>,
 }
 
 impl std::fmt::Debug for Client {

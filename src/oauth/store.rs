@@ -536,6 +536,22 @@ pub fn upsert_consent(
 }
 
 /// Clients by name, optionally only those owned by `owner_user_id`.
+/// Sets (or, with `None`, removes) a client's own token rate limit; false when there is no such client.
+pub fn update_client_token_rate_limit(
+    conn: &mut DbConn,
+    id: &str,
+    limit: Option<i32>,
+    now: i64,
+) -> QueryResult<bool> {
+    diesel::update(oauth_clients::table.find(id))
+        .set((
+            oauth_clients::token_rate_limit.eq(limit),
+            oauth_clients::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
+}
+
 pub fn find_clients(conn: &mut DbConn, owner_user_id: Option<&str>) -> QueryResult<Vec<Client>> {
     let mut query = oauth_clients::table
         .order((oauth_clients::name.asc(), oauth_clients::id.asc()))

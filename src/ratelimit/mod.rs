@@ -1,7 +1,12 @@
 //! Rate limits: GCRA per key, in process (governor) or shared by every node in Redis
 //! (`TESSERA_REDIS_URL`). When Redis fails, `TESSERA_REDIS_FAILURE_POLICY` decides: `local` (the
-//! default: the in-process limiter, logged), `allow` or `deny`; a request never waits on Redis.
+//! default: the in-process limiter, logged), `allow` or `deny`; a request never waits on Redis:
+//! after a failure a circuit breaker skips Redis for a short backoff.
+//!
+//! Failed sign-ins and failed client authentications are counted apart, per IP and per account,
+//! with growing delays ([`failures`]); successes never count there.
 
+pub mod failures;
 pub mod redis;
 
 use std::num::NonZeroU32;
@@ -40,6 +45,15 @@ pub struct Limiter {
 }
 
 impl Decision {
+    /// The 429 for a refused request, with its `Retry-After` and `X-RateLimit-*` headers.
+    pub fn refused(&self) -> crate::error::AppError {
+        crate::error::AppError::RateLimited {
+            retry_after: self.retry_after,
+            limit: self.limit,
+            reset: self.reset,
+        }
+    }
+
     /// The `X-RateLimit-*` headers of a limited response.
     pub fn headers(
         &self,
@@ -211,8 +225,8 @@ pub enum Bucket {
     ApiKey,
     /// Per IP at `/v1/keys/verify`.
     Ip,
-    /// Per IP at sign-in and the token endpoint.
-    Auth,
+    /// Per authenticated client at the token endpoint.
+    Token,
     /// Per caller at introspection.
     Introspection,
 }
@@ -222,7 +236,7 @@ impl Bucket {
         match self {
             Self::ApiKey => "key",
             Self::Ip => "ip",
-            Self::Auth => "auth",
+            Self::Token => "token",
             Self::Introspection => "introspect",
         }
     }
@@ -247,12 +261,15 @@ pub struct RateLimits {
     redis: Option<redis::RedisLimiter>,
     policy: FailurePolicy,
     warned: std::sync::atomic::AtomicI64,
+    failures: failures::LocalFailures,
+    /// Failed sign-ins or client authentications per IP per 15 minutes (`TESSERA_AUTH_RATE_LIMIT`).
+    per_ip_failures: u32,
 }
 
 const BUCKETS: [Bucket; 4] = [
     Bucket::ApiKey,
     Bucket::Ip,
-    Bucket::Auth,
+    Bucket::Token,
     Bucket::Introspection,
 ];
 
@@ -260,11 +277,11 @@ impl RateLimits {
     pub fn new(settings: &crate::config::Settings) -> Result<Self, String> {
         let quarter = Duration::from_secs(15 * 60);
         let minute = Duration::from_secs(60);
-        let periods = [quarter, quarter, quarter, minute];
+        let periods = [quarter, quarter, minute, minute];
         let defaults = [
             settings.api_key_rate_limit,
             settings.ip_rate_limit,
-            settings.auth_rate_limit,
+            settings.token_rate_limit,
             settings.introspection_rate_limit,
         ];
         let redis = settings
@@ -278,7 +295,21 @@ impl RateLimits {
             redis,
             policy: settings.redis_failure_policy,
             warned: std::sync::atomic::AtomicI64::new(0),
+            failures: Default::default(),
+            per_ip_failures: settings.auth_rate_limit,
         })
+    }
+
+    /// Logs a Redis failure at most every 10 s (a breaker skip is not a new failure).
+    fn redis_failed(&self, e: &redis::RedisError) {
+        if *e == redis::RedisError::Skipped {
+            return;
+        }
+        let now = crate::db::now();
+        let last = self.warned.swap(now, std::sync::atomic::Ordering::Relaxed);
+        if now - last >= 10 {
+            tracing::warn!(error = %e, policy = ?self.policy, "Redis rate limiter unavailable");
+        }
     }
 
     fn index(bucket: Bucket) -> usize {
@@ -296,11 +327,8 @@ impl RateLimits {
         match redis.check(&shared_key, limit_n, self.periods[i]).await {
             Ok(decision) => decision,
             Err(e) => {
+                self.redis_failed(&e);
                 let now = crate::db::now();
-                let last = self.warned.swap(now, std::sync::atomic::Ordering::Relaxed);
-                if now - last >= 10 {
-                    tracing::warn!(error = %e, policy = ?self.policy, "Redis rate limiter unavailable");
-                }
                 match self.policy {
                     FailurePolicy::Local => self.local[i].check(key, limit),
                     FailurePolicy::Allow => Decision {
@@ -322,27 +350,68 @@ impl RateLimits {
         }
     }
 
-    /// `check` by the caller's IP, as 429 `rate_limited` when refused.
-    pub async fn check_ip(
+    /// Refuses `key` (429 with `Retry-After`) while its failures of `kind` make it wait; checked
+    /// before any password or secret is.
+    pub async fn failure_gate(
         &self,
-        bucket: Bucket,
-        req: &actix_web::HttpRequest,
-    ) -> Result<Decision, crate::error::AppError> {
-        let decision = self
-            .check(bucket, &crate::request::client_ip(req), None)
-            .await;
-        if decision.allowed {
-            Ok(decision)
-        } else {
-            Err(crate::error::AppError::RateLimited {
-                retry_after: decision.retry_after,
-            })
+        kind: failures::Failure,
+        key: &str,
+    ) -> Result<(), crate::error::AppError> {
+        let wait_ms = match self.redis.as_ref() {
+            Some(redis) => match redis.failure_wait(kind, key).await {
+                Ok(ms) => ms,
+                Err(e) => {
+                    self.redis_failed(&e);
+                    match self.policy {
+                        FailurePolicy::Local => self.failures.wait(kind, key, failures::now_ms()),
+                        FailurePolicy::Allow => 0,
+                        FailurePolicy::Deny => 1_000,
+                    }
+                }
+            },
+            None => self.failures.wait(kind, key, failures::now_ms()),
+        };
+        if wait_ms <= 0 {
+            return Ok(());
         }
+        let retry_after = ((wait_ms + 999) / 1000) as u64;
+        Err(crate::error::AppError::RateLimited {
+            retry_after,
+            limit: self.failure_rule(kind).limit,
+            reset: crate::db::now() + retry_after as i64,
+        })
+    }
+
+    /// Counts one failure of `key` under `kind`.
+    pub async fn record_failure(&self, kind: failures::Failure, key: &str) {
+        let rule = self.failure_rule(kind);
+        if let Some(redis) = self.redis.as_ref() {
+            match redis.record_failure(kind, key, &rule).await {
+                Ok(_) => return,
+                Err(e) => self.redis_failed(&e),
+            }
+        }
+        self.failures.record(kind, key, &rule, failures::now_ms());
+    }
+
+    /// Forgets the failures of `key` under `kind` (the account signed in).
+    pub async fn clear_failures(&self, kind: failures::Failure, key: &str) {
+        self.failures.clear(kind, key);
+        if let Some(redis) = self.redis.as_ref()
+            && let Err(e) = redis.clear_failures(kind, key).await
+        {
+            self.redis_failed(&e);
+        }
+    }
+
+    fn failure_rule(&self, kind: failures::Failure) -> failures::Rule {
+        failures::Rule::for_kind(kind, self.per_ip_failures)
     }
 
     pub fn forget_idle(&self) {
         for set in &self.local {
             set.forget_idle();
         }
+        self.failures.forget_expired(failures::now_ms());
     }
 }

@@ -158,8 +158,9 @@ pub fn test_settings(db: &TestDb) -> Settings {
         key_file: std::env::temp_dir().join("tessera-test-never-written.key"),
         log_level: "warn".into(),
         workers: Some(1),
-        // Tests make many token requests from one address; the limit itself is tested on its own.
+        // Tests make many token requests from one address; the limits are tested on their own.
         auth_rate_limit: 1_000_000,
+        token_rate_limit: 1_000_000,
         ..Settings::default()
     }
 }

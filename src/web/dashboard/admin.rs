@@ -279,10 +279,10 @@ async fn create_user(
         .ok();
     if let (Some(email), Some(password)) = (email, password) {
         let (actor, origin) = (dash.actor(), Origin::of(&req));
-        let hash = db::run(&state.pool, move |_| {
-            accounts::password::hash(password.expose())
-        })
-        .await?;
+        let hash = state
+            .password_gate
+            .run(move || accounts::password::hash(password.expose()))
+            .await??;
         let created = db::run(&state.pool, move |conn| {
             accounts::create_user(conn, &email, &hash, admin, actor, origin)
         })
