@@ -57,13 +57,13 @@ fn claims() -> impl Strategy<Value = AccessClaims> {
 
 /// One edit of a token: a character replaced, removed or put in.
 #[derive(Debug, Clone)]
-enum Edit {
+pub enum Edit {
     Replace(usize, char),
     Remove(usize),
     Insert(usize, char),
 }
 
-fn edit() -> impl Strategy<Value = Edit> {
+pub fn edit() -> impl Strategy<Value = Edit> {
     let c = prop_oneof![
         prop::sample::select(
             "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/"
@@ -79,7 +79,7 @@ fn edit() -> impl Strategy<Value = Edit> {
     ]
 }
 
-fn apply(token: &str, edit: &Edit) -> String {
+pub fn apply(token: &str, edit: &Edit) -> String {
     let n = token.chars().count();
     match *edit {
         Edit::Replace(i, c) => replace_char(token, i % n, c),

@@ -7,6 +7,10 @@
 mod api_keys;
 mod basic;
 mod forms;
+#[path = "../api/helpers.rs"]
+#[expect(dead_code, reason = "the API suite's helpers: this binary uses a few")]
+mod helpers;
+mod http;
 mod jwks;
 mod jwts;
 mod redirect_uris;
