@@ -404,3 +404,57 @@ fn v1_json_bodies_never_get_a_server_error() {
         assert!(ok, "no body was accepted at {path}: {seen:?}");
     }
 }
+
+/// Forward-auth (`/v1/auth/check`) with random credentials, and the real key with one character
+/// changed, in every place a key is read: never accepted, never a 5xx, always the JSON error shape.
+#[test]
+fn forward_auth_refuses_random_and_edited_keys() {
+    let server = Server::start();
+    let key = server.setup.admin_key.clone();
+    let check = |header: &str, value: &str| {
+        server.send(
+            server
+                .client
+                .get(server.url("/v1/auth/check"))
+                .header(header, value),
+        )
+    };
+    assert_eq!(check("Authorization", &format!("Bearer {key}")).0, 200);
+    let presented = prop_oneof![
+        2 => edit().prop_map({
+            let key = key.clone();
+            move |e| apply(&key, &e)
+        }),
+        1 => any::<String>(),
+        1 => "(sk|rk)_(live|test)_[0-9A-Za-z]{49}",
+        1 => "[A-Za-z0-9_.=-]{0,120}",
+    ];
+    let place = prop::sample::select(&["Bearer", "bearer", "X-Api-Key", "Basic"][..]);
+    run(600, (presented, place), |(presented, place)| {
+        prop_assume!(presented != key);
+        let (header, value) = match place {
+            "X-Api-Key" => ("X-Api-Key", presented.clone()),
+            scheme => ("Authorization", format!("{scheme} {presented}")),
+        };
+        prop_assume!(reqwest::header::HeaderValue::from_str(&value).is_ok());
+        let (status, answer) = check(header, &value);
+        prop_assert!(
+            (400..500).contains(&status),
+            "{}: {} answered {}: {}",
+            header,
+            value,
+            status,
+            answer
+        );
+        prop_assert!(
+            answer["error"].is_string() && answer["request_id"].is_string(),
+            "{}: {} answered {} without the error shape: {}",
+            header,
+            value,
+            status,
+            answer
+        );
+        Ok(())
+    });
+    assert_eq!(check("X-Api-Key", &key).0, 200, "the key still works");
+}

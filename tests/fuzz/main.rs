@@ -23,9 +23,16 @@ use proptest::test_runner::{Config, RngAlgorithm, RngSeed};
 pub const SEED: u64 = 0x7e55_e7a0_0012;
 
 /// `cases` cases from [`SEED`]; a failure is reported (with its shrunk input), never written to disk.
+/// `TESSERA_FUZZ_SCALE=N` runs N times as many (same seed, so the usual cases come first), for a
+/// longer hunt on a developer's machine.
 pub fn config(cases: u32) -> Config {
+    let scale = std::env::var("TESSERA_FUZZ_SCALE")
+        .ok()
+        .and_then(|s| s.parse::<u32>().ok())
+        .unwrap_or(1)
+        .max(1);
     Config {
-        cases,
+        cases: cases.saturating_mul(scale),
         failure_persistence: None,
         rng_algorithm: RngAlgorithm::ChaCha,
         rng_seed: RngSeed::Fixed(SEED),
