@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use proptest::prelude::*;
-use proptest::test_runner::{TestCaseResult, TestRunner};
+use proptest::test_runner::{TestCaseError, TestCaseResult, TestRunner};
 use serde_json::{Value, json};
 use tessera::apikeys::{self, KeyInput};
 use tessera::audit::{Actor, Origin};
@@ -17,6 +17,7 @@ use crate::helpers::{TEST_PEPPER, TestApp, spawn_app_with};
 use crate::jwts::{Edit, apply, edit};
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+const REDIRECT: &str = "http://127.0.0.1:9876/callback";
 
 /// A `private_key_jwt` client of the app: its id and the private key it signs with.
 struct JwtClient {
@@ -32,6 +33,8 @@ struct Setup {
     admin_key: String,
     key_id: String,
     clients: Vec<JwtClient>,
+    /// A confidential client (`client_secret_basic`) with a redirect URI: id and secret.
+    secret_client: (String, String),
 }
 
 /// The app on its own thread (actix runs it on a local task set), with a `private_key_jwt` client per
@@ -103,11 +106,21 @@ impl Server {
             let clients = [SigningAlg::EdDSA, SigningAlg::ES256, SigningAlg::RS256]
                 .map(|alg| jwt_client(&app, alg))
                 .into();
+            let (client_id, client_secret) = app.create_client(
+                &["authorization_code", "client_credentials", "refresh_token"],
+                &["read", "write", "offline_access"],
+                &[REDIRECT],
+                false,
+            );
             let setup = Setup {
                 address: app.address.clone(),
                 admin_key: secret.0,
                 key_id: rotated.id,
                 clients,
+                secret_client: (
+                    client_id,
+                    client_secret.expect("a confidential client's secret"),
+                ),
             };
             let system = actix_web::rt::System::current();
             tx.send((setup, system)).expect("the test waits");
@@ -457,4 +470,280 @@ fn forward_auth_refuses_random_and_edited_keys() {
         Ok(())
     });
     assert_eq!(check("X-Api-Key", &key).0, 200, "the key still works");
+}
+
+/// The RFC 6749 §5.2 error codes (and `rate_limited`) the OAuth endpoints answer with.
+const OAUTH_ERRORS: [&str; 8] = [
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+    "rate_limited",
+    "unsupported_token_type",
+];
+
+type Form = Vec<(String, String)>;
+
+/// One edit of a request's parameters.
+#[derive(Debug, Clone)]
+enum FormEdit {
+    Drop(prop::sample::Index),
+    Replace(prop::sample::Index, String),
+    Repeat(prop::sample::Index, String),
+    Add(String, String),
+}
+
+/// A request made from one of `bases` (valid requests) by up to 3 random edits: parameters dropped,
+/// values replaced, parameters repeated, others added; names and values mostly from `words`.
+fn edited_form(bases: Vec<Form>, words: Vec<String>) -> impl Strategy<Value = Form> {
+    let text = prop_oneof![3 => prop::sample::select(words), 1 => any::<String>()];
+    let edit = prop_oneof![
+        any::<prop::sample::Index>().prop_map(FormEdit::Drop),
+        (any::<prop::sample::Index>(), text.clone()).prop_map(|(i, v)| FormEdit::Replace(i, v)),
+        (any::<prop::sample::Index>(), text.clone()).prop_map(|(i, v)| FormEdit::Repeat(i, v)),
+        (text.clone(), text).prop_map(|(n, v)| FormEdit::Add(n, v)),
+    ];
+    (
+        prop::sample::select(bases),
+        prop::collection::vec(edit, 0..4),
+    )
+        .prop_map(|(mut form, edits)| {
+            for edit in edits {
+                let n = form.len();
+                match edit {
+                    FormEdit::Drop(i) if n > 0 => {
+                        form.remove(i.index(n));
+                    }
+                    FormEdit::Replace(i, v) if n > 0 => form[i.index(n)].1 = v,
+                    FormEdit::Repeat(i, v) if n > 0 => {
+                        let name = form[i.index(n)].0.clone();
+                        form.push((name, v));
+                    }
+                    FormEdit::Add(name, v) => form.push((name, v)),
+                    _ => {}
+                }
+            }
+            form
+        })
+}
+
+fn owned(pairs: &[(&str, &str)]) -> Form {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// Token, revocation and introspection requests, valid ones edited at random (the real client's id
+/// and secret among the values): never a 5xx; a refusal is a JSON RFC 6749 error, and a token comes
+/// only with the client's own secret.
+#[test]
+fn oauth_endpoints_answer_edited_forms_with_rfc6749_errors() {
+    let server = Server::start();
+    let (id, secret) = server.setup.secret_client.clone();
+    let bases = vec![
+        owned(&[("grant_type", "client_credentials")]),
+        owned(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "read"),
+            ("client_id", &id),
+            ("client_secret", &secret),
+        ]),
+        owned(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "x"),
+            ("scope", "read"),
+        ]),
+        owned(&[
+            ("grant_type", "authorization_code"),
+            ("code", "x"),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", "x"),
+        ]),
+        owned(&[("token", &secret), ("token_type_hint", "access_token")]),
+    ];
+    let words: Vec<String> = [
+        "grant_type",
+        "client_id",
+        "client_secret",
+        "scope",
+        "code",
+        "redirect_uri",
+        "code_verifier",
+        "refresh_token",
+        "client_assertion",
+        "client_assertion_type",
+        "assertion",
+        "resource",
+        "token",
+        "token_type_hint",
+        "client_credentials",
+        "authorization_code",
+        "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        ASSERTION_TYPE,
+        "read",
+        "read write",
+        "offline_access",
+        "admin",
+        REDIRECT,
+        "access_token",
+        "password",
+        "",
+        "x",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain([id.clone(), secret.clone(), server.url("")])
+    .collect();
+    let basic = prop_oneof![
+        2 => Just(Some((id.clone(), secret.clone()))),
+        1 => Just(None),
+        1 => (Just(id.clone()), "[A-Za-z0-9_-]{43}").prop_map(Some),
+        1 => (any::<String>(), any::<String>()).prop_map(Some),
+    ];
+    let path = prop::sample::select(
+        &[
+            "/oauth/token",
+            "/oauth/token",
+            "/oauth/revoke",
+            "/oauth/introspect",
+        ][..],
+    );
+    let tokens = AtomicUsize::new(0);
+    run(
+        900,
+        (path, edited_form(bases, words), basic),
+        |(path, form, basic)| {
+            let mut req = server.client.post(server.url(path)).form(&form);
+            if let Some((user, password)) = &basic {
+                req = req.basic_auth(user, Some(password));
+            }
+            let (status, answer) = server.send(req);
+            prop_assert!(
+                status < 500,
+                "{} {:?} answered {}: {}",
+                path,
+                form,
+                status,
+                answer
+            );
+            if status >= 400 {
+                let code = answer["error"].as_str().unwrap_or_default();
+                prop_assert!(
+                    OAUTH_ERRORS.contains(&code)
+                        && answer.get("message").is_none_or(Value::is_string),
+                    "{} {:?} answered {} without an RFC 6749 error: {}",
+                    path,
+                    form,
+                    status,
+                    answer
+                );
+            }
+            if answer.get("access_token").is_some() {
+                tokens.fetch_add(1, Ordering::Relaxed);
+                let basic_ok = basic
+                    .as_ref()
+                    .is_some_and(|(u, p)| *u == id && *p == secret);
+                let body_ok = form
+                    .iter()
+                    .any(|(k, v)| k == "client_secret" && *v == secret);
+                prop_assert!(
+                    basic_ok || body_ok,
+                    "a token without the secret: {:?} {:?}",
+                    form,
+                    basic
+                );
+            }
+            Ok(())
+        },
+    );
+    assert!(
+        tokens.into_inner() > 0,
+        "some edited requests are still valid and get a token"
+    );
+}
+
+/// `/oauth/authorize` with valid requests edited at random: never a 5xx, and never a redirect to a
+/// URI other than the registered one or the sign-in page.
+#[test]
+fn authorize_answers_edited_requests_without_a_server_error() {
+    let server = Server::start();
+    let (id, _) = server.setup.secret_client.clone();
+    let base = owned(&[
+        ("response_type", "code"),
+        ("client_id", &id),
+        ("redirect_uri", REDIRECT),
+        ("scope", "read"),
+        ("state", "s1"),
+        (
+            "code_challenge",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        ),
+        ("code_challenge_method", "S256"),
+    ]);
+    let words: Vec<String> = [
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "state",
+        "code_challenge",
+        "code_challenge_method",
+        "prompt",
+        "resource",
+        "code",
+        "token",
+        "https://evil.example/cb",
+        "http://127.0.0.1:9876/callback/..",
+        "read write offline_access",
+        "admin",
+        "S256",
+        "plain",
+        "consent",
+        "none",
+        "",
+        "x",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain([id.clone(), server.url("")])
+    .collect();
+    let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    run(600, edited_form(vec![base], words), |query| {
+        let (status, answer, location) = server.rt.block_on(async {
+            let res = server
+                .client
+                .get(server.url("/oauth/authorize"))
+                .query(&query)
+                .send()
+                .await
+                .expect("the app answers");
+            let location = res
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap_or_default().to_owned());
+            let status = res.status().as_u16();
+            let body = res.text().await.unwrap_or_default();
+            (status, body, location)
+        });
+        prop_assert!(status < 500, "{:?} answered {}: {}", query, status, answer);
+        let to = match &location {
+            Some(l) if l.starts_with(&format!("{REDIRECT}?")) => "callback",
+            Some(l) if l.starts_with("/login") || l.starts_with(&server.url("/login")) => "login",
+            Some(l) => {
+                return Err(TestCaseError::fail(format!("{query:?} redirected to {l}")));
+            }
+            None => "page",
+        };
+        seen.lock().expect("seen").insert(to);
+        Ok(())
+    });
+    let seen = seen.into_inner().expect("seen");
+    assert_eq!(
+        seen.len(),
+        3,
+        "requests reach the sign-in, the error redirect and the error page: {seen:?}"
+    );
 }

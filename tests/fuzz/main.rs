@@ -31,8 +31,10 @@ pub fn config(cases: u32) -> Config {
         .and_then(|s| s.parse::<u32>().ok())
         .unwrap_or(1)
         .max(1);
+    let cases = cases.saturating_mul(scale);
     Config {
-        cases: cases.saturating_mul(scale),
+        cases,
+        max_global_rejects: (cases / 4).max(1024),
         failure_persistence: None,
         rng_algorithm: RngAlgorithm::ChaCha,
         rng_seed: RngSeed::Fixed(SEED),
