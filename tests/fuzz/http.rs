@@ -19,11 +19,11 @@ use crate::jwts::{Edit, apply, edit};
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const REDIRECT: &str = "http://127.0.0.1:9876/callback";
 
-/// A `private_key_jwt` client of the app: its id and the private key it signs with.
+/// A client of the app that authenticates with JWTs: its id and the key it signs with.
 struct JwtClient {
     id: String,
     alg: Algorithm,
-    kid: String,
+    kid: Option<String>,
     key: EncodingKey,
 }
 
@@ -38,7 +38,8 @@ struct Setup {
 }
 
 /// The app on its own thread (actix runs it on a local task set), with a `private_key_jwt` client per
-/// algorithm and a full-access API key; stopped and its database removed on drop.
+/// algorithm, a `client_secret_jwt` client, a confidential client and a full-access API key; stopped
+/// and its database removed on drop.
 struct Server {
     setup: Setup,
     system: actix_web::rt::System,
@@ -67,8 +68,27 @@ fn jwt_client(app: &TestApp, alg: SigningAlg) -> JwtClient {
     JwtClient {
         id,
         alg: jwt_alg,
-        kid: key.kid,
+        kid: Some(key.kid),
         key: private,
+    }
+}
+
+/// A `client_secret_jwt` client: its assertions are HS256 under its secret (no `kid`).
+fn secret_jwt_client(app: &TestApp) -> JwtClient {
+    let (id, secret) = app
+        .register_client(ClientInput {
+            name: "Fuzzed HS256 client".into(),
+            grant_types: vec!["client_credentials".into()],
+            scopes: vec!["read".into()],
+            auth_method: Some("client_secret_jwt".into()),
+            ..Default::default()
+        })
+        .expect("client registered");
+    JwtClient {
+        id,
+        alg: Algorithm::HS256,
+        kid: None,
+        key: EncodingKey::from_secret(secret.expect("a secret").as_bytes()),
     }
 }
 
@@ -103,9 +123,11 @@ impl Server {
             };
             let (_, secret) = key("Fuzz admin");
             let (rotated, _) = key("Rotated again and again");
-            let clients = [SigningAlg::EdDSA, SigningAlg::ES256, SigningAlg::RS256]
-                .map(|alg| jwt_client(&app, alg))
-                .into();
+            let mut clients: Vec<JwtClient> =
+                [SigningAlg::EdDSA, SigningAlg::ES256, SigningAlg::RS256]
+                    .map(|alg| jwt_client(&app, alg))
+                    .into();
+            clients.push(secret_jwt_client(&app));
             let (client_id, client_secret) = app.create_client(
                 &["authorization_code", "client_credentials", "refresh_token"],
                 &["read", "write", "offline_access"],
@@ -189,18 +211,18 @@ fn assertion(client: &JwtClient, audience: &str) -> String {
         "jti": format!("fuzz-{}", N.fetch_add(1, Ordering::Relaxed)),
     });
     let mut header = Header::new(client.alg);
-    header.kid = Some(client.kid.clone());
+    header.kid = client.kid.clone();
     jsonwebtoken::encode(&header, &claims, &client.key).expect("signed")
 }
 
-/// A client assertion with any one character of its header, payload or signature changed, removed or
-/// added is refused (each with a fresh `jti`, so a replay check cannot hide an accepted signature);
+/// A client assertion (EdDSA, ES256, RS256, HS256) with any one character of its header, payload or
+/// signature changed, removed or added is refused (each with a fresh `jti`, so a replay check cannot hide an accepted signature);
 /// the same assertion unedited gets a token.
 #[test]
 fn edited_client_assertions_are_refused_at_the_token_endpoint() {
     let server = Server::start();
     let audience = server.url("/oauth/token");
-    for (client, cases) in server.setup.clients.iter().zip([300, 150, 150]) {
+    for (client, cases) in server.setup.clients.iter().zip([250, 150, 100, 150]) {
         let (status, body) = server.token_request(&assertion(client, &audience));
         assert_eq!(
             status, 200,
