@@ -440,10 +440,11 @@ fn v1_json_bodies_never_get_a_server_error() {
     }
 }
 
-/// Forward-auth (`/v1/auth/check`) with random credentials, and the real key with one character
-/// changed, in every place a key is read: never accepted, never a 5xx, always the JSON error shape.
+/// Forward-auth (`/v1/auth/check`) with random credentials, and a real key or access token with one
+/// character changed, in every place a key is read: never accepted, never a 5xx, always the JSON
+/// error shape.
 #[test]
-fn forward_auth_refuses_random_and_edited_keys() {
+fn forward_auth_refuses_random_and_edited_keys_and_tokens() {
     let server = Server::start();
     let key = server.setup.admin_key.clone();
     let check = |header: &str, value: &str| {
@@ -455,18 +456,33 @@ fn forward_auth_refuses_random_and_edited_keys() {
         )
     };
     assert_eq!(check("Authorization", &format!("Bearer {key}")).0, 200);
+    let (id, secret) = &server.setup.secret_client;
+    let (status, answer) = server.send(
+        server
+            .client
+            .post(server.url("/oauth/token"))
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials")]),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let token = answer["access_token"].as_str().expect("a token").to_owned();
+    assert_eq!(check("Authorization", &format!("Bearer {token}")).0, 200);
     let presented = prop_oneof![
         2 => edit().prop_map({
             let key = key.clone();
             move |e| apply(&key, &e)
+        }),
+        2 => edit().prop_map({
+            let token = token.clone();
+            move |e| apply(&token, &e)
         }),
         1 => any::<String>(),
         1 => "(sk|rk)_(live|test)_[0-9A-Za-z]{49}",
         1 => "[A-Za-z0-9_.=-]{0,120}",
     ];
     let place = prop::sample::select(&["Bearer", "bearer", "X-Api-Key", "Basic"][..]);
-    run(600, (presented, place), |(presented, place)| {
-        prop_assume!(presented != key);
+    run(800, (presented, place), |(presented, place)| {
+        prop_assume!(presented != key && presented != token);
         let (header, value) = match place {
             "X-Api-Key" => ("X-Api-Key", presented.clone()),
             scheme => ("Authorization", format!("{scheme} {presented}")),
