@@ -111,13 +111,30 @@ pub fn basic_credentials(header: &str) -> Result<(String, String), AppError> {
     let (id, secret) = decoded
         .split_once(':')
         .ok_or_else(|| invalid_client("malformed Basic credentials"))?;
-    let decode = |s: &str| -> String {
-        url::form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
-    Ok((decode(id), decode(secret)))
+    match (form_decode(id), form_decode(secret)) {
+        (Some(id), Some(secret)) => Ok((id, secret)),
+        _ => Err(invalid_client("malformed Basic credentials")),
+    }
+}
+
+/// One part of Basic credentials, form-url-decoded (RFC 6749 §2.3.1): `+` is a space, `%XX` a byte,
+/// everything else (`&` and `=` included) stays as sent. A `%` without two hex digits, or bytes that
+/// are not UTF-8, make it malformed: no U+FFFD stand-ins, so two secrets never decode alike.
+fn form_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        out.push(match b {
+            b'+' => b' ',
+            b'%' => {
+                let hi = char::from(bytes.next()?).to_digit(16)?;
+                let lo = char::from(bytes.next()?).to_digit(16)?;
+                u8::try_from(hi * 16 + lo).ok()?
+            }
+            b => b,
+        });
+    }
+    String::from_utf8(out).ok()
 }
 
 /// Authenticates the client of a token-endpoint-style request. Every failure is 401 `invalid_client`

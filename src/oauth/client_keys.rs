@@ -76,19 +76,42 @@ fn check_public_jwk(key: &Value) -> Result<(), String> {
         return Err("has a 'use' other than 'sig'".into());
     }
     let jwk: Jwk = serde_json::from_value(key.clone()).map_err(|e| format!("bad JWK ({e})"))?;
+    // Members are read as the verifier reads them (base64url without padding, RFC 7515 §2), and sized
+    // as it needs them: a key it cannot use is refused here, not at every assertion.
+    let decode = |v: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(v)
+            .ok()
+    };
     match &jwk.algorithm {
         AlgorithmParameters::RSA(rsa) => {
-            let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(rsa.n.trim_end_matches('='))
-                .map_err(|_| "bad RSA modulus")?;
-            let bits = n.iter().skip_while(|b| **b == 0).count() * 8;
-            if bits < 2048 {
-                return Err("RSA keys must have at least 2048 bits".into());
+            let n = decode(&rsa.n).ok_or("bad RSA modulus")?;
+            let n = &n[n.iter().take_while(|b| **b == 0).count()..];
+            let bits =
+                (n.len() * 8).saturating_sub(n.first().map_or(0, |b| b.leading_zeros() as usize));
+            if !(2048..=8192).contains(&bits) {
+                return Err("RSA keys must have 2048 to 8192 bits".into());
+            }
+            // What ring verifies with: an odd exponent from 3 to 2^33 - 1.
+            let e = decode(&rsa.e).ok_or("bad RSA exponent")?;
+            let e = &e[e.iter().take_while(|b| **b == 0).count()..];
+            let e = (e.len() <= 5).then(|| e.iter().fold(0u64, |acc, b| acc << 8 | u64::from(*b)));
+            if !e.is_some_and(|e| e >= 3 && e % 2 == 1 && e < 1 << 33) {
+                return Err("bad RSA exponent".into());
             }
         }
-        AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {}
+        AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
+            let sized = |v: &str| decode(v).is_some_and(|b| b.len() == 32);
+            if !sized(&ec.x) || !sized(&ec.y) {
+                return Err("EC P-256 keys need x and y of 32 bytes".into());
+            }
+        }
         AlgorithmParameters::EllipticCurve(_) => return Err("EC keys must be on P-256".into()),
-        AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {}
+        AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {
+            if decode(&okp.x).is_none_or(|x| x.len() != 32) {
+                return Err("Ed25519 keys need an x of 32 bytes".into());
+            }
+        }
         AlgorithmParameters::OctetKeyPair(_) => return Err("OKP keys must be Ed25519".into()),
         AlgorithmParameters::OctetKey(_) => {
             return Err("symmetric ('oct') keys are not public keys".into());

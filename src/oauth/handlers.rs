@@ -118,7 +118,7 @@ fn count_issued(state: &AppState, res: HttpResponse) -> HttpResponse {
 
 /// The scopes a token gets: the requested ones (each allowed to the client and defined on the API),
 /// or, when none are requested, every allowed scope the API defines except `offline_access`.
-fn grant_scopes(
+pub fn grant_scopes(
     requested: Option<&str>,
     allowed: &[&str],
     defined: &[String],

@@ -23,8 +23,11 @@ use crate::config::SecretBytes;
 use crate::crypto::{Hasher, random_id, random_token};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
-pub use client_auth::{authenticate_client, check_client, forget_client, load_client};
+pub use client_auth::{
+    authenticate_client, basic_credentials, check_client, forget_client, load_client, parse_form,
+};
 pub use client_keys::JwksCache;
+pub use handlers::grant_scopes;
 pub use model::{Api, Client, GrantType, RedirectUri, ScopeRow, TokenAuthMethod};
 
 /// Purpose string of client-secret hashes (keeps them apart from other HMACs under the same pepper).

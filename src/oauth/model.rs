@@ -163,6 +163,23 @@ impl RedirectUri {
         if raw.contains('#') {
             return Err("must not contain a fragment (#…)".into());
         }
+        // RFC 3986 characters only: the URL parser would drop tabs and newlines, read `\` as `/` and
+        // take quotes or spaces, so what is stored (and matched exactly) would not be what it means.
+        if let Some(c) = raw
+            .chars()
+            .find(|c| !c.is_ascii_alphanumeric() && !"-._~:/?[]@!$&'()+,;=%".contains(*c))
+        {
+            return Err(format!("must not contain {c:?} (percent-encode it)"));
+        }
+        let bytes = raw.as_bytes();
+        if bytes.iter().enumerate().any(|(i, b)| {
+            *b == b'%'
+                && !bytes
+                    .get(i + 1..i + 3)
+                    .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+        }) {
+            return Err("has a '%' that is not followed by two hex digits".into());
+        }
         let url = url::Url::parse(raw).map_err(|e| format!("is not an absolute URL ({e})"))?;
         if url.cannot_be_a_base() || url.host().is_none() {
             return Err("is not an absolute URL with a host".into());
