@@ -6,7 +6,9 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{KeyInput, create_key, find_key, list_keys, revoke_key, rotate_key, verify};
+use super::{
+    KeyInput, create_key, find_key_in, list_env_keys, list_keys, revoke_key, rotate_key, verify,
+};
 use crate::audit::{Actor, Origin};
 use crate::db;
 use crate::error::AppError;
@@ -20,9 +22,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(rotate);
 }
 
+/// Who manages keys, and the environment they are bound to.
+struct Manager {
+    actor: Actor,
+    /// A key manages only keys of its own environment (`live` or `test`); a session manages all.
+    env: Option<String>,
+}
+
+impl Manager {
+    /// 403 `wrong_environment` unless a key of `env` is this manager's to make.
+    fn may_make(&self, env: &str) -> Result<(), AppError> {
+        match &self.env {
+            Some(own) if own != env.trim() => {
+                Err(AppError::forbidden("wrong_environment", own.clone()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Who may manage keys: an administrator's session (from our own origin), or a caller presenting an
-/// API key that grants `admin` (an `sk` key, or a restricted key with the `admin` scope).
-async fn admin(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Actor, AppError> {
+/// API key that grants `admin` (an `sk` key, a custom full-access type, or a restricted key with the
+/// `admin` scope), bound to its own environment.
+async fn admin(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Manager, AppError> {
     let bearer = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
@@ -54,7 +76,10 @@ async fn admin(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Actor, 
         })
         .await?;
         return match (code, key) {
-            (super::Code::Valid, Some(key)) => Ok(Actor::ApiKey(key.id)),
+            (super::Code::Valid, Some(key)) => Ok(Manager {
+                actor: Actor::ApiKey(key.id),
+                env: Some(key.environment),
+            }),
             (super::Code::InsufficientPermissions, _) => {
                 Err(AppError::Forbidden("insufficient_permissions"))
             }
@@ -68,7 +93,10 @@ async fn admin(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Actor, 
         .ok_or(AppError::Unauthorized("unauthenticated"))?;
     user.require_admin()?;
     crate::accounts::same_origin(state, req)?;
-    Ok(Actor::User(user.user.id))
+    Ok(Manager {
+        actor: Actor::User(user.user.id),
+        env: None,
+    })
 }
 
 /// A lifetime as seconds or as a duration text (`90d`).
@@ -102,6 +130,9 @@ struct NewKey {
     expires_in: Option<Lifetime>,
     rate_limit: Option<u32>,
     metadata: Option<serde_json::Value>,
+    /// The audiences of the APIs the key is for (registered APIs); none: any API.
+    #[serde(default)]
+    apis: Vec<String>,
     owner_user_id: Option<String>,
     owner_client_id: Option<String>,
 }
@@ -128,13 +159,16 @@ async fn create(
     state: web::Data<AppState>,
     body: web::Json<NewKey>,
 ) -> Result<HttpResponse, AppError> {
-    let actor = admin(&req, &state).await?;
+    let manager = admin(&req, &state).await?;
     let b = body.into_inner();
+    manager.may_make(&b.env)?;
+    let actor = manager.actor;
     let input = KeyInput {
         name: b.name,
         key_type: b.key_type,
         env: b.env,
         scopes: b.scopes,
+        apis: b.apis,
         expires_in: b.expires_in.map(|l| l.duration("expires_in")).transpose()?,
         rate_limit: b.rate_limit,
         metadata: b.metadata,
@@ -158,18 +192,20 @@ struct Paging {
     offset: Option<i64>,
 }
 
-/// `GET /v1/keys?limit&offset`: newest first, never the keys themselves.
+/// `GET /v1/keys?limit&offset`: newest first, never the keys themselves; a key caller sees only its
+/// own environment's keys.
 #[get("/v1/keys")]
 async fn list(
     req: HttpRequest,
     state: web::Data<AppState>,
     paging: web::Query<Paging>,
 ) -> Result<HttpResponse, AppError> {
-    admin(&req, &state).await?;
+    let env = admin(&req, &state).await?.env;
     let limit = paging.limit.unwrap_or(50).clamp(1, 200);
     let offset = paging.offset.unwrap_or(0).max(0);
-    let keys = db::run(&state.pool, move |conn| {
-        list_keys(conn, None, limit, offset)
+    let keys = db::run(&state.pool, move |conn| match env {
+        Some(env) => list_env_keys(conn, &env, limit, offset),
+        None => list_keys(conn, None, limit, offset),
     })
     .await?;
     let now = db::now();
@@ -183,9 +219,12 @@ async fn show(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    admin(&req, &state).await?;
+    let env = admin(&req, &state).await?.env;
     let id = id.into_inner();
-    let key = db::run(&state.pool, move |conn| find_key(conn, &id)).await?;
+    let key = db::run(&state.pool, move |conn| {
+        find_key_in(conn, &id, env.as_deref())
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(key.view(db::now())))
 }
 
@@ -196,9 +235,10 @@ async fn revoke(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let actor = admin(&req, &state).await?;
+    let Manager { actor, env } = admin(&req, &state).await?;
     let (id, origin) = (id.into_inner(), Origin::of(&req));
     let key = db::run(&state.pool, move |conn| {
+        find_key_in(conn, &id, env.as_deref())?; // 404 for another environment's key
         revoke_key(conn, &id, actor, origin)
     })
     .await?;
@@ -222,7 +262,7 @@ async fn rotate(
     id: web::Path<String>,
     body: Option<web::Json<Rotation>>,
 ) -> Result<HttpResponse, AppError> {
-    let actor = admin(&req, &state).await?;
+    let Manager { actor, env } = admin(&req, &state).await?;
     let grace = body
         .map(web::Json::into_inner)
         .unwrap_or_default()
@@ -233,6 +273,7 @@ async fn rotate(
     let (id, origin) = (id.into_inner(), Origin::of(&req));
     let (st, old) = (state.clone(), id.clone());
     let (key, secret) = db::run(&state.pool, move |conn| {
+        find_key_in(conn, &id, env.as_deref())?; // 404 for another environment's key
         rotate_key(conn, &st.settings, &st.hasher, &id, grace, actor, origin)
     })
     .await?;

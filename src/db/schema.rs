@@ -60,6 +60,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         disabled_at -> Nullable<BigInt>,
+        introspect_audiences -> Nullable<Text>,
     }
 }
 
@@ -164,6 +165,7 @@ diesel::table! {
         last_used_at -> Nullable<BigInt>,
         revoked_at -> Nullable<BigInt>,
         replaced_by -> Nullable<Text>,
+        audiences -> Text,
     }
 }
 

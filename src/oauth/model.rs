@@ -23,6 +23,9 @@ pub struct Client {
     /// `private_key_jwt`: where the client publishes its keys, or its keys inline (a JWKS document).
     pub jwks_uri: Option<String>,
     pub jwks: Option<String>,
+    /// A resource server: the audiences (space-separated) of the APIs whose tokens it may introspect.
+    /// `None`: not a resource server, introspection answers it `{"active": false}`.
+    pub introspect_audiences: Option<String>,
 }
 
 impl std::fmt::Debug for Client {
@@ -46,6 +49,14 @@ impl Client {
 
     pub fn allowed_scopes(&self) -> impl Iterator<Item = &str> {
         self.allowed_scopes.split(' ').filter(|s| !s.is_empty())
+    }
+
+    /// The audiences of the APIs whose tokens this client may introspect (none: it may not).
+    pub fn introspect_audiences(&self) -> Vec<&str> {
+        self.introspect_audiences
+            .as_deref()
+            .map(|a| a.split(' ').filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default()
     }
 }
 
