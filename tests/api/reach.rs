@@ -416,3 +416,65 @@ async fn introspecting_keys_see_their_environment_and_apis() {
         true
     );
 }
+
+#[test]
+fn the_cli_marks_resource_servers_and_makes_keys_for_named_apis() {
+    use crate::cli::{run, tessera};
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = crate::helpers::TestDb::fresh();
+    let cli = |args: &[&str]| {
+        let out = run(
+            tessera(dir.path())
+                .args(args)
+                .arg("--json")
+                .env("TESSERA_ISSUER", "https://auth.example")
+                .env("TESSERA_DATABASE_URL", db.url_string()),
+            None,
+        );
+        let body: Value = serde_json::from_slice(&out.stdout).expect("json");
+        (out.status.code(), body)
+    };
+    let (code, _) = cli(&["api", "create", "--audience", BILLING, "--name", "Billing"]);
+    assert_eq!(code, Some(0));
+    let client = [
+        "client",
+        "create",
+        "--name",
+        "RS",
+        "--grant-type",
+        "client_credentials",
+    ];
+    let (code, made) = cli(&[&client[..], &["--introspect"]].concat());
+    assert_eq!(code, Some(0), "{made}");
+    assert_eq!(
+        made["introspect"],
+        json!(["https://auth.example"]),
+        "bare: the default API"
+    );
+    let (_, made) = cli(&[&client[..], &["--introspect", BILLING]].concat());
+    assert_eq!(made["introspect"], json!([BILLING]));
+    let (_, made) = cli(&client);
+    assert_eq!(made["introspect"], json!([]), "not a resource server");
+    let (code, refused) =
+        cli(&[&client[..], &["--introspect", "https://nowhere.example"]].concat());
+    assert_eq!(
+        (code, refused["error"].clone()),
+        (Some(1), json!("invalid_request"))
+    );
+
+    let key = [
+        "key", "create", "--name", "K", "--type", "rk", "--scope", "read",
+    ];
+    let (code, made) = cli(&[&key[..], &["--api", BILLING]].concat());
+    assert_eq!(code, Some(0), "{made}");
+    assert_eq!(made["apis"], json!([BILLING]));
+    let (code, refused) = cli(&[
+        "key", "create", "--name", "K", "--type", "rk", "--scope", "raed",
+    ]);
+    assert_eq!(code, Some(1));
+    let message = refused["message"].as_str().expect("message");
+    assert!(
+        message.contains("raed") && message.contains("offline_access, read"),
+        "{message}"
+    );
+}
