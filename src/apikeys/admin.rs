@@ -123,8 +123,8 @@ struct NewKey {
     name: String,
     #[serde(rename = "type", default = "default_type")]
     key_type: String,
-    #[serde(default = "default_env")]
-    env: String,
+    /// `live` or `test`; when absent, the calling key's own environment (`live` for a session).
+    env: Option<String>,
     #[serde(default)]
     scopes: Vec<String>,
     expires_in: Option<Lifetime>,
@@ -141,17 +141,14 @@ fn default_type() -> String {
     "sk".into()
 }
 
-fn default_env() -> String {
-    "live".into()
-}
-
 fn with_key(key: &super::ApiKey, secret: &super::KeySecret) -> serde_json::Value {
     let mut v = serde_json::to_value(key.view(db::now())).unwrap_or_default();
     v["key"] = json!(secret.0);
     v
 }
 
-/// `POST /v1/keys` → 201 with the key, shown this once.
+/// `POST /v1/keys` → 201 with the key, shown this once. A key caller makes keys of its own environment
+/// only (403 `wrong_environment` otherwise).
 #[post("/v1/keys")]
 #[tracing::instrument(skip_all)]
 async fn create(
@@ -161,12 +158,16 @@ async fn create(
 ) -> Result<HttpResponse, AppError> {
     let manager = admin(&req, &state).await?;
     let b = body.into_inner();
-    manager.may_make(&b.env)?;
+    let env = b
+        .env
+        .or_else(|| manager.env.clone())
+        .unwrap_or_else(|| "live".to_owned());
+    manager.may_make(&env)?;
     let actor = manager.actor;
     let input = KeyInput {
         name: b.name,
         key_type: b.key_type,
-        env: b.env,
+        env,
         scopes: b.scopes,
         apis: b.apis,
         expires_in: b.expires_in.map(|l| l.duration("expires_in")).transpose()?,

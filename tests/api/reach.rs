@@ -183,6 +183,18 @@ async fn a_test_key_manages_only_test_keys() {
                 .as_str()
                 .is_some_and(|k| k.starts_with("sk_test_"))
         );
+        // No env given: the caller's own.
+        let res = keys_api(
+            &app,
+            caller,
+            reqwest::Method::POST,
+            "/v1/keys",
+            Some(json!({ "name": "Implicit" })),
+        )
+        .await;
+        assert_eq!(res.status(), 201);
+        let made: Value = res.json().await.expect("json");
+        assert_eq!(made["env"], "test");
 
         // Listing shows only test keys; a live key by id is not found, nor revoked, nor rotated.
         let res = keys_api(&app, caller, reqwest::Method::GET, "/v1/keys", None).await;
