@@ -67,9 +67,12 @@ pub enum KeyCommand {
         /// live or test.
         #[arg(long, default_value = "live")]
         env: String,
-        /// A scope (repeatable, or space-separated).
+        /// A registered scope (repeatable, or space-separated).
         #[arg(long = "scope", value_name = "SCOPE")]
         scopes: Vec<String>,
+        /// The audience of a registered API the key is for (repeatable); none: any API.
+        #[arg(long = "api", value_name = "AUDIENCE")]
+        apis: Vec<String>,
         /// Lifetime, e.g. 90d (default: the type's default; none means no expiry).
         #[arg(long = "expires-in", value_name = "DURATION")]
         expires_in: Option<String>,
@@ -164,6 +167,10 @@ pub enum ClientCommand {
         /// private_key_jwt: a file with the client's public keys (JWKS, JWK or PEM).
         #[arg(long = "jwks-file", value_name = "FILE")]
         jwks_file: Option<PathBuf>,
+        /// A resource server: may introspect tokens of the API with this audience (repeatable; bare
+        /// --introspect: the default API). Without it the client may not introspect.
+        #[arg(long = "introspect", value_name = "AUDIENCE", num_args = 0..=1, default_missing_value = "")]
+        introspect: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -285,6 +292,7 @@ pub fn run(cli: Cli) -> ExitCode {
             auth_method,
             jwks_uri,
             jwks_file,
+            introspect,
             ..
         }) => {
             let jwks = match jwks_file.map(std::fs::read_to_string).transpose() {
@@ -308,6 +316,13 @@ pub fn run(cli: Cli) -> ExitCode {
                 auth_method,
                 jwks_uri,
                 jwks,
+                introspect: introspect
+                    .into_iter()
+                    .map(|a| match a.trim() {
+                        "" => settings.issuer_str().to_owned(),
+                        a => a.to_owned(),
+                    })
+                    .collect(),
             };
             with_database(&settings, json, |conn, keys| {
                 let hasher = Hasher::new(&keys.pepper);
@@ -328,6 +343,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     "grant_types": client.grant_types.split(' ').collect::<Vec<_>>(),
                     "scopes": client.allowed_scopes().collect::<Vec<_>>(),
                     "redirect_uris": uris,
+                    "introspect": client.introspect_audiences(),
                 });
                 let text = match &secret {
                     Some(s) => format!(
@@ -531,6 +547,7 @@ fn key_command(settings: &Settings, json: bool, command: KeyCommand) -> ExitCode
             key_type,
             env,
             scopes,
+            apis,
             expires_in,
             rate_limit,
             metadata,
@@ -558,6 +575,7 @@ fn key_command(settings: &Settings, json: bool, command: KeyCommand) -> ExitCode
                 key_type,
                 env,
                 scopes,
+                apis,
                 expires_in,
                 rate_limit,
                 metadata,

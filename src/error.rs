@@ -28,6 +28,9 @@ pub enum AppError {
     Unauthorized(&'static str),
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
+    /// 403 with a catalogue code and a detail (the environment, the audience, …).
+    #[error("forbidden: {code}")]
+    ForbiddenDetail { code: &'static str, detail: String },
     #[error("conflict: {0}")]
     Conflict(&'static str),
     #[error("service unavailable: {0}")]
@@ -63,6 +66,14 @@ impl AppError {
         }
     }
 
+    /// 403 with a catalogue code and a detail for its message.
+    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::ForbiddenDetail {
+            code,
+            detail: detail.into(),
+        }
+    }
+
     /// An OAuth error with a status chosen by RFC 6749 §5.2 (401 for `invalid_client`, else 400).
     pub fn oauth(error: &'static str, detail: impl Into<Option<String>>) -> Self {
         let status = if error == "invalid_client" {
@@ -85,7 +96,7 @@ impl AppError {
         match self {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
-            Self::BadRequest { code, .. } => code,
+            Self::BadRequest { code, .. } | Self::ForbiddenDetail { code, .. } => code,
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::Unauthorized(code) | Self::Forbidden(code) | Self::Conflict(code) => code,
@@ -100,6 +111,7 @@ impl AppError {
     fn detail(&self) -> Option<String> {
         match self {
             Self::BadRequest { detail, .. } => detail.clone(),
+            Self::ForbiddenDetail { detail, .. } => Some(detail.clone()),
             Self::PayloadTooLarge { limit } => Some(limit.to_string()),
             Self::UnsupportedMediaType { expected } => Some((*expected).to_owned()),
             Self::OAuth { detail, .. } => detail.clone(),
@@ -189,7 +201,7 @@ impl ResponseError for AppError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::ForbiddenDetail { .. } => StatusCode::FORBIDDEN,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::OAuth { status, .. } => *status,

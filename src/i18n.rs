@@ -79,6 +79,16 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
         "La credencial no tiene un alcance necesario: {0}",
     ),
     (
+        "wrong_environment",
+        "An API key manages only keys of its own environment, and this is a {0} key.",
+        "Una clave de API solo gestiona claves de su propio entorno, y esta es una clave {0}.",
+    ),
+    (
+        "invalid_audience",
+        "The credential is not valid for this API: {0}",
+        "La credencial no es válida para esta API: {0}",
+    ),
+    (
         "insufficient_scope",
         "The credential lacks a required scope: {0}",
         "La credencial no tiene un alcance necesario: {0}",

@@ -6,7 +6,9 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{KeyInput, create_key, find_key, list_keys, revoke_key, rotate_key, verify};
+use super::{
+    KeyInput, create_key, find_key_in, list_env_keys, list_keys, revoke_key, rotate_key, verify,
+};
 use crate::audit::{Actor, Origin};
 use crate::db;
 use crate::error::AppError;
@@ -20,9 +22,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(rotate);
 }
 
+/// Who manages keys, and the environment they are bound to.
+struct Manager {
+    actor: Actor,
+    /// A key manages only keys of its own environment (`live` or `test`); a session manages all.
+    env: Option<String>,
+}
+
+impl Manager {
+    /// 403 `wrong_environment` unless a key of `env` is this manager's to make.
+    fn may_make(&self, env: &str) -> Result<(), AppError> {
+        match &self.env {
+            Some(own) if own != env.trim() => {
+                Err(AppError::forbidden("wrong_environment", own.clone()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Who may manage keys: an administrator's session (from our own origin), or a caller presenting an
-/// API key that grants `admin` (an `sk` key, or a restricted key with the `admin` scope).
-async fn admin(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Actor, AppError> {
+/// API key that grants `admin` (an `sk` key, a custom full-access type, or a restricted key with the
+/// `admin` scope), bound to its own environment.
+async fn admin(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Manager, AppError> {
     let bearer = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
@@ -54,7 +76,10 @@ async fn admin(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Actor, 
         })
         .await?;
         return match (code, key) {
-            (super::Code::Valid, Some(key)) => Ok(Actor::ApiKey(key.id)),
+            (super::Code::Valid, Some(key)) => Ok(Manager {
+                actor: Actor::ApiKey(key.id),
+                env: Some(key.environment),
+            }),
             (super::Code::InsufficientPermissions, _) => {
                 Err(AppError::Forbidden("insufficient_permissions"))
             }
@@ -68,7 +93,10 @@ async fn admin(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Actor, 
         .ok_or(AppError::Unauthorized("unauthenticated"))?;
     user.require_admin()?;
     crate::accounts::same_origin(state, req)?;
-    Ok(Actor::User(user.user.id))
+    Ok(Manager {
+        actor: Actor::User(user.user.id),
+        env: None,
+    })
 }
 
 /// A lifetime as seconds or as a duration text (`90d`).
@@ -95,13 +123,16 @@ struct NewKey {
     name: String,
     #[serde(rename = "type", default = "default_type")]
     key_type: String,
-    #[serde(default = "default_env")]
-    env: String,
+    /// `live` or `test`; when absent, the calling key's own environment (`live` for a session).
+    env: Option<String>,
     #[serde(default)]
     scopes: Vec<String>,
     expires_in: Option<Lifetime>,
     rate_limit: Option<u32>,
     metadata: Option<serde_json::Value>,
+    /// The audiences of the APIs the key is for (registered APIs); none: any API.
+    #[serde(default)]
+    apis: Vec<String>,
     owner_user_id: Option<String>,
     owner_client_id: Option<String>,
 }
@@ -110,17 +141,14 @@ fn default_type() -> String {
     "sk".into()
 }
 
-fn default_env() -> String {
-    "live".into()
-}
-
 fn with_key(key: &super::ApiKey, secret: &super::KeySecret) -> serde_json::Value {
     let mut v = serde_json::to_value(key.view(db::now())).unwrap_or_default();
     v["key"] = json!(secret.0);
     v
 }
 
-/// `POST /v1/keys` → 201 with the key, shown this once.
+/// `POST /v1/keys` → 201 with the key, shown this once. A key caller makes keys of its own environment
+/// only (403 `wrong_environment` otherwise).
 #[post("/v1/keys")]
 #[tracing::instrument(skip_all)]
 async fn create(
@@ -128,13 +156,20 @@ async fn create(
     state: web::Data<AppState>,
     body: web::Json<NewKey>,
 ) -> Result<HttpResponse, AppError> {
-    let actor = admin(&req, &state).await?;
+    let manager = admin(&req, &state).await?;
     let b = body.into_inner();
+    let env = b
+        .env
+        .or_else(|| manager.env.clone())
+        .unwrap_or_else(|| "live".to_owned());
+    manager.may_make(&env)?;
+    let actor = manager.actor;
     let input = KeyInput {
         name: b.name,
         key_type: b.key_type,
-        env: b.env,
+        env,
         scopes: b.scopes,
+        apis: b.apis,
         expires_in: b.expires_in.map(|l| l.duration("expires_in")).transpose()?,
         rate_limit: b.rate_limit,
         metadata: b.metadata,
@@ -158,18 +193,20 @@ struct Paging {
     offset: Option<i64>,
 }
 
-/// `GET /v1/keys?limit&offset`: newest first, never the keys themselves.
+/// `GET /v1/keys?limit&offset`: newest first, never the keys themselves; a key caller sees only its
+/// own environment's keys.
 #[get("/v1/keys")]
 async fn list(
     req: HttpRequest,
     state: web::Data<AppState>,
     paging: web::Query<Paging>,
 ) -> Result<HttpResponse, AppError> {
-    admin(&req, &state).await?;
+    let env = admin(&req, &state).await?.env;
     let limit = paging.limit.unwrap_or(50).clamp(1, 200);
     let offset = paging.offset.unwrap_or(0).max(0);
-    let keys = db::run(&state.pool, move |conn| {
-        list_keys(conn, None, limit, offset)
+    let keys = db::run(&state.pool, move |conn| match env {
+        Some(env) => list_env_keys(conn, &env, limit, offset),
+        None => list_keys(conn, None, limit, offset),
     })
     .await?;
     let now = db::now();
@@ -183,9 +220,12 @@ async fn show(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    admin(&req, &state).await?;
+    let env = admin(&req, &state).await?.env;
     let id = id.into_inner();
-    let key = db::run(&state.pool, move |conn| find_key(conn, &id)).await?;
+    let key = db::run(&state.pool, move |conn| {
+        find_key_in(conn, &id, env.as_deref())
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(key.view(db::now())))
 }
 
@@ -196,9 +236,10 @@ async fn revoke(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let actor = admin(&req, &state).await?;
+    let Manager { actor, env } = admin(&req, &state).await?;
     let (id, origin) = (id.into_inner(), Origin::of(&req));
     let key = db::run(&state.pool, move |conn| {
+        find_key_in(conn, &id, env.as_deref())?; // 404 for another environment's key
         revoke_key(conn, &id, actor, origin)
     })
     .await?;
@@ -222,7 +263,7 @@ async fn rotate(
     id: web::Path<String>,
     body: Option<web::Json<Rotation>>,
 ) -> Result<HttpResponse, AppError> {
-    let actor = admin(&req, &state).await?;
+    let Manager { actor, env } = admin(&req, &state).await?;
     let grace = body
         .map(web::Json::into_inner)
         .unwrap_or_default()
@@ -233,6 +274,7 @@ async fn rotate(
     let (id, origin) = (id.into_inner(), Origin::of(&req));
     let (st, old) = (state.clone(), id.clone());
     let (key, secret) = db::run(&state.pool, move |conn| {
+        find_key_in(conn, &id, env.as_deref())?; // 404 for another environment's key
         rotate_key(conn, &st.settings, &st.hasher, &id, grace, actor, origin)
     })
     .await?;

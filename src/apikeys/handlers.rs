@@ -62,6 +62,14 @@ fn limited(decision: &Decision) -> AppError {
     decision.refused()
 }
 
+/// 403 `invalid_audience`: the credential is not for the API the gateway asked about.
+fn wrong_audience(audience: &str) -> AppError {
+    AppError::forbidden(
+        "invalid_audience",
+        audience.chars().take(128).collect::<String>(),
+    )
+}
+
 /// Counts an allowed or rate-limited request in the key's usage.
 fn record(state: &AppState, key: &ApiKey, limit: &Decision) {
     let outcome = if limit.allowed {
@@ -352,11 +360,14 @@ fn presented(req: &HttpRequest, state: &AppState, body: &[u8]) -> Option<Present
 struct CheckQuery {
     scopes: Option<String>,
     env: Option<String>,
+    audience: Option<String>,
 }
 
 /// Forward-auth for gateways (nginx `auth_request`, Traefik `forwardAuth`, Envoy `ext_authz`): 200 with
 /// `X-Auth-Subject`, `X-Auth-Scopes` and `X-Auth-Key-Id` or `X-Auth-Client-Id`; 401 / 403 / 429 with
-/// the JSON error otherwise. Required scopes come from `?scopes=` or `X-Required-Scopes`.
+/// the JSON error otherwise. Required scopes come from `?scopes=` or `X-Required-Scopes`, the required
+/// API from `?audience=` or `X-Required-Audience` (a token must carry it as `aud`; a key made for named
+/// APIs must name it, a key made for no API in particular passes for any).
 #[tracing::instrument(skip_all)]
 async fn check(
     req: HttpRequest,
@@ -368,6 +379,7 @@ async fn check(
         .unwrap_or(CheckQuery {
             scopes: None,
             env: None,
+            audience: None,
         });
     let header_text = |name: &str| {
         req.headers()
@@ -381,12 +393,17 @@ async fn check(
         .map(|s| split_scopes(&s))
         .unwrap_or_default();
     let env = query.env.or_else(|| header_text("x-required-env"));
+    let audience = query
+        .audience
+        .or_else(|| header_text("x-required-audience"))
+        .map(|a| a.trim().to_owned())
+        .filter(|a| !a.is_empty());
     let Some(credential) = presented(&req, &state, &body) else {
         return Err(AppError::Unauthorized("missing_api_key"));
     };
     tracing::debug!(place = credential.place.as_str(), "credential presented");
     if credential.value.bytes().filter(|b| *b == b'.').count() == 2 {
-        return check_jwt(&state, credential.value, required).await;
+        return check_jwt(&state, credential.value, required, audience).await;
     }
     let (code, key) = lookup(&state, credential.value, required, env).await?;
     if let (false, Some(key)) = (code == Code::Valid, &key) {
@@ -401,6 +418,12 @@ async fn check(
         (Code::RevokedApiKey, _) => return Err(AppError::Unauthorized("revoked_api_key")),
         _ => return Err(AppError::Unauthorized("invalid_api_key")),
     };
+    if let Some(audience) = audience
+        && !key.serves(&audience)
+    {
+        state.usage.record(&key.id, Outcome::Denied, db::now());
+        return Err(wrong_audience(&audience));
+    }
     let limit = key_limit(&state, &key).await;
     record(&state, &key, &limit);
     if !limit.allowed {
@@ -432,10 +455,12 @@ async fn check(
 /// the client (a disabled or deleted client's tokens are refused). A verified token is cached by HMAC
 /// for `TESSERA_API_KEY_CACHE_TTL` like an API key, so a busy token costs one verification per TTL per
 /// node; its expiry is checked on every request, and a revocation through this node drops it at once.
+/// A token is counted against `TESSERA_API_KEY_RATE_LIMIT` per client and subject, like a key.
 async fn check_jwt(
     state: &web::Data<AppState>,
     token: String,
     required: Vec<String>,
+    audience: Option<String>,
 ) -> Result<HttpResponse, AppError> {
     let hash = access::access_token_hash(state, &token);
     let claims = match access::cached_access(state, &hash, &token) {
@@ -453,7 +478,27 @@ async fn check_jwt(
     if required.iter().any(|r| !granted.contains(&r.as_str())) {
         return Err(AppError::Forbidden("insufficient_permissions"));
     }
-    Ok(HttpResponse::Ok()
+    if let Some(audience) = audience
+        && audience != claims.aud
+    {
+        return Err(wrong_audience(&audience));
+    }
+    let limit = state
+        .limits
+        .check(
+            Bucket::ApiKey,
+            &format!("at:{}:{}", claims.client_id, claims.sub),
+            None,
+        )
+        .await;
+    if !limit.allowed {
+        return Err(limited(&limit));
+    }
+    let mut res = HttpResponse::Ok();
+    for (name, value) in limit.headers() {
+        res.insert_header((name, value));
+    }
+    Ok(res
         .insert_header((
             HeaderName::from_static("x-auth-subject"),
             claims.sub.clone(),

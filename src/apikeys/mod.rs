@@ -51,6 +51,8 @@ pub struct KeyInput {
     /// `live` or `test`.
     pub env: String,
     pub scopes: Vec<String>,
+    /// The audiences of the APIs the key is for (registered APIs); empty: any API.
+    pub apis: Vec<String>,
     /// Lifetime from now; the type's default when `None`.
     pub expires_in: Option<Duration>,
     /// Requests per 15 minutes for this key (the server default when `None`).
@@ -87,9 +89,17 @@ fn key_type<'a>(settings: &'a Settings, name: &str) -> Result<&'a KeyType, AppEr
         })
 }
 
+/// Scopes an API key may carry without being registered on an API: permissions of Tessera itself.
+pub const KEY_ONLY_SCOPES: &[&str] = &["introspect"];
+
 /// The scopes a key of `kt` gets: full access for a type without a scope list, else a non-empty
-/// subset of the type's scopes (any scope when the list is empty).
-fn key_scopes(kt: &KeyType, requested: &[String]) -> Result<String, AppError> {
+/// subset of the type's scopes. A type with an empty list takes the `registered` scope names (and
+/// [`KEY_ONLY_SCOPES`]); `None` skips that check (a rotation keeps what the old key had).
+fn key_scopes(
+    kt: &KeyType,
+    requested: &[String],
+    registered: Option<&[String]>,
+) -> Result<String, AppError> {
     let mut scopes: Vec<&str> = Vec::new();
     for s in requested.iter().flat_map(|s| s.split([' ', ','])) {
         let s = s.trim();
@@ -126,19 +136,56 @@ fn key_scopes(kt: &KeyType, requested: &[String]) -> Result<String, AppError> {
                     allowed.join(", ")
                 )));
             }
+            if allowed.is_empty()
+                && let Some(known) = registered
+                && let Some(s) = scopes
+                    .iter()
+                    .find(|s| !known.iter().any(|k| k == *s) && !KEY_ONLY_SCOPES.contains(s))
+            {
+                let mut valid: Vec<&str> = known.iter().map(String::as_str).collect();
+                valid.extend(KEY_ONLY_SCOPES);
+                valid.sort_unstable();
+                valid.dedup();
+                return Err(bad(format!(
+                    "'{s}' is not a registered scope (valid: {})",
+                    valid.join(", ")
+                )));
+            }
             scopes.sort_unstable();
             Ok(scopes.join(" "))
         }
     }
 }
 
-/// Creates a key: validated, stored only as its HMAC (plus prefix and last four characters for
-/// display), audited in the same transaction. The full key is returned once.
+/// Creates a key: validated (its scopes and APIs must be registered), stored only as its HMAC (plus
+/// prefix and last four characters for display), audited in the same transaction. The full key is
+/// returned once.
 pub fn create_key(
     conn: &mut DbConn,
     settings: &Settings,
     hasher: &Hasher,
     input: &KeyInput,
+    actor: Actor,
+    origin: Origin,
+) -> Result<(ApiKey, KeySecret), AppError> {
+    let registered = crate::oauth::registered_scope_names(conn)?;
+    new_key(
+        conn,
+        settings,
+        hasher,
+        input,
+        Some(&registered),
+        actor,
+        origin,
+    )
+}
+
+fn new_key(
+    conn: &mut DbConn,
+    settings: &Settings,
+    hasher: &Hasher,
+    input: &KeyInput,
+    registered: Option<&[String]>,
     actor: Actor,
     origin: Origin,
 ) -> Result<(ApiKey, KeySecret), AppError> {
@@ -151,7 +198,8 @@ pub fn create_key(
     if !matches!(env, "live" | "test") {
         return Err(bad("env must be live or test"));
     }
-    let scopes = key_scopes(kt, &input.scopes)?;
+    let scopes = key_scopes(kt, &input.scopes, registered)?;
+    let audiences = crate::oauth::registered_audiences(conn, &input.apis)?.join(" ");
     let now = db::now();
     let ttl = input.expires_in.or(kt.default_ttl);
     if let Some(max) = kt.max_ttl {
@@ -209,6 +257,7 @@ pub fn create_key(
                 metadata: &metadata,
                 created_at: now,
                 expires_at,
+                audiences: &audiences,
             },
         )?;
         audit::record(
@@ -218,7 +267,7 @@ pub fn create_key(
                 .origin(origin)
                 .details(serde_json::json!({
                     "name": name, "type": kt.name, "env": env, "scopes": scopes,
-                    "expires_at": expires_at,
+                    "apis": audiences, "expires_at": expires_at,
                 })),
         )?;
         let key = store::find_by_id(conn, &id)?.ok_or(AppError::NotFound)?;
@@ -230,13 +279,33 @@ pub fn find_key(conn: &mut DbConn, id: &str) -> Result<ApiKey, AppError> {
     store::find_by_id(conn, id)?.ok_or(AppError::NotFound)
 }
 
+/// The key with this id as a caller bound to `env` may see it: 404 for a key of another environment
+/// (a test key learns nothing of live keys).
+pub fn find_key_in(conn: &mut DbConn, id: &str, env: Option<&str>) -> Result<ApiKey, AppError> {
+    let key = find_key(conn, id)?;
+    if env.is_some_and(|e| e != key.environment) {
+        return Err(AppError::NotFound);
+    }
+    Ok(key)
+}
+
 pub fn list_keys(
     conn: &mut DbConn,
     owner_user_id: Option<&str>,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<ApiKey>, AppError> {
-    Ok(store::list_keys(conn, owner_user_id, limit, offset)?)
+    Ok(store::list_keys(conn, owner_user_id, None, limit, offset)?)
+}
+
+/// Keys of the environment `env` only, newest first.
+pub fn list_env_keys(
+    conn: &mut DbConn,
+    env: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<ApiKey>, AppError> {
+    Ok(store::list_keys(conn, None, Some(env), limit, offset)?)
 }
 
 /// Revokes a key at once (idempotent); audited.
@@ -285,6 +354,7 @@ pub fn rotate_key(
         } else {
             old.scope_list().into_iter().map(str::to_owned).collect()
         },
+        apis: old.audience_list().into_iter().map(str::to_owned).collect(),
         expires_in: old
             .expires_at
             .map(|e| Duration::from_secs((e - old.created_at).max(1) as u64)),
@@ -294,11 +364,13 @@ pub fn rotate_key(
         owner_client_id: old.owner_client_id.clone(),
     };
     conn.transaction(|conn| {
-        let (new, secret) = create_key(
+        // The old key's scopes are kept as they were, registered or not.
+        let (new, secret) = new_key(
             conn,
             settings,
             hasher,
             &input,
+            None,
             actor.clone(),
             origin.clone(),
         )?;

@@ -27,6 +27,8 @@ pub struct ApiKey {
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
     pub replaced_by: Option<String>,
+    /// The APIs (audiences, space-separated) the key is good for; empty: any API.
+    pub audiences: String,
 }
 
 impl std::fmt::Debug for ApiKey {
@@ -55,6 +57,19 @@ impl ApiKey {
     /// Whether the key grants `scope` (a full-access key grants every scope).
     pub fn grants(&self, scope: &str) -> bool {
         self.full_access() || self.scope_list().contains(&scope)
+    }
+
+    /// The audiences of the APIs the key is restricted to (none: any API).
+    pub fn audience_list(&self) -> Vec<&str> {
+        self.audiences
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    /// Whether the key may be used for the API with this audience (a key with no list: any API).
+    pub fn serves(&self, audience: &str) -> bool {
+        self.audiences.is_empty() || self.audience_list().contains(&audience)
     }
 
     pub fn owner(&self) -> serde_json::Value {
@@ -87,6 +102,11 @@ impl ApiKey {
             } else {
                 self.scope_list().into_iter().map(str::to_owned).collect()
             },
+            apis: self
+                .audience_list()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
             owner: self.owner(),
             rate_limit: self.rate_limit,
             metadata: serde_json::from_str(&self.metadata).unwrap_or_default(),
@@ -109,6 +129,8 @@ pub struct KeyView {
     pub r#type: String,
     pub env: String,
     pub scopes: Vec<String>,
+    /// The audiences of the APIs the key is restricted to; empty: any API.
+    pub apis: Vec<String>,
     pub owner: serde_json::Value,
     pub rate_limit: Option<i32>,
     pub metadata: serde_json::Value,
@@ -141,6 +163,7 @@ impl ApiKey {
             last_used_at: None,
             revoked_at: None,
             replaced_by: None,
+            audiences: String::new(),
         }
     }
 }

@@ -24,6 +24,7 @@ pub struct NewApiKey<'a> {
     pub metadata: &'a str,
     pub created_at: i64,
     pub expires_at: Option<i64>,
+    pub audiences: &'a str,
 }
 
 pub fn insert_key(conn: &mut DbConn, key: &NewApiKey<'_>) -> QueryResult<()> {
@@ -49,10 +50,11 @@ pub fn find_by_id(conn: &mut DbConn, id: &str) -> QueryResult<Option<ApiKey>> {
         .optional()
 }
 
-/// Keys newest first, optionally only those owned by `owner_user_id`.
+/// Keys newest first, optionally only those owned by `owner_user_id`, or of the environment `env`.
 pub fn list_keys(
     conn: &mut DbConn,
     owner_user_id: Option<&str>,
+    env: Option<&str>,
     limit: i64,
     offset: i64,
 ) -> QueryResult<Vec<ApiKey>> {
@@ -64,6 +66,9 @@ pub fn list_keys(
         .into_boxed();
     if let Some(owner) = owner_user_id {
         query = query.filter(api_keys::owner_user_id.eq(owner));
+    }
+    if let Some(env) = env {
+        query = query.filter(api_keys::environment.eq(env));
     }
     query.load(conn)
 }

@@ -61,6 +61,7 @@ diesel::table! {
         updated_at -> BigInt,
         disabled_at -> Nullable<BigInt>,
         token_rate_limit -> Nullable<Integer>,
+        introspect_audiences -> Nullable<Text>,
     }
 }
 
@@ -165,6 +166,7 @@ diesel::table! {
         last_used_at -> Nullable<BigInt>,
         revoked_at -> Nullable<BigInt>,
         replaced_by -> Nullable<Text>,
+        audiences -> Text,
     }
 }
 

@@ -281,7 +281,7 @@ fn accepts(client: &Client, hasher: &Hasher, secret: Option<&str>) -> Result<(),
 /// A client already authenticated by an assertion, or the credentials to check in the request's
 /// transaction (the fast path of secret-based clients takes no extra round trip).
 pub enum ClientAuth {
-    Verified(Client),
+    Verified(Box<Client>),
     /// Credentials already checked against the node's cached client (no database round trip).
     Checked(std::sync::Arc<Client>, AuthMethod),
     Credentials {
@@ -313,7 +313,7 @@ impl ClientAuth {
         state: &AppState,
     ) -> Result<(Client, AuthMethod), AppError> {
         match self {
-            Self::Verified(client) => Ok((client, AuthMethod::Jwt)),
+            Self::Verified(client) => Ok((*client, AuthMethod::Jwt)),
             Self::Checked(client, method) => Ok((std::sync::Arc::unwrap_or_clone(client), method)),
             Self::Credentials {
                 authorization,
@@ -345,7 +345,7 @@ impl ClientAuth {
     /// The checked client when no database work is left (assertion, or a cached client).
     pub fn checked(&self) -> Option<(&Client, AuthMethod)> {
         match self {
-            Self::Verified(client) => Some((client, AuthMethod::Jwt)),
+            Self::Verified(client) => Some((client.as_ref(), AuthMethod::Jwt)),
             Self::Checked(client, method) => Some((client, *method)),
             Self::Credentials { .. } => None,
         }
@@ -439,5 +439,5 @@ pub async fn client_auth(
             "client_id differs from the assertion's issuer".to_owned(),
         ));
     }
-    Ok(ClientAuth::Verified(client))
+    Ok(ClientAuth::Verified(Box::new(client)))
 }

@@ -198,6 +198,8 @@ fn revoke_one(
 
 /// RFC 7662: a confidential client (a resource server) asks whether a token is active. Expired,
 /// revoked, malformed and foreign tokens are all just `{"active": false}`. Rate limited per caller.
+/// What a caller may learn is bounded by its [`Reach`]: a client not marked as a resource server
+/// learns nothing, a marked one only about tokens of its APIs.
 #[post("/oauth/introspect")]
 #[tracing::instrument(skip_all)]
 async fn introspect(
@@ -234,13 +236,19 @@ async fn introspect_request(
         && Kind::AccessToken.fits(&token, &state.settings)
         && let Some(claims) = cached_access(&state, &access_token_hash(&state, &token), &token)
     {
-        return introspection_answer(&state, &client.id, active_access(&claims)).await;
+        let answer = match Reach::of_client(client) {
+            Some(reach) if reach.allows(Some(&[claims.aud.as_str()])) => {
+                FastAnswer::Active(active_access(&claims))
+            }
+            _ => FastAnswer::Inactive { active: false },
+        };
+        return introspection_answer(&state, &client.id, answer).await;
     }
     let st = state.clone();
     // The caller is authenticated and the token looked up in one pass on the connection; the limit
     // is counted after (an over-limit caller gets 429 and never sees the answer).
     let (caller, answer) = db::run(&state.pool, move |conn| {
-        let caller = match caller {
+        let (caller, reach) = match caller {
             Caller::Client(auth) => {
                 let (client, method) = auth.resolve(conn, &st)?;
                 if method == AuthMethod::None {
@@ -249,12 +257,22 @@ async fn introspect_request(
                         "introspection needs a confidential client".to_owned(),
                     ));
                 }
-                client.id
+                let reach = Reach::of_client(&client);
+                (client.id, reach)
             }
-            Caller::ApiKey(key) => introspecting_key(conn, &st, &key)?,
+            Caller::ApiKey(key) => {
+                let (id, reach) = introspecting_key(conn, &st, &key)?;
+                (id, Some(reach))
+            }
+        };
+        let Some(reach) = reach else {
+            return Ok((caller, json!({ "active": false })));
         };
         for kind in order.into_iter().filter(|k| k.fits(&token, &st.settings)) {
             if let Some(answer) = introspect_one(conn, &st, kind, &token)? {
+                if !reach.sees(&answer) {
+                    return Ok((caller, json!({ "active": false })));
+                }
                 return Ok((caller, answer));
             }
         }
@@ -282,6 +300,76 @@ async fn introspection_answer(
         HttpResponse::Ok().json(answer),
         &limit,
     )))
+}
+
+/// What an introspecting caller may learn about. A client marked as a resource server reaches the
+/// tokens whose audience is one of its APIs, and the API keys made for one of them or for no API in
+/// particular. An API key granting `introspect` reaches the tokens of its APIs (every API when it was
+/// made for none) and the API keys of its own environment.
+struct Reach {
+    /// The caller's APIs; `None`: every API.
+    audiences: Option<Vec<String>>,
+    /// An API-key caller's environment: it sees only keys of that environment.
+    env: Option<String>,
+}
+
+impl Reach {
+    /// A client's reach: `None` for a client not marked as a resource server.
+    fn of_client(client: &super::Client) -> Option<Self> {
+        let audiences = client.introspect_audiences();
+        (!audiences.is_empty()).then(|| Self {
+            audiences: Some(audiences.into_iter().map(str::to_owned).collect()),
+            env: None,
+        })
+    }
+
+    fn of_key(key: &crate::apikeys::ApiKey) -> Self {
+        let audiences = key.audience_list();
+        Self {
+            audiences: (!audiences.is_empty())
+                .then(|| audiences.into_iter().map(str::to_owned).collect()),
+            env: Some(key.environment.clone()),
+        }
+    }
+
+    /// Whether a credential for `theirs` (`None`: an API key made for any API) is within reach.
+    fn allows(&self, theirs: Option<&[&str]>) -> bool {
+        match (&self.audiences, theirs) {
+            (None, _) | (_, None) => true,
+            (Some(mine), Some(theirs)) => theirs.iter().any(|t| mine.iter().any(|m| m == t)),
+        }
+    }
+
+    /// Whether the caller may see this answer: an inactive one always; an active one when its
+    /// audience (`aud`, a string or a list) is within reach and, for an API key, of the caller's
+    /// environment.
+    fn sees(&self, answer: &serde_json::Value) -> bool {
+        if answer["active"] != true {
+            return true;
+        }
+        if answer["token_type"] == "api_key"
+            && let Some(env) = &self.env
+            && answer["env"] != env.as_str()
+        {
+            return false;
+        }
+        let theirs: Option<Vec<&str>> = match &answer["aud"] {
+            serde_json::Value::String(a) => Some(vec![a.as_str()]),
+            serde_json::Value::Array(list) => {
+                Some(list.iter().filter_map(serde_json::Value::as_str).collect())
+            }
+            _ => None,
+        };
+        self.allows(theirs.as_deref())
+    }
+}
+
+/// The fast path's answer: the cached token's claims, or inactive when out of the caller's reach.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum FastAnswer<'a> {
+    Active(ActiveAccess<'a>),
+    Inactive { active: bool },
 }
 
 /// The scope an API key needs to call the introspection endpoint (full-access `sk` keys have it).
@@ -315,14 +403,19 @@ fn caller_api_key(
         .map(str::to_owned)
 }
 
-/// The id of the API key calling the introspection endpoint: valid and granting `introspect`.
-fn introspecting_key(conn: &mut DbConn, state: &AppState, key: &str) -> Result<String, AppError> {
+/// The id and reach of the API key calling the introspection endpoint: valid and granting
+/// `introspect`.
+fn introspecting_key(
+    conn: &mut DbConn,
+    state: &AppState,
+    key: &str,
+) -> Result<(String, Reach), AppError> {
     use crate::apikeys::Code;
     let scopes = [INTROSPECT_SCOPE.to_owned()];
     let (code, found) =
         crate::apikeys::verify(conn, &state.settings, &state.hasher, key, &scopes, None)?;
     match (code, found) {
-        (Code::Valid, Some(key)) => Ok(key.id),
+        (Code::Valid, Some(key)) => Ok((key.id.clone(), Reach::of_key(&key))),
         (Code::InsufficientPermissions, _) => Err(AppError::OAuth {
             status: actix_web::http::StatusCode::FORBIDDEN,
             error: "insufficient_scope",
@@ -367,6 +460,7 @@ fn introspect_one(
                 "key_id": key.id,
                 "key_type": key.key_type,
                 "env": key.environment,
+                "aud": (!key.audiences.is_empty()).then(|| key.audience_list()),
             });
             if let Some(fields) = answer.as_object_mut() {
                 fields.retain(|_, v| !v.is_null());

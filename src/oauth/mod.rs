@@ -99,6 +99,9 @@ pub struct ClientInput {
     pub jwks_uri: Option<String>,
     /// …or its public keys inline: a JWKS, a JWK, or PEM.
     pub jwks: Option<String>,
+    /// A resource server: the audiences of the registered APIs whose tokens it may introspect.
+    /// Empty: the client may not introspect.
+    pub introspect: Vec<String>,
 }
 
 /// A client secret, shown once. `Debug` never prints it.
@@ -231,6 +234,13 @@ pub fn create_client(
                 "scope '{unknown}' is not registered (tessera scope create)"
             )));
         }
+        let introspect = registered_audiences(conn, &input.introspect)?;
+        if !introspect.is_empty() && input.public {
+            return Err(model::bad_request(
+                "a public client cannot introspect (it has no credentials)",
+            ));
+        }
+        let introspect = (!introspect.is_empty()).then(|| introspect.join(" "));
         store::insert_client(
             conn,
             &store::NewClient {
@@ -245,6 +255,7 @@ pub fn create_client(
                 secret_encrypted: secret_encrypted.as_deref(),
                 jwks_uri: jwks_uri.as_deref(),
                 jwks: jwks.as_deref(),
+                introspect_audiences: introspect.as_deref(),
             },
             now,
         )?;
@@ -257,7 +268,7 @@ pub fn create_client(
             .details(serde_json::json!({
                 "name": name, "public": input.public, "grant_types": grant_types,
                 "token_endpoint_auth_method": method.as_str(), "jwks_uri": jwks_uri,
-                "scopes": allowed, "redirect_uris": uris.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
+                "scopes": allowed, "introspect": introspect, "redirect_uris": uris.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
             }));
         audit::record(conn, event)?;
         let client = store::find_client(conn, &id)?.ok_or(AppError::NotFound)?;
@@ -352,6 +363,38 @@ pub fn list_scopes(conn: &mut DbConn) -> Result<Vec<ScopeRow>, AppError> {
         .order(scopes::name.asc())
         .select(ScopeRow::as_select())
         .load(conn)?)
+}
+
+/// The names of every registered scope, sorted (what API keys may be restricted to).
+pub fn registered_scope_names(conn: &mut DbConn) -> Result<Vec<String>, AppError> {
+    Ok(store::find_all_scope_names(conn)?)
+}
+
+/// `requested` audiences (repeatable, or space-separated), each the audience of a registered API;
+/// duplicates dropped. An unknown one is refused with the registered audiences listed.
+pub fn registered_audiences(
+    conn: &mut DbConn,
+    requested: &[String],
+) -> Result<Vec<String>, AppError> {
+    let mut out: Vec<String> = Vec::new();
+    let words = requested.iter().flat_map(|a| a.split(' '));
+    let words: Vec<&str> = words.filter(|a| !a.is_empty()).collect();
+    if words.is_empty() {
+        return Ok(out);
+    }
+    let known = store::find_api_audiences(conn)?;
+    for a in words {
+        if !known.iter().any(|k| k == a) {
+            return Err(model::bad_request(format!(
+                "'{a}' is not the audience of a registered API (registered: {})",
+                known.join(", ")
+            )));
+        }
+        if !out.iter().any(|o| o == a) {
+            out.push(a.to_owned());
+        }
+    }
+    Ok(out)
 }
 
 /// Replaces a client's redirect URIs (already validated), audited, in one transaction.

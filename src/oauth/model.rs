@@ -25,6 +25,9 @@ pub struct Client {
     pub jwks: Option<String>,
     /// Token requests per minute this client may make (`None`: `TESSERA_TOKEN_RATE_LIMIT`).
     pub token_rate_limit: Option<i32>,
+    /// A resource server: the audiences (space-separated) of the APIs whose tokens it may introspect.
+    /// `None`: not a resource server, introspection answers it `{"active": false}`.
+    pub introspect_audiences: Option<String>,
 }
 
 impl std::fmt::Debug for Client {
@@ -48,6 +51,14 @@ impl Client {
 
     pub fn allowed_scopes(&self) -> impl Iterator<Item = &str> {
         self.allowed_scopes.split(' ').filter(|s| !s.is_empty())
+    }
+
+    /// The audiences of the APIs whose tokens this client may introspect (none: it may not).
+    pub fn introspect_audiences(&self) -> Vec<&str> {
+        self.introspect_audiences
+            .as_deref()
+            .map(|a| a.split(' ').filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default()
     }
 }
 

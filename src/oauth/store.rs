@@ -20,6 +20,7 @@ pub struct NewClient<'a> {
     pub secret_encrypted: Option<&'a [u8]>,
     pub jwks_uri: Option<&'a str>,
     pub jwks: Option<&'a str>,
+    pub introspect_audiences: Option<&'a str>,
 }
 
 pub fn insert_client(conn: &mut DbConn, c: &NewClient<'_>, now: i64) -> QueryResult<()> {
@@ -37,6 +38,7 @@ pub fn insert_client(conn: &mut DbConn, c: &NewClient<'_>, now: i64) -> QueryRes
             oauth_clients::secret_encrypted.eq(c.secret_encrypted),
             oauth_clients::jwks_uri.eq(c.jwks_uri),
             oauth_clients::jwks.eq(c.jwks),
+            oauth_clients::introspect_audiences.eq(c.introspect_audiences),
             oauth_clients::created_at.eq(now),
             oauth_clients::updated_at.eq(now),
         ))
@@ -131,6 +133,14 @@ pub fn find_scopes(conn: &mut DbConn, api_id: &str) -> QueryResult<Vec<ScopeRow>
 }
 
 /// Every scope name registered on any API.
+/// The audiences of every registered API, sorted.
+pub fn find_api_audiences(conn: &mut DbConn) -> QueryResult<Vec<String>> {
+    resource_servers::table
+        .select(resource_servers::audience)
+        .order(resource_servers::audience.asc())
+        .load(conn)
+}
+
 pub fn find_all_scope_names(conn: &mut DbConn) -> QueryResult<Vec<String>> {
     scopes::table
         .select(scopes::name)

@@ -9,7 +9,11 @@ use tessera::config::{KeyType, Presentation, SecretBytes, Settings};
 
 use crate::helpers::{TEST_PEPPER, TestApp, assert_error, spawn_app, spawn_app_with};
 
-fn create(app: &TestApp, settings: &Settings, input: KeyInput) -> Result<(String, String), String> {
+pub(crate) fn create(
+    app: &TestApp,
+    settings: &Settings,
+    input: KeyInput,
+) -> Result<(String, String), String> {
     let hasher = tessera::crypto::Hasher::new(&SecretBytes::new(TEST_PEPPER.to_vec()));
     let mut conn = app.conn();
     apikeys::create_key(
@@ -24,7 +28,7 @@ fn create(app: &TestApp, settings: &Settings, input: KeyInput) -> Result<(String
     .map_err(|e| e.code().to_owned())
 }
 
-fn key(app: &TestApp, key_type: &str, env: &str, scopes: &[&str]) -> (String, String) {
+pub(crate) fn key(app: &TestApp, key_type: &str, env: &str, scopes: &[&str]) -> (String, String) {
     create(
         app,
         &Settings::default(),
@@ -405,8 +409,10 @@ async fn forward_auth_accepts_tessera_access_tokens_until_they_are_revoked() {
 }
 
 /// A client_credentials access token of a new client on `app`: (client id, secret, token).
+/// A client (a resource server of the default API too) and a client_credentials token of its own.
 async fn access_token(app: &TestApp) -> (String, String, String) {
     let (id, secret) = app.create_client(&["client_credentials"], &["read"], &[], false);
+    app.allow_introspection(&id);
     let secret = secret.expect("secret");
     let token = crate::helpers::service_token(app, &id, &secret).await;
     (id, secret, token)
@@ -721,6 +727,7 @@ async fn api_keys_can_be_introspected_and_revoked_by_their_owning_client() {
     let app = spawn_app().await;
     let (rs, rs_secret) = app.create_client(&["client_credentials"], &["read"], &[], false);
     let rs_secret = rs_secret.expect("secret");
+    app.allow_introspection(&rs);
     let (key_id, secret) = create(
         &app,
         &Settings::default(),
@@ -1165,7 +1172,8 @@ async fn an_api_key_with_the_introspect_scope_may_call_introspection() {
     let app = spawn_app().await;
     let (_, caller) = key(&app, "rk", "live", &["introspect"]);
     let (_, reader) = key(&app, "rk", "live", &["read"]);
-    let (target_id, target) = key(&app, "rk", "test", &["read"]);
+    // Of the caller's environment: a key sees only keys of its own environment.
+    let (target_id, target) = key(&app, "rk", "live", &["read"]);
     let introspect = |credential: (&'static str, String), token: String| {
         let app = &app;
         async move {

@@ -12,7 +12,7 @@ use crate::helpers::TestDb;
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
 /// The binary with a clean environment of our own: no settings leak in from the caller.
-fn tessera(dir: &std::path::Path) -> Command {
+pub(crate) fn tessera(dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(dir)
         .env_clear()
@@ -22,7 +22,7 @@ fn tessera(dir: &std::path::Path) -> Command {
     cmd
 }
 
-fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {
+pub(crate) fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -345,7 +345,8 @@ fn migrate_applies_from_empty_then_has_nothing_to_do() {
             "20261124000002",
             "20261124000003",
             "20261124000004",
-            "20261129000010"
+            "20261129000010",
+            "20261129000101"
         ])
     );
     assert_eq!(

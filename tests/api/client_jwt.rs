@@ -286,6 +286,7 @@ async fn private_key_jwt_authenticates_with_eddsa_es256_and_rs256_keys_as_jwks_o
             &["client_credentials"],
             ClientKeys::Inline(key.jwks()),
         );
+        app.allow_introspection(&jwks_client);
         let pem_client = private_key_client(
             &app,
             &["client_credentials"],

@@ -295,6 +295,18 @@ impl TestApp {
         .map_err(|e| e.code())
     }
 
+    /// Marks the client `id` a resource server of the default API (audience = the issuer), as
+    /// `tessera client create --introspect` does: it may then introspect that API's tokens.
+    pub fn allow_introspection(&self, id: &str) {
+        use diesel::prelude::*;
+        use tessera::db::schema::oauth_clients;
+        let marked = diesel::update(oauth_clients::table.find(id))
+            .set(oauth_clients::introspect_audiences.eq(&self.address))
+            .execute(&mut self.conn())
+            .expect("client marked");
+        assert_eq!(marked, 1, "client {id} exists");
+    }
+
     /// The CSRF token of the sign-in form (and the cookie it is bound to, now in the client's jar).
     pub async fn login_csrf(&self, client: &reqwest::Client) -> String {
         let page = client

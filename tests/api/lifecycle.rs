@@ -11,9 +11,10 @@ use crate::helpers::{
     verify_with_jwks,
 };
 
-/// A resource server: a confidential client that introspects.
+/// A resource server: a confidential client that introspects (the default API's tokens).
 fn resource_server(app: &TestApp) -> (String, String) {
     let (id, secret) = app.create_client(&["client_credentials"], &["read"], &[], false);
+    app.allow_introspection(&id);
     (id, secret.expect("a confidential client has a secret"))
 }
 

@@ -14,3 +14,4 @@ mod lifecycle;
 mod limits;
 mod oauth;
 mod ops;
+mod reach;
