@@ -74,6 +74,11 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
         "La clave de API ha sido revocada.",
     ),
     (
+        "disabled_api_key",
+        "The API key belongs to a disabled user; it works again once they are re-enabled.",
+        "La clave de API pertenece a un usuario deshabilitado; volverá a funcionar cuando se le rehabilite.",
+    ),
+    (
         "insufficient_permissions",
         "The credential lacks a required scope: {0}",
         "La credencial no tiene un alcance necesario: {0}",

@@ -77,8 +77,11 @@ pub enum UserChange {
     RemoveAdmin,
 }
 
-/// Applies `change` to user `id`, audited. Disabling ends the user's sessions at once. An administrator
-/// cannot disable or demote themself (so there is always one left who can undo it).
+/// Applies `change` to user `id`, audited. Disabling ends the user's sessions at once; while disabled,
+/// their refresh tokens, access tokens, API keys and the apps they own (and those apps' tokens and
+/// keys) are refused where each is verified, and all work again once the user is re-enabled (nothing
+/// is revoked). The caller drops the node's cached credentials of the user and their apps. An
+/// administrator cannot disable or demote themself (so there is always one left who can undo it).
 pub fn change_user(
     conn: &mut DbConn,
     id: &str,

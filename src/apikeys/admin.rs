@@ -85,6 +85,7 @@ async fn admin(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Manager
             }
             (super::Code::ExpiredApiKey, _) => Err(AppError::Unauthorized("expired_api_key")),
             (super::Code::RevokedApiKey, _) => Err(AppError::Unauthorized("revoked_api_key")),
+            (super::Code::DisabledApiKey, _) => Err(AppError::Unauthorized("disabled_api_key")),
             _ => Err(AppError::Unauthorized("invalid_api_key")),
         };
     }

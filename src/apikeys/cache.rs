@@ -17,4 +17,15 @@ impl KeyCache {
     pub fn forget_client(&self, client_id: &str) {
         self.forget_where(|k| k.owner_client_id.as_deref() == Some(client_id));
     }
+
+    /// Drops every entry of a key owned by the user `user_id` or by one of their apps `app_ids`
+    /// (after the user was disabled or re-enabled here: the cached owner state changed).
+    pub fn forget_owner(&self, user_id: &str, app_ids: &[String]) {
+        self.forget_where(|k| {
+            k.owner_user_id.as_deref() == Some(user_id)
+                || k.owner_client_id
+                    .as_ref()
+                    .is_some_and(|c| app_ids.contains(c))
+        });
+    }
 }

@@ -416,6 +416,7 @@ async fn check(
         }
         (Code::ExpiredApiKey, _) => return Err(AppError::Unauthorized("expired_api_key")),
         (Code::RevokedApiKey, _) => return Err(AppError::Unauthorized("revoked_api_key")),
+        (Code::DisabledApiKey, _) => return Err(AppError::Unauthorized("disabled_api_key")),
         _ => return Err(AppError::Unauthorized("invalid_api_key")),
     };
     if let Some(audience) = audience

@@ -395,6 +395,8 @@ pub enum Code {
     InvalidApiKey,
     ExpiredApiKey,
     RevokedApiKey,
+    /// The key's owner (a user, or an app's owner) is disabled: refused until re-enabled.
+    DisabledApiKey,
     InsufficientPermissions,
     RateLimited,
 }
@@ -406,6 +408,7 @@ impl Code {
             Self::InvalidApiKey => "invalid_api_key",
             Self::ExpiredApiKey => "expired_api_key",
             Self::RevokedApiKey => "revoked_api_key",
+            Self::DisabledApiKey => "disabled_api_key",
             Self::InsufficientPermissions => "insufficient_permissions",
             Self::RateLimited => "rate_limited",
         }
@@ -451,7 +454,7 @@ pub fn find_by_hash(conn: &mut DbConn, hash: &str) -> Result<Option<ApiKey>, App
 
 /// The verdict on the key looked up for `presented` at `now`: unknown, presented with another prefix or
 /// environment than it was issued with, of a type no longer configured, or of the wrong environment →
-/// invalid; then revoked, expired, lacking a scope, or valid.
+/// invalid; then revoked, expired, of a disabled owner, lacking a scope, or valid.
 pub fn judge(
     settings: &Settings,
     presented: &str,
@@ -473,6 +476,7 @@ pub fn judge(
     match key.status(now) {
         "revoked" => Code::RevokedApiKey,
         "expired" => Code::ExpiredApiKey,
+        _ if key.owner_disabled => Code::DisabledApiKey,
         _ if required_scopes.iter().any(|s| !key.grants(s)) => Code::InsufficientPermissions,
         _ => Code::Valid,
     }

@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::db::schema::api_keys;
+use crate::db::schema::{api_keys, oauth_clients, users};
 
 /// Scopes of a full-access key (`sk`).
 pub const ALL_SCOPES: &str = "*";
@@ -29,6 +29,29 @@ pub struct ApiKey {
     pub replaced_by: Option<String>,
     /// The APIs (audiences, space-separated) the key is good for; empty: any API.
     pub audiences: String,
+    /// The key's owner is a disabled user, or an app owned by one: the key is refused until they are
+    /// re-enabled. Read with the key (subqueries of the same query), so verifying needs no extra
+    /// round trip, and cached with it.
+    #[diesel(select_expression = owner_disabled())]
+    pub owner_disabled: bool,
+}
+
+/// Whether the key's owner is a disabled user, or an app whose owner is one (lookups by primary key).
+#[diesel::dsl::auto_type]
+fn owner_disabled() -> _ {
+    diesel::dsl::exists(
+        users::table
+            .select(users::id)
+            .filter(users::id.nullable().eq(api_keys::owner_user_id))
+            .filter(users::disabled_at.is_not_null()),
+    )
+    .or(diesel::dsl::exists(
+        oauth_clients::table
+            .inner_join(users::table.on(users::id.nullable().eq(oauth_clients::owner_user_id)))
+            .select(users::id)
+            .filter(oauth_clients::id.nullable().eq(api_keys::owner_client_id))
+            .filter(users::disabled_at.is_not_null()),
+    ))
 }
 
 impl std::fmt::Debug for ApiKey {
@@ -164,6 +187,7 @@ impl ApiKey {
             revoked_at: None,
             replaced_by: None,
             audiences: String::new(),
+            owner_disabled: false,
         }
     }
 }

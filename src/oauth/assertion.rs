@@ -103,7 +103,7 @@ pub async fn verify(
         Ok(store::find_client(conn, &lookup)?)
     })
     .await?
-    .filter(|c| c.disabled_at.is_none())
+    .filter(|c| c.enabled())
     .ok_or_else(generic)?;
     let method = client.auth_method();
     let keys: Vec<DecodingKey> = match method {

@@ -234,7 +234,8 @@ pub fn forget_client(state: &AppState, client_id: &str) {
 }
 
 /// The one client check: a confidential client must present its secret (compared in constant time
-/// through HMAC verification); a public client must present none. Disabled and unknown clients fail.
+/// through HMAC verification); a public client must present none. Disabled and unknown clients, and
+/// clients of a disabled owner, fail.
 pub fn check_client(
     conn: &mut DbConn,
     hasher: &Hasher,
@@ -263,7 +264,7 @@ fn client_failed() -> AppError {
 /// secret for a confidential client (none for a public one).
 fn accepts(client: &Client, hasher: &Hasher, secret: Option<&str>) -> Result<(), AppError> {
     // A client registered for JWT authentication proves itself with assertions only.
-    if client.disabled_at.is_some() || client.auth_method().uses_jwt() {
+    if !client.enabled() || client.auth_method().uses_jwt() {
         return Err(client_failed());
     }
     match (&client.secret_hash, secret) {

@@ -239,7 +239,7 @@ impl Registrar for Flow<'_> {
     fn bound_redirect<'b>(&self, bound: ClientUrl<'b>) -> Result<BoundClient<'b>, RegistrarError> {
         let client = self
             .find_client(&bound.client_id)?
-            .filter(|c| c.disabled_at.is_none() && c.has_grant(GrantType::AuthorizationCode))
+            .filter(|c| c.enabled() && c.has_grant(GrantType::AuthorizationCode))
             .ok_or(RegistrarError::Unspecified)?;
         let registered = {
             let mut conn = self.conn.borrow_mut();

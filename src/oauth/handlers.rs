@@ -512,8 +512,11 @@ fn token_response(issued: &super::flow::Issued) -> HttpResponse {
     res
 }
 
-/// `refresh_token` (ours): every use rotates; a used token presented again revokes the whole family
-/// (RFC 9700 §4.14.2); scope may narrow, never widen; of two concurrent uses exactly one wins.
+/// `refresh_token` (ours): every use rotates; a used token presented again by its client revokes the
+/// whole family (RFC 9700 §4.14.2); scope may narrow, never widen; of two concurrent uses exactly one
+/// wins. A refused request (unknown, expired or revoked token, wrong client, wider scope, disabled
+/// user) changes nothing: the token stays usable by its client. Another client presenting it is
+/// audited (`refresh_token.wrong_client`).
 async fn refresh(
     state: &web::Data<AppState>,
     auth: ClientAuth,
@@ -524,33 +527,36 @@ async fn refresh(
         .cloned()
         .ok_or_else(|| AppError::oauth("invalid_request", "refresh_token is missing".to_owned()))?;
     let st = state.clone();
-    let issued = db::run(&state.pool, move |conn| {
-        let (client, _) = auth.resolve(conn, &st)?;
-        if !client.has_grant(GrantType::RefreshToken) {
-            return Err(AppError::oauth(
-                "unauthorized_client",
-                "this client has no refresh_token grant".to_owned(),
-            ));
-        }
-        let hash = st.hasher.hash(REFRESH_PURPOSE, presented.as_bytes());
-        let now = db::now();
-        let invalid = |why: &str| AppError::oauth("invalid_grant", why.to_owned());
-        let settings = &st.settings;
-        use diesel::Connection as _;
-        // Ok(Err(_)) commits (a reuse must stay revoked) and still answers with the error.
-        conn.transaction(
+    let issued =
+        db::run(&state.pool, move |conn| {
+            let (client, _) = auth.resolve(conn, &st)?;
+            if !client.has_grant(GrantType::RefreshToken) {
+                return Err(AppError::oauth(
+                    "unauthorized_client",
+                    "this client has no refresh_token grant".to_owned(),
+                ));
+            }
+            let hash = st.hasher.hash(REFRESH_PURPOSE, presented.as_bytes());
+            let now = db::now();
+            let invalid = |why: &str| AppError::oauth("invalid_grant", why.to_owned());
+            let settings = &st.settings;
+            // The family and owning client of a token another client presented, for the audit log.
+            let mut foreign: Option<(String, String)> = None;
+            use diesel::Connection as _;
+            // Err(_) rolls back (the token stays as it was); Ok(Err(_)) commits (a reuse must stay
+            // revoked) and still answers with the error.
+            let outcome = conn.transaction(
             |conn| -> Result<Result<super::flow::Issued, AppError>, AppError> {
                 // Write first (see the code exchange): the rotation race has exactly one winner.
                 let won = store::use_refresh_token(conn, &hash, now)?;
                 // Locks the family until commit: a concurrent revocation waits, then revokes what
                 // this rotation issued too.
                 let Some(row) = store::find_refresh_for_rotation(conn, &hash)? else {
-                    return Ok(Err(invalid("unknown refresh token")));
+                    return Err(invalid("unknown refresh token"));
                 };
                 if row.client_id != client.id {
-                    return Ok(Err(invalid(
-                        "the refresh token was issued to another client",
-                    )));
+                    foreign = Some((row.family_id, row.client_id));
+                    return Err(invalid("the refresh token was issued to another client"));
                 }
                 if !won {
                     // Reuse of a rotated token: someone holds a copy. End the whole family.
@@ -564,7 +570,10 @@ async fn refresh(
                 }
                 if row.family_revoked || row.family_expires_at <= now || row.token_expires_at <= now
                 {
-                    return Ok(Err(invalid("the refresh token is expired or revoked")));
+                    return Err(invalid("the refresh token is expired or revoked"));
+                }
+                if row.user_disabled {
+                    return Err(invalid("the user the refresh token was issued for is disabled"));
                 }
                 let granted: Vec<&str> = row.scope.split(' ').filter(|s| !s.is_empty()).collect();
                 let scope = match params.get("scope") {
@@ -572,13 +581,13 @@ async fn refresh(
                         let mut asked: Vec<&str> =
                             requested.split(' ').filter(|s| !s.is_empty()).collect();
                         if let Some(extra) = asked.iter().find(|s| !granted.contains(s)) {
-                            return Ok(Err(AppError::oauth(
+                            return Err(AppError::oauth(
                                 "invalid_scope",
                                 format!(
                                     "'{}' was not granted; refresh may only narrow the scope",
                                     extra.chars().take(64).collect::<String>()
                                 ),
-                            )));
+                            ));
                         }
                         asked.sort_unstable();
                         asked.dedup();
@@ -619,9 +628,24 @@ async fn refresh(
                     scope,
                 }))
             },
-        )?
-    })
-    .await?;
+        );
+            if let Some((family_id, owner)) = foreign {
+                // Refused and rolled back; the attempt itself is kept (never the token).
+                crate::audit::record(
+                    conn,
+                    crate::audit::Event::new(
+                        crate::audit::Actor::Client(client.id.clone()),
+                        "refresh_token.wrong_client",
+                    )
+                    .target("refresh_token_family", &family_id)
+                    .details(json!({ "client_id": client.id, "owner_client_id": owner })),
+                )?;
+                tracing::warn!(client_id = %client.id, owner_client_id = %owner,
+                "a refresh token was presented by another client");
+            }
+            outcome?
+        })
+        .await?;
     Ok(token_response(&issued))
 }
 

@@ -482,6 +482,7 @@ fn introspect_one(
                 return Ok(None);
             };
             if row.token_used
+                || row.user_disabled
                 || row.family_revoked
                 || row.token_expires_at <= now
                 || row.family_expires_at <= now
@@ -534,9 +535,10 @@ fn active_access(c: &AccessClaims) -> ActiveAccess<'_> {
     }
 }
 
-/// A token dies with its client: a disabled or deleted client's tokens are inactive.
+/// A token dies with its client: the tokens of a disabled or deleted client, or of a client whose
+/// owner is disabled, are inactive.
 fn client_active(conn: &mut DbConn, client_id: &str) -> Result<bool, AppError> {
-    Ok(store::find_client(conn, client_id)?.is_some_and(|c| c.disabled_at.is_none()))
+    Ok(store::find_client(conn, client_id)?.is_some_and(|c| c.enabled()))
 }
 
 /// The cache key of an access token: its HMAC under the pepper (the token itself is never kept).
@@ -575,8 +577,9 @@ pub fn cached_access(
     found.filter(|c| c.exp >= db::now())
 }
 
-/// Verifies an access token in full: signature, issuer and expiry (the keyring), not revoked, and
-/// its client still enabled. An active token is cached for the credential-cache TTL.
+/// Verifies an access token in full: signature, issuer and expiry (the keyring), then in one query
+/// not revoked, its client (and the client's owner) still enabled and its user not disabled. An
+/// active token is cached for the credential-cache TTL.
 pub fn verify_access(
     conn: &mut DbConn,
     state: &AppState,
@@ -590,7 +593,7 @@ pub fn verify_access(
     else {
         return Ok(None);
     };
-    if store::is_jti_revoked(conn, &claims.jti)? || !client_active(conn, &claims.client_id)? {
+    if !store::access_token_live(conn, &claims.jti, &claims.client_id, &claims.sub)? {
         return Ok(None);
     }
     let claims = std::sync::Arc::new(claims);

@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::db::schema::{oauth_clients, resource_servers, scopes};
+use crate::db::schema::{oauth_clients, resource_servers, scopes, users};
 use crate::error::AppError;
 
 #[derive(Clone, Queryable, Selectable)]
@@ -28,6 +28,20 @@ pub struct Client {
     /// A resource server: the audiences (space-separated) of the APIs whose tokens it may introspect.
     /// `None`: not a resource server, introspection answers it `{"active": false}`.
     pub introspect_audiences: Option<String>,
+    /// The user who owns the app is disabled: the app is refused until they are re-enabled.
+    #[diesel(select_expression = owner_disabled())]
+    pub owner_disabled: bool,
+}
+
+/// Whether the client's owner is a disabled user (a subquery of the client's own read).
+#[diesel::dsl::auto_type]
+fn owner_disabled() -> _ {
+    diesel::dsl::exists(
+        users::table
+            .select(users::id)
+            .filter(users::id.nullable().eq(oauth_clients::owner_user_id))
+            .filter(users::disabled_at.is_not_null()),
+    )
 }
 
 impl std::fmt::Debug for Client {
@@ -41,6 +55,11 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
+    /// Neither the client nor the user who owns it is disabled.
+    pub fn enabled(&self) -> bool {
+        self.disabled_at.is_none() && !self.owner_disabled
+    }
+
     pub fn has_grant(&self, grant: GrantType) -> bool {
         self.grant_types.split(' ').any(|g| g == grant.as_str())
     }

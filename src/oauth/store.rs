@@ -4,7 +4,7 @@ use diesel::prelude::*;
 
 use super::model::{Api, Client, ScopeRow};
 use crate::db::DbConn;
-use crate::db::schema::{oauth_clients, oauth_redirect_uris, resource_servers, scopes};
+use crate::db::schema::{oauth_clients, oauth_redirect_uris, resource_servers, scopes, users};
 
 /// The columns of a new client.
 #[derive(Debug)]
@@ -377,6 +377,8 @@ pub struct RefreshRow {
     pub family_revoked: bool,
     pub token_created_at: i64,
     pub token_used: bool,
+    /// The family's user is disabled: refused until re-enabled (nothing is revoked).
+    pub user_disabled: bool,
 }
 
 pub fn find_refresh(conn: &mut DbConn, token_hash: &str) -> QueryResult<Option<RefreshRow>> {
@@ -411,6 +413,15 @@ fn read_refresh(
         Option<i64>,
         i64,
         Option<i64>,
+        bool,
+    );
+    // The user's state is a subquery, not a join: PostgreSQL cannot lock the nullable side of an
+    // outer join (a family may have no user).
+    let user_disabled = diesel::dsl::exists(
+        users::table
+            .select(users::id)
+            .filter(users::id.nullable().eq(rf::user_id))
+            .filter(users::disabled_at.is_not_null()),
     );
     let query = rt::table
         .inner_join(rf::table)
@@ -426,6 +437,7 @@ fn read_refresh(
             rf::revoked_at,
             rt::created_at,
             rt::used_at,
+            user_disabled,
         ));
     let row: Option<Row> = match &mut *conn {
         DbConn::Pg(pg) if lock => query.for_update().first(pg).optional()?,
@@ -442,7 +454,35 @@ fn read_refresh(
         family_revoked: r.7.is_some(),
         token_created_at: r.8,
         token_used: r.9.is_some(),
+        user_disabled: r.10,
     }))
+}
+
+/// Whether an access token that verified is still good, in one query: its `jti` is not revoked, its
+/// client exists and is enabled, the user who owns the client is not disabled, and its subject is not
+/// a disabled user.
+pub fn access_token_live(
+    conn: &mut DbConn,
+    jti: &str,
+    client_id: &str,
+    sub: &str,
+) -> QueryResult<bool> {
+    use crate::db::schema::revoked_access_tokens as ra;
+    use diesel::dsl::{exists, not};
+    let disabled = users::table
+        .select(users::id)
+        .filter(users::disabled_at.is_not_null());
+    oauth_clients::table
+        .filter(oauth_clients::id.eq(client_id))
+        .filter(oauth_clients::disabled_at.is_null())
+        .filter(not(exists(
+            disabled.filter(users::id.nullable().eq(oauth_clients::owner_user_id)),
+        )))
+        .filter(not(exists(disabled.filter(users::id.eq(sub)))))
+        .filter(not(exists(ra::table.find(jti).select(ra::jti))))
+        .count()
+        .get_result::<i64>(conn)
+        .map(|n| n > 0)
 }
 
 /// True when the access token `jti` was revoked (the row lives until the token's own expiry).

@@ -198,7 +198,7 @@ async fn redeem(app: &TestApp, id: &str, code: &str, verifier: &str) -> reqwest:
     .await
 }
 
-async fn exchange(
+pub async fn exchange(
     app: &TestApp,
     form: &[(&str, &str)],
     basic: Option<(&str, &str)>,
@@ -216,7 +216,7 @@ async fn claims_of(app: &TestApp, token: &str) -> serde_json::Value {
     claims
 }
 
-async fn error_of(res: reqwest::Response, status: u16) -> String {
+pub async fn error_of(res: reqwest::Response, status: u16) -> String {
     assert_eq!(res.status().as_u16(), status);
     let body: serde_json::Value = res.json().await.expect("json");
     assert!(

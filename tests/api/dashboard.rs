@@ -16,11 +16,11 @@ use crate::helpers::{
 const PASSWORD: &str = "correct horse battery";
 
 /// A signed-in browser: its cookie jar, the CSRF token of its forms and the user behind it.
-struct Browser<'a> {
+pub struct Browser<'a> {
     app: &'a TestApp,
     client: reqwest::Client,
     csrf: String,
-    user_id: String,
+    pub user_id: String,
 }
 
 impl Browser<'_> {
@@ -47,7 +47,7 @@ impl Browser<'_> {
     }
 
     /// A form POST with this browser's CSRF token added.
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
         let mut form: Vec<(&str, &str)> = fields.to_vec();
         form.push(("csrf_token", &self.csrf));
         self.post_raw(path, &form).await
@@ -64,7 +64,7 @@ impl Browser<'_> {
     }
 
     /// Registers an app through the dashboard; returns its client id and secret.
-    async fn register_app(
+    pub async fn register_app(
         &self,
         name: &str,
         client_type: &str,
@@ -89,7 +89,7 @@ impl Browser<'_> {
     }
 
     /// Creates an API key through the dashboard; returns its id and the key.
-    async fn create_key(&self, name: &str, scopes: &str) -> (String, String) {
+    pub async fn create_key(&self, name: &str, scopes: &str) -> (String, String) {
         let res = self
             .post(
                 "/dashboard/keys",
@@ -112,7 +112,7 @@ impl Browser<'_> {
 }
 
 /// Creates a user and signs a fresh browser in as them.
-async fn sign_in_as<'a>(app: &'a TestApp, email: &str, admin: bool) -> Browser<'a> {
+pub async fn sign_in_as<'a>(app: &'a TestApp, email: &str, admin: bool) -> Browser<'a> {
     let user_id = app.create_user(email, PASSWORD, admin);
     browser_of(app, email, user_id).await
 }
@@ -268,7 +268,7 @@ fn redirect_uris_of(app: &TestApp, client_id: &str) -> Vec<String> {
 }
 
 /// An API key owned by an app (made as the CLI does: the dashboard makes keys for users).
-fn key_of_app(app: &TestApp, client_id: &str, name: &str) -> String {
+pub fn key_of_app(app: &TestApp, client_id: &str, name: &str) -> String {
     let hasher = tessera::crypto::Hasher::new(&SecretBytes::new(TEST_PEPPER.to_vec()));
     let mut conn = app.conn();
     let (_, secret) = apikeys::create_key(

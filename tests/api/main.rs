@@ -14,4 +14,5 @@ mod lifecycle;
 mod limits;
 mod oauth;
 mod ops;
+mod people;
 mod reach;

@@ -10,6 +10,7 @@ use crate::accounts::{self, Email, Password, UserChange};
 use crate::audit::{self, Origin};
 use crate::db;
 use crate::error::AppError;
+use crate::oauth;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -324,10 +325,28 @@ async fn change_user(
         "remove-admin" => UserChange::RemoveAdmin,
         _ => return Err(AppError::NotFound),
     };
-    let (me, origin) = (dash.user_id().to_owned(), Origin::of(&req));
-    db::run(&state.pool, move |conn| {
-        accounts::change_user(conn, &id, change, &me, origin)
+    let (me, origin, user) = (dash.user_id().to_owned(), Origin::of(&req), id.clone());
+    let follows = matches!(change, UserChange::Disable | UserChange::Enable);
+    let apps = db::run(&state.pool, move |conn| {
+        accounts::change_user(conn, &id, change, &me, origin)?;
+        // The apps the user owns: their tokens and keys follow the owner's state.
+        let apps = if follows {
+            oauth::list_clients(conn, Some(&id))?
+        } else {
+            Vec::new()
+        };
+        Ok(apps.into_iter().map(|c| c.id).collect::<Vec<_>>())
     })
     .await?;
+    if follows {
+        // This node's caches answer from the new state at once (other nodes within the TTL).
+        state.key_cache.forget_owner(&user, &apps);
+        state
+            .token_cache
+            .forget_where(|c| c.sub == user || apps.contains(&c.client_id));
+        state
+            .client_cache
+            .forget_where(|c| c.owner_user_id.as_deref() == Some(user.as_str()));
+    }
     Ok(see_other("/dashboard/users?notice=user_changed"))
 }
