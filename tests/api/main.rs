@@ -13,3 +13,4 @@ mod interop;
 mod lifecycle;
 mod oauth;
 mod ops;
+mod requests;
