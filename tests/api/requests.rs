@@ -1,7 +1,12 @@
-//! Request-level hardening: repeated OAuth parameters (RFC 6749 §3.1).
+//! Request-level hardening: repeated OAuth parameters (RFC 6749 §3.1), bodies and headers that never
+//! arrive.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::authorize::{PASSWORD, REDIRECT, authorize_url, hidden_inputs, location, query_of};
-use crate::helpers::{TestApp, assert_error, client, spawn_app};
+use crate::helpers::{TestApp, assert_error, client, spawn_app, spawn_app_with};
 
 /// A well-formed S256 challenge (RFC 7636 appendix B); no test here redeems a code.
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCgJIgk4n7U_c-N6hT0Z6Q1Y";
@@ -187,4 +192,102 @@ async fn repeated_parameters_at_token_revocation_and_introspection_are_refused()
             "{what}: {err}"
         );
     }
+}
+
+/// Sends `raw` on a new connection, sends nothing more, and reads until the server closes it.
+/// `None` when it is still open after 15 s (a generous bound: the test settings say 1 s or 5 s).
+async fn send_and_wait_for_close(app: &TestApp, raw: String) -> Option<String> {
+    let addr = app.address.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    conn.write_all(raw.as_bytes()).await.expect("write");
+    let read = async {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        // A reset after the answer counts as closed too.
+        while let Ok(n @ 1..) = conn.read(&mut buf).await {
+            out.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    tokio::time::timeout(Duration::from_secs(15), read)
+        .await
+        .ok()
+}
+
+/// A request whose headers declare a body of 100 bytes, of which 10 are sent.
+fn short_body(method_path: &str, content_type: &str, extra: &str) -> String {
+    format!(
+        "{method_path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n{extra}\
+         Content-Length: 100\r\n\r\n0123456789"
+    )
+}
+
+#[actix_web::test]
+async fn a_body_that_never_arrives_gets_408_and_its_connection_is_closed() {
+    let app = spawn_app_with(|s| s.body_timeout = Duration::from_secs(1)).await;
+    let form = "application/x-www-form-urlencoded";
+    let slow = [
+        short_body("POST /oauth/token", form, ""),
+        short_body("POST /oauth/revoke", form, ""),
+        short_body("POST /oauth/introspect", form, ""),
+        short_body("POST /oauth/authorize", form, ""),
+        short_body("POST /login", form, ""),
+        short_body("POST /v1/keys/verify", "application/json", ""),
+        short_body(
+            "POST /v1/keys/verify",
+            "application/json",
+            "Accept-Language: es-ES\r\n",
+        ),
+        // Chunked, one chunk and then nothing.
+        format!(
+            "POST /oauth/token HTTP/1.1\r\nHost: x\r\nContent-Type: {form}\r\n\
+             Transfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n"
+        ),
+    ];
+    let answers = futures_util::future::join_all(
+        slow.iter()
+            .map(|raw| send_and_wait_for_close(&app, raw.clone())),
+    )
+    .await;
+    for (raw, answer) in slow.iter().zip(answers) {
+        let what = raw.lines().next().unwrap_or_default();
+        let answer = answer.unwrap_or_else(|| panic!("{what}: still open after 15 s"));
+        assert!(answer.starts_with("HTTP/1.1 408"), "{what}: {answer}");
+        assert!(answer.contains("connection: close"), "{what}: {answer}");
+        assert!(
+            answer.contains("x-content-type-options: nosniff"),
+            "{what}: {answer}"
+        );
+        assert!(
+            answer.contains(r#""error":"request_timeout""#),
+            "{what}: {answer}"
+        );
+        let message = if raw.contains("es-ES") {
+            "El cuerpo de la solicitud no llegó completo en 1 segundos."
+        } else {
+            "The request body did not arrive in full within 1 seconds."
+        };
+        assert!(answer.contains(message), "{what}: {answer}");
+    }
+
+    // A handler that does not read the body answers, and the connection still closes (it is not
+    // kept open to read a chunked body that never ends).
+    let raw =
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n";
+    let answer = send_and_wait_for_close(&app, raw.to_owned())
+        .await
+        .expect("GET /healthz with an endless body: still open after 15 s");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[actix_web::test]
+async fn headers_that_never_finish_are_dropped() {
+    let app = spawn_app().await;
+    let answer = send_and_wait_for_close(&app, "GET /healthz HTTP/1.1\r\nHost: x\r\n".to_owned())
+        .await
+        .expect("a request whose headers never end: still open after 15 s");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
 }
