@@ -190,6 +190,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub log_level: String,
     pub body_limit: usize,
+    /// How long a request body may take to arrive in full, from the end of its headers (408 beyond).
+    pub body_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub workers: Option<usize>,
     pub session_ttl: Duration,
@@ -331,6 +333,7 @@ impl Default for Settings {
             log_format: LogFormat::Pretty,
             log_level: "info".to_owned(),
             body_limit: 64 * 1024,
+            body_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(10),
             workers: None,
             session_ttl: Duration::from_secs(12 * 3600),
@@ -375,6 +378,7 @@ struct FileSettings {
     log: Option<String>,
     log_level: Option<String>,
     body_limit: Option<toml::Value>,
+    body_timeout: Option<toml::Value>,
     shutdown_timeout: Option<toml::Value>,
     workers: Option<toml::Value>,
     session_ttl: Option<toml::Value>,
@@ -415,6 +419,7 @@ const KEYS: &[&str] = &[
     "log",
     "log_level",
     "body_limit",
+    "body_timeout",
     "shutdown_timeout",
     "workers",
     "session_ttl",
@@ -580,6 +585,13 @@ impl Settings {
         }
         if let Some((name, v)) = get("body_limit") {
             s.body_limit = parse_number(name, v, 1024, 64 * 1024 * 1024)? as usize;
+        }
+        if let Some((name, v)) = get("body_timeout") {
+            s.body_timeout = parse_duration(name, v)?;
+            if s.body_timeout < Duration::from_secs(1) || s.body_timeout > Duration::from_secs(600)
+            {
+                return Err(ConfigError::new(name, "must be between 1s and 600s"));
+            }
         }
         if let Some((name, v)) = get("shutdown_timeout") {
             s.shutdown_timeout = parse_duration(name, v)?;
@@ -766,6 +778,7 @@ impl FileSettings {
             ("database_pool_size", self.database_pool_size),
             ("database_timeout", self.database_timeout),
             ("body_limit", self.body_limit),
+            ("body_timeout", self.body_timeout),
             ("shutdown_timeout", self.shutdown_timeout),
             ("workers", self.workers),
             ("session_ttl", self.session_ttl),
@@ -943,6 +956,7 @@ mod tests {
         assert_eq!(s.issuer_str(), "http://127.0.0.1:8080");
         assert_eq!(s.database_url, DatabaseUrl::Sqlite("tessera.db".into()));
         assert_eq!(s.body_limit, 65536);
+        assert_eq!(s.body_timeout, Duration::from_secs(10));
     }
 
     #[test]
@@ -953,6 +967,8 @@ mod tests {
             ("TESSERA_BIND", "nope"),
             ("TESSERA_ISSUER", "http://example.com"),
             ("TESSERA_BODY_LIMIT", "lots"),
+            ("TESSERA_BODY_TIMEOUT", "soon"),
+            ("TESSERA_BODY_TIMEOUT", "0s"),
         ] {
             let e = Settings::load(Some(Path::new("/dev/null")), &env(&[(k, v)]))
                 .expect_err("bad value rejected");

@@ -22,6 +22,9 @@ pub enum AppError {
     },
     #[error("payload too large (limit {limit} bytes)")]
     PayloadTooLarge { limit: usize },
+    /// 408: the request body did not arrive in full within `seconds` (`TESSERA_BODY_TIMEOUT`).
+    #[error("request body timed out after {seconds}s")]
+    RequestTimeout { seconds: u64 },
     #[error("unsupported media type, expected {expected}")]
     UnsupportedMediaType { expected: &'static str },
     #[error("unauthenticated: {0}")]
@@ -98,6 +101,7 @@ impl AppError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::BadRequest { code, .. } | Self::ForbiddenDetail { code, .. } => code,
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::RequestTimeout { .. } => "request_timeout",
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::Unauthorized(code) | Self::Forbidden(code) | Self::Conflict(code) => code,
             Self::Unavailable(_) => "service_unavailable",
@@ -113,6 +117,7 @@ impl AppError {
             Self::BadRequest { detail, .. } => detail.clone(),
             Self::ForbiddenDetail { detail, .. } => Some(detail.clone()),
             Self::PayloadTooLarge { limit } => Some(limit.to_string()),
+            Self::RequestTimeout { seconds } => Some(seconds.to_string()),
             Self::UnsupportedMediaType { expected } => Some((*expected).to_owned()),
             Self::OAuth { detail, .. } => detail.clone(),
             Self::RateLimited { retry_after, .. } => Some(retry_after.to_string()),
@@ -199,6 +204,7 @@ impl ResponseError for AppError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::ForbiddenDetail { .. } => StatusCode::FORBIDDEN,

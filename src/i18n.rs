@@ -184,6 +184,11 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
         "El cuerpo de la solicitud supera el límite de {0} bytes.",
     ),
     (
+        "request_timeout",
+        "The request body did not arrive in full within {0} seconds.",
+        "El cuerpo de la solicitud no llegó completo en {0} segundos.",
+    ),
+    (
         "unsupported_media_type",
         "The request body must be sent as {0}.",
         "El cuerpo de la solicitud debe enviarse como {0}.",

@@ -1,12 +1,21 @@
-//! Per-request context: request id, language, log span, metrics, the body-size gate and the JSON error shape.
+//! Per-request context: request id, language, log span, metrics, the body-size and body-time gates,
+//! the security headers and the JSON error shape.
 
-use std::time::Instant;
+use std::cell::{Cell, RefCell};
+use std::future::Future as _;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use actix_web::body::{BoxBody, MessageBody};
+use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::{ConnectionType, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{FromRequest, HttpMessage as _, HttpRequest, web};
+use actix_web::rt::time::Sleep;
+use actix_web::{FromRequest, HttpMessage as _, HttpRequest, HttpResponse, web};
 use tracing::Instrument as _;
 
 use crate::crypto::random_id;
@@ -58,10 +67,137 @@ fn sane_request_id(v: &HeaderValue) -> Option<String> {
     ok.then(|| s.to_owned())
 }
 
-/// The outermost middleware. Every response leaves with `X-Request-Id`; every error leaves as
-/// `{"error", "message", "request_id"}` in the caller's language.
+/// Headers every response carries, errors included: they are added here, by the outermost
+/// middleware, so nothing the app answers leaves without them. A value a handler set is kept.
+const SECURITY_HEADERS: [(HeaderName, &str); 2] = [
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::REFERRER_POLICY, "no-referrer"),
+];
+
+/// The OAuth endpoints whose errors are RFC 6749 JSON (`error_description`); a wrong method there
+/// is answered in that shape too.
+const OAUTH_JSON_ENDPOINTS: [&str; 3] = ["/oauth/token", "/oauth/revoke", "/oauth/introspect"];
+
+/// What became of a request body, shared between its stream and the middleware.
+#[derive(Default)]
+struct BodyWatch {
+    /// The deadline passed before the body was read in full.
+    expired: Cell<bool>,
+    /// The rest of a body that was not read to its end (timed out, refused, or ignored by the
+    /// handler). The response holds it until it is sent: the server then closes the connection
+    /// (as actix does for an unread `Content-Length` body) instead of reading on, possibly forever,
+    /// a chunked body that never ends.
+    unread: RefCell<Option<Payload>>,
+}
+
+/// A request body that must arrive in full by a deadline. When the deadline passes first, the
+/// stream ends with an error, so whichever extractor or handler reads it stops waiting.
+struct BodyDeadline {
+    inner: Payload,
+    deadline: Pin<Box<Sleep>>,
+    finished: bool,
+    watch: Rc<BodyWatch>,
+}
+
+impl futures_util::Stream for BodyDeadline {
+    type Item = Result<web::Bytes, PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.finished || self.watch.expired.get() {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(item) = Pin::new(&mut self.inner).poll_next(cx) {
+            self.finished = item.is_none();
+            return Poll::Ready(item);
+        }
+        if self.deadline.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.watch.expired.set(true);
+        Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the request body did not arrive in time",
+        )))))
+    }
+}
+
+impl Drop for BodyDeadline {
+    fn drop(&mut self) {
+        if !self.finished {
+            let rest = std::mem::replace(&mut self.inner, Payload::None);
+            *self.watch.unread.borrow_mut() = Some(rest);
+        }
+    }
+}
+
+/// A response body that keeps the unread rest of the request body alive until it is sent.
+struct HoldingBody {
+    body: BoxBody,
+    _unread: Payload,
+}
+
+impl MessageBody for HoldingBody {
+    type Error = <BoxBody as MessageBody>::Error;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<web::Bytes, Self::Error>>> {
+        Pin::new(&mut self.body).poll_next(cx)
+    }
+}
+
+/// Puts a deadline of `timeout` from now on reading the body of `req`, when it has one.
+fn watch_body(req: &mut ServiceRequest, timeout: Duration) -> Rc<BodyWatch> {
+    let watch = Rc::new(BodyWatch::default());
+    let payload = req.take_payload();
+    if matches!(payload, Payload::None) {
+        req.set_payload(payload);
+    } else {
+        req.set_payload(Payload::Stream {
+            payload: Box::pin(BodyDeadline {
+                inner: payload,
+                deadline: Box::pin(actix_web::rt::time::sleep(timeout)),
+                finished: false,
+                watch: watch.clone(),
+            }),
+        });
+    }
+    watch
+}
+
+/// The error a response without an `AppError` stands for, when it is one: a request no route
+/// matched. The app's last resource matches every path and has no routes (see `startup`): actix
+/// answers it 405 with `Allow` listing the methods of the resources whose path matched this one (a
+/// wrong method), or 405 without `Allow` when no resource has this path (which is a 404).
+fn unrouted(res: &ServiceResponse<BoxBody>) -> Option<AppError> {
+    if res.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return None;
+    }
+    if !res.headers().contains_key(header::ALLOW) {
+        return Some(AppError::NotFound);
+    }
+    Some(if OAUTH_JSON_ENDPOINTS.contains(&res.request().path()) {
+        AppError::OAuth {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            error: "method_not_allowed",
+            detail: None,
+        }
+    } else {
+        AppError::MethodNotAllowed
+    })
+}
+
+/// The outermost middleware. Every response leaves with `X-Request-Id` and the security headers;
+/// every error leaves as `{"error", "message", "request_id"}` in the caller's language (RFC 6749
+/// errors with `error_description` too); a body that does not arrive within `TESSERA_BODY_TIMEOUT`
+/// gets 408 and its connection is closed.
 pub async fn context(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
@@ -81,6 +217,9 @@ pub async fn context(
     });
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let body_limit = state.as_ref().map_or(64 * 1024, |s| s.settings.body_limit);
+    let body_timeout = state
+        .as_ref()
+        .map_or(Duration::from_secs(10), |s| s.settings.body_timeout);
     let method = req.method().to_string();
     let span =
         tracing::info_span!("request", request_id = %id, method = %method, path = %req.path());
@@ -91,32 +230,70 @@ pub async fn context(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let mut body = None;
     let mut res = if declared.is_some_and(|n| n > body_limit as u64) {
         let body = AppError::PayloadTooLarge { limit: body_limit }.render(lang, &id);
         req.into_response(body)
     } else {
+        body = Some(watch_body(&mut req, body_timeout));
+        // Handlers' and extractors' errors arrive inside the response (there is no middleware
+        // below this one that could fail instead).
         next.call(req)
             .instrument(span.clone())
             .await?
             .map_into_boxed_body()
     };
 
-    if let Some(err) = res.response().error() {
-        let rendered = match err.as_error::<AppError>() {
+    let timed_out = body.as_ref().is_some_and(|b| b.expired.get());
+    let mut unrouted_error = None;
+    let rendered: Option<HttpResponse> = if timed_out {
+        span.in_scope(|| tracing::info!("request body timed out"));
+        let seconds = body_timeout.as_secs().max(1);
+        Some(AppError::RequestTimeout { seconds }.render(lang, &id))
+    } else if let Some(err) = res.response().error() {
+        Some(match err.as_error::<AppError>() {
             Some(app) => app.render(lang, &id),
             None => error::from_actix(err, res.status(), body_limit).render(lang, &id),
-        };
+        })
+    } else {
+        unrouted_error = unrouted(&res);
+        unrouted_error.as_ref().map(|e| e.render(lang, &id))
+    };
+    if let Some(mut rendered) = rendered {
+        if let Some(allow) = res.headers().get(header::ALLOW) {
+            rendered.headers_mut().insert(header::ALLOW, allow.clone());
+        }
         res = res.into_response(rendered);
     }
+    if timed_out {
+        // The rest of the body may still come: this connection serves no further request.
+        res.response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
+    if let Some(unread) = body.and_then(|b| b.unread.take()) {
+        res = res.map_body(|_, body| {
+            BoxBody::new(HoldingBody {
+                body,
+                _unread: unread,
+            })
+        });
+    }
+    let headers = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
-        res.headers_mut().insert(REQUEST_ID, v);
+        headers.insert(REQUEST_ID, v);
+    }
+    for (name, value) in SECURITY_HEADERS {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
     }
 
     let status = res.status().as_u16();
-    let route = res
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route = match res.request().match_pattern() {
+        Some(pattern) if unrouted_error.is_none() => pattern,
+        _ => "unmatched".to_owned(),
+    };
     let elapsed = started.elapsed();
     if let Some(state) = &state {
         state

@@ -3,7 +3,7 @@
 use std::net::TcpListener;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{self, DefaultHeaders};
+use actix_web::middleware;
 use actix_web::{App, HttpServer, web};
 
 use crate::config::{SecretBytes, Settings};
@@ -14,6 +14,9 @@ use crate::jwt::Keyring;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::{accounts, jwt, oauth, ops, web as pages};
+
+/// How long a client may take to send a request's headers (actix's default, stated here).
+const HEADERS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why the server could not start. `Display` is the one line printed before exiting with code 2.
 #[derive(Debug, thiserror::Error)]
@@ -111,16 +114,21 @@ impl Application {
                 .configure(jwt::configure)
                 .configure(accounts::configure)
                 .configure(pages::configure)
+                // Last, a resource without routes for every path: actix answers it 405 with `Allow`
+                // naming the methods of the resources above whose path matched (a wrong method), or
+                // 405 without `Allow` when none did; `request::context` renders these as JSON 405
+                // and 404. The default service answers what that pattern cannot match (`OPTIONS *`).
+                .service(web::resource("/{unrouted:.*}"))
                 .default_service(web::to(|| async {
                     Err::<actix_web::HttpResponse, _>(AppError::NotFound)
                 }))
-                .wrap(
-                    DefaultHeaders::new()
-                        .add(("X-Content-Type-Options", "nosniff"))
-                        .add(("Referrer-Policy", "no-referrer")),
-                )
+                // Outermost: request id, language, security headers and the JSON error shape on
+                // every response the app gives, errors included.
                 .wrap(middleware::from_fn(crate::request::context))
         })
+        // Headers must arrive within this (actix answers 408 and closes); the body has
+        // TESSERA_BODY_TIMEOUT, enforced in `request::context`.
+        .client_request_timeout(HEADERS_TIMEOUT)
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
         .listen(listener)
         .map_err(|e| StartupError::Bind {

@@ -26,7 +26,7 @@ pub enum AuthMethod {
 }
 
 /// Parses an `application/x-www-form-urlencoded` OAuth request body; a repeated parameter is an error
-/// (RFC 6749 §3.2), as is a body of another type.
+/// (RFC 6749 §3.1), even one sent once without a value, as is a body of another type.
 pub fn parse_form(
     content_type: Option<&str>,
     body: &[u8],
@@ -43,19 +43,37 @@ pub fn parse_form(
             "the body must be application/x-www-form-urlencoded".to_owned(),
         ));
     }
-    let mut params = HashMap::new();
-    for (k, v) in url::form_urlencoded::parse(body) {
-        if v.is_empty() {
-            continue; // RFC 6749 §3.1: parameters sent without a value are treated as omitted.
-        }
-        if params.insert(k.to_string(), v.into_owned()).is_some() {
-            return Err(AppError::oauth(
-                "invalid_request",
-                format!("the parameter '{k}' is repeated"),
-            ));
-        }
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
+    if let Some(name) = repeated(&pairs) {
+        return Err(AppError::oauth(
+            "invalid_request",
+            format!("the parameter '{}' is repeated", printable(name)),
+        ));
     }
-    Ok(params)
+    // RFC 6749 §3.1: parameters sent without a value are treated as omitted.
+    Ok(pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect())
+}
+
+/// The first parameter name that occurs more than once, with or without a value. RFC 6749 §3.1:
+/// "Request and response parameters MUST NOT be included more than once."
+pub fn repeated(params: &[(String, String)]) -> Option<&str> {
+    let mut seen = std::collections::HashSet::with_capacity(params.len());
+    params
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .find(|k| !seen.insert(*k))
+}
+
+/// A caller's parameter name fit for an `error_description` (RFC 6749 §5.2: printable ASCII
+/// without `"` and `\`), at most 64 characters.
+pub fn printable(name: &str) -> String {
+    name.chars()
+        .take(64)
+        .map(|c| match c {
+            ' ' | '!' | '#'..='[' | ']'..='~' => c,
+            _ => '?',
+        })
+        .collect()
 }
 
 /// The form parameters and the `Authorization` header of a token, revocation or introspection request.

@@ -7,8 +7,8 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde_json::json;
 
 use super::client_auth::{
-    AuthMethod, ClientAuth, basic_credentials, client_auth, no_store, read_request,
-    throttle_failed_auth,
+    AuthMethod, ClientAuth, basic_credentials, client_auth, no_store, printable, read_request,
+    repeated, throttle_failed_auth,
 };
 use super::flow::{ConsentPage, Flow, OAuthRequest, Owner, REFRESH_PURPOSE};
 use super::model::GrantType;
@@ -685,10 +685,23 @@ async fn authorize_post(
     state: web::Data<AppState>,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    // The consent form's own fields may not repeat either (the OAuth ones are checked in `authorize`).
+    let ours: Vec<(String, String)> = form
+        .iter()
+        .filter(|(k, _)| k == "csrf_token" || k == "decision")
+        .cloned()
+        .collect();
+    if let Some(name) = repeated(&ours) {
+        return Err(AppError::bad_request(
+            "invalid_request",
+            format!("the parameter '{name}' is repeated"),
+        ));
+    }
     let mut csrf = None;
     let mut decision = None;
     let mut params = Vec::new();
-    for (k, v) in form.into_inner() {
+    for (k, v) in form {
         match k.as_str() {
             "csrf_token" => csrf = Some(v),
             "decision" => decision = Some(v),
@@ -726,6 +739,11 @@ async fn authorize(
 ) -> Result<HttpResponse, AppError> {
     let issuer = state.settings.issuer_str().to_owned();
     let mut input = input;
+    // RFC 6749 §3.1: no parameter may be included more than once. Refused before anything else
+    // (no sign-in, no consent, no code).
+    if let Some(name) = repeated(&input.params) {
+        return refuse_repeated(&state, &ctx, &input.params, name).await;
+    }
     // RFC 6749 §3.1: a parameter without a value is omitted. A code_challenge that is not the 43
     // base64url characters of a SHA-256 (RFC 7636 §4.2) counts as missing, so PKCE refuses it.
     input.params.retain(|(k, v)| {
@@ -810,11 +828,7 @@ async fn authorize(
                 .extend_pairs(pairs)
                 .append_pair("iss", &issuer);
         }
-        HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, location.as_str()))
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .insert_header(("Referrer-Policy", "no-referrer"))
-            .finish()
+        see_other(&location)
     } else {
         return Err(AppError::internal(format!(
             "authorization flow answered {} without a target",
@@ -825,4 +839,72 @@ async fn authorize(
         res.add_cookie(&c).map_err(AppError::internal)?;
     }
     Ok(res)
+}
+
+/// A 303 to `location` that no cache keeps and no referrer follows.
+fn see_other(location: &url::Url) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location.as_str()))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .finish()
+}
+
+/// An authorization request with the parameter `name` repeated (RFC 6749 §3.1), following §4.1.2.1:
+/// while `client_id` and `redirect_uri` cannot be trusted (one of them is repeated, or they are not
+/// a registered pair) the error page is shown and the browser is never redirected; otherwise the
+/// error goes back to the client's redirect URI as `error=invalid_request` (with `state` when it was
+/// sent once, and `iss`), as every other invalid request with a trusted redirect URI does.
+async fn refuse_repeated(
+    state: &web::Data<AppState>,
+    ctx: &RequestContext,
+    params: &[(String, String)],
+    name: &str,
+) -> Result<HttpResponse, AppError> {
+    // The value of a parameter sent exactly once, and not empty.
+    let once = |k: &str| -> Option<String> {
+        let mut values = params.iter().filter(|(n, _)| n == k).map(|(_, v)| v);
+        match (values.next(), values.next()) {
+            (Some(v), None) if !v.is_empty() => Some(v.clone()),
+            _ => None,
+        }
+    };
+    let trusted = match (name, once("client_id")) {
+        ("client_id" | "redirect_uri", _) | (_, None) => None,
+        (_, Some(client_id)) => {
+            let redirect_uri = once("redirect_uri");
+            let st = state.clone();
+            db::run(&state.pool, move |conn| {
+                use oxide_auth::primitives::registrar::{ClientUrl, ExactUrl, Registrar as _};
+                let redirect_uri = match redirect_uri.map(ExactUrl::new) {
+                    Some(Ok(u)) => Some(std::borrow::Cow::Owned(u)),
+                    Some(Err(_)) => return Ok(None),
+                    None => None,
+                };
+                let flow = Flow::new(conn, &st, String::new(), None);
+                let bound = flow.bound_redirect(ClientUrl {
+                    client_id: std::borrow::Cow::Owned(client_id),
+                    redirect_uri,
+                });
+                Ok(bound.ok().map(|b| b.redirect_uri.to_url()))
+            })
+            .await?
+        }
+    };
+    let Some(mut location) = trusted else {
+        let page = super::pages::error_page(ctx.lang, &ctx.id)?;
+        return Ok(html(actix_web::http::StatusCode::BAD_REQUEST, page));
+    };
+    {
+        let mut query = location.query_pairs_mut();
+        query.append_pair("error", "invalid_request").append_pair(
+            "error_description",
+            &format!("the parameter '{}' is repeated", printable(name)),
+        );
+        if let Some(s) = once("state") {
+            query.append_pair("state", &s);
+        }
+        query.append_pair("iss", state.settings.issuer_str());
+    }
+    Ok(see_other(&location))
 }

@@ -35,7 +35,7 @@ fn unescape(s: &str) -> String {
 }
 
 /// Every `<input type="hidden" name=… value=…>` of a page, in order.
-fn hidden_inputs(page: &str) -> Vec<(String, String)> {
+pub fn hidden_inputs(page: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut rest = page;
     while let Some(i) = rest.find("<input type=\"hidden\" name=\"") {
@@ -50,7 +50,7 @@ fn hidden_inputs(page: &str) -> Vec<(String, String)> {
     out
 }
 
-fn location(res: &reqwest::Response) -> String {
+pub fn location(res: &reqwest::Response) -> String {
     res.headers()
         .get("location")
         .expect("a Location header")
@@ -59,12 +59,12 @@ fn location(res: &reqwest::Response) -> String {
         .to_owned()
 }
 
-fn query_of(url: &str) -> HashMap<String, String> {
+pub fn query_of(url: &str) -> HashMap<String, String> {
     let parsed = url::Url::parse(url).expect("absolute URL");
     parsed.query_pairs().into_owned().collect()
 }
 
-fn authorize_url(
+pub fn authorize_url(
     app: &TestApp,
     client_id: &str,
     scope: &str,

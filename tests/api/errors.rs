@@ -1,6 +1,7 @@
-//! The JSON error shape: 404, 405, 413, 400, 415, and the Spanish catalogue.
+//! The JSON error shape: 404, 405, 413, 400, 415, and the Spanish catalogue; the security headers
+//! on every response.
 
-use crate::helpers::{assert_error, client, spawn_app};
+use crate::helpers::{assert_error, client, spawn_app, spawn_app_with};
 
 #[actix_web::test]
 async fn unknown_routes_are_json_404s_in_the_callers_language() {
@@ -172,4 +173,144 @@ async fn wrong_method_is_a_json_error() {
         body["error"].is_string() && body["request_id"].is_string(),
         "{body}"
     );
+}
+
+/// Asserts the headers every response carries, success or error.
+pub fn assert_security_headers(res: &reqwest::Response, what: &str) {
+    let h = res.headers();
+    assert_eq!(
+        h.get("x-content-type-options").map(|v| v.as_bytes()),
+        Some(&b"nosniff"[..]),
+        "nosniff on {what}"
+    );
+    assert_eq!(
+        h.get("referrer-policy").map(|v| v.as_bytes()),
+        Some(&b"no-referrer"[..]),
+        "Referrer-Policy on {what}"
+    );
+    assert!(h.contains_key("x-request-id"), "X-Request-Id on {what}");
+}
+
+#[actix_web::test]
+async fn every_response_has_the_security_headers_and_every_error_the_json_shape() {
+    let app = spawn_app_with(|s| s.ip_rate_limit = 1).await;
+    let c = &app.client;
+    let json = |body: &str| {
+        c.post(app.url("/v1/keys/verify"))
+            .header("Content-Type", "application/json")
+            .body(body.to_owned())
+    };
+    let key = r#"{"key": "sk_live_nothing"}"#;
+    // (what, request, status, error code, the Allow header of a 405, RFC 6749 shape)
+    let cases = [
+        (
+            "404",
+            c.get(app.url("/v1/nothing")),
+            404,
+            "not_found",
+            None,
+            false,
+        ),
+        (
+            "GET /oauth/token",
+            c.get(app.url("/oauth/token")),
+            405,
+            "method_not_allowed",
+            Some("POST"),
+            true,
+        ),
+        (
+            "PUT /oauth/revoke",
+            c.put(app.url("/oauth/revoke")),
+            405,
+            "method_not_allowed",
+            Some("POST"),
+            true,
+        ),
+        (
+            "GET /oauth/introspect",
+            c.get(app.url("/oauth/introspect")),
+            405,
+            "method_not_allowed",
+            Some("POST"),
+            true,
+        ),
+        (
+            "DELETE /v1/keys/verify",
+            c.delete(app.url("/v1/keys/verify")),
+            405,
+            "method_not_allowed",
+            Some("POST"),
+            false,
+        ),
+        (
+            "PUT /v1/auth/check",
+            c.put(app.url("/v1/auth/check")),
+            405,
+            "method_not_allowed",
+            Some("GET, POST"),
+            false,
+        ),
+        (
+            "DELETE /healthz",
+            c.delete(app.url("/healthz")),
+            405,
+            "method_not_allowed",
+            Some("GET"),
+            false,
+        ),
+        (
+            "bad JSON",
+            json(r#"{"key": }"#),
+            400,
+            "invalid_json",
+            None,
+            false,
+        ),
+        (
+            "413",
+            json(&"a".repeat(64 * 1024 + 1)),
+            413,
+            "payload_too_large",
+            None,
+            false,
+        ),
+        (
+            "401",
+            c.get(app.url("/v1/keys")),
+            401,
+            "unauthenticated",
+            None,
+            false,
+        ),
+        (
+            "OAuth 400",
+            c.post(app.url("/oauth/token"))
+                .form(&[("grant_type", "password")]),
+            400,
+            "unsupported_grant_type",
+            None,
+            true,
+        ),
+        ("200", json(key), 200, "", None, false),
+        ("429", json(key), 429, "rate_limited", None, false),
+    ];
+    for (what, req, status, code, allow, oauth) in cases {
+        let res = req.send().await.expect("sent");
+        assert_security_headers(&res, what);
+        if status == 200 {
+            assert_eq!(res.status(), 200, "{what}");
+            continue;
+        }
+        if let Some(allow) = allow {
+            let methods = res.headers()["allow"].to_str().expect("ascii").to_owned();
+            assert!(methods.contains(allow), "Allow of {what}: {methods}");
+        }
+        let body = assert_error(res, status, code).await;
+        assert_eq!(
+            body["error_description"].is_string(),
+            oauth,
+            "RFC 6749 shape on {what}: {body}"
+        );
+    }
 }

@@ -16,3 +16,4 @@ mod oauth;
 mod ops;
 mod people;
 mod reach;
+mod requests;
