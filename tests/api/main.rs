@@ -11,5 +11,6 @@ mod errors;
 mod helpers;
 mod interop;
 mod lifecycle;
+mod nodes;
 mod oauth;
 mod ops;
