@@ -6,11 +6,11 @@
 //! the database said: the stored row, or that there is none. An entry is used as it is for half of
 //! `TESSERA_API_KEY_CACHE_TTL` (default 2 s, at most 5 s). Past that, the next request looks the key
 //! up again while requests arriving meanwhile keep the old answer, for at most twice the TTL and never
-//! more than 5 s: a busy key never sends a burst of queries to the database, and a revocation made on
-//! another node takes effect here within 5 s. Starting the re-read at half the TTL leaves it 1.5 TTL to
-//! finish before the old answer runs out: on a saturated machine one database round trip can take
-//! seconds, and a re-read that outlives the old answer would send every request to the database at
-//! once. A revocation or rotation made through this node drops the key's entries at once, and every
+//! more than 5 s: a busy key never sends a burst of queries to the database, and a revocation nobody
+//! announced (made by hand in the database) takes effect here within 5 s. Starting the re-read at half
+//! the TTL leaves it 1.5 TTL to finish before the old answer runs out: on a saturated machine one
+//! database round trip can take seconds, and a re-read that outlives the old answer would send every
+//! request to the database at once. A revocation or rotation made through this node drops the key's entries at once, and every
 //! drop is published ([`crate::invalidate`]): on PostgreSQL the other nodes drop the same entries within
 //! a fraction of a second, the TTL being only the fallback. Status (expired, revoked) is always
 //! judged against the current time from the cached row, so an expiry needs no refresh.
@@ -266,9 +266,12 @@ impl<V> HashCache<V> {
         entries.retain(|_, e| e.found.as_deref().is_none_or(|v| !dropped(v)));
     }
 
-    /// Drops every entry, here only (the invalidation listener reconnected and may have missed drops).
+    /// Drops every entry, "no such key" answers too, here only (a flush from another node, or the
+    /// invalidation listener reconnected and may have missed drops).
     pub fn clear(&self) {
-        self.drop_local(|_| true);
+        let mut entries = self.entries();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.clear();
     }
 
     /// Drops every entry whose row has `field` equal to `value`, here and on every node.
@@ -291,7 +294,7 @@ impl<V> HashCache<V> {
     {
         use crate::invalidate::Selector;
         match selector {
-            Selector::All => self.drop_local(|_| true),
+            Selector::All => self.clear(),
             Selector::Field(field, value) => self.drop_local(|v| v.field(field) == Some(value)),
             Selector::Hash(hash) => {
                 let mut entries = self.entries();
@@ -415,6 +418,28 @@ mod tests {
         assert!(matches!(cache.lookup(&h(1)), Lookup::Hit(Some(_))));
         cache.forget(&h(1));
         assert!(matches!(cache.lookup(&h(1)), Lookup::Miss));
+    }
+
+    #[test]
+    fn drops_published_by_another_node_are_applied_here_and_stop_racing_lookups() {
+        use crate::invalidate::Selector;
+        let cache = KeyCache::new(Duration::from_secs(60), 10);
+        cache.put(h(1), key("key_1"), cache.generation());
+        cache.put(h(2), key("key_2"), cache.generation());
+        cache.put(h(3), None, cache.generation());
+        let before = cache.generation();
+        cache.apply(&Selector::Field("id".into(), "key_1".into()));
+        assert!(cache.get(&h(1)).is_none(), "the named key is dropped");
+        assert!(cache.get(&h(2)).is_some() && cache.get(&h(3)).is_some());
+        cache.put(h(1), key("key_1"), before);
+        assert!(
+            cache.get(&h(1)).is_none(),
+            "a lookup that began before the drop does not store its answer"
+        );
+        cache.apply(&Selector::Hash(h(2).0));
+        assert!(cache.get(&h(2)).is_none(), "dropped by hash");
+        cache.apply(&Selector::All);
+        assert!(cache.is_empty(), "a flush drops everything");
     }
 
     #[test]
