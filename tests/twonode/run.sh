@@ -178,6 +178,9 @@ http {
             proxy_set_header X-Subject \$subject;
             proxy_set_header X-Scopes  \$scopes;
             proxy_pass http://api_backend;
+            # Here: the node that checked the key.
+            auth_request_set \$auth_upstream \$upstream_addr;
+            add_header X-Upstream \$auth_upstream always;
         }
         location = /_tessera {
             internal;

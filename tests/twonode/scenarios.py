@@ -367,7 +367,8 @@ def _():
     bad = counts["bad"]
     check(len(bad) <= workers, f"at most {workers} errors (requests in flight), got {bad}")
     return (f"{total} requests in {time.monotonic() - start:.1f} s, {len(bad)} not 2xx "
-            f"(allowed {workers}), by upstream {counts['upstreams']}")
+            f"(allowed {workers}; request number and status: {bad}), "
+            f"by upstream {counts['upstreams']}")
 
 
 passed = RESULTS.count(True)
