@@ -6,11 +6,13 @@
 //! the database said: the stored row, or that there is none. An entry is used as it is for half of
 //! `TESSERA_API_KEY_CACHE_TTL` (default 2 s, at most 5 s). Past that, the next request looks the key
 //! up again while requests arriving meanwhile keep the old answer, for at most twice the TTL and never
-//! more than 5 s: a busy key never sends a burst of queries to the database, and a revocation made on
-//! another node takes effect here within 5 s. Starting the re-read at half the TTL leaves it 1.5 TTL to
-//! finish before the old answer runs out: on a saturated machine one database round trip can take
-//! seconds, and a re-read that outlives the old answer would send every request to the database at
-//! once. A revocation or rotation made through this node drops the key's entries at once. Status (expired, revoked) is always
+//! more than 5 s: a busy key never sends a burst of queries to the database, and a revocation nobody
+//! announced (made by hand in the database) takes effect here within 5 s. Starting the re-read at half
+//! the TTL leaves it 1.5 TTL to finish before the old answer runs out: on a saturated machine one
+//! database round trip can take seconds, and a re-read that outlives the old answer would send every
+//! request to the database at once. A revocation or rotation made through this node drops the key's entries at once, and every
+//! drop is published ([`crate::invalidate`]): on PostgreSQL the other nodes drop the same entries within
+//! a fraction of a second, the TTL being only the fallback. Status (expired, revoked) is always
 //! judged against the current time from the cached row, so an expiry needs no refresh.
 
 use std::collections::HashMap;
@@ -83,6 +85,37 @@ pub struct HashCache<V> {
     entries: Mutex<Entries<V>>,
     /// Bumped by every local invalidation: a lookup that started before one does not store its answer.
     generation: AtomicU64,
+    /// Where this cache's drops are published, under `name` ([`HashCache::publishing`]).
+    name: &'static str,
+    bus: crate::invalidate::Bus,
+}
+
+/// A cached row's fields that name it (ids, never secrets), so an entry can be dropped on every node by
+/// sending the id ([`HashCache::forget_field`]).
+pub trait Fields {
+    fn field(&self, name: &str) -> Option<&str>;
+}
+
+impl Fields for crate::jwt::AccessClaims {
+    fn field(&self, name: &str) -> Option<&str> {
+        match name {
+            "jti" => Some(&self.jti),
+            "client_id" => Some(&self.client_id),
+            _ => None,
+        }
+    }
+}
+
+impl Fields for crate::oauth::Client {
+    fn field(&self, name: &str) -> Option<&str> {
+        (name == "id").then_some(self.id.as_str())
+    }
+}
+
+impl Fields for (String, Vec<String>) {
+    fn field(&self, _: &str) -> Option<&str> {
+        None
+    }
 }
 
 /// Verified access tokens (their claims), for `/v1/auth/check`.
@@ -114,7 +147,25 @@ impl<V> HashCache<V> {
             capacity: capacity.max(1),
             entries: Mutex::new(Entries::default()),
             generation: AtomicU64::new(0),
+            name: "",
+            bus: crate::invalidate::Bus::disabled(),
         }
+    }
+
+    /// This cache with its drops published on `bus` as the cache `name` (the same on every node).
+    pub fn publishing(self, name: &'static str, bus: &crate::invalidate::Bus) -> Self {
+        Self {
+            name,
+            bus: bus.clone(),
+            ..self
+        }
+    }
+
+    fn publish(&self, selector: crate::invalidate::Selector) {
+        self.bus.publish(crate::invalidate::Event::Cache {
+            cache: self.name.to_owned(),
+            selector,
+        });
     }
 
     pub fn enabled(&self) -> bool {
@@ -160,9 +211,10 @@ impl<V> HashCache<V> {
         Lookup::Refresh(entry.found.clone())
     }
 
-    /// Drops one entry (a background re-read found the credential no longer good).
+    /// Drops one entry (a background re-read found the credential no longer good), on every node.
     pub fn forget(&self, hash: &KeyHash) {
         self.entries().remove(hash);
+        self.publish(crate::invalidate::Selector::Hash(hash.0));
     }
 
     fn stale_limit(&self) -> Duration {
@@ -201,11 +253,55 @@ impl<V> HashCache<V> {
     }
 
     /// Drops every entry whose row matches `dropped` (after a revocation or deletion through this
-    /// node); a lookup that raced it does not store its answer.
+    /// node); a lookup that raced it does not store its answer. The other nodes cannot run the
+    /// closure: they drop the whole cache (prefer [`HashCache::forget_field`] where a field names it).
     pub fn forget_where(&self, dropped: impl Fn(&V) -> bool) {
+        self.drop_local(dropped);
+        self.publish(crate::invalidate::Selector::All);
+    }
+
+    fn drop_local(&self, dropped: impl Fn(&V) -> bool) {
         let mut entries = self.entries();
         self.generation.fetch_add(1, Ordering::AcqRel);
         entries.retain(|_, e| e.found.as_deref().is_none_or(|v| !dropped(v)));
+    }
+
+    /// Drops every entry, "no such key" answers too, here only (a flush from another node, or the
+    /// invalidation listener reconnected and may have missed drops).
+    pub fn clear(&self) {
+        let mut entries = self.entries();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.clear();
+    }
+
+    /// Drops every entry whose row has `field` equal to `value`, here and on every node.
+    pub fn forget_field(&self, field: &str, value: &str)
+    where
+        V: Fields,
+    {
+        self.drop_local(|v| v.field(field) == Some(value));
+        self.publish(crate::invalidate::Selector::Field(
+            field.to_owned(),
+            value.to_owned(),
+        ));
+    }
+
+    /// Applies a drop another node published, here only. The generation moves on, so a lookup that
+    /// began before the change (and may have read the old row) does not store its answer.
+    pub fn apply(&self, selector: &crate::invalidate::Selector)
+    where
+        V: Fields,
+    {
+        use crate::invalidate::Selector;
+        match selector {
+            Selector::All => self.clear(),
+            Selector::Field(field, value) => self.drop_local(|v| v.field(field) == Some(value)),
+            Selector::Hash(hash) => {
+                let mut entries = self.entries();
+                self.generation.fetch_add(1, Ordering::AcqRel);
+                entries.remove(&KeyHash(*hash));
+            }
+        }
     }
 
     /// Drops every expired entry (called by the janitor so an idle cache does not hold memory).
@@ -322,6 +418,28 @@ mod tests {
         assert!(matches!(cache.lookup(&h(1)), Lookup::Hit(Some(_))));
         cache.forget(&h(1));
         assert!(matches!(cache.lookup(&h(1)), Lookup::Miss));
+    }
+
+    #[test]
+    fn drops_published_by_another_node_are_applied_here_and_stop_racing_lookups() {
+        use crate::invalidate::Selector;
+        let cache = KeyCache::new(Duration::from_secs(60), 10);
+        cache.put(h(1), key("key_1"), cache.generation());
+        cache.put(h(2), key("key_2"), cache.generation());
+        cache.put(h(3), None, cache.generation());
+        let before = cache.generation();
+        cache.apply(&Selector::Field("id".into(), "key_1".into()));
+        assert!(cache.get(&h(1)).is_none(), "the named key is dropped");
+        assert!(cache.get(&h(2)).is_some() && cache.get(&h(3)).is_some());
+        cache.put(h(1), key("key_1"), before);
+        assert!(
+            cache.get(&h(1)).is_none(),
+            "a lookup that began before the drop does not store its answer"
+        );
+        cache.apply(&Selector::Hash(h(2).0));
+        assert!(cache.get(&h(2)).is_none(), "dropped by hash");
+        cache.apply(&Selector::All);
+        assert!(cache.is_empty(), "a flush drops everything");
     }
 
     #[test]

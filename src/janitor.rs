@@ -218,3 +218,62 @@ pub fn spawn(state: web::Data<AppState>) -> Vec<actix_web::rt::task::JoinHandle<
     });
     vec![keys, purge, usage]
 }
+
+/// The names the caches publish their drops under (the same on every node).
+pub const KEYS: &str = "keys";
+pub const TOKENS: &str = "tokens";
+pub const CLIENTS: &str = "clients";
+pub const APIS: &str = "apis";
+
+/// Starts the cross-node invalidation listener (PostgreSQL): the other nodes' cache drops are applied
+/// here, a signing-key change is re-read at once, and after a reconnection everything cached is
+/// dropped (messages may have been missed). It stops when the returned guard is dropped; `None` on
+/// SQLite.
+pub fn listen(state: web::Data<AppState>) -> Option<crate::invalidate::Listening> {
+    let crate::config::DatabaseUrl::Postgres(url) = &state.settings.database_url else {
+        return None;
+    };
+    let url = url.clone();
+    let bus = state.bus.clone();
+    bus.listen(url, move |incoming| apply(&state, incoming))
+}
+
+/// Applies one message from the invalidation listener (on its thread).
+fn apply(state: &AppState, incoming: crate::invalidate::Incoming) {
+    use crate::invalidate::{Event, Incoming, Selector};
+    match incoming {
+        Incoming::Reconnected => {
+            for cache in [KEYS, TOKENS, CLIENTS, APIS] {
+                apply_to_cache(state, cache, &Selector::All);
+            }
+            reload_keys(state);
+        }
+        Incoming::Event(Event::SigningKeys) => reload_keys(state),
+        Incoming::Event(Event::Cache { cache, selector }) => {
+            apply_to_cache(state, &cache, &selector);
+        }
+    }
+}
+
+fn apply_to_cache(state: &AppState, cache: &str, selector: &crate::invalidate::Selector) {
+    match cache {
+        KEYS => state.key_cache.apply(selector),
+        TOKENS => state.token_cache.apply(selector),
+        CLIENTS => state.client_cache.apply(selector),
+        APIS => state.api_cache.apply(selector),
+        other => tracing::warn!(cache = other, "invalidation for an unknown cache ignored"),
+    }
+}
+
+/// Re-reads the signing keys now (a rotation on another node or by the CLI); a failure leaves it to
+/// the periodic reload.
+fn reload_keys(state: &AppState) {
+    let result = state
+        .pool
+        .get()
+        .map_err(|e| e.to_string())
+        .and_then(|mut conn| state.keyring.reload(&mut conn));
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "cannot re-read the signing keys; the periodic reload will");
+    }
+}

@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod i18n;
+pub mod invalidate;
 pub mod janitor;
 pub mod jwt;
 pub mod metrics;

@@ -72,6 +72,10 @@ impl Application {
             StartupError::Config(crate::config::ConfigError::new("TESSERA_REDIS_URL", e))
         })?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let bus = match settings.database_url {
+            crate::config::DatabaseUrl::Postgres(_) => crate::invalidate::Bus::new(),
+            crate::config::DatabaseUrl::Sqlite(_) => crate::invalidate::Bus::disabled(),
+        };
         let state = web::Data::new(AppState {
             hasher: Hasher::new(&keys.pepper),
             keyring,
@@ -83,16 +87,21 @@ impl Application {
             key_cache: crate::apikeys::cache::KeyCache::new(
                 settings.api_key_cache_ttl,
                 crate::apikeys::cache::CAPACITY,
-            ),
+            )
+            .publishing(crate::janitor::KEYS, &bus),
             token_cache: crate::cache::TokenCache::new(
                 settings.api_key_cache_ttl,
                 crate::cache::CAPACITY,
-            ),
+            )
+            .publishing(crate::janitor::TOKENS, &bus),
             client_cache: crate::cache::ClientCache::new(
                 settings.api_key_cache_ttl,
                 crate::cache::CAPACITY,
-            ),
-            api_cache: crate::cache::ApiCache::new(settings.api_key_cache_ttl, 1_000),
+            )
+            .publishing(crate::janitor::CLIENTS, &bus),
+            api_cache: crate::cache::ApiCache::new(settings.api_key_cache_ttl, 1_000)
+                .publishing(crate::janitor::APIS, &bus),
+            bus,
             settings: settings.clone(),
             pool: pool.clone(),
             metrics: Metrics::new(),
@@ -159,6 +168,8 @@ impl Application {
     /// After the server stops, the API-key usage counted in memory is written (nothing is lost on SIGTERM).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let jobs = crate::janitor::spawn(self.state.clone());
+        // Dropped with this future, however it ends: the listener thread stops.
+        let _listening = crate::janitor::listen(self.state.clone());
         let result = self.server.await;
         for job in jobs {
             job.abort();
@@ -181,7 +192,10 @@ async fn prepare(
         let mut conn = pool
             .get()
             .map_err(|e| StartupError::Database(e.to_string()))?;
+        // Nodes starting together on a fresh database race to create it: the loser's insert conflicts,
+        // and its second look finds the winner's rows.
         oauth::ensure_default_api(&mut conn, &issuer)
+            .or_else(|_| oauth::ensure_default_api(&mut conn, &issuer))
             .map_err(|e| StartupError::Database(format!("cannot create the default API: {e}")))?;
         Keyring::load_or_create(&mut conn, master, alg).map_err(StartupError::Keys)
     })

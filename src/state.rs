@@ -35,4 +35,6 @@ pub struct AppState {
     pub client_cache: crate::cache::ClientCache,
     /// Recently read APIs and their scopes, by HMAC of the audience, for the same TTL.
     pub api_cache: crate::cache::ApiCache,
+    /// Publishes this node's cache drops to the other nodes (PostgreSQL; disabled on SQLite).
+    pub bus: crate::invalidate::Bus,
 }

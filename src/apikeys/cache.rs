@@ -7,15 +7,26 @@ pub use crate::cache::{CAPACITY, KeyHash};
 
 pub type KeyCache = crate::cache::HashCache<ApiKey>;
 
+impl crate::cache::Fields for ApiKey {
+    fn field(&self, name: &str) -> Option<&str> {
+        match name {
+            "id" => Some(&self.id),
+            "owner_client_id" => self.owner_client_id.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 impl KeyCache {
-    /// Drops every entry of the key `id` (after a revocation or rotation through this node).
+    /// Drops every entry of the key `id` (after a revocation or rotation), on every node.
     pub fn forget_key(&self, id: &str) {
-        self.forget_where(|k| k.id == id);
+        self.forget_field("id", id);
     }
 
-    /// Drops every entry of a key owned by the client `client_id` (after the client was deleted here).
+    /// Drops every entry of a key owned by the client `client_id` (after the client was deleted), on
+    /// every node.
     pub fn forget_client(&self, client_id: &str) {
-        self.forget_where(|k| k.owner_client_id.as_deref() == Some(client_id));
+        self.forget_field("owner_client_id", client_id);
     }
 
     /// Drops every entry of a key owned by the user `user_id` or by one of their apps `app_ids`

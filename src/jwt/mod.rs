@@ -462,6 +462,8 @@ pub fn rotate(
                     "previous": head.as_ref().map(|h| h.kid.as_str()),
                 })),
         )?;
+        // Every node re-reads its keys when this commits (PostgreSQL), not at its next reload.
+        crate::invalidate::notify(conn, &crate::invalidate::Event::SigningKeys)?;
         Ok(RotateOutcome::Rotated {
             kid: key.kid.clone(),
             sign_from,

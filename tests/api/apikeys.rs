@@ -1061,17 +1061,8 @@ async fn failed_client_authentication_is_limited_per_ip_and_forwarded_for_needs_
 }
 
 /// A second node on `app`'s database with the same settings (plus `adjust`).
-pub async fn second_node(app: &TestApp, adjust: impl FnOnce(&mut Settings)) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let mut settings = crate::helpers::test_settings(&app.db);
-    settings.issuer = url::Url::parse(&app.address).expect("issuer");
-    adjust(&mut settings);
-    let node = tessera::startup::Application::build_with_listener(settings, listener)
-        .await
-        .expect("second node");
-    let address = format!("http://127.0.0.1:{}", node.port());
-    actix_web::rt::spawn(node.run_until_stopped());
-    address
+async fn second_node(app: &TestApp, adjust: impl FnOnce(&mut Settings)) -> String {
+    crate::helpers::spawn_second_node(app, adjust).await
 }
 
 const REDIS: &str = "redis://127.0.0.1:6379";

@@ -62,7 +62,7 @@ fn instructions(text: &str) -> Vec<(String, String)> {
 }
 
 #[test]
-fn compose_defines_the_three_services_with_pinned_images() {
+fn compose_defines_the_services_with_pinned_images() {
     let doc = compose();
     service(&doc, "tessera");
     let postgres = service(&doc, "postgres");
@@ -81,7 +81,7 @@ fn compose_defines_the_three_services_with_pinned_images() {
 }
 
 #[test]
-fn tessera_is_built_locally_and_publishes_8080() {
+fn tessera_is_built_locally_and_nginx_publishes_8080() {
     let doc = compose();
     let tessera = service(&doc, "tessera");
 
@@ -89,10 +89,16 @@ fn tessera_is_built_locally_and_publishes_8080() {
         !tessera["build"].is_null(),
         "tessera service should be built from this repository (`build:`)"
     );
+    assert!(
+        tessera["ports"].is_null(),
+        "the tessera replicas should publish no port (clients come through nginx), got {:?}",
+        tessera["ports"]
+    );
 
-    let ports = tessera["ports"]
+    let nginx = service(&doc, "nginx");
+    let ports = nginx["ports"]
         .as_sequence()
-        .expect("tessera service should have a `ports` list");
+        .expect("nginx service should have a `ports` list");
     let publishes_8080 = ports.iter().any(|port| match port {
         // Short syntax: [HOST_IP:]HOST:CONTAINER[/PROTO]; it must publish a host port.
         Value::String(spec) => {
@@ -106,7 +112,78 @@ fn tessera_is_built_locally_and_publishes_8080() {
     });
     assert!(
         publishes_8080,
-        "tessera service should publish container port 8080 to the host, got {ports:?}"
+        "nginx should publish container port 8080 to the host, got {ports:?}"
+    );
+}
+
+#[test]
+fn two_tessera_replicas_sit_behind_nginx_with_the_config_in_the_repository() {
+    let doc = compose();
+    let tessera = service(&doc, "tessera");
+    let replicas = tessera["deploy"]["replicas"].as_u64().unwrap_or(1);
+    assert!(
+        replicas >= 2,
+        "tessera should run at least two replicas (`deploy.replicas`), got {replicas}"
+    );
+
+    let nginx = service(&doc, "nginx");
+    let image = nginx["image"].as_str().unwrap_or_default();
+    assert!(
+        image.starts_with("nginx:1."),
+        "nginx should use a pinned nginx:1.x image, got {image:?}"
+    );
+    assert_eq!(
+        nginx["depends_on"]["tessera"]["condition"].as_str(),
+        Some("service_started"),
+        "nginx should start after the tessera replicas (it resolves them at start)"
+    );
+    let volumes = nginx["volumes"]
+        .as_sequence()
+        .expect("nginx service should mount its configuration");
+    let mounted = volumes
+        .iter()
+        .filter_map(Value::as_str)
+        .find(|v| v.ends_with(":/etc/nginx/nginx.conf:ro"))
+        .expect("nginx should mount a config file read-only as /etc/nginx/nginx.conf");
+    let file = mounted.split(':').next().unwrap_or_default();
+    let conf = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file))
+        .unwrap_or_else(|e| panic!("{file} (mounted by nginx) should be in the repository: {e}"));
+    for needed in [
+        "upstream tessera",
+        "server tessera:8080",
+        "proxy_pass http://tessera",
+        "proxy_next_upstream error timeout",
+        "X-Forwarded-For $proxy_add_x_forwarded_for",
+    ] {
+        assert!(conf.contains(needed), "{file} should contain `{needed}`");
+    }
+    assert!(
+        conf.contains("listen 8080"),
+        "{file} should listen on the port nginx publishes"
+    );
+
+    // Every node names nginx's URL as the issuer and believes only nginx's X-Forwarded-For.
+    let issuer = env_var(tessera, "TESSERA_ISSUER");
+    assert_eq!(
+        url::Url::parse(issuer).ok().and_then(|u| u.port()),
+        Some(8080),
+        "TESSERA_ISSUER should be nginx's public URL, got {issuer:?}"
+    );
+    let trusted: ipnet::IpNet = env_var(tessera, "TESSERA_TRUSTED_PROXIES")
+        .parse()
+        .expect("TESSERA_TRUSTED_PROXIES should be one CIDR");
+    let nginx_ip: std::net::IpAddr = nginx["networks"]["tessera"]["ipv4_address"]
+        .as_str()
+        .expect("nginx should have a fixed address on the `tessera` network")
+        .parse()
+        .expect("an IP address");
+    assert!(
+        trusted.contains(&nginx_ip),
+        "TESSERA_TRUSTED_PROXIES ({trusted}) should contain nginx's address {nginx_ip}"
+    );
+    assert!(
+        trusted.prefix_len() >= 24,
+        "TESSERA_TRUSTED_PROXIES should name nginx, not the whole network: {trusted}"
     );
 }
 

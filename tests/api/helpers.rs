@@ -196,6 +196,21 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     }
 }
 
+/// Another node on `app`'s database, with the same key material and issuer (as two replicas behind
+/// one load balancer), settings changed by `adjust`; its address.
+pub async fn spawn_second_node(app: &TestApp, adjust: impl FnOnce(&mut Settings)) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut settings = test_settings(&app.db);
+    settings.issuer = url::Url::parse(&app.address).expect("issuer");
+    adjust(&mut settings);
+    let node = Application::build_with_listener(settings, listener)
+        .await
+        .expect("second node");
+    let address = format!("http://127.0.0.1:{}", node.port());
+    actix_web::rt::spawn(node.run_until_stopped());
+    address
+}
+
 /// The pepper every test app uses (so tests can hash like the server does).
 pub const TEST_PEPPER: &[u8] = b"test-pepper-test-pepper-test-pepper!";
 pub const TEST_MASTER_KEY: [u8; 32] = [42; 32];

@@ -308,7 +308,7 @@ async fn two_nodes_count_failed_client_authentication_together_in_redis() {
         s.redis_url = Some(redis.clone());
     };
     let a = spawn_app_with(shared).await;
-    let b = crate::apikeys::second_node(&a, shared).await;
+    let b = crate::helpers::spawn_second_node(&a, shared).await;
     // An address of this run only: Redis outlives test runs.
     let n = tessera::crypto::random_bytes::<3>();
     let ip = format!("10.{}.{}.{}", n[0], n[1], n[2]);
