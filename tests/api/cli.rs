@@ -677,3 +677,108 @@ async fn usage_is_written_at_shutdown_and_keys_never_reach_the_log() {
         "last_used_at is written with the usage"
     );
 }
+
+/// The peak memory (VmHWM) of a process, in MiB.
+fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmHWM");
+    kib / 1024
+}
+
+/// Argon2id takes 19 MiB a hash: unbounded, 48 parallel sign-ins took the server to 931 MB. The
+/// real binary, two rounds of 48 at once: every answer is 401 or 503 (+ Retry-After), and the peak
+/// memory of the whole process stays under 128 MB.
+#[actix_web::test]
+async fn parallel_sign_ins_keep_the_server_under_128_mb() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = TestDb::fresh();
+    let created = run(
+        tessera(dir.path())
+            .args(["user", "create", "--email", "mem@example.com", "--password-stdin"])
+            .env("TESSERA_DATABASE_URL", db.url_string()),
+        Some("correct horse battery staple\n"),
+    );
+    assert!(created.status.success());
+    let mut child = tokio::process::Command::from({
+        let mut c = tessera(dir.path());
+        c.args(["serve", "--json"])
+            .env("TESSERA_BIND", "127.0.0.1:0")
+            .env("TESSERA_LOG_LEVEL", "info")
+            .env("TESSERA_AUTH_RATE_LIMIT", "100000")
+            .env("TESSERA_DATABASE_URL", db.url_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        c
+    })
+    .spawn()
+    .expect("serve starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let address = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("read log") {
+            let event: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+            if event["message"] == "tessera listening" {
+                return event["address"].as_str().expect("address").to_owned();
+            }
+        }
+        panic!("the server never said it was listening");
+    })
+    .await
+    .expect("listening within 30 s");
+    // Keep reading the log so the server never blocks on a full pipe.
+    actix_web::rt::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let pid = child.id().expect("pid");
+    let base = format!("http://{address}");
+    let mut answers = Vec::new();
+    for round in 0..2 {
+        let attempts = (0..48).map(|i| {
+            let base = base.clone();
+            async move {
+                let browser = crate::helpers::client();
+                let page = browser
+                    .get(format!("{base}/login"))
+                    .send()
+                    .await
+                    .expect("login page")
+                    .text()
+                    .await
+                    .expect("page");
+                let csrf = crate::helpers::hidden_field(&page, "csrf_token").expect("csrf");
+                // Each on its own account, so only the password gate can turn one away.
+                let email = format!("m{round}x{i}@example.com");
+                let res = browser
+                    .post(format!("{base}/login"))
+                    .form(&[
+                        ("email", email.as_str()),
+                        ("password", "wrong password"),
+                        ("csrf_token", csrf.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .expect("sign-in");
+                let retry = res.headers().contains_key("retry-after");
+                (res.status().as_u16(), retry)
+            }
+        });
+        answers.extend(futures_util::future::join_all(attempts).await);
+    }
+    let peak = peak_rss_mib(pid);
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
+    for (status, retry) in &answers {
+        assert!(
+            *status == 401 || (*status == 503 && *retry),
+            "{status} (Retry-After: {retry})"
+        );
+    }
+    assert!(peak < 128, "peak RSS {peak} MiB under 96 parallel sign-ins");
+    eprintln!(
+        "peak RSS {peak} MiB; {} of {} refused with 503",
+        answers.iter().filter(|a| a.0 == 503).count(),
+        answers.len()
+    );
+}

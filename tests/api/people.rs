@@ -242,6 +242,7 @@ async fn a_disabled_users_credentials_and_apps_are_refused_until_re_enabled() {
     let app_secret = app_secret.expect("a confidential app has a secret");
     let (public_client, refresh, tokens) = public_client_and_refresh(&app).await;
     let (rs, rs_secret) = app.create_client(&["client_credentials"], &["read"], &[], false);
+    app.allow_introspection(&rs);
     let mut creds = Credentials {
         rs: (rs, rs_secret.expect("secret")),
         public_client,

@@ -97,9 +97,6 @@ export TESSERA_ISSUER="http://127.0.0.1:$lb_port"
 export TESSERA_TRUSTED_PROXIES="127.0.0.1/32"
 export TESSERA_LOG=json TESSERA_LOG_LEVEL=warn
 export TESSERA_KEY_FILE="$work/never-written.key"
-# The scenarios make a few hundred token requests from one address (the per-IP sign-in budget is
-# not what is tested here).
-export TESSERA_AUTH_RATE_LIMIT=100000
 # As the README advises for several nodes: entries a node keeps may live 5 s; revocations are told.
 export TESSERA_API_KEY_CACHE_TTL=5s
 

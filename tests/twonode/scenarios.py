@@ -162,7 +162,7 @@ def jwks_kids(base):
 # Fixtures, made with the CLI against the shared database (as an operator would).
 SERVICE = cli(
     "client", "create", "--name", "Two-node service", "--grant-type", "client_credentials",
-    "--scope", "read",
+    "--scope", "read", "--introspect",
 )
 ADMIN_KEY = cli("key", "create", "--name", "Two-node admin", "--type", "sk")["key"]
 READ_KEY = cli("key", "create", "--name", "Two-node reader", "--type", "rk", "--scope", "read")
