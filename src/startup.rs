@@ -121,6 +121,10 @@ impl Application {
                 .wrap(middleware::from_fn(crate::request::context))
         })
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
+        // Blocking work (Diesel, Argon2) waits for one of the pool's connections anyway; actix's
+        // default of 512 / cores threads per worker only made more threads, each with its own malloc
+        // arena and stack, under bursts (issue 12, defect 10).
+        .worker_max_blocking_threads(blocking_threads(&settings))
         .listen(listener)
         .map_err(|e| StartupError::Bind {
             addr: settings.bind.to_string(),
@@ -157,6 +161,11 @@ impl Application {
         crate::janitor::flush_usage(&self.state).await;
         result
     }
+}
+
+/// Threads of each worker's blocking pool: as many as the database pool has connections (at least 2).
+fn blocking_threads(settings: &Settings) -> usize {
+    (settings.database_pool_size as usize).max(2)
 }
 
 /// What a fresh install needs before serving: the default API with its scopes, and a signing key.
