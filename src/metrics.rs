@@ -112,8 +112,10 @@ impl Metrics {
             .inc_by(rows as u64);
     }
 
-    /// Records one finished request. `route` is the matched pattern, never the raw path (bounded labels).
+    /// Records one finished request. `route` is the matched pattern, never the raw path, and `method`
+    /// is labelled by [`method_label`] (bounded labels).
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let method = method_label(method);
         self.requests
             .with_label_values(&[method, route, status.to_string().as_str()])
             .inc();
@@ -135,6 +137,18 @@ impl Metrics {
         // Encoding into a Vec cannot fail for well-formed metric families.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// The `method` label: a standard method as it is, any other `other`. HTTP lets a client send any token
+/// as a method, and each distinct label value is a series (a counter and a histogram) kept for the
+/// process's life: labelled as they came, random methods grew memory and `/metrics` without bound.
+pub fn method_label(method: &str) -> &str {
+    match method {
+        "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" | "TRACE" | "CONNECT" => {
+            method
+        }
+        _ => "other",
     }
 }
 

@@ -139,6 +139,10 @@ impl Application {
         // TESSERA_BODY_TIMEOUT, enforced in `request::context`.
         .client_request_timeout(HEADERS_TIMEOUT)
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
+        // Diesel work waits for one of the pool's connections and Argon2 for one of its per-core
+        // buffers anyway; actix's default of 512 / cores threads per worker only made more threads,
+        // each with its own malloc arena and stack, under bursts (issue 12, defect 10).
+        .worker_max_blocking_threads(blocking_threads(&settings))
         .listen(listener)
         .map_err(|e| StartupError::Bind {
             addr: settings.bind.to_string(),
@@ -177,6 +181,11 @@ impl Application {
         crate::janitor::flush_usage(&self.state).await;
         result
     }
+}
+
+/// Threads of each worker's blocking pool: as many as the database pool has connections (at least 2).
+fn blocking_threads(settings: &Settings) -> usize {
+    (settings.database_pool_size as usize).max(2)
 }
 
 /// What a fresh install needs before serving: the default API with its scopes, and a signing key.

@@ -699,7 +699,13 @@ async fn parallel_sign_ins_keep_the_server_under_128_mb() {
     let db = TestDb::fresh();
     let created = run(
         tessera(dir.path())
-            .args(["user", "create", "--email", "mem@example.com", "--password-stdin"])
+            .args([
+                "user",
+                "create",
+                "--email",
+                "mem@example.com",
+                "--password-stdin",
+            ])
             .env("TESSERA_DATABASE_URL", db.url_string()),
         Some("correct horse battery staple\n"),
     );
@@ -767,7 +773,9 @@ async fn parallel_sign_ins_keep_the_server_under_128_mb() {
         answers.extend(futures_util::future::join_all(attempts).await);
     }
     let peak = peak_rss_mib(pid);
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     let _ = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
     for (status, retry) in &answers {
         assert!(

@@ -259,3 +259,69 @@ async fn a_database_that_cannot_serve_answers_503_with_retry_after_never_500() {
     }
     assert_eq!(create("after".into()).await.status(), 201, "back to normal");
 }
+
+/// The `tessera_http_*` series in a `/metrics` text.
+fn http_series(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| {
+            l.starts_with("tessera_http_requests_total{")
+                || l.starts_with("tessera_http_request_duration_seconds_count{")
+        })
+        .collect()
+}
+
+/// Sends requests with the methods, paths and keys `n` picks (values an attacker chooses freely).
+async fn garbage(app: &crate::helpers::TestApp, from: usize, to: usize) {
+    for n in from..to {
+        let method =
+            reqwest::Method::from_bytes(format!("FUZZ{n:04}").as_bytes()).expect("a token");
+        for path in ["/healthz", &format!("/no/such/page/{n}"), "/v1/auth/check"] {
+            let res = app
+                .client
+                .request(method.clone(), app.url(path))
+                .header("Authorization", format!("Bearer sk_live_{n:043}000000"))
+                .header("X-Forwarded-For", format!("10.0.{}.{}", n / 256, n % 256))
+                .send()
+                .await
+                .expect("sent");
+            assert!(res.status().is_client_error(), "{path}: {}", res.status());
+        }
+        let res = app
+            .client
+            .get(app.url("/v1/auth/check"))
+            .header("Authorization", format!("Bearer sk_live_{n:043}000000"))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), 401);
+    }
+}
+
+/// Any token is an HTTP method and any path can be asked for: neither may become a label value of
+/// its own, or every distinct one adds series that live as long as the process (issue 12, defect 10).
+#[actix_web::test]
+async fn metric_series_do_not_grow_with_attacker_chosen_methods_paths_or_keys() {
+    let app = spawn_app().await;
+    app.get("/metrics").await;
+    garbage(&app, 0, 5).await;
+    let first = app.get("/metrics").await.text().await.expect("body");
+    let before = http_series(&first).len();
+    garbage(&app, 5, 45).await;
+    let text = app.get("/metrics").await.text().await.expect("body");
+    let series = http_series(&text);
+    assert_eq!(
+        series.len(),
+        before,
+        "40 more distinct methods, paths and keys added series: {series:#?}"
+    );
+    assert!(
+        series.iter().all(|l| !l.contains("FUZZ")),
+        "no method label as sent: {series:#?}"
+    );
+    assert!(
+        text.contains(
+            r#"tessera_http_requests_total{method="other",route="unmatched",status="404"} 45"#
+        ),
+        "{text}"
+    );
+}
