@@ -423,31 +423,25 @@ fn user_create_reads_the_password_from_stdin_and_stores_argon2id() {
     );
 }
 
-#[actix_web::test]
-async fn serve_creates_the_sqlite_file_answers_and_stops_gracefully_on_sigterm() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let mut child = tokio::process::Command::from({
-        let mut c = tessera(dir.path());
-        c.args(["serve", "--json"])
-            .env("TESSERA_BIND", "127.0.0.1:0")
-            .env("TESSERA_LOG_LEVEL", "info")
-            .env_remove("TESSERA_DATABASE_URL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        c
-    })
-    .spawn()
-    .expect("serve starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut warned_about_keys = false;
+/// The log of a `tessera serve --json` child: the lines read so far, and the rest to come.
+type LogLines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
+
+/// Starts `cmd` (a [`tessera`] command with its settings) as `serve --json` on a free port and waits
+/// for "tessera listening": the child, its address, the log lines up to then, and the rest.
+async fn serve(mut cmd: Command) -> (tokio::process::Child, String, Vec<String>, LogLines) {
+    cmd.args(["serve", "--json"])
+        .env("TESSERA_BIND", "127.0.0.1:0")
+        .stdout(Stdio::piped());
+    let mut child = tokio::process::Command::from(cmd)
+        .spawn()
+        .expect("serve starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut log = Vec::new();
     let address = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await.expect("read log") {
             let event: serde_json::Value = serde_json::from_str(&line)
                 .unwrap_or_else(|e| panic!("--json logs are JSON lines ({e}): {line}"));
-            if event["key_file"].is_string() {
-                warned_about_keys = event["level"] == "WARN";
-            }
+            log.push(line);
             if event["message"] == "tessera listening" {
                 return event["address"].as_str().expect("address").to_owned();
             }
@@ -456,6 +450,21 @@ async fn serve_creates_the_sqlite_file_answers_and_stops_gracefully_on_sigterm()
     })
     .await
     .expect("listening within 30 s");
+    (child, address, log, lines)
+}
+
+#[actix_web::test]
+async fn serve_creates_the_sqlite_file_answers_and_stops_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut cmd = tessera(dir.path());
+    cmd.env("TESSERA_LOG_LEVEL", "info")
+        .env_remove("TESSERA_DATABASE_URL")
+        .stderr(Stdio::piped());
+    let (mut child, address, log, mut lines) = serve(cmd).await;
+    let warned_about_keys = log.iter().any(|line| {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+        event["key_file"].is_string() && event["level"] == "WARN"
+    });
     assert!(warned_about_keys, "generating key material is warned about");
     assert!(
         dir.path().join("tessera.db").exists(),
@@ -570,33 +579,12 @@ async fn usage_is_written_at_shutdown_and_keys_never_reach_the_log() {
     let created: serde_json::Value = serde_json::from_slice(&created.stdout).expect("json");
     let secret = created["key"].as_str().expect("key").to_owned();
     let id = created["id"].as_str().expect("id").to_owned();
-    let mut child = tokio::process::Command::from({
-        let mut c = tessera(dir.path());
-        c.args(["serve", "--json"])
-            .env("TESSERA_BIND", "127.0.0.1:0")
-            .env("TESSERA_LOG_LEVEL", "debug")
-            .env("TESSERA_USAGE_FLUSH_INTERVAL", "1h")
-            .env("TESSERA_DATABASE_URL", db.url_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        c
-    })
-    .spawn()
-    .expect("serve starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut log = Vec::new();
-    let address = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.expect("read log") {
-            let event: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
-            log.push(line);
-            if event["message"] == "tessera listening" {
-                return event["address"].as_str().expect("address").to_owned();
-            }
-        }
-        panic!("the server never said it was listening");
-    })
-    .await
-    .expect("listening within 30 s");
+    let mut cmd = tessera(dir.path());
+    cmd.env("TESSERA_LOG_LEVEL", "debug")
+        .env("TESSERA_USAGE_FLUSH_INTERVAL", "1h")
+        .env("TESSERA_DATABASE_URL", db.url_string())
+        .stderr(Stdio::piped());
+    let (mut child, address, mut log, mut lines) = serve(cmd).await;
     let check = format!("http://{address}/v1/auth/check");
     let http = reqwest::Client::new();
     let allowed = [
@@ -710,31 +698,12 @@ async fn parallel_sign_ins_keep_the_server_under_128_mb() {
         Some("correct horse battery staple\n"),
     );
     assert!(created.status.success());
-    let mut child = tokio::process::Command::from({
-        let mut c = tessera(dir.path());
-        c.args(["serve", "--json"])
-            .env("TESSERA_BIND", "127.0.0.1:0")
-            .env("TESSERA_LOG_LEVEL", "info")
-            .env("TESSERA_AUTH_RATE_LIMIT", "100000")
-            .env("TESSERA_DATABASE_URL", db.url_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        c
-    })
-    .spawn()
-    .expect("serve starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let address = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.expect("read log") {
-            let event: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
-            if event["message"] == "tessera listening" {
-                return event["address"].as_str().expect("address").to_owned();
-            }
-        }
-        panic!("the server never said it was listening");
-    })
-    .await
-    .expect("listening within 30 s");
+    let mut cmd = tessera(dir.path());
+    cmd.env("TESSERA_LOG_LEVEL", "info")
+        .env("TESSERA_AUTH_RATE_LIMIT", "100000")
+        .env("TESSERA_DATABASE_URL", db.url_string())
+        .stderr(Stdio::null());
+    let (mut child, address, _, mut lines) = serve(cmd).await;
     // Keep reading the log so the server never blocks on a full pipe.
     actix_web::rt::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let pid = child.id().expect("pid");

@@ -322,6 +322,22 @@ impl TestApp {
         assert_eq!(marked, 1, "client {id} exists");
     }
 
+    /// RFC 7662 introspection of `token` by the client `caller` (id, secret): the answer, which must be
+    /// 200 and not cached.
+    pub async fn introspect(&self, caller: (&str, &str), token: &str) -> serde_json::Value {
+        let res = self
+            .client
+            .post(self.url("/oauth/introspect"))
+            .basic_auth(caller.0, Some(caller.1))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .expect("introspection request");
+        assert_eq!(res.status(), 200, "introspection answers 200");
+        assert_eq!(res.headers()["cache-control"], "no-store");
+        res.json().await.expect("json")
+    }
+
     /// The CSRF token of the sign-in form (and the cookie it is bound to, now in the client's jar).
     pub async fn login_csrf(&self, client: &reqwest::Client) -> String {
         let page = client

@@ -18,20 +18,6 @@ fn resource_server(app: &TestApp) -> (String, String) {
     (id, secret.expect("a confidential client has a secret"))
 }
 
-async fn introspect(app: &TestApp, caller: (&str, &str), token: &str) -> Value {
-    let res = app
-        .client
-        .post(app.url("/oauth/introspect"))
-        .basic_auth(caller.0, Some(caller.1))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .expect("introspection request");
-    assert_eq!(res.status(), 200, "introspection answers 200");
-    assert_eq!(res.headers()["cache-control"], "no-store");
-    res.json().await.expect("json")
-}
-
 async fn revoke(app: &TestApp, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> u16 {
     let mut req = app.client.post(app.url("/oauth/revoke")).form(form);
     if let Some((id, secret)) = basic {
@@ -91,7 +77,7 @@ async fn revoking_a_refresh_token_ends_its_family_and_the_access_tokens_it_bough
         first["refresh_token"].as_str().expect("refresh"),
     );
 
-    let info = introspect(&app, rs, a1).await;
+    let info = app.introspect(rs, a1).await;
     assert_eq!(info["active"], true, "{info}");
     assert_eq!(info["token_type"], "Bearer");
     assert_eq!(info["client_id"], id.as_str());
@@ -103,7 +89,7 @@ async fn revoking_a_refresh_token_ends_its_family_and_the_access_tokens_it_bough
     for field in ["jti", "exp", "iat"] {
         assert_eq!(info[field], claims[field], "{field}");
     }
-    let info = introspect(&app, rs, r1).await;
+    let info = app.introspect(rs, r1).await;
     assert_eq!(info["active"], true, "{info}");
     assert_eq!(info["token_type"], "refresh_token");
     assert_eq!(info["client_id"], id.as_str());
@@ -127,8 +113,8 @@ async fn revoking_a_refresh_token_ends_its_family_and_the_access_tokens_it_bough
         second["access_token"].as_str().expect("access"),
         second["refresh_token"].as_str().expect("refresh"),
     );
-    assert_eq!(introspect(&app, rs, r1).await["active"], false);
-    assert_eq!(introspect(&app, rs, a2).await["active"], true);
+    assert_eq!(app.introspect(rs, r1).await["active"], false);
+    assert_eq!(app.introspect(rs, a2).await["active"], true);
 
     // The public client revokes its newest refresh token (hinted as an access token: not trusted).
     let form = [
@@ -139,7 +125,7 @@ async fn revoking_a_refresh_token_ends_its_family_and_the_access_tokens_it_bough
     assert_eq!(revoke(&app, &form, None).await, 200);
     for (name, token) in [("r2", r2), ("a2", a2), ("a1", a1), ("r1", r1)] {
         assert_eq!(
-            introspect(&app, rs, token).await["active"],
+            app.introspect(rs, token).await["active"],
             false,
             "{name} is inactive after its family was revoked"
         );
@@ -176,7 +162,7 @@ async fn revoking_an_access_token_records_its_jti_until_it_expires() {
     let token = service_token(&app, &id, &secret).await;
     let (_, claims) = verify_with_jwks(&app, &token).await;
     assert_eq!(
-        introspect(&app, (&rs, &rs_secret), &token).await["active"],
+        app.introspect((&rs, &rs_secret), &token).await["active"],
         true
     );
 
@@ -186,7 +172,7 @@ async fn revoking_an_access_token_records_its_jti_until_it_expires() {
     ];
     assert_eq!(revoke(&app, &form, Some((&id, &secret))).await, 200);
     assert_eq!(
-        introspect(&app, (&rs, &rs_secret), &token).await["active"],
+        app.introspect((&rs, &rs_secret), &token).await["active"],
         false
     );
     let jti = claims["jti"].as_str().expect("jti");
@@ -244,7 +230,7 @@ async fn a_client_cannot_revoke_another_clients_tokens() {
         let status = revoke(&app, &[("token", victim)], Some((&thief, &thief_secret))).await;
         assert_eq!(status, 200, "no oracle: the thief learns nothing");
         assert_eq!(
-            introspect(&app, rs, victim).await["active"],
+            app.introspect(rs, victim).await["active"],
             true,
             "and the token is untouched"
         );
@@ -315,7 +301,7 @@ async fn every_inactive_case_is_active_false_never_an_error() {
     let (id, secret) = app.create_client(&["client_credentials"], &["read"], &[], false);
     let secret = secret.expect("secret");
     let live = service_token(&app, &id, &secret).await;
-    assert_eq!(introspect(&app, rs, &live).await["active"], true);
+    assert_eq!(app.introspect(rs, &live).await["active"], true);
 
     // A token from another Tessera (its own keys) and a tampered one.
     let other = spawn_app().await;
@@ -344,7 +330,7 @@ async fn every_inactive_case_is_active_false_never_an_error() {
         ("unicode", "ñ.ü.€"),
         ("long", long.as_str()),
     ] {
-        let info = introspect(&app, rs, token).await;
+        let info = app.introspect(rs, token).await;
         assert_eq!(info, serde_json::json!({ "active": false }), "{name}");
     }
 
@@ -355,13 +341,13 @@ async fn every_inactive_case_is_active_false_never_an_error() {
             "UPDATE oauth_clients SET disabled_at = 1 WHERE id = '{id}'"
         ))
         .expect("disable");
-    assert_eq!(introspect(&app, rs, &disabled).await["active"], false);
+    assert_eq!(app.introspect(rs, &disabled).await["active"], false);
 
     // Expired: the 1 s token goes inactive on its own (leeway 0).
     let expired = service_token(&app, rs.0, rs.1).await;
     eventually(Duration::from_secs(10), "the token expires", || {
         let (app, expired) = (&app, &expired);
-        async move { introspect(app, rs, expired).await["active"] == false }
+        async move { app.introspect(rs, expired).await["active"] == false }
     })
     .await;
 }
@@ -400,7 +386,7 @@ async fn introspection_is_rate_limited_per_caller() {
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
     assert_error(res, 429, "rate_limited").await;
     assert_eq!(
-        introspect(&app, (&other, &other_secret), &token).await["active"],
+        app.introspect((&other, &other_secret), &token).await["active"],
         true,
         "another caller has its own budget"
     );
@@ -560,7 +546,7 @@ async fn the_schedule_rotates_publishes_first_and_retires_after_the_last_token_e
     })
     .await;
     assert_eq!(
-        introspect(&app, (&id, &secret), &first).await["active"],
+        app.introspect((&id, &secret), &first).await["active"],
         false,
         "the first token has expired with its key"
     );
@@ -728,7 +714,7 @@ async fn a_node_rereads_the_keys_when_it_meets_a_kid_it_has_not_loaded() {
     let token = body["access_token"].as_str().expect("token");
     assert_eq!(kid_of(token), rotated["kid"].as_str().expect("kid"));
     assert_ne!(kid_of(token), old);
-    let info = introspect(&a, (&rs, &rs_secret), token).await;
+    let info = a.introspect((&rs, &rs_secret), token).await;
     assert_eq!(
         info["active"], true,
         "node a loads the new key on demand: {info}"

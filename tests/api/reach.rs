@@ -104,19 +104,6 @@ async fn check(
     req.send().await.expect("check")
 }
 
-async fn introspect(app: &TestApp, caller: (&str, &str), token: &str) -> Value {
-    let res = app
-        .client
-        .post(app.url("/oauth/introspect"))
-        .basic_auth(caller.0, Some(caller.1))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .expect("introspection");
-    assert_eq!(res.status(), 200);
-    res.json().await.expect("json")
-}
-
 async fn introspect_as_key(app: &TestApp, caller: &str, token: &str) -> Value {
     let res = app
         .client
@@ -353,7 +340,7 @@ async fn only_resource_servers_introspect_and_only_their_apis_tokens() {
     let (plain, plain_secret) = client(&app, &[]);
     for token in [&default_token, &billing_token, &any_key] {
         assert_eq!(
-            introspect(&app, (&plain, &plain_secret), token).await,
+            app.introspect((&plain, &plain_secret), token).await,
             json!({ "active": false })
         );
     }
@@ -362,27 +349,27 @@ async fn only_resource_servers_introspect_and_only_their_apis_tokens() {
     let rs = (rs.as_str(), rs_secret.as_str());
     for _ in 0..2 {
         // twice: the second answer comes from the node's token cache
-        assert_eq!(introspect(&app, rs, &default_token).await["active"], true);
+        assert_eq!(app.introspect(rs, &default_token).await["active"], true);
         assert_eq!(
-            introspect(&app, rs, &billing_token).await,
+            app.introspect(rs, &billing_token).await,
             json!({ "active": false })
         );
     }
-    assert_eq!(introspect(&app, rs, &any_key).await["active"], true);
-    assert_eq!(introspect(&app, rs, &billing_key).await["active"], false);
+    assert_eq!(app.introspect(rs, &any_key).await["active"], true);
+    assert_eq!(app.introspect(rs, &billing_key).await["active"], false);
     // The billing API's resource server sees the billing token and key.
     let (billing_rs, billing_secret) = client(&app, &[BILLING]);
     let billing_rs = (billing_rs.as_str(), billing_secret.as_str());
-    let info = introspect(&app, billing_rs, &billing_token).await;
+    let info = app.introspect(billing_rs, &billing_token).await;
     assert_eq!(
         (info["active"].clone(), info["aud"].clone()),
         (json!(true), json!(BILLING))
     );
     assert_eq!(
-        introspect(&app, billing_rs, &default_token).await["active"],
+        app.introspect(billing_rs, &default_token).await["active"],
         false
     );
-    let info = introspect(&app, billing_rs, &billing_key).await;
+    let info = app.introspect(billing_rs, &billing_key).await;
     assert_eq!(
         (info["active"].clone(), info["aud"].clone()),
         (json!(true), json!([BILLING]))
