@@ -139,9 +139,9 @@ impl Application {
         // TESSERA_BODY_TIMEOUT, enforced in `request::context`.
         .client_request_timeout(HEADERS_TIMEOUT)
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
-        // Diesel work waits for one of the pool's connections and Argon2 for one of its per-core
-        // buffers anyway; actix's default of 512 / cores threads per worker only made more threads,
-        // each with its own malloc arena and stack, under bursts (issue 12, defect 10).
+        // Diesel work waits for one of the pool's connections and Argon2 for the password gate (one
+        // hash per core) anyway; actix's default of 512 / cores threads per worker only made more
+        // threads, each with its own malloc arena and stack, under bursts (issue 12, defect 10).
         .worker_max_blocking_threads(blocking_threads(&settings))
         .listen(listener)
         .map_err(|e| StartupError::Bind {

@@ -58,10 +58,6 @@ struct VerifyRequest {
 
 use crate::request::client_ip;
 
-fn limited(decision: &Decision) -> AppError {
-    decision.refused()
-}
-
 /// 403 `invalid_audience`: the credential is not for the API the gateway asked about.
 fn wrong_audience(audience: &str) -> AppError {
     AppError::forbidden(
@@ -98,7 +94,7 @@ async fn verify_key(
 ) -> Result<HttpResponse, AppError> {
     let ip = state.limits.check(Bucket::Ip, &client_ip(&req), None).await;
     if !ip.allowed {
-        return Err(limited(&ip));
+        return Err(ip.refused());
     }
     let VerifyRequest {
         key,
@@ -428,7 +424,7 @@ async fn check(
     let limit = key_limit(&state, &key).await;
     record(&state, &key, &limit);
     if !limit.allowed {
-        return Err(limited(&limit));
+        return Err(limit.refused());
     }
     let subject = key
         .owner_user_id
@@ -493,7 +489,7 @@ async fn check_jwt(
         )
         .await;
     if !limit.allowed {
-        return Err(limited(&limit));
+        return Err(limit.refused());
     }
     let mut res = HttpResponse::Ok();
     for (name, value) in limit.headers() {
