@@ -192,6 +192,9 @@ pub struct Settings {
     pub body_limit: usize,
     /// How long a request body may take to arrive in full, from the end of its headers (408 beyond).
     pub body_timeout: Duration,
+    /// Open connections each worker serves at once; more wait in the listen backlog. With the body
+    /// and header timeouts this bounds what slow clients can hold.
+    pub max_connections: usize,
     pub shutdown_timeout: Duration,
     pub workers: Option<usize>,
     pub session_ttl: Duration,
@@ -334,6 +337,7 @@ impl Default for Settings {
             log_level: "info".to_owned(),
             body_limit: 64 * 1024,
             body_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
             shutdown_timeout: Duration::from_secs(10),
             workers: None,
             session_ttl: Duration::from_secs(12 * 3600),
@@ -379,6 +383,7 @@ struct FileSettings {
     log_level: Option<String>,
     body_limit: Option<toml::Value>,
     body_timeout: Option<toml::Value>,
+    max_connections: Option<toml::Value>,
     shutdown_timeout: Option<toml::Value>,
     workers: Option<toml::Value>,
     session_ttl: Option<toml::Value>,
@@ -420,6 +425,7 @@ const KEYS: &[&str] = &[
     "log_level",
     "body_limit",
     "body_timeout",
+    "max_connections",
     "shutdown_timeout",
     "workers",
     "session_ttl",
@@ -585,6 +591,9 @@ impl Settings {
         }
         if let Some((name, v)) = get("body_limit") {
             s.body_limit = parse_number(name, v, 1024, 64 * 1024 * 1024)? as usize;
+        }
+        if let Some((name, v)) = get("max_connections") {
+            s.max_connections = parse_number(name, v, 1, 1_000_000)? as usize;
         }
         if let Some((name, v)) = get("body_timeout") {
             s.body_timeout = parse_duration(name, v)?;
@@ -779,6 +788,7 @@ impl FileSettings {
             ("database_timeout", self.database_timeout),
             ("body_limit", self.body_limit),
             ("body_timeout", self.body_timeout),
+            ("max_connections", self.max_connections),
             ("shutdown_timeout", self.shutdown_timeout),
             ("workers", self.workers),
             ("session_ttl", self.session_ttl),
@@ -957,6 +967,7 @@ mod tests {
         assert_eq!(s.database_url, DatabaseUrl::Sqlite("tessera.db".into()));
         assert_eq!(s.body_limit, 65536);
         assert_eq!(s.body_timeout, Duration::from_secs(10));
+        assert_eq!(s.max_connections, 10_000);
     }
 
     #[test]
@@ -967,6 +978,7 @@ mod tests {
             ("TESSERA_BIND", "nope"),
             ("TESSERA_ISSUER", "http://example.com"),
             ("TESSERA_BODY_LIMIT", "lots"),
+            ("TESSERA_MAX_CONNECTIONS", "0"),
             ("TESSERA_BODY_TIMEOUT", "soon"),
             ("TESSERA_BODY_TIMEOUT", "0s"),
         ] {

@@ -138,6 +138,7 @@ impl Application {
         // Headers must arrive within this (actix answers 408 and closes); the body has
         // TESSERA_BODY_TIMEOUT, enforced in `request::context`.
         .client_request_timeout(HEADERS_TIMEOUT)
+        .max_connections(settings.max_connections)
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
         // Diesel work waits for one of the pool's connections and Argon2 for the password gate (one
         // hash per core) anyway; actix's default of 512 / cores threads per worker only made more

@@ -291,3 +291,41 @@ async fn headers_that_never_finish_are_dropped() {
         "{answer}"
     );
 }
+
+/// `TESSERA_MAX_CONNECTIONS` bounds what slow clients hold: with one connection per worker (and one
+/// worker), a second client is served only after the slow one has had its 408, not beside it.
+#[actix_web::test]
+async fn slow_clients_hold_at_most_max_connections() {
+    let app = spawn_app_with(|s| {
+        s.body_timeout = Duration::from_secs(1);
+        s.max_connections = 1;
+    })
+    .await;
+    let finished = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let slow = {
+        let (app, finished) = (&app, finished.clone());
+        async move {
+            let raw = short_body("POST /oauth/token", "application/x-www-form-urlencoded", "");
+            let answer = send_and_wait_for_close(app, raw).await;
+            finished.lock().expect("lock").push("slow");
+            answer
+        }
+    };
+    let other = {
+        let (app, finished) = (&app, finished.clone());
+        async move {
+            // Connect after the slow client holds the only place.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let raw = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_owned();
+            let answer = send_and_wait_for_close(app, raw).await;
+            finished.lock().expect("lock").push("other");
+            answer
+        }
+    };
+    let (slow, other) = tokio::join!(slow, other);
+    let slow = slow.expect("the slow client's connection is closed");
+    assert!(slow.starts_with("HTTP/1.1 408"), "{slow}");
+    let other = other.expect("the other client is answered");
+    assert!(other.starts_with("HTTP/1.1 200"), "{other}");
+    assert_eq!(*finished.lock().expect("lock"), ["slow", "other"]);
+}
