@@ -594,6 +594,20 @@ async fn an_expired_code_is_refused() {
     assert_eq!(error_of(res, 400).await, "invalid_grant");
 }
 
+/// A fresh app with the user ana (password [`PASSWORD`]) and a public client for the authorization
+/// code flow with refresh (`read write offline_access`, redirect [`REDIRECT`]): the app and the client id.
+pub async fn public_web_app() -> (TestApp, String) {
+    let app = spawn_app().await;
+    app.create_user("ana@example.com", PASSWORD, false);
+    let (id, _) = app.create_client(
+        &["authorization_code", "refresh_token"],
+        &["read", "write", "offline_access"],
+        &[REDIRECT],
+        true,
+    );
+    (app, id)
+}
+
 pub async fn tokens_for(app: &TestApp, id: &str) -> serde_json::Value {
     let browser = client();
     let p = pkce();
@@ -617,14 +631,7 @@ pub async fn tokens_for(app: &TestApp, id: &str) -> serde_json::Value {
 
 #[actix_web::test]
 async fn refresh_rotates_and_reuse_revokes_the_family() {
-    let app = spawn_app().await;
-    app.create_user("ana@example.com", PASSWORD, false);
-    let (id, _) = app.create_client(
-        &["authorization_code", "refresh_token"],
-        &["read", "write", "offline_access"],
-        &[REDIRECT],
-        true,
-    );
+    let (app, id) = public_web_app().await;
     let first = tokens_for(&app, &id).await;
     let r1 = first["refresh_token"].as_str().expect("r1").to_owned();
 
@@ -711,14 +718,7 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
 
 #[actix_web::test]
 async fn concurrent_redemptions_have_exactly_one_winner() {
-    let app = spawn_app().await;
-    app.create_user("ana@example.com", PASSWORD, false);
-    let (id, _) = app.create_client(
-        &["authorization_code", "refresh_token"],
-        &["read", "write", "offline_access"],
-        &[REDIRECT],
-        true,
-    );
+    let (app, id) = public_web_app().await;
     let browser = client();
     let p = pkce();
     let code = browser_code(

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::authorize::{PASSWORD, REDIRECT, authorize_url, hidden_inputs, location, query_of};
+use crate::authorize::{
+    PASSWORD, REDIRECT, authorize_url, hidden_inputs, location, public_web_app, query_of,
+};
 use crate::helpers::{TestApp, assert_error, client, spawn_app, spawn_app_with};
 
 /// A well-formed S256 challenge (RFC 7636 appendix B); no test here redeems a code.
@@ -48,14 +50,7 @@ async fn assert_error_page(res: reqwest::Response, what: &str) {
 
 #[actix_web::test]
 async fn repeated_parameters_at_authorize_are_refused_before_anything_is_issued() {
-    let app = spawn_app().await;
-    app.create_user("ana@example.com", PASSWORD, false);
-    let (id, _) = app.create_client(
-        &["authorization_code", "refresh_token"],
-        &["read", "write", "offline_access"],
-        &[REDIRECT],
-        true,
-    );
+    let (app, id) = public_web_app().await;
     let url = |extra: &[(&str, &str)]| authorize_url(&app, &id, "read", "s", CHALLENGE, extra);
     let wider = [("scope", "write offline_access")];
 
