@@ -42,14 +42,19 @@ COPY --from=builder /usr/local/bin/tessera /usr/local/bin/tessera
 WORKDIR /var/lib/tessera
 USER tessera
 
+# The SQLite database and the key file beside it (or, with PostgreSQL, the key
+# file in TESSERA_DATA_DIR) live on the volume, so they outlive the container.
 ENV TESSERA_BIND=0.0.0.0:8080 \
     TESSERA_DATABASE_URL=sqlite:///var/lib/tessera/tessera.db \
-    TESSERA_KEY_FILE=/var/lib/tessera/tessera.key \
+    TESSERA_DATA_DIR=/var/lib/tessera \
     TESSERA_LOG=json
+VOLUME /var/lib/tessera
 
 EXPOSE 8080
 
-# No HEALTHCHECK: the slim image has no curl. The binary answers GET /healthz
-# and /readyz; let the orchestrator probe those.
+# The slim image has no curl: the binary probes its own /readyz (exit 0 or 1).
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["tessera", "healthcheck"]
+
 ENTRYPOINT ["/usr/local/bin/tessera"]
 CMD ["serve"]

@@ -502,11 +502,7 @@ fn with_database(
         &KeyMaterial,
     ) -> Result<(serde_json::Value, String), AppError>,
 ) -> ExitCode {
-    let keys = match startup::resolve_keys(settings) {
-        Ok(k) => k,
-        Err(e) => return startup_failure(json, &e),
-    };
-    let mut conn = match startup::open_one_and_migrate(settings) {
+    let (mut conn, keys) = match startup::open_for_command(settings) {
         Ok(c) => c,
         Err(e) => return startup_failure(json, &e),
     };
@@ -670,6 +666,7 @@ fn startup_failure(json: bool, e: &StartupError) -> ExitCode {
         StartupError::Database(_) => "database_unavailable",
         StartupError::KeyFile(_) => "key_file_unusable",
         StartupError::Keys(_) => "signing_keys_unusable",
+        StartupError::KeyMismatch(_) => "key_mismatch",
         StartupError::Bind { .. } => "bind_failed",
     };
     fail(json, 2, code, &e.to_string())
@@ -702,8 +699,13 @@ fn serve(settings: Settings, json: bool) -> ExitCode {
 }
 
 fn migrate(settings: Settings, json: bool) -> ExitCode {
-    let applied =
-        crate::db::connect_one(&settings.database_url).and_then(|mut c| crate::db::migrate(&mut c));
+    let applied = crate::db::connect_one(&settings.database_url)
+        .map_err(StartupError::Database)
+        .and_then(|mut c| {
+            let applied = crate::db::migrate(&mut c).map_err(StartupError::Database)?;
+            startup::resolve_keys(&mut c, &settings)?;
+            Ok(applied)
+        });
     match applied {
         Ok(applied) => {
             if json {
@@ -722,7 +724,7 @@ fn migrate(settings: Settings, json: bool) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(e) => startup_failure(json, &StartupError::Database(e)),
+        Err(e) => startup_failure(json, &e),
     }
 }
 
@@ -744,8 +746,8 @@ fn create_user(settings: Settings, json: bool, email: &str, admin: bool) -> Exit
         Ok(p) => p,
         Err(e) => return app_failure(json, &e),
     };
-    let mut conn = match startup::open_one_and_migrate(&settings) {
-        Ok(c) => c,
+    let mut conn = match startup::open_for_command(&settings) {
+        Ok((c, _)) => c,
         Err(e) => return startup_failure(json, &e),
     };
     let result = accounts::password::hash(password.expose()).and_then(|hash| {

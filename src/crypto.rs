@@ -5,6 +5,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
+use std::path::Path;
+
 use crate::config::SecretBytes;
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -140,46 +142,83 @@ pub struct KeyMaterial {
     pub master_key: SecretBytes,
 }
 
+impl KeyMaterial {
+    /// Fingerprints of the pepper and of the master key (hex HMAC-SHA256 under each key of a fixed
+    /// label): what a database records to recognise its keys, revealing nothing about them.
+    pub fn fingerprints(&self) -> (String, String) {
+        let print = |key: &SecretBytes, label: &str| {
+            hex(hmac::sign(
+                &hmac::Key::new(hmac::HMAC_SHA256, key.expose()),
+                label.as_bytes(),
+            )
+            .as_ref())
+        };
+        (
+            print(&self.pepper, "tessera key fingerprint v1: secret pepper"),
+            print(&self.master_key, "tessera key fingerprint v1: master key"),
+        )
+    }
+}
+
 #[derive(serde::Serialize, serde::Deserialize)]
 struct KeyFile {
     secret_pepper: String,
     master_key: String,
 }
 
-/// Reads the key file, or creates it (mode 0600) with fresh random keys. Returns whether it was created.
-pub fn load_or_create_key_file(path: &std::path::Path) -> Result<(KeyMaterial, bool), String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let file: KeyFile = toml::from_str(&text).map_err(|e| {
-                format!(
-                    "{} is not a Tessera key file: {}",
-                    path.display(),
-                    e.message()
-                )
-            })?;
-            let pepper = unhex(&file.secret_pepper).filter(|b| b.len() >= 32);
-            let master = unhex(&file.master_key).filter(|b| b.len() == 32);
-            match (pepper, master) {
-                (Some(p), Some(m)) => Ok((
-                    KeyMaterial {
-                        pepper: SecretBytes::new(p),
-                        master_key: SecretBytes::new(m),
-                    },
-                    false,
-                )),
-                _ => Err(format!("{} holds malformed keys", path.display())),
+/// Reads the key file; `None` when there is none at `path`.
+pub fn read_key_file(path: &Path) -> Result<Option<KeyMaterial>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let file: KeyFile = toml::from_str(&text).map_err(|e| {
+        format!(
+            "{} is not a Tessera key file: {}",
+            path.display(),
+            e.message().trim()
+        )
+    })?;
+    let pepper = unhex(&file.secret_pepper).filter(|b| b.len() >= 32);
+    let master = unhex(&file.master_key).filter(|b| b.len() == 32);
+    match (pepper, master) {
+        (Some(p), Some(m)) => Ok(Some(KeyMaterial {
+            pepper: SecretBytes::new(p),
+            master_key: SecretBytes::new(m),
+        })),
+        _ => Err(format!("{} holds malformed keys", path.display())),
+    }
+}
+
+/// Creates the key file with fresh random keys: written to a temporary file (mode 0600) in the same
+/// directory, synced, then linked into place, so no reader ever sees half a file and an existing file
+/// is never replaced. Returns the keys and whether this call created them (`false`: another process
+/// created the file first, and its keys are returned).
+pub fn create_key_file(path: &Path) -> Result<(KeyMaterial, bool), String> {
+    let pepper = random_bytes::<32>().to_vec();
+    let master = random_bytes::<32>().to_vec();
+    let text = toml::to_string(&KeyFile {
+        secret_pepper: hex(&pepper),
+        master_key: hex(&master),
+    })
+    .map_err(|e| e.to_string())?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let cannot = |e: std::io::Error| format!("cannot create {}: {e}", path.display());
+    std::fs::create_dir_all(&dir).map_err(cannot)?;
+    let tmp = dir.join(format!(".tessera.key.{}", random_id("tmp", 12)));
+    let linked =
+        write_private_file(&tmp, text.as_bytes()).and_then(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            // The new name is durable once the directory is.
+            if let Ok(d) = std::fs::File::open(&dir) {
+                let _ = d.sync_all();
             }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let pepper = random_bytes::<32>().to_vec();
-            let master = random_bytes::<32>().to_vec();
-            let text = toml::to_string(&KeyFile {
-                secret_pepper: hex(&pepper),
-                master_key: hex(&master),
-            })
-            .map_err(|e| e.to_string())?;
-            write_private_file(path, text.as_bytes())
-                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
             Ok((
                 KeyMaterial {
                     pepper: SecretBytes::new(pepper),
@@ -188,11 +227,14 @@ pub fn load_or_create_key_file(path: &std::path::Path) -> Result<(KeyMaterial, b
                 true,
             ))
         }
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key_file(path)?
+            .map(|keys| (keys, false))
+            .ok_or_else(|| format!("{} vanished while being created", path.display())),
+        Err(e) => Err(cannot(e)),
     }
 }
 
-fn write_private_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
@@ -231,5 +273,47 @@ mod tests {
         assert!(h.verify_tag("csrf", b"abc", &t));
         assert!(!h.verify_tag("csrf", b"abd", &t));
         assert!(!h.verify_tag("other", b"abc", &t));
+    }
+
+    #[test]
+    fn the_key_file_is_private_and_never_replaced() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("sub").join("tessera.key");
+        let (made, created) = create_key_file(&path).expect("created");
+        assert!(created);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let (again, created) = create_key_file(&path).expect("the existing file");
+        assert!(!created, "an existing key file is kept");
+        assert_eq!(again.fingerprints(), made.fingerprints());
+        let read = read_key_file(&path).expect("readable").expect("present");
+        assert_eq!(read.fingerprints(), made.fingerprints());
+        let leftovers = std::fs::read_dir(path.parent().expect("dir"))
+            .expect("dir")
+            .count();
+        assert_eq!(leftovers, 1, "no temporary file is left behind");
+        assert!(
+            read_key_file(&dir.path().join("none"))
+                .expect("fine")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn fingerprints_tell_keys_apart_and_hide_them() {
+        let keys = |p: u8, m: u8| KeyMaterial {
+            pepper: SecretBytes::new(vec![p; 32]),
+            master_key: SecretBytes::new(vec![m; 32]),
+        };
+        let (p1, m1) = keys(1, 2).fingerprints();
+        let (p2, m2) = keys(1, 3).fingerprints();
+        assert_eq!(p1, p2);
+        assert_ne!(m1, m2);
+        assert_ne!(p1, m1);
+        assert!(!p1.contains(&hex(&[1; 32])));
     }
 }

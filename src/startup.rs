@@ -7,7 +7,7 @@ use actix_web::middleware;
 use actix_web::{App, HttpServer, web};
 
 use crate::config::{SecretBytes, Settings};
-use crate::crypto::{Hasher, KeyMaterial, load_or_create_key_file};
+use crate::crypto::{Hasher, KeyMaterial};
 use crate::db::{self, Pool};
 use crate::error::AppError;
 use crate::jwt::Keyring;
@@ -29,6 +29,10 @@ pub enum StartupError {
     KeyFile(String),
     #[error("TESSERA_MASTER_KEY: {0}")]
     Keys(String),
+    /// The key material is not the one the database was created with (one line: which key, from
+    /// where, what to do).
+    #[error("{0}")]
+    KeyMismatch(String),
     #[error("TESSERA_BIND: cannot listen on {addr} ({reason})")]
     Bind { addr: String, reason: String },
 }
@@ -65,8 +69,18 @@ impl Application {
         settings: Settings,
         listener: TcpListener,
     ) -> Result<Self, StartupError> {
-        let keys = resolve_keys(&settings)?;
         let pool = open_and_migrate(&settings).await?;
+        let keys = {
+            let (pool, settings) = (pool.clone(), settings.clone());
+            web::block(move || {
+                let mut conn = pool
+                    .get()
+                    .map_err(|e| StartupError::Database(e.to_string()))?;
+                resolve_keys(&mut conn, &settings)
+            })
+            .await
+            .map_err(|e| StartupError::Database(e.to_string()))??
+        };
         let keyring = prepare(&pool, &settings, keys.master_key.clone()).await?;
         let limits = crate::ratelimit::RateLimits::new(&settings).map_err(|e| {
             StartupError::Config(crate::config::ConfigError::new("TESSERA_REDIS_URL", e))
@@ -246,28 +260,184 @@ pub fn open_one_and_migrate(settings: &Settings) -> Result<db::DbConn, StartupEr
     Ok(conn)
 }
 
-/// The pepper and master key: from settings when given, else from the key file (created on first run).
-pub fn resolve_keys(settings: &Settings) -> Result<KeyMaterial, StartupError> {
-    if let (Some(pepper), Some(master)) = (&settings.secret_pepper, &settings.master_key) {
-        return Ok(KeyMaterial {
-            pepper: pepper.clone(),
-            master_key: master.clone(),
-        });
+/// One migrated connection and the key material for a management command, checked against the
+/// database's fingerprint like `serve` does.
+pub fn open_for_command(settings: &Settings) -> Result<(db::DbConn, KeyMaterial), StartupError> {
+    let mut conn = open_one_and_migrate(settings)?;
+    let keys = resolve_keys(&mut conn, settings)?;
+    Ok((conn, keys))
+}
+
+/// Where each key came from, for messages.
+enum KeySource {
+    Setting(&'static str),
+    File(std::path::PathBuf),
+}
+
+impl std::fmt::Display for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Setting(name) => write!(f, "from {name}"),
+            Self::File(path) => write!(f, "in the key file {}", path.display()),
+        }
     }
-    let (file, created) =
-        load_or_create_key_file(&settings.key_file).map_err(StartupError::KeyFile)?;
-    if created {
-        tracing::warn!(
-            key_file = %settings.key_file.display(),
-            "generated new key material: back this file up (losing it invalidates every session, \
-             client secret and API key); nodes sharing a database must share TESSERA_SECRET_PEPPER \
-             and TESSERA_MASTER_KEY instead"
-        );
+}
+
+/// The pepper and master key for the database behind `conn`: from settings when given, else from the
+/// key file ([`Settings::key_file_path`]). The key file is created only for a database that holds no
+/// data yet; the database records the keys' fingerprints the first time and refuses other keys after.
+pub fn resolve_keys(
+    conn: &mut db::DbConn,
+    settings: &Settings,
+) -> Result<KeyMaterial, StartupError> {
+    let recorded = read_fingerprint(conn)?;
+    let in_use = recorded.is_some() || holds_data(conn)?;
+    let path = settings.key_file_path();
+    // Shown absolute: a relative path means little to someone in another directory.
+    let shown = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+    let from_file = if settings.secret_pepper.is_some() && settings.master_key.is_some() {
+        None
+    } else {
+        match crate::crypto::read_key_file(&path).map_err(StartupError::KeyFile)? {
+            Some(keys) => Some(keys),
+            None if in_use => {
+                return Err(StartupError::KeyFile(format!(
+                    "no key file at {}, but the database already holds data created with other \
+                     keys; point TESSERA_KEY_FILE at the original file",
+                    shown.display()
+                )));
+            }
+            None => {
+                let (keys, created) =
+                    crate::crypto::create_key_file(&path).map_err(StartupError::KeyFile)?;
+                if created {
+                    tracing::warn!(
+                        key_file = %shown.display(),
+                        "generated new key material: back this file up (losing it invalidates \
+                         every session, client secret and API key); nodes sharing a database must \
+                         share TESSERA_SECRET_PEPPER and TESSERA_MASTER_KEY instead"
+                    );
+                }
+                Some(keys)
+            }
+        }
+    };
+    let pick = |given: &Option<SecretBytes>, name: &'static str, file: Option<SecretBytes>| match (
+        given, file,
+    ) {
+        (Some(k), _) => (k.clone(), KeySource::Setting(name)),
+        (None, Some(k)) => (k, KeySource::File(shown.clone())),
+        (None, None) => unreachable!("the key file is read when a key is not given"),
+    };
+    let (file_pepper, file_master) = match from_file {
+        Some(k) => (Some(k.pepper), Some(k.master_key)),
+        None => (None, None),
+    };
+    let (pepper, pepper_from) = pick(
+        &settings.secret_pepper,
+        "TESSERA_SECRET_PEPPER",
+        file_pepper,
+    );
+    let (master_key, master_from) = pick(&settings.master_key, "TESSERA_MASTER_KEY", file_master);
+    let keys = KeyMaterial { pepper, master_key };
+    let recorded = match recorded {
+        Some(r) => r,
+        None => record_fingerprint(conn, &keys)?,
+    };
+    let (pepper_print, master_print) = keys.fingerprints();
+    let wrong_pepper = recorded.0 != pepper_print;
+    let wrong_master = recorded.1 != master_print;
+    if !wrong_pepper && !wrong_master {
+        return Ok(keys);
     }
-    let pick =
-        |given: &Option<SecretBytes>, fallback: SecretBytes| given.clone().unwrap_or(fallback);
-    Ok(KeyMaterial {
-        pepper: pick(&settings.secret_pepper, file.pepper),
-        master_key: pick(&settings.master_key, file.master_key),
-    })
+    let mut what = Vec::new();
+    if wrong_pepper {
+        what.push(format!("the secret pepper ({pepper_from})"));
+    }
+    if wrong_master {
+        what.push(format!("the master key ({master_from})"));
+    }
+    let fix = match (&pepper_from, &master_from) {
+        (KeySource::Setting(_), KeySource::Setting(_)) => {
+            "set TESSERA_SECRET_PEPPER and TESSERA_MASTER_KEY to the keys the database was created with"
+        }
+        _ => {
+            "point TESSERA_KEY_FILE at the key file the database was created with (or set \
+             TESSERA_SECRET_PEPPER and TESSERA_MASTER_KEY to its keys)"
+        }
+    };
+    Err(StartupError::KeyMismatch(format!(
+        "{} {} not the one this database was created with; {fix}",
+        what.join(" and "),
+        if what.len() == 1 { "is" } else { "are" },
+    )))
+}
+
+/// The recorded fingerprints (pepper, master key), if any.
+fn read_fingerprint(conn: &mut db::DbConn) -> Result<Option<(String, String)>, StartupError> {
+    use crate::db::schema::key_fingerprint::dsl as kf;
+    use diesel::prelude::*;
+    kf::key_fingerprint
+        .select((kf::pepper, kf::master_key))
+        .filter(kf::id.eq(1))
+        .first::<(String, String)>(conn)
+        .optional()
+        .map_err(|e| StartupError::Database(format!("cannot read the key fingerprint: {e}")))
+}
+
+/// Records the fingerprints of `keys`; returns what the database holds after (another node starting
+/// at the same moment may have recorded its own first).
+fn record_fingerprint(
+    conn: &mut db::DbConn,
+    keys: &KeyMaterial,
+) -> Result<(String, String), StartupError> {
+    use crate::db::schema::key_fingerprint::dsl as kf;
+    use diesel::prelude::*;
+    let (pepper, master_key) = keys.fingerprints();
+    // A conflict means another node won the race: its row is read back below.
+    let _ = diesel::insert_into(kf::key_fingerprint)
+        .values((
+            kf::id.eq(1),
+            kf::pepper.eq(&pepper),
+            kf::master_key.eq(&master_key),
+            kf::recorded_at.eq(db::now()),
+        ))
+        .execute(conn);
+    read_fingerprint(conn)?
+        .ok_or_else(|| StartupError::Database("cannot record the key fingerprint".to_owned()))
+}
+
+/// True when the database holds anything made with the keys: signing keys (encrypted with the master
+/// key), users, clients or API keys (their secrets hashed with the pepper). A database from before
+/// fingerprints were recorded is recognised by this.
+fn holds_data(conn: &mut db::DbConn) -> Result<bool, StartupError> {
+    use crate::db::schema::{api_keys, oauth_clients, signing_keys, users};
+    use diesel::prelude::*;
+    let err =
+        |e: diesel::result::Error| StartupError::Database(format!("cannot read the database: {e}"));
+    let any = signing_keys::table
+        .select(signing_keys::kid)
+        .first::<String>(conn)
+        .optional()
+        .map_err(err)?
+        .is_some()
+        || users::table
+            .select(users::id)
+            .first::<String>(conn)
+            .optional()
+            .map_err(err)?
+            .is_some()
+        || oauth_clients::table
+            .select(oauth_clients::id)
+            .first::<String>(conn)
+            .optional()
+            .map_err(err)?
+            .is_some()
+        || api_keys::table
+            .select(api_keys::id)
+            .first::<String>(conn)
+            .optional()
+            .map_err(err)?
+            .is_some();
+    Ok(any)
 }

@@ -186,6 +186,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    key_fingerprint (id) {
+        id -> Integer,
+        pepper -> Text,
+        master_key -> Text,
+        recorded_at -> BigInt,
+    }
+}
+
+diesel::table! {
     audit_events (id) {
         id -> Text,
         occurred_at -> BigInt,

@@ -428,7 +428,9 @@ type LogLines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
 
 /// Starts `cmd` (a [`tessera`] command with its settings) as `serve --json` on a free port and waits
 /// for "tessera listening": the child, its address, the log lines up to then, and the rest.
-async fn serve(mut cmd: Command) -> (tokio::process::Child, String, Vec<String>, LogLines) {
+pub(crate) async fn serve(
+    mut cmd: Command,
+) -> (tokio::process::Child, String, Vec<String>, LogLines) {
     cmd.args(["serve", "--json"])
         .env("TESSERA_BIND", "127.0.0.1:0")
         .stdout(Stdio::piped());

@@ -47,11 +47,30 @@ fn url_host(value: &str, key: &str) -> String {
         .to_owned()
 }
 
-/// Non-comment Dockerfile instructions as `(INSTRUCTION, arguments)` pairs.
+/// Non-comment Dockerfile instructions as `(INSTRUCTION, arguments)` pairs; a line ending in `\\`
+/// continues on the next.
 fn instructions(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+    let mut joined: Vec<String> = Vec::new();
+    let mut continuing = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('#') || (line.is_empty() && !continuing) {
+            continue;
+        }
+        let (body, more) = match line.strip_suffix('\\') {
+            Some(body) => (body.trim_end(), true),
+            None => (line, false),
+        };
+        match joined.last_mut() {
+            Some(last) if continuing => {
+                last.push(' ');
+                last.push_str(body);
+            }
+            _ => joined.push(body.to_owned()),
+        }
+        continuing = more;
+    }
+    joined
+        .iter()
         .filter_map(|line| {
             let mut parts = line.splitn(2, char::is_whitespace);
             let keyword = parts.next()?.to_ascii_uppercase();
@@ -324,4 +343,109 @@ fn dockerfile_entrypoint_is_tessera() {
         entrypoint.contains("tessera"),
         "Dockerfile's ENTRYPOINT should run the tessera binary, got {entrypoint:?}"
     );
+}
+
+/// `KEY=VALUE` pairs of every `ENV` instruction (the `ENV KEY VALUE` form too).
+fn dockerfile_env() -> std::collections::HashMap<String, String> {
+    let mut env = std::collections::HashMap::new();
+    for (_, args) in instructions(&dockerfile())
+        .into_iter()
+        .filter(|(keyword, _)| keyword == "ENV")
+    {
+        if !args.contains('=') {
+            let (k, v) = args.split_once(char::is_whitespace).unwrap_or((&args, ""));
+            env.insert(k.to_owned(), v.trim().to_owned());
+            continue;
+        }
+        for pair in args.split_whitespace() {
+            let (k, v) = pair.split_once('=').expect("ENV KEY=VALUE pairs");
+            env.insert(k.to_owned(), v.trim_matches('"').to_owned());
+        }
+    }
+    env
+}
+
+#[test]
+fn dockerfile_keeps_the_database_and_key_file_on_a_volume() {
+    let parsed = instructions(&dockerfile());
+    let volume = parsed
+        .iter()
+        .position(|(keyword, args)| keyword == "VOLUME" && args.contains("/var/lib/tessera"))
+        .expect("Dockerfile should declare VOLUME /var/lib/tessera");
+    let chown = parsed
+        .iter()
+        .position(|(keyword, args)| keyword == "RUN" && args.contains("chown"))
+        .expect("the data directory is given to the tessera user");
+    assert!(
+        chown < volume,
+        "VOLUME must come after the directory is prepared (later changes to it are discarded)"
+    );
+
+    let env = dockerfile_env();
+    assert_eq!(
+        env.get("TESSERA_DATABASE_URL").map(String::as_str),
+        Some("sqlite:///var/lib/tessera/tessera.db"),
+        "the SQLite database lives on the volume"
+    );
+    assert_eq!(
+        env.get("TESSERA_DATA_DIR").map(String::as_str),
+        Some("/var/lib/tessera"),
+        "PostgreSQL nodes keep their key file on the volume"
+    );
+    // The key file is where the server will look for it: beside the database, on the volume.
+    let mut vars: std::collections::HashMap<String, String> = env.clone();
+    vars.retain(|k, _| k.starts_with("TESSERA_"));
+    let settings = tessera::config::Settings::load(Some(std::path::Path::new("/dev/null")), &vars)
+        .expect("the Dockerfile's settings are valid (and every name is a setting)");
+    assert!(
+        settings.key_file_path().starts_with("/var/lib/tessera"),
+        "the key file lives on the volume, got {}",
+        settings.key_file_path().display()
+    );
+    // With the compose file's PostgreSQL URL, the key file (when one is needed) is on the volume too.
+    let mut pg = vars.clone();
+    pg.insert(
+        "TESSERA_DATABASE_URL".into(),
+        env_var(service(&compose(), "tessera"), "TESSERA_DATABASE_URL").to_owned(),
+    );
+    let settings = tessera::config::Settings::load(Some(std::path::Path::new("/dev/null")), &pg)
+        .expect("valid");
+    assert!(settings.key_file_path().starts_with("/var/lib/tessera"));
+}
+
+#[test]
+fn dockerfile_health_is_checked_by_the_binary() {
+    let check = instructions(&dockerfile())
+        .into_iter()
+        .rev()
+        .find(|(keyword, _)| keyword == "HEALTHCHECK")
+        .map(|(_, args)| args)
+        .expect("Dockerfile should have a HEALTHCHECK");
+    let cmd = check
+        .split_once("CMD ")
+        .map(|(_, cmd)| cmd.trim())
+        .expect("HEALTHCHECK CMD [...]");
+    let argv: Vec<String> =
+        serde_json::from_str(cmd).expect("the exec form: a JSON array, no shell in the image");
+    assert_eq!(argv, ["tessera", "healthcheck"], "{check}");
+}
+
+#[test]
+fn every_tessera_variable_in_the_deployment_files_is_a_setting() {
+    let doc = compose();
+    let compose_env = service(&doc, "tessera")["environment"]
+        .as_mapping()
+        .expect("environment mapping")
+        .keys()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    for name in compose_env.into_iter().chain(dockerfile_env().into_keys()) {
+        if name.starts_with("TESSERA_") {
+            assert!(
+                tessera::config::SETTINGS.iter().any(|s| s.env == name),
+                "{name} is not a setting (see src/config.rs)"
+            );
+        }
+    }
 }

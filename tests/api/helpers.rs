@@ -155,7 +155,7 @@ pub fn test_settings(db: &TestDb) -> Settings {
             b"test-pepper-test-pepper-test-pepper!".to_vec(),
         )),
         master_key: Some(SecretBytes::new(TEST_MASTER_KEY.to_vec())),
-        key_file: std::env::temp_dir().join("tessera-test-never-written.key"),
+        key_file: Some(std::env::temp_dir().join("tessera-test-never-written.key")),
         log_level: "warn".into(),
         workers: Some(1),
         // Tests make many token requests from one address; the limits are tested on their own.
