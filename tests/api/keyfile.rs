@@ -49,7 +49,7 @@ fn create_client(cmd: &mut Command) -> Output {
     )
 }
 
-/// The one line a refused command printed on stderr.
+/// The message of a refused command: its one line on stderr, or the `message` of its `--json` error.
 fn refusal(out: &Output) -> String {
     assert_eq!(
         out.status.code(),
@@ -57,9 +57,14 @@ fn refusal(out: &Output) -> String {
         "refused with exit code 2: {}",
         String::from_utf8_lossy(&out.stdout)
     );
+    if let Ok(body) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+        return body["message"].as_str().expect("a message").to_owned();
+    }
     let err = String::from_utf8_lossy(&out.stderr).trim_end().to_owned();
     assert_eq!(err.lines().count(), 1, "one line: {err:?}");
-    err
+    err.strip_prefix("tessera: ")
+        .expect("tessera: …")
+        .to_owned()
 }
 
 #[test]
@@ -100,7 +105,9 @@ async fn a_cli_command_run_from_another_directory_uses_the_servers_keys() {
     std::fs::create_dir_all(srv.join("data")).expect("dir");
     std::fs::create_dir_all(&elsewhere).expect("dir");
 
-    let (mut child, address, _, _) = serve(tessera_at(&srv, "sqlite://data/t.db")).await;
+    let mut cmd = tessera_at(&srv, "sqlite://data/t.db");
+    cmd.env("TESSERA_LOG_LEVEL", "info"); // "tessera listening" is what `serve` waits for
+    let (mut child, address, _, _) = serve(cmd).await;
     let out = create_client(&mut tessera_at(&elsewhere, "sqlite://../srv/data/t.db"));
     assert_eq!(
         out.status.code(),
@@ -170,7 +177,7 @@ async fn other_keys_are_refused_at_serve_and_in_the_cli_with_exit_2() {
     );
     let line = refusal(&create_client(&mut cmd));
     assert!(
-        line.starts_with("tessera: the secret pepper (from TESSERA_SECRET_PEPPER) is not"),
+        line.starts_with("the secret pepper (from TESSERA_SECRET_PEPPER) is not"),
         "{line}"
     );
     assert!(!line.contains("master key ("), "{line}");
@@ -194,7 +201,7 @@ async fn no_new_key_material_is_made_for_a_database_that_holds_data() {
     assert_eq!(
         line,
         format!(
-            "tessera: TESSERA_KEY_FILE: no key file at {}, but the database already holds data \
+            "TESSERA_KEY_FILE: no key file at {}, but the database already holds data \
              created with other keys; point TESSERA_KEY_FILE at the original file",
             missing.display()
         )
