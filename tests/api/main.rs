@@ -18,3 +18,4 @@ mod ops;
 mod people;
 mod reach;
 mod requests;
+mod shutdown;
