@@ -138,8 +138,17 @@ struct Inner {
     node: String,
     tx: SyncSender<String>,
     rx: Mutex<Option<Receiver<String>>>,
+    /// What the metrics read of the listener thread.
+    gauges: Arc<Gauges>,
+}
+
+/// The listener thread's state, for the metrics.
+#[derive(Debug, Default)]
+struct Gauges {
     /// Messages queued and not yet sent (the `cache_invalidation` queue length).
-    queued: Arc<AtomicUsize>,
+    queued: AtomicUsize,
+    /// The listener is connected and listening.
+    connected: AtomicBool,
 }
 
 impl std::fmt::Debug for Bus {
@@ -159,7 +168,7 @@ impl Bus {
                 node: crate::crypto::random_id("n", 12),
                 tx,
                 rx: Mutex::new(Some(rx)),
-                queued: Arc::new(AtomicUsize::new(0)),
+                gauges: Arc::default(),
             })),
         }
     }
@@ -180,7 +189,7 @@ impl Bus {
         };
         match inner.tx.try_send(event.encode(&inner.node)) {
             Ok(()) => {
-                inner.queued.fetch_add(1, Ordering::AcqRel);
+                inner.gauges.queued.fetch_add(1, Ordering::AcqRel);
             }
             Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(_)) => {
@@ -193,7 +202,14 @@ impl Bus {
     pub fn queued(&self) -> usize {
         self.inner
             .as_ref()
-            .map_or(0, |i| i.queued.load(Ordering::Acquire))
+            .map_or(0, |i| i.gauges.queued.load(Ordering::Acquire))
+    }
+
+    /// True while the listener thread is connected and listening (never when disabled).
+    pub fn connected(&self) -> bool {
+        self.inner
+            .as_ref()
+            .is_some_and(|i| i.gauges.connected.load(Ordering::Acquire))
     }
 
     /// Starts the listener thread on `database_url` (PostgreSQL): it sends what this node publishes and
@@ -212,11 +228,11 @@ impl Bus {
             .take()?;
         let stop = Arc::new(AtomicBool::new(false));
         let node = inner.node.clone();
-        let queued = inner.queued.clone();
+        let gauges = inner.gauges.clone();
         let flag = stop.clone();
         let spawned = std::thread::Builder::new()
             .name("tessera-invalidate".into())
-            .spawn(move || run(&database_url, &node, (&rx, &queued), &flag, &handle));
+            .spawn(move || run(&database_url, &node, (&rx, &gauges), &flag, &handle));
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "cannot start the cache invalidation listener");
             return None;
@@ -238,11 +254,12 @@ impl Drop for Listening {
 }
 
 /// The listener thread: connect, listen, pump both ways until the connection fails; then again.
-/// `outbox`: the queue of messages to send, and its length (decremented as each one is sent).
+/// `outbox`: the queue of messages to send, and the gauges (its length decremented as each one is
+/// sent; connected while listening).
 fn run(
     url: &str,
     node: &str,
-    outbox: (&Receiver<String>, &AtomicUsize),
+    outbox: (&Receiver<String>, &Gauges),
     stop: &AtomicBool,
     handle: &dyn Fn(Incoming),
 ) {
@@ -275,7 +292,10 @@ fn run(
         }
         // Harmless on the first connection (nothing is cached yet); after a gap it is required.
         handle(Incoming::Reconnected);
-        if let Err(e) = pump(&mut conn, node, outbox, stop, handle, &mut pending) {
+        outbox.1.connected.store(true, Ordering::Release);
+        let pumped = pump(&mut conn, node, outbox, stop, handle, &mut pending);
+        outbox.1.connected.store(false, Ordering::Release);
+        if let Err(e) = pumped {
             tracing::warn!(error = %e, "cache invalidation listener lost its connection; reconnecting");
         }
     }
@@ -285,7 +305,7 @@ fn run(
 fn pump(
     conn: &mut PgConnection,
     node: &str,
-    (rx, queued): (&Receiver<String>, &AtomicUsize),
+    (rx, gauges): (&Receiver<String>, &Gauges),
     stop: &AtomicBool,
     handle: &dyn Fn(Incoming),
     pending: &mut Option<String>,
@@ -310,7 +330,7 @@ fn pump(
                 *pending = Some(payload);
                 return Err(e);
             }
-            queued.fetch_sub(1, Ordering::AcqRel);
+            gauges.queued.fetch_sub(1, Ordering::AcqRel);
             checked = Instant::now();
             next = rx.try_recv().ok();
         }

@@ -105,6 +105,7 @@ pub struct Metrics {
     cache_misses: IntCounterVec,
     cache_entries: IntGaugeVec,
     queue_length: IntGaugeVec,
+    invalidation_up: IntGauge,
 }
 
 impl Metrics {
@@ -200,6 +201,12 @@ impl Metrics {
              hashes running or waiting (password_hashing).",
             &["queue"],
         );
+        let invalidation_up = IntGauge::new(
+            "invalidation_listener_up",
+            "1 while this node's cache invalidation listener is connected to PostgreSQL (always 0 on \
+             SQLite, which has no listener).",
+        )
+        .expect("static metric options are valid");
         for table in crate::janitor::TABLES {
             purged_rows.with_label_values(&[table.name()]);
         }
@@ -248,6 +255,7 @@ impl Metrics {
             Box::new(cache_misses.clone()),
             Box::new(cache_entries.clone()),
             Box::new(queue_length.clone()),
+            Box::new(invalidation_up.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -271,6 +279,7 @@ impl Metrics {
             cache_misses,
             cache_entries,
             queue_length,
+            invalidation_up,
         }
     }
 
@@ -320,6 +329,11 @@ impl Metrics {
         self.cache_entries
             .with_label_values(&[cache])
             .set(i64::try_from(entries).unwrap_or(i64::MAX));
+    }
+
+    /// Sets whether the cache invalidation listener is connected (sampled at each scrape).
+    pub fn set_invalidation_up(&self, up: bool) {
+        self.invalidation_up.set(i64::from(up));
     }
 
     /// Sets the length of the background queue `queue` (one of [`QUEUES`]; sampled at each scrape).

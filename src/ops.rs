@@ -100,6 +100,7 @@ fn sample(state: &AppState) {
     let m = &state.metrics;
     m.set_queue_length("usage_flush", state.usage.pending());
     m.set_queue_length("cache_invalidation", state.bus.queued());
+    m.set_invalidation_up(state.bus.connected());
     m.set_queue_length("password_hashing", state.password_gate.in_use());
     m.set_cache_entries("keys", state.key_cache.len());
     m.set_cache_entries("tokens", state.token_cache.len());
