@@ -131,7 +131,10 @@ async fn login(
     state: web::Data<AppState>,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, AppError> {
-    verify_csrf(&state, &req, &form.csrf_token)?;
+    if let Err(e) = verify_csrf(&state, &req, &form.csrf_token) {
+        state.metrics.sign_in_failed("csrf_failed");
+        return Err(e);
+    }
     let form = form.into_inner();
     let return_to = safe_return_path(form.return_to.as_deref());
     let refuse = |status: StatusCode, message: String, retry_after: u64| {
@@ -156,6 +159,7 @@ async fn login(
             state.limits.failure_gate(kind, key).await
         {
             tracing::info!(?kind, "sign-in refused: too many failures");
+            state.metrics.sign_in_failed("throttled");
             let wait = retry_after.to_string();
             let message = i18n::message(ctx.lang, "too_many_failed_sign_ins", Some(&wait));
             return refuse(StatusCode::TOO_MANY_REQUESTS, message, retry_after);
@@ -180,13 +184,20 @@ async fn login(
     {
         Ok(ok) => ok,
         Err(AppError::Busy) => {
+            state.metrics.sign_in_failed("busy");
             let message = i18n::message(ctx.lang, "server_busy", None);
             return refuse(StatusCode::SERVICE_UNAVAILABLE, message, 1);
         }
         Err(e) => return Err(e),
     };
+    let reason = match &found {
+        None => "unknown_account",
+        Some(u) if u.disabled_at.is_some() => "disabled_account",
+        Some(_) => "wrong_password",
+    };
     let Some(user) = found.filter(|_| ok) else {
         tracing::info!("sign-in refused");
+        state.metrics.sign_in_failed(reason);
         for (kind, key) in gates {
             state.limits.record_failure(kind, key).await;
         }
@@ -246,6 +257,7 @@ async fn login(
     if let Some(c) = csrf_cookie {
         res.add_cookie(&c).map_err(AppError::internal)?;
     }
+    state.metrics.signed_in();
     Ok(res)
 }
 
