@@ -15,6 +15,7 @@ mod limits;
 mod nodes;
 mod oauth;
 mod ops;
+mod pages;
 mod people;
 mod reach;
 mod requests;
