@@ -19,3 +19,4 @@ mod pages;
 mod people;
 mod reach;
 mod requests;
+mod shutdown;
