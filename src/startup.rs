@@ -125,6 +125,9 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(web::Data::new(accounts::AppOfReturnTo(
+                    oauth::app_named_by_return_to,
+                )))
                 // Extractor failures are turned into the JSON error shape by `request::context`.
                 .app_data(web::JsonConfig::default().limit(limit))
                 .app_data(web::FormConfig::default().limit(limit))

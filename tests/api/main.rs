@@ -16,6 +16,7 @@ mod metrics;
 mod nodes;
 mod oauth;
 mod ops;
+mod pages;
 mod people;
 mod reach;
 mod requests;
