@@ -156,7 +156,7 @@ async fn login(
             state.limits.failure_gate(kind, key).await
         {
             tracing::info!(?kind, "sign-in refused: too many failures");
-            let wait = retry_after.to_string();
+            let wait = i18n::Detail::Seconds { n: retry_after };
             let message = i18n::message(ctx.lang, "too_many_failed_sign_ins", Some(&wait));
             return refuse(StatusCode::TOO_MANY_REQUESTS, message, retry_after);
         }

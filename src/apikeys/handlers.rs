@@ -12,6 +12,7 @@ use crate::cache::Lookup;
 use crate::config::Presentation;
 use crate::db;
 use crate::error::AppError;
+use crate::i18n::{Detail, Lang};
 use crate::oauth::access;
 use crate::ratelimit::{Bucket, Decision};
 use crate::state::AppState;
@@ -62,7 +63,9 @@ use crate::request::client_ip;
 fn wrong_audience(audience: &str) -> AppError {
     AppError::forbidden(
         "invalid_audience",
-        audience.chars().take(128).collect::<String>(),
+        Detail::Value {
+            value: audience.chars().take(128).collect(),
+        },
     )
 }
 
@@ -90,6 +93,7 @@ async fn key_limit(state: &AppState, key: &ApiKey) -> Decision {
 async fn verify_key(
     req: HttpRequest,
     state: web::Data<AppState>,
+    ctx: crate::request::RequestContext,
     body: web::Json<VerifyRequest>,
 ) -> Result<HttpResponse, AppError> {
     let ip = state.limits.check(Bucket::Ip, &client_ip(&req), None).await;
@@ -108,6 +112,7 @@ async fn verify_key(
         res.insert_header((name, value));
     }
     res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    res.insert_header((header::CONTENT_LANGUAGE, ctx.lang.tag()));
     if let Some(key) = &found
         && code != Code::Valid
     {
@@ -115,7 +120,7 @@ async fn verify_key(
     }
     let Some(key) = found.filter(|_| code != Code::InvalidApiKey) else {
         // An unknown key learns nothing more.
-        return Ok(res.json(VerifyAnswer::bare(code)));
+        return Ok(res.json(VerifyAnswer::bare(code, ctx.lang)));
     };
     let (code, ratelimit) = if code == Code::Valid {
         let limit = key_limit(&state, &key).await;
@@ -137,6 +142,7 @@ async fn verify_key(
     Ok(res.json(VerifyAnswer {
         valid: code == Code::Valid,
         code: code.as_str(),
+        message: refusal(code, ctx.lang),
         key: Some(KeyFacts {
             key_id: &key.id,
             name: &key.name,
@@ -159,6 +165,9 @@ async fn verify_key(
 struct VerifyAnswer<'a> {
     valid: bool,
     code: &'static str,
+    /// Why the key is refused, in the caller's language; absent when it is valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     key: Option<KeyFacts<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -166,14 +175,20 @@ struct VerifyAnswer<'a> {
 }
 
 impl VerifyAnswer<'_> {
-    fn bare(code: Code) -> Self {
+    fn bare(code: Code, lang: Lang) -> Self {
         Self {
             valid: code == Code::Valid,
             code: code.as_str(),
+            message: refusal(code, lang),
             key: None,
             ratelimit: None,
         }
     }
+}
+
+/// The catalogue message for a refused key's `code` (none for a valid key).
+fn refusal(code: Code, lang: Lang) -> Option<String> {
+    (code != Code::Valid).then(|| crate::i18n::message(lang, code.as_str(), None))
 }
 
 #[derive(serde::Serialize)]
