@@ -121,7 +121,7 @@ async fn malformed_json_and_forms_get_400_saying_what_is_wrong() {
     let body = assert_error(res, 400, "invalid_request").await;
     let msg = body["message"].as_str().expect("message");
     assert!(
-        msg.starts_with("La solicitud no es válida: invalid type"),
+        msg.starts_with("La solicitud no es válida: un valor tiene un tipo incorrecto"),
         "{msg}"
     );
 
