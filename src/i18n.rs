@@ -188,6 +188,21 @@ pub const CATALOGUE: &[Entry] = &[
         es: "No puede deshabilitar su propia cuenta ni quitarse su propio rol de administrador.",
     },
     Entry {
+        key: "access_denied",
+        en: "The user or the server denied the request.",
+        es: "El usuario o el servidor denegó la solicitud.",
+    },
+    Entry {
+        key: "unsupported_response_type",
+        en: "The response type is not supported; use code.",
+        es: "El tipo de respuesta no es compatible; use code.",
+    },
+    Entry {
+        key: "temporarily_unavailable",
+        en: "The server cannot handle the request right now. Try again shortly.",
+        es: "El servidor no puede atender la solicitud ahora. Inténtelo de nuevo en breve.",
+    },
+    Entry {
         key: "server_error",
         en: "The server could not complete the request.",
         es: "El servidor no pudo completar la solicitud.",

@@ -813,20 +813,22 @@ async fn authorize(
     } else if let Some(mut location) = response.location {
         let ours = location.as_str().starts_with(&format!("{issuer}/login"));
         if !ours {
-            // RFC 6749 names it error_description (oxide-auth writes description); RFC 9207 adds iss.
-            let pairs: Vec<(String, String)> = location
+            // RFC 6749 names it error_description (oxide-auth writes description), and its text is
+            // the catalogue's (en-US, ASCII) for the error code; RFC 9207 adds iss.
+            let error = location
                 .query_pairs()
-                .map(|(k, v)| {
-                    (
-                        if k == "description" {
-                            "error_description".into()
-                        } else {
-                            k.into_owned()
-                        },
-                        v.into_owned(),
-                    )
-                })
+                .find(|(k, _)| k == "error")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            let mut pairs: Vec<(String, String)> = location
+                .query_pairs()
+                .filter(|(k, _)| k != "description")
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect();
+            if !error.is_empty() {
+                let text = crate::i18n::message(crate::i18n::Lang::En, &error, None);
+                pairs.push(("error_description".into(), text));
+            }
             location
                 .query_pairs_mut()
                 .clear()

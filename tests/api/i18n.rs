@@ -344,3 +344,44 @@ async fn rate_limit_messages_are_in_the_callers_language_with_the_right_plural()
         assert_eq!(message, expected);
     }
 }
+
+#[actix_web::test]
+async fn authorization_errors_sent_back_to_the_client_describe_them_from_the_catalogue() {
+    use crate::authorize::{authorize_url, location, query_of};
+    let app = spawn_app().await;
+    app.create_user("ana@example.com", "correct horse battery", false);
+    let (id, _) = app.create_client(&["authorization_code"], &["read"], &[REDIRECT], true);
+    let browser = crate::helpers::client();
+    app.sign_in(&browser, "ana@example.com", "correct horse battery")
+        .await;
+    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let cases = [
+        (
+            authorize_url(&app, &id, "admin", "s", challenge, &[]),
+            "invalid_scope",
+            "The requested scope is invalid.",
+        ),
+        (
+            authorize_url(&app, &id, "read", "s", challenge, &[])
+                .replace("response_type=code", "response_type=token"),
+            "unsupported_response_type",
+            "The response type is not supported; use code.",
+        ),
+    ];
+    for (url, error, description) in cases {
+        let res = browser
+            .get(&url)
+            .header("Accept-Language", "es")
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), 303, "{url}");
+        let q = query_of(&location(&res));
+        assert_eq!(q.get("error").map(String::as_str), Some(error), "{q:?}");
+        assert_eq!(
+            q.get("error_description").map(String::as_str),
+            Some(description),
+            "RFC 6749 §4.1.2.1: ASCII, from the catalogue: {q:?}"
+        );
+    }
+}
