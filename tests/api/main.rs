@@ -12,6 +12,7 @@ mod helpers;
 mod interop;
 mod lifecycle;
 mod limits;
+mod look;
 mod nodes;
 mod oauth;
 mod ops;
