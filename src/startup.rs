@@ -144,6 +144,10 @@ impl Application {
         // hash per core) anyway; actix's default of 512 / cores threads per worker only made more
         // threads, each with its own malloc arena and stack, under bursts (issue 12, defect 10).
         .worker_max_blocking_threads(blocking_threads(&settings))
+        // Signals are the binary's business (`cli::serve`: SIGINT and SIGTERM stop gracefully, a
+        // second SIGINT forces); actix's own handlers made Ctrl-C a forced stop, and in tests they
+        // would catch the test runner's signals.
+        .disable_signals()
         .listen(listener)
         .map_err(|e| StartupError::Bind {
             addr: settings.bind.to_string(),
@@ -168,20 +172,49 @@ impl Application {
         &self.pool
     }
 
-    /// Serves until SIGINT/SIGTERM, then drains in-flight requests (graceful shutdown).
-    /// The background jobs (key reload and rotation schedule, janitor) run alongside.
-    /// After the server stops, the API-key usage counted in memory is written (nothing is lost on SIGTERM).
+    /// Stops the server: `graceful` stops accepting and lets requests in flight finish (up to
+    /// `TESSERA_SHUTDOWN_TIMEOUT`); otherwise open connections are closed at once.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped through [`Application::handle`]; see [`Application::run_until`].
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(std::future::pending()).await.map(|_| ())
+    }
+
+    /// Serves until the server is stopped through [`Application::handle`] (it then drains the
+    /// requests in flight) or until `force` completes (it then stops waiting for them).
+    /// The background jobs (key reload and rotation schedule, janitor) run alongside.
+    /// After the server stops, the API-key usage counted in memory is written (nothing is lost on a
+    /// graceful stop, nor on a forced one when the database answers).
+    pub async fn run_until(
+        self,
+        force: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<Stopped> {
+        use futures_util::future::{Either, select};
         let jobs = crate::janitor::spawn(self.state.clone());
         // Dropped with this future, however it ends: the listener thread stops.
         let _listening = crate::janitor::listen(self.state.clone());
-        let result = self.server.await;
+        let result = match select(self.server, std::pin::pin!(force)).await {
+            Either::Left((result, _)) => result.map(|()| Stopped::Gracefully),
+            Either::Right(((), _)) => Ok(Stopped::Forced),
+        };
         for job in jobs {
             job.abort();
         }
         crate::janitor::flush_usage(&self.state).await;
         result
     }
+}
+
+/// How [`Application::run_until`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Every request in flight was answered (or `TESSERA_SHUTDOWN_TIMEOUT` ran out).
+    Gracefully,
+    /// Told to stop waiting for requests in flight.
+    Forced,
 }
 
 /// Threads of each worker's blocking pool: as many as the database pool has connections (at least 2).

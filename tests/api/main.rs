@@ -19,3 +19,4 @@ mod ops;
 mod people;
 mod reach;
 mod requests;
+mod shutdown;
