@@ -76,7 +76,7 @@ const SECURITY_HEADERS: [(HeaderName, &str); 2] = [
 
 /// The OAuth endpoints whose errors are RFC 6749 JSON (`error_description`); a wrong method there
 /// is answered in that shape too.
-const OAUTH_JSON_ENDPOINTS: [&str; 3] = ["/oauth/token", "/oauth/revoke", "/oauth/introspect"];
+pub const OAUTH_JSON_ENDPOINTS: [&str; 3] = ["/oauth/token", "/oauth/revoke", "/oauth/introspect"];
 
 /// What became of a request body, shared between its stream and the middleware.
 #[derive(Default)]
@@ -221,6 +221,8 @@ pub async fn context(
         .as_ref()
         .map_or(Duration::from_secs(10), |s| s.settings.body_timeout);
     let method = req.method().to_string();
+    // The OAuth endpoints answer every error in RFC 6749's shape.
+    let oauth = OAUTH_JSON_ENDPOINTS.contains(&req.path());
     let span =
         tracing::info_span!("request", request_id = %id, method = %method, path = %req.path());
 
@@ -232,7 +234,7 @@ pub async fn context(
         .and_then(|v| v.parse::<u64>().ok());
     let mut body = None;
     let mut res = if declared.is_some_and(|n| n > body_limit as u64) {
-        let body = AppError::PayloadTooLarge { limit: body_limit }.render(lang, &id);
+        let body = AppError::PayloadTooLarge { limit: body_limit }.render_as(lang, &id, oauth);
         req.into_response(body)
     } else {
         body = Some(watch_body(&mut req, body_timeout));
@@ -249,15 +251,17 @@ pub async fn context(
     let rendered: Option<HttpResponse> = if timed_out {
         span.in_scope(|| tracing::info!("request body timed out"));
         let seconds = body_timeout.as_secs().max(1);
-        Some(AppError::RequestTimeout { seconds }.render(lang, &id))
+        Some(AppError::RequestTimeout { seconds }.render_as(lang, &id, oauth))
     } else if let Some(err) = res.response().error() {
         Some(match err.as_error::<AppError>() {
-            Some(app) => app.render(lang, &id),
-            None => error::from_actix(err, res.status(), body_limit).render(lang, &id),
+            Some(app) => app.render_as(lang, &id, oauth),
+            None => error::from_actix(err, res.status(), body_limit).render_as(lang, &id, oauth),
         })
     } else {
         unrouted_error = unrouted(&res);
-        unrouted_error.as_ref().map(|e| e.render(lang, &id))
+        unrouted_error
+            .as_ref()
+            .map(|e| e.render_as(lang, &id, oauth))
     };
     if let Some(mut rendered) = rendered {
         if let Some(allow) = res.headers().get(header::ALLOW) {

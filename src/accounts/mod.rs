@@ -28,6 +28,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     handlers::configure(cfg);
 }
 
+/// The OpenAPI description of the JSON routes `configure` adds (`/v1/users`; the sign-in pages are HTML).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    handlers::Docs::openapi()
+}
+
 /// Creates a user whose password is already hashed (see [`password::hash`]), with its audit event,
 /// in one transaction. 409 `email_taken` when the address is in use.
 pub fn create_user(

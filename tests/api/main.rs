@@ -14,6 +14,7 @@ mod lifecycle;
 mod limits;
 mod nodes;
 mod oauth;
+mod openapi;
 mod ops;
 mod people;
 mod reach;
