@@ -165,6 +165,21 @@ fn string_header(description: &str) -> utoipa::openapi::Header {
 /// endpoints), and the headers `AppError::render` adds to its status; every response gets
 /// `X-Request-Id`.
 fn conventions(op: &mut Operation, oauth: bool) {
+    // `request::context` bounds every body in size and time.
+    if op.request_body.is_some() {
+        let answers = &mut op.responses.responses;
+        for (status, description) in [
+            ("408", "The body did not arrive within TESSERA_BODY_TIMEOUT"),
+            ("413", "The body is larger than TESSERA_BODY_LIMIT"),
+        ] {
+            if !answers.contains_key(status) {
+                answers.insert(
+                    status.to_owned(),
+                    RefOr::T(utoipa::openapi::Response::new(description)),
+                );
+            }
+        }
+    }
     for (status, response) in op.responses.responses.iter_mut() {
         let RefOr::T(response) = response else {
             continue;

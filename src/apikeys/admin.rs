@@ -345,6 +345,35 @@ struct Rotation {
     grace: Option<Lifetime>,
 }
 
+/// An optional JSON body: none (or an empty one) gives the defaults, but one that was sent must be
+/// valid (a malformed body, or one with a misspelt field, is a 400, never silently the defaults).
+fn optional_body<T: Default>(
+    req: &HttpRequest,
+    body: Result<web::Json<T>, actix_web::Error>,
+    body_limit: usize,
+) -> Result<T, AppError> {
+    use actix_web::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    let err = match body {
+        Ok(body) => return Ok(body.into_inner()),
+        Err(err) => err,
+    };
+    let headers = req.headers();
+    let sent = match headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        Some(length) => length > 0,
+        None => headers.contains_key(TRANSFER_ENCODING),
+    };
+    if sent {
+        let status = err.as_response_error().status_code();
+        Err(crate::error::from_actix(&err, status, body_limit))
+    } else {
+        Ok(T::default())
+    }
+}
+
 /// `POST /v1/keys/{id}/rotate {grace?}` → 201 with the new key (shown once); the old one works
 /// until the grace (default 24 h) ends.
 #[utoipa::path(
@@ -371,12 +400,10 @@ async fn rotate(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    body: Option<web::Json<Rotation>>,
+    body: Result<web::Json<Rotation>, actix_web::Error>,
 ) -> Result<HttpResponse, AppError> {
     let Manager { actor, env } = admin(&req, &state).await?;
-    let grace = body
-        .map(web::Json::into_inner)
-        .unwrap_or_default()
+    let grace = optional_body(&req, body, state.settings.body_limit)?
         .grace
         .map(|g| g.duration("grace"))
         .transpose()?

@@ -327,3 +327,57 @@ async fn the_oauth_endpoints_answer_every_error_in_rfc_6749_shape() {
         "{body}"
     );
 }
+
+/// A rotation body that did not parse (malformed, a misspelt field, another media type) was
+/// silently dropped: the key was rotated with the default grace instead of being refused.
+#[actix_web::test]
+async fn a_rotation_body_that_does_not_parse_is_refused_not_ignored() {
+    let app = spawn_app().await;
+    let (_, admin) = key(&app, "sk", "live", &[]);
+    let (id, _) = key(&app, "sk", "live", &[]);
+    let rotate = |body: Option<(&'static str, &'static str)>| {
+        let mut req = app
+            .client
+            .post(app.url(&format!("/v1/keys/{id}/rotate")))
+            .bearer_auth(&admin);
+        if let Some((content_type, body)) = body {
+            req = req.header("content-type", content_type).body(body);
+        }
+        req.send()
+    };
+    for (body, status, code) in [
+        (("application/json", r#"{"grace": 5"#), 400, "invalid_json"),
+        (
+            ("application/json", r#"{"grece": 5}"#),
+            400,
+            "invalid_request",
+        ),
+        (
+            ("application/json", r#"{"grace": -5}"#),
+            400,
+            "invalid_request",
+        ),
+        (
+            ("text/plain", r#"{"grace": 5}"#),
+            415,
+            "unsupported_media_type",
+        ),
+    ] {
+        let res = rotate(Some(body)).await.expect("sent");
+        assert_error(res, status, code).await;
+    }
+    // Nothing was rotated by those; without a body the default grace applies.
+    let res = rotate(None).await.expect("sent");
+    assert_eq!(res.status(), 201);
+    let res = app
+        .client
+        .get(app.url(&format!("/v1/keys/{id}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("sent");
+    let old: Value = res.json().await.expect("json");
+    let expires = old["expires_at"].as_i64().expect("the old key now expires");
+    let created = old["created_at"].as_i64().expect("created");
+    assert!(expires - created >= 86_000, "default grace: {old}");
+}

@@ -7,7 +7,7 @@
 #
 #   bash tests/openapi/run.sh                       # every operation
 #   bash tests/openapi/run.sh --include-path-regex '^/v1/keys'   # extra arguments go to `schemathesis run`
-#   OPENAPI_EXAMPLES=100 bash tests/openapi/run.sh  # more generated requests per operation (default 30)
+#   OPENAPI_EXAMPLES=100 bash tests/openapi/run.sh  # more generated requests per operation (default 100)
 #
 # Needs: target/debug/tessera (built by `cargo build` / `cargo test`), python3 with venv and pip.
 # schemathesis is installed once, pinned, into ~/.cache/tessera/schemathesis-<version>.
@@ -19,7 +19,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 bin="$root/target/debug/tessera"
 venv="${XDG_CACHE_HOME:-$HOME/.cache}/tessera/schemathesis-$SCHEMATHESIS_VERSION"
-examples="${OPENAPI_EXAMPLES:-30}"
+examples="${OPENAPI_EXAMPLES:-100}"
 
 fail() { printf 'openapi: FAIL: %s\n' "$1" >&2; exit 1; }
 
