@@ -119,7 +119,7 @@ impl Modify for Conventions {
         components.add_security_scheme("client_basic", SecurityScheme::Http(basic));
 
         for (path, item) in doc.paths.paths.iter_mut() {
-            let oauth = crate::request::OAUTH_JSON_ENDPOINTS.contains(&path.as_str());
+            let oauth = crate::error::OAUTH_JSON_ENDPOINTS.contains(&path.as_str());
             let ops: Vec<(&str, &mut Operation)> = [
                 ("get", &mut item.get),
                 ("post", &mut item.post),

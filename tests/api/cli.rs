@@ -346,7 +346,8 @@ fn migrate_applies_from_empty_then_has_nothing_to_do() {
             "20261124000003",
             "20261124000004",
             "20261129000010",
-            "20261129000101"
+            "20261129000101",
+            "20261129000301"
         ])
     );
     assert_eq!(
@@ -424,11 +425,13 @@ fn user_create_reads_the_password_from_stdin_and_stores_argon2id() {
 }
 
 /// The log of a `tessera serve --json` child: the lines read so far, and the rest to come.
-type LogLines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
+pub(crate) type LogLines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
 
 /// Starts `cmd` (a [`tessera`] command with its settings) as `serve --json` on a free port and waits
 /// for "tessera listening": the child, its address, the log lines up to then, and the rest.
-async fn serve(mut cmd: Command) -> (tokio::process::Child, String, Vec<String>, LogLines) {
+pub(crate) async fn serve(
+    mut cmd: Command,
+) -> (tokio::process::Child, String, Vec<String>, LogLines) {
     cmd.args(["serve", "--json"])
         .env("TESSERA_BIND", "127.0.0.1:0")
         .stdout(Stdio::piped());

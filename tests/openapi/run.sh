@@ -7,7 +7,7 @@
 #
 #   bash tests/openapi/run.sh                       # every operation
 #   bash tests/openapi/run.sh --include-path-regex '^/v1/keys'   # extra arguments go to `schemathesis run`
-#   OPENAPI_EXAMPLES=100 bash tests/openapi/run.sh  # more generated requests per operation (default 100)
+#   OPENAPI_EXAMPLES=300 bash tests/openapi/run.sh  # more generated requests per operation (default 100)
 #
 # Needs: target/debug/tessera (built by `cargo build` / `cargo test`), python3 with venv and pip.
 # schemathesis is installed once, pinned, into ~/.cache/tessera/schemathesis-<version>.
