@@ -147,6 +147,12 @@ impl AppError {
 
     /// The response for this error in `lang`, carrying `request_id`. 5xx causes are logged, never sent.
     pub fn render(&self, lang: Lang, request_id: &str) -> HttpResponse {
+        self.render_as(lang, request_id, false)
+    }
+
+    /// As [`AppError::render`]; with `oauth` (the OAuth JSON endpoints), every error, a 413 or a 429
+    /// included, in RFC 6749's shape with `error_description`.
+    pub fn render_as(&self, lang: Lang, request_id: &str, oauth: bool) -> HttpResponse {
         let status = self.status_code();
         if status.is_server_error() && !matches!(self, Self::Busy) {
             tracing::error!(request_id, error = %self, "request failed");
@@ -173,10 +179,13 @@ impl AppError {
         if let Self::Unauthorized(_) = self {
             res.insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="tessera""#));
         }
-        if let Self::OAuth { error, .. } = self {
-            if *error == "invalid_client" {
-                res.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="tessera""#));
-            }
+        if let Self::OAuth { error, .. } = self
+            && *error == "invalid_client"
+        {
+            res.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="tessera""#));
+        }
+        if oauth || matches!(self, Self::OAuth { .. }) {
+            let error = self.code();
             res.insert_header((header::PRAGMA, "no-cache"));
             let english = self.message(Lang::En);
             // RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E only.
@@ -206,8 +215,14 @@ impl AppError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Surface {
     Api,
+    /// The OAuth JSON endpoints: every error in RFC 6749's shape (`error_description`).
+    OAuth,
     Page,
 }
+
+/// The OAuth endpoints whose errors are RFC 6749 JSON (`error_description`), whatever the error
+/// (a 413 or a 429 included).
+pub const OAUTH_JSON_ENDPOINTS: [&str; 3] = ["/oauth/token", "/oauth/revoke", "/oauth/introspect"];
 
 /// The routes a browser visits: their errors are pages, never JSON. `/` itself, and every path under
 /// these prefixes (unknown ones included, so `/dashboard/nope` is a page too).
@@ -231,7 +246,13 @@ impl Surface {
                         || (*prefix == "/account" && (rest == "s" || rest.starts_with("s/")))
                 })
             });
-        if page { Self::Page } else { Self::Api }
+        if page {
+            Self::Page
+        } else if OAUTH_JSON_ENDPOINTS.contains(&path) {
+            Self::OAuth
+        } else {
+            Self::Api
+        }
     }
 }
 
@@ -284,8 +305,8 @@ impl AppError {
     /// The response for this error on `surface`: [`AppError::render`] for APIs, an HTML page with
     /// the same status and headers (`Retry-After`, …) for pages.
     pub fn render_for(&self, surface: Surface, lang: Lang, request_id: &str) -> HttpResponse {
-        let json = self.render(lang, request_id);
-        if surface == Surface::Api {
+        let json = self.render_as(lang, request_id, surface == Surface::OAuth);
+        if surface != Surface::Page {
             return json;
         }
         let status = json.status();
@@ -322,17 +343,27 @@ impl AppError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// The error body of the JSON API: a stable code, a message in the caller's language, the request id.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": "invalid_api_key", "message": "The API key is not valid.", "request_id": "req_0123456789abcdefghijklmn"}))]
+pub struct ErrorBody<'a> {
+    /// A stable, machine-readable code (`invalid_api_key`, `not_found`, `rate_limited`, …).
     error: &'a str,
+    /// What went wrong, in the language negotiated from `Accept-Language`.
     message: String,
+    /// The id of this request, also in the `X-Request-Id` header.
     request_id: &'a str,
 }
 
-#[derive(Serialize)]
-struct OAuthErrorBody<'a> {
+/// An RFC 6749 §5.2 error body, with Tessera's `message` and `request_id` beside the standard fields.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": "invalid_client", "error_description": "unknown client, wrong secret or disabled client", "message": "unknown client, wrong secret or disabled client", "request_id": "req_0123456789abcdefghijklmn"}))]
+pub struct OAuthErrorBody<'a> {
+    /// The RFC 6749 error code (`invalid_request`, `invalid_client`, `invalid_grant`, …).
     error: &'a str,
+    /// Plain ASCII English, as RFC 6749 requires.
     error_description: &'a str,
+    /// The same in the caller's language.
     message: String,
     request_id: &'a str,
 }
@@ -369,6 +400,11 @@ impl From<diesel::result::Error> for AppError {
             Error::NotFound => Self::NotFound,
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
                 Self::Conflict("conflict")
+            }
+            // The request named a record that does not exist (an unknown owner, say): the
+            // caller's mistake, not the server's.
+            Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+                Self::bad_request("invalid_request", Detail::ReferenceUnknown)
             }
             e if database_unavailable(&e) => Self::Unavailable(format!("database: {e}")),
             other => Self::Internal(format!("database: {other}")),
@@ -552,9 +588,11 @@ mod tests {
         ] {
             assert_eq!(Surface::of(page), Surface::Page, "{page}");
         }
+        for oauth in OAUTH_JSON_ENDPOINTS {
+            assert_eq!(Surface::of(oauth), Surface::OAuth, "{oauth}");
+        }
         for api in [
             "/v1/keys",
-            "/oauth/token",
             "/oauth/authorizer",
             "/dashboards",
             "/loginx",
@@ -597,5 +635,10 @@ mod tests {
         assert_eq!(bad.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
         let conflict = database(DatabaseErrorKind::UniqueViolation, "duplicate key");
         assert_eq!(AppError::from(conflict).status_code(), StatusCode::CONFLICT);
+        let dangling = database(DatabaseErrorKind::ForeignKeyViolation, "FOREIGN KEY failed");
+        assert_eq!(
+            AppError::from(dangling).status_code(),
+            StatusCode::BAD_REQUEST
+        );
     }
 }

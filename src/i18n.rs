@@ -510,6 +510,9 @@ details! {
         "la solicitud de token está mal formada";
     DecisionAllowOrDeny => "decision must be allow or deny", "decision debe ser allow o deny";
     RefreshTokenUnknown => "unknown refresh token", "token de actualización desconocido";
+    ReferenceUnknown =>
+        "a record the request names does not exist",
+        "un registro que nombra la solicitud no existe";
     RefreshTokenOfOtherClient =>
         "the refresh token was issued to another client",
         "el token de actualización se emitió para otro cliente";

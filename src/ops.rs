@@ -4,13 +4,39 @@ use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use serde_json::json;
 
 use crate::error::AppError;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(healthz).service(readyz).service(metrics);
+}
+
+/// The OpenAPI description of `/healthz` and `/readyz` (`/metrics` is Prometheus text, not JSON).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    Docs::openapi()
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(healthz, readyz))]
+struct Docs;
+
+/// The answer of `/healthz`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Health {
+    #[schema(value_type = String, example = "ok")]
+    status: &'static str,
+}
+
+/// The answer of `/readyz`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Ready {
+    #[schema(value_type = String, example = "ready")]
+    status: &'static str,
+    /// `sqlite` or `postgres`.
+    #[schema(value_type = String, example = "sqlite")]
+    database: &'static str,
 }
 
 /// The main listener's routes when `/metrics` has a listener of its own (`TESSERA_METRICS_BIND`).
@@ -24,14 +50,27 @@ pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
 }
 
 /// The process is up and serving HTTP. Touches nothing else, so it is the benchmark baseline.
+#[utoipa::path(
+    operation_id = "healthz",
+    tag = "ops",
+    responses((status = 200, description = "The process serves HTTP", body = Health))
+)]
 #[get("/healthz")]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .json(json!({"status": "ok"}))
+        .json(Health { status: "ok" })
 }
 
 /// The database answers. 503 while it does not; 200 again as soon as it does, without a restart.
+#[utoipa::path(
+    operation_id = "readyz",
+    tag = "ops",
+    responses(
+        (status = 200, description = "The database answers", body = Ready),
+        (status = 503, description = "The database does not answer"),
+    )
+)]
 #[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let timeout = state.settings.database_timeout.min(Duration::from_secs(2));
@@ -42,10 +81,10 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     match result {
         Ok(()) => Ok(HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))
-            .json(json!({
-                "status": "ready",
-                "database": state.settings.database_url.backend_name(),
-            }))),
+            .json(Ready {
+                status: "ready",
+                database: state.settings.database_url.backend_name(),
+            })),
         Err(reason) => {
             tracing::warn!(%reason, "readiness check failed");
             Err(AppError::Unavailable(reason))

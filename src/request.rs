@@ -74,9 +74,8 @@ const SECURITY_HEADERS: [(HeaderName, &str); 2] = [
     (header::REFERRER_POLICY, "no-referrer"),
 ];
 
-/// The OAuth endpoints whose errors are RFC 6749 JSON (`error_description`); a wrong method there
-/// is answered in that shape too.
-const OAUTH_JSON_ENDPOINTS: [&str; 3] = ["/oauth/token", "/oauth/revoke", "/oauth/introspect"];
+// The OAuth endpoints answer errors in RFC 6749's shape, a wrong method included.
+use crate::error::OAUTH_JSON_ENDPOINTS;
 
 /// What became of a request body, shared between its stream and the middleware.
 #[derive(Default)]

@@ -140,6 +140,7 @@ impl Application {
                 .configure(jwt::configure)
                 .configure(accounts::configure)
                 .configure(pages::configure)
+                .configure(crate::openapi::configure)
                 // Last, a resource without routes for every path: actix answers it 405 with `Allow`
                 // naming the methods of the resources above whose path matched (a wrong method), or
                 // 405 without `Allow` when none did; `request::context` renders these as JSON 405

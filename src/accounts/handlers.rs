@@ -304,13 +304,37 @@ async fn logout(
     Ok(res)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Paging {
+    /// At most this many (1 to 200, default 50).
     limit: Option<i64>,
+    /// Skip this many (default 0).
     offset: Option<i64>,
 }
 
+/// One page of users, oldest first.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct UserPage {
+    data: Vec<UserView>,
+    limit: i64,
+    offset: i64,
+}
+
 /// `GET /v1/users` (administrators): users oldest first, `limit` ≤ 200.
+#[utoipa::path(
+    operation_id = "list_users",
+    tag = "users",
+    params(Paging),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "A page of users, oldest first", body = UserPage),
+        (status = 400, description = "A malformed query"),
+        (status = 401, description = "Not signed in"),
+        (status = 403, description = "Not an administrator"),
+        (status = 503, description = "The database cannot serve now"),
+    )
+)]
 #[get("/v1/users")]
 async fn list_users(
     current: CurrentUser,
@@ -325,20 +349,43 @@ async fn list_users(
     })
     .await?;
     let data: Vec<UserView> = users.iter().map(UserView::from).collect();
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({ "data": data, "limit": limit, "offset": offset })))
+    Ok(HttpResponse::Ok().json(UserPage {
+        data,
+        limit,
+        offset,
+    }))
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /v1/users`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUser {
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    /// 12 to 1024 characters (`Password::MIN_CHARS`, `Password::MAX_CHARS`).
+    #[schema(min_length = 12, max_length = 1024)]
     password: String,
     #[serde(default)]
     is_admin: bool,
 }
 
 /// `POST /v1/users` (administrators): `{email, password, is_admin?}` → 201 with the user.
+#[utoipa::path(
+    operation_id = "create_user",
+    tag = "users",
+    request_body = NewUser,
+    security(("session" = [])),
+    responses(
+        (status = 201, description = "The user", body = UserView),
+        (status = 400, description = "Malformed body, an invalid email or a weak password"),
+        (status = 401, description = "Not signed in"),
+        (status = 403, description = "Not an administrator, or another origin"),
+        (status = 409, description = "The email is taken"),
+        (status = 413, description = "The body is too large"),
+        (status = 415, description = "The body is not JSON"),
+        (status = 503, description = "The database cannot serve now, or password hashing is busy"),
+    )
+)]
 #[post("/v1/users")]
 #[tracing::instrument(skip_all)]
 async fn post_user(
@@ -377,3 +424,8 @@ pub fn same_origin(state: &AppState, req: &HttpRequest) -> Result<(), AppError> 
         Err(AppError::Forbidden("forbidden"))
     }
 }
+
+/// The JSON operations of this module, for `/openapi.json` (the sign-in pages are HTML).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list_users, post_user))]
+pub(super) struct Docs;

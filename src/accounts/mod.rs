@@ -28,6 +28,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     handlers::configure(cfg);
 }
 
+/// The OpenAPI description of the JSON routes `configure` adds (`/v1/users`; the sign-in pages are HTML).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    handlers::Docs::openapi()
+}
+
 /// Names the app a sign-in continues to from its `return_to` (an authorization request names its
 /// client), for "Sign in to continue to <app>". `startup` wires it to the OAuth feature as app data,
 /// so accounts names no other feature; without it the sign-in page names no app.

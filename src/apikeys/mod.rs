@@ -43,6 +43,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     admin::configure(cfg);
 }
 
+/// The OpenAPI description of the routes `configure` adds.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    let mut doc = handlers::Docs::openapi();
+    doc.merge(admin::Docs::openapi());
+    doc
+}
+
 /// What a new key is made of.
 #[derive(Debug, Default, Clone)]
 pub struct KeyInput {

@@ -32,6 +32,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Failed client authentications count per IP (and block it for a while when there are too many);
 /// an authenticated client's requests count against its own limit, so services behind one NAT or a
 /// backend refreshing for many users are never limited as one.
+#[utoipa::path(
+    operation_id = "token",
+    tag = "oauth",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    security(("client_basic" = []), ()),
+    responses(
+        (status = 200, description = "An access token (RFC 6749 §5.1)", body = TokenBody, headers(
+            ("Cache-Control" = String, description = "`no-store`"),
+            ("X-RateLimit-Limit" = u32, description = "Token requests allowed to the client per window"),
+            ("X-RateLimit-Remaining" = u32, description = "Requests left in the window"),
+            ("X-RateLimit-Reset" = i64, description = "When the window is full again (Unix seconds)"),
+        )),
+        (status = 400, description = "An RFC 6749 §5.2 error: invalid_request, invalid_grant, unsupported_grant_type, …"),
+        (status = 401, description = "invalid_client: unknown client, wrong secret or disabled client"),
+        (status = 413, description = "The body is too large"),
+        (status = 429, description = "The client's token limit is used up, or too many failed authentications from this IP"),
+        (status = 503, description = "The database cannot serve now"),
+    )
+)]
 #[post("/oauth/token")]
 #[tracing::instrument(skip_all, fields(grant_type))]
 async fn token(
@@ -374,32 +393,58 @@ const AUTH_METHODS: [&str; 5] = [
 /// Algorithms of client assertions: HS256 for client_secret_jwt, the others for private_key_jwt.
 const AUTH_SIGNING_ALGS: [&str; 4] = ["RS256", "ES256", "EdDSA", "HS256"];
 
-fn metadata_document(state: &AppState, scopes: Vec<String>) -> serde_json::Value {
+/// The RFC 8414 authorization server metadata document.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Metadata {
+    issuer: String,
+    token_endpoint: String,
+    jwks_uri: String,
+    authorization_endpoint: String,
+    revocation_endpoint: String,
+    introspection_endpoint: String,
+    grant_types_supported: Vec<&'static str>,
+    token_endpoint_auth_methods_supported: Vec<&'static str>,
+    token_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
+    revocation_endpoint_auth_methods_supported: Vec<&'static str>,
+    revocation_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
+    introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+    introspection_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
+    response_modes_supported: Vec<&'static str>,
+    scopes_supported: Vec<String>,
+    response_types_supported: Vec<&'static str>,
+    code_challenge_methods_supported: Vec<&'static str>,
+    authorization_response_iss_parameter_supported: bool,
+    access_token_signing_alg_values_supported: Vec<&'static str>,
+}
+
+fn metadata_document(state: &AppState, scopes: Vec<String>) -> Metadata {
     let issuer = state.settings.issuer_str();
-    json!({
-        "issuer": issuer,
-        "token_endpoint": format!("{issuer}/oauth/token"),
-        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-        "authorization_endpoint": format!("{issuer}/oauth/authorize"),
-        "revocation_endpoint": format!("{issuer}/oauth/revoke"),
-        "introspection_endpoint": format!("{issuer}/oauth/introspect"),
-        "grant_types_supported": [
-            "authorization_code", "client_credentials", "refresh_token",
+    Metadata {
+        issuer: issuer.to_owned(),
+        token_endpoint: format!("{issuer}/oauth/token"),
+        jwks_uri: format!("{issuer}/.well-known/jwks.json"),
+        authorization_endpoint: format!("{issuer}/oauth/authorize"),
+        revocation_endpoint: format!("{issuer}/oauth/revoke"),
+        introspection_endpoint: format!("{issuer}/oauth/introspect"),
+        grant_types_supported: vec![
+            "authorization_code",
+            "client_credentials",
+            "refresh_token",
             "urn:ietf:params:oauth:grant-type:jwt-bearer",
         ],
-        "token_endpoint_auth_methods_supported": AUTH_METHODS,
-        "token_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
-        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
-        "revocation_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
-        "introspection_endpoint_auth_methods_supported": &AUTH_METHODS[..4],
-        "introspection_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
-        "response_modes_supported": ["query"],
-        "scopes_supported": scopes,
-        "response_types_supported": ["code"],
-        "code_challenge_methods_supported": ["S256"],
-        "authorization_response_iss_parameter_supported": true,
-        "access_token_signing_alg_values_supported": [state.settings.signing_alg.as_str()],
-    })
+        token_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
+        token_endpoint_auth_signing_alg_values_supported: AUTH_SIGNING_ALGS.to_vec(),
+        revocation_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
+        revocation_endpoint_auth_signing_alg_values_supported: AUTH_SIGNING_ALGS.to_vec(),
+        introspection_endpoint_auth_methods_supported: AUTH_METHODS[..4].to_vec(),
+        introspection_endpoint_auth_signing_alg_values_supported: AUTH_SIGNING_ALGS.to_vec(),
+        response_modes_supported: vec!["query"],
+        scopes_supported: scopes,
+        response_types_supported: vec!["code"],
+        code_challenge_methods_supported: vec!["S256"],
+        authorization_response_iss_parameter_supported: true,
+        access_token_signing_alg_values_supported: vec![state.settings.signing_alg.as_str()],
+    }
 }
 
 async fn metadata_response(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
@@ -410,12 +455,28 @@ async fn metadata_response(state: web::Data<AppState>) -> Result<HttpResponse, A
 }
 
 /// RFC 8414 authorization server metadata.
+#[utoipa::path(
+    operation_id = "authorization_server_metadata",
+    tag = "oauth",
+    responses(
+        (status = 200, description = "The authorization server metadata", body = Metadata),
+        (status = 503, description = "The database cannot serve now"),
+    )
+)]
 #[get("/.well-known/oauth-authorization-server")]
 async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     metadata_response(state).await
 }
 
 /// The same document at the OpenID Connect discovery path, which many client libraries look for.
+#[utoipa::path(
+    operation_id = "openid_configuration",
+    tag = "oauth",
+    responses(
+        (status = 200, description = "The authorization server metadata", body = Metadata),
+        (status = 503, description = "The database cannot serve now"),
+    )
+)]
 #[get("/.well-known/openid-configuration")]
 async fn openid_metadata(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     metadata_response(state).await
@@ -532,10 +593,12 @@ impl IssuedTo {
 }
 
 /// A successful token response (RFC 6749 §5.1).
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 struct TokenBody<'a> {
     access_token: &'a str,
+    #[schema(value_type = String, example = "Bearer")]
     token_type: &'static str,
+    /// Seconds until the access token expires.
     expires_in: i64,
     scope: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -959,3 +1022,41 @@ async fn refuse_repeated(
     }
     Ok(see_other(&location))
 }
+
+/// The form of `POST /oauth/token` (the body is read as pairs by `read_request`, not into this type;
+/// it describes the parameters each grant reads).
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "only the OpenAPI description names it")]
+struct TokenForm {
+    /// `authorization_code`, `client_credentials`, `refresh_token` or
+    /// `urn:ietf:params:oauth:grant-type:jwt-bearer`.
+    #[schema(example = "client_credentials")]
+    grant_type: String,
+    /// The client (a public client, `client_secret_post`, or naming the one of an assertion).
+    client_id: Option<String>,
+    /// `client_secret_post`.
+    client_secret: Option<String>,
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer` with `client_assertion`.
+    client_assertion_type: Option<String>,
+    /// A JWT signed by the client (`client_secret_jwt`, `private_key_jwt`).
+    client_assertion: Option<String>,
+    /// Requested scopes, space-separated.
+    scope: Option<String>,
+    /// `client_credentials`, jwt-bearer: the API (audience) the token is for.
+    resource: Option<String>,
+    /// `authorization_code`.
+    code: Option<String>,
+    /// `authorization_code`: the registered redirect URI of the authorization request.
+    redirect_uri: Option<String>,
+    /// `authorization_code`: the PKCE verifier.
+    code_verifier: Option<String>,
+    /// `refresh_token`.
+    refresh_token: Option<String>,
+    /// jwt-bearer: the JWT exchanged for a token.
+    assertion: Option<String>,
+}
+
+/// The operations and types of this module, for `/openapi.json` (the authorization pages are HTML).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(token, metadata, openid_metadata))]
+pub(super) struct Docs;

@@ -40,6 +40,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     lifecycle::configure(cfg);
 }
 
+/// The OpenAPI description of the JSON routes `configure` adds (the authorization pages are HTML).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    let mut doc = handlers::Docs::openapi();
+    doc.merge(lifecycle::Docs::openapi());
+    doc
+}
+
 /// The scopes of a fresh install's default API, with the text the consent page shows.
 pub const DEFAULT_SCOPES: &[(&str, &str)] = &[
     ("read", "Read your data"),

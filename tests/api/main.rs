@@ -17,6 +17,7 @@ mod look;
 mod metrics;
 mod nodes;
 mod oauth;
+mod openapi;
 mod ops;
 mod pages;
 mod people;
