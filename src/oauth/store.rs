@@ -132,7 +132,14 @@ pub fn find_scopes(conn: &mut DbConn, api_id: &str) -> QueryResult<Vec<ScopeRow>
         .load(conn)
 }
 
-/// Every scope name registered on any API.
+/// Every registered API, by audience.
+pub fn find_apis(conn: &mut DbConn) -> QueryResult<Vec<Api>> {
+    resource_servers::table
+        .order(resource_servers::audience.asc())
+        .select(Api::as_select())
+        .load(conn)
+}
+
 /// The audiences of every registered API, sorted.
 pub fn find_api_audiences(conn: &mut DbConn) -> QueryResult<Vec<String>> {
     resource_servers::table
