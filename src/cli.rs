@@ -746,6 +746,7 @@ fn client_command(settings: &Settings, json: bool, command: ClientCommand) -> Ex
         }),
         ClientCommand::Delete { client_id } => with_database(settings, json, |conn, _| {
             oauth::delete_client(conn, &client_id, Actor::Cli, Origin::default())?;
+            tell_nodes(conn)?;
             Ok((
                 json!({ "client_id": client_id, "deleted": true }),
                 format!("deleted client {client_id}"),
@@ -755,6 +756,23 @@ fn client_command(settings: &Settings, json: bool, command: ClientCommand) -> Ex
             unreachable!("handled in run")
         }
     }
+}
+
+/// Tells the running nodes to drop the credentials they cache (API keys, access tokens, clients), as
+/// the dashboard drops its node's after the same change: on PostgreSQL through `NOTIFY`, delivered
+/// when the change commits; SQLite has one node, whose caches expire within
+/// TESSERA_API_KEY_CACHE_TTL. CLI changes are rare: everything is dropped.
+fn tell_nodes(conn: &mut crate::db::DbConn) -> Result<(), AppError> {
+    use crate::invalidate::{Event, Selector};
+    use crate::janitor::{CLIENTS, KEYS, TOKENS};
+    for cache in [KEYS, TOKENS, CLIENTS] {
+        let event = Event::Cache {
+            cache: cache.to_owned(),
+            selector: Selector::All,
+        };
+        crate::invalidate::notify(conn, &event)?;
+    }
+    Ok(())
 }
 
 fn role_of(user: &User) -> &'static str {
@@ -789,6 +807,7 @@ fn user_command(settings: &Settings, json: bool, command: UserCommand) -> ExitCo
             let found = accounts::lookup_user(conn, user)?;
             let changed =
                 accounts::change_user_by(conn, &found.id, change, Actor::Cli, Origin::default())?;
+            tell_nodes(conn)?;
             Ok(shown(&changed))
         })
     };
@@ -839,6 +858,7 @@ fn user_command(settings: &Settings, json: bool, command: UserCommand) -> ExitCo
                 }
                 let deleted =
                     accounts::delete_user(conn, &found.id, Actor::Cli, Origin::default())?;
+                tell_nodes(conn)?;
                 let apps: Vec<&str> = apps.iter().map(|a| a.id.as_str()).collect();
                 let text = format!(
                     "deleted user {} <{}> and {} app(s) they owned",
@@ -1205,6 +1225,7 @@ fn key_command(settings: &Settings, json: bool, command: KeyCommand) -> ExitCode
         }),
         KeyCommand::Revoke { id } => with_database(settings, json, |conn, _| {
             let key = apikeys::revoke_key(conn, &id, Actor::Cli, Origin::default())?;
+            tell_nodes(conn)?;
             let text = format!("revoked {} ({})", key.id, key.display());
             Ok((shown(&key), text))
         }),

@@ -692,3 +692,53 @@ async fn healthcheck_answers_0_for_a_running_server_and_1_otherwise() {
         .status();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait()).await;
 }
+
+/// On PostgreSQL the CLI's changes reach the running nodes at once (`NOTIFY`), as the dashboard's
+/// reach its own node: deleting a client, disabling or deleting a user, revoking a key.
+#[test]
+fn cli_changes_tell_the_running_nodes_on_postgresql() {
+    let cli = Cli::new();
+    if !cli.db.is_postgres() {
+        return; // One node: its caches expire within TESSERA_API_KEY_CACHE_TTL.
+    }
+    let (_, made) = cli.json(&[
+        "client",
+        "create",
+        "--name",
+        "Job",
+        "--grant-type",
+        "client_credentials",
+        "--json",
+    ]);
+    let client = made["client_id"].as_str().expect("client_id").to_owned();
+    let (_, key) = cli.json(&["key", "create", "--name", "K", "--json"]);
+    let key = key["id"].as_str().expect("id").to_owned();
+    let user = cli.create_user("gone@example.com", false);
+    let mut listener = diesel::PgConnection::establish(&cli.db.url_string()).expect("pg");
+    diesel::sql_query(format!("LISTEN {}", tessera::invalidate::CHANNEL))
+        .execute(&mut listener)
+        .expect("listen");
+    for args in [
+        ["client", "delete", client.as_str(), "--json"],
+        ["key", "revoke", key.as_str(), "--json"],
+        ["user", "disable", user.as_str(), "--json"],
+        ["user", "delete", user.as_str(), "--json"],
+    ] {
+        let (code, body) = cli.json(&args);
+        assert_eq!(code, Some(0), "{body}");
+        // A round trip: the notifications committed meanwhile are read with its answer.
+        diesel::sql_query("SELECT 1")
+            .execute(&mut listener)
+            .expect("select");
+        let told: Vec<String> = listener
+            .notifications_iter()
+            .map(|n| n.expect("notification").payload)
+            .collect();
+        for cache in ["keys", "tokens", "clients"] {
+            assert!(
+                told.contains(&format!("- flush {cache}")),
+                "{args:?} tells the nodes to drop {cache}: {told:?}"
+            );
+        }
+    }
+}
