@@ -742,3 +742,52 @@ fn cli_changes_tell_the_running_nodes_on_postgresql() {
         }
     }
 }
+
+/// `user delete` leaves no token of the user working: refresh tokens go with the user (the database
+/// cascades), and an access token of a deleted user is inactive at introspection.
+#[actix_web::test]
+async fn a_deleted_users_access_tokens_are_inactive() {
+    let (app, web) = crate::authorize::public_web_app().await;
+    let before = crate::authorize::tokens_for(&app, &web).await;
+    let after = crate::authorize::tokens_for(&app, &web).await;
+    let (rs, secret) = app.create_client(&["client_credentials"], &[], &[], false);
+    let caller = (rs.as_str(), secret.as_deref().expect("secret"));
+    app.allow_introspection(&rs);
+    let token = |t: &Value| t["access_token"].as_str().expect("access token").to_owned();
+    assert_eq!(
+        app.introspect(caller, &token(&before)).await["active"],
+        true
+    );
+
+    let user = tessera::accounts::lookup_user(&mut app.conn(), "ana@example.com").expect("ana");
+    tessera::accounts::delete_user(
+        &mut app.conn(),
+        &user.id,
+        tessera::audit::Actor::Cli,
+        tessera::audit::Origin::default(),
+    )
+    .expect("deleted");
+    // A token this node has not cached yet: its answer comes from the database.
+    assert_eq!(
+        app.introspect(caller, &token(&after)).await["active"],
+        false
+    );
+    let refreshed = crate::authorize::exchange(
+        &app,
+        &[
+            ("grant_type", "refresh_token"),
+            (
+                "refresh_token",
+                after["refresh_token"].as_str().expect("refresh"),
+            ),
+            ("client_id", &web),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        refreshed.status(),
+        400,
+        "the refresh token went with the user"
+    );
+}
