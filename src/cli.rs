@@ -16,7 +16,7 @@ use crate::config::{LogFormat, Settings};
 use crate::crypto::{Hasher, KeyMaterial};
 use crate::error::AppError;
 use crate::oauth::{self, ClientInput};
-use crate::startup::{self, Application, StartupError};
+use crate::startup::{self, Application, StartupError, Stopped};
 
 /// The exit code of a command line that does not parse (BSD `sysexits.h` `EX_USAGE`): an unknown
 /// flag, a missing argument. Bad settings exit 2, a failed command 1.
@@ -1281,25 +1281,85 @@ fn serve(settings: Settings, json: bool) -> ExitCode {
     let system = actix_web::rt::System::new();
     let result = system.block_on(async move {
         let app = Application::build(settings.clone()).await?;
+        let (force, forced) = tokio::sync::oneshot::channel();
+        actix_web::rt::spawn(stop_on_signals(app.handle(), force));
         tracing::info!(
             address = %format!("{}:{}", settings.bind.ip(), app.port()),
             issuer = %settings.issuer_str(),
             database = %settings.database_url,
             "tessera listening"
         );
-        app.run_until_stopped()
-            .await
-            .map_err(|e| StartupError::Bind {
-                addr: settings.bind.to_string(),
-                reason: e.to_string(),
-            })
+        app.run_until(async move {
+            // A dropped sender (no signal task) must not force anything.
+            if forced.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
+        .await
+        .map_err(|e| StartupError::Bind {
+            addr: settings.bind.to_string(),
+            reason: e.to_string(),
+        })
     });
     match result {
-        Ok(()) => {
+        Ok(Stopped::Gracefully) => {
             tracing::info!("tessera stopped");
             ExitCode::SUCCESS
         }
+        Ok(Stopped::Forced) => {
+            tracing::warn!("tessera stopped without waiting for the requests in flight");
+            // 128 + SIGINT, as a shell reports a program that Ctrl-C ended.
+            ExitCode::from(130)
+        }
         Err(e) => startup_failure(json, &e),
+    }
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM stop the server gracefully: no new connections, the requests in
+/// flight are answered (up to `TESSERA_SHUTDOWN_TIMEOUT`). A second SIGINT, or SIGQUIT, stops
+/// waiting for them.
+async fn stop_on_signals(
+    server: actix_web::dev::ServerHandle,
+    force: tokio::sync::oneshot::Sender<()>,
+) {
+    use actix_web::rt::signal::unix::{SignalKind, signal};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for (kind, name) in [
+        (SignalKind::interrupt(), "SIGINT"),
+        (SignalKind::terminate(), "SIGTERM"),
+        (SignalKind::quit(), "SIGQUIT"),
+    ] {
+        match signal(kind) {
+            Ok(mut stream) => {
+                let tx = tx.clone();
+                actix_web::rt::spawn(async move {
+                    while stream.recv().await.is_some() {
+                        if tx.send(name).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(signal = name, error = %e, "cannot listen for the signal"),
+        }
+    }
+    drop(tx);
+    let mut stopping = false;
+    while let Some(name) = rx.recv().await {
+        if name == "SIGQUIT" || (stopping && name == "SIGINT") {
+            tracing::warn!(signal = name, "forced shutdown");
+            let _ = force.send(());
+            return;
+        }
+        if !stopping {
+            stopping = true;
+            tracing::info!(
+                signal = name,
+                "shutting down: finishing the requests in flight (Ctrl-C again to force)"
+            );
+            // The command is sent now; its completion is the server future ending.
+            drop(server.stop(true));
+        }
     }
 }
 

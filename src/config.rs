@@ -239,6 +239,10 @@ pub struct Settings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// What rate limits do while Redis is unreachable.
     pub redis_failure_policy: crate::ratelimit::FailurePolicy,
+    /// A listener of its own for `/metrics` (then the main listener answers 404 for it).
+    pub metrics_bind: Option<SocketAddr>,
+    /// When set, `/metrics` needs `Authorization: Bearer <token>`.
+    pub metrics_token: Option<SecretBytes>,
 }
 
 /// A kind of API key: its prefix, what it may be allowed, and how long it lives.
@@ -362,6 +366,8 @@ impl Default for Settings {
             token_rate_limit: 6000,
             trusted_proxies: Vec::new(),
             redis_failure_policy: crate::ratelimit::FailurePolicy::Local,
+            metrics_bind: None,
+            metrics_token: None,
         }
     }
 }
@@ -407,6 +413,8 @@ struct FileSettings {
     token_rate_limit: Option<toml::Value>,
     trusted_proxies: Option<String>,
     redis_failure_policy: Option<String>,
+    metrics_bind: Option<String>,
+    metrics_token: Option<String>,
     key_types: Option<HashMap<String, KeyTypeFile>>,
 }
 
@@ -449,6 +457,8 @@ const KEYS: &[&str] = &[
     "token_rate_limit",
     "trusted_proxies",
     "redis_failure_policy",
+    "metrics_bind",
+    "metrics_token",
 ];
 
 fn env_name(key: &str) -> String {
@@ -734,6 +744,22 @@ impl Settings {
         if let Some((name, v)) = get("introspection_rate_limit") {
             s.introspection_rate_limit = parse_number(name, v, 1, 10_000_000)? as u32;
         }
+        if let Some((name, v)) = get("metrics_bind")
+            && !v.is_empty()
+        {
+            s.metrics_bind = Some(parse_bind(name, v)?);
+        }
+        if let Some((name, v)) = get("metrics_token")
+            && !v.is_empty()
+        {
+            if v.chars().count() < 16 {
+                return Err(ConfigError::new(
+                    name,
+                    "must be at least 16 characters (e.g. `openssl rand -hex 16`)",
+                ));
+            }
+            s.metrics_token = Some(SecretBytes::new(v.as_bytes().to_vec()));
+        }
         Ok(s)
     }
 
@@ -783,6 +809,8 @@ impl FileSettings {
         put("api_key_presentations", self.api_key_presentations);
         put("trusted_proxies", self.trusted_proxies);
         put("redis_failure_policy", self.redis_failure_policy);
+        put("metrics_bind", self.metrics_bind);
+        put("metrics_token", self.metrics_token);
         for (key, v) in [
             ("database_pool_size", self.database_pool_size),
             ("database_timeout", self.database_timeout),
@@ -981,6 +1009,8 @@ mod tests {
             ("TESSERA_MAX_CONNECTIONS", "0"),
             ("TESSERA_BODY_TIMEOUT", "soon"),
             ("TESSERA_BODY_TIMEOUT", "0s"),
+            ("TESSERA_METRICS_BIND", "nope"),
+            ("TESSERA_METRICS_TOKEN", "too-short"),
         ] {
             let e = Settings::load(Some(Path::new("/dev/null")), &env(&[(k, v)]))
                 .expect_err("bad value rejected");

@@ -1,8 +1,11 @@
-//! `AppError`, the one error type of every handler, and the JSON error body it renders to.
+//! `AppError`, the one error type of every handler, and what it renders to: the JSON error body on
+//! APIs, an HTML page on the routes a browser visits (the choice is made here, by path, for every
+//! error the app answers with, see [`Surface`]).
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
+use askama::Template as _;
 use serde::Serialize;
 
 use crate::i18n::{self, Lang};
@@ -182,6 +185,133 @@ impl AppError {
     }
 }
 
+/// Who reads an error: a program (JSON) or a person in a browser (an HTML page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    Api,
+    Page,
+}
+
+/// The routes a browser visits: their errors are pages, never JSON. `/` itself, and every path under
+/// these prefixes (unknown ones included, so `/dashboard/nope` is a page too).
+const PAGE_PREFIXES: [&str; 5] = [
+    "/dashboard",
+    "/account",
+    "/login",
+    "/logout",
+    "/oauth/authorize",
+];
+
+impl Surface {
+    /// The surface of a request path: a page for `/` and the [`PAGE_PREFIXES`] (the prefix itself,
+    /// or followed by `/`, `?`, or for `/account` an `s`), JSON for everything else.
+    pub fn of(path: &str) -> Self {
+        let page = path == "/"
+            || PAGE_PREFIXES.iter().any(|prefix| {
+                path.strip_prefix(prefix).is_some_and(|rest| {
+                    rest.is_empty()
+                        || rest.starts_with('/')
+                        || (*prefix == "/account" && (rest == "s" || rest.starts_with("s/")))
+                })
+            });
+        if page { Self::Page } else { Self::Api }
+    }
+}
+
+/// An HTML page with the headers every Tessera page carries (no framing, no inline script, no
+/// referrer, not cached).
+pub fn html_response(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("X-Frame-Options", "DENY"))
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .insert_header(("Cache-Control", "no-store"))
+        .body(body)
+}
+
+/// The error page (templates/error/page.html): a title for the status, the catalogue message, the
+/// request id to quote, and the way back.
+#[derive(askama::Template)]
+#[template(path = "error/page.html")]
+struct ErrorPage<'a> {
+    lang: &'static str,
+    code: &'a str,
+    title: String,
+    message: String,
+    request_id_label: String,
+    request_id: &'a str,
+    home_label: String,
+}
+
+/// The catalogue key of an error page's title, by status.
+fn page_title(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "page_bad_request",
+        401 => "page_unauthenticated",
+        403 => "page_forbidden",
+        404 => "page_not_found",
+        405 => "page_method_not_allowed",
+        429 => "page_too_many_requests",
+        503 => "page_unavailable",
+        s if s >= 500 => "page_server_error",
+        _ => "page_request_refused",
+    }
+}
+
+impl AppError {
+    /// The response for this error on `surface`: [`AppError::render`] for APIs, an HTML page with
+    /// the same status and headers (`Retry-After`, …) for pages.
+    pub fn render_for(&self, surface: Surface, lang: Lang, request_id: &str) -> HttpResponse {
+        let json = self.render(lang, request_id);
+        if surface == Surface::Api {
+            return json;
+        }
+        let status = json.status();
+        // Free-text details (a parser's words, in English) stay out of a page; numbers are kept.
+        let detail = match self {
+            Self::PayloadTooLarge { .. }
+            | Self::RequestTimeout { .. }
+            | Self::RateLimited { .. }
+            | Self::UnsupportedMediaType { .. } => self.detail(),
+            _ => None,
+        };
+        let page = ErrorPage {
+            lang: lang.tag(),
+            code: self.code(),
+            title: i18n::message(lang, page_title(status), None),
+            message: i18n::message(lang, self.code(), detail.as_deref()),
+            request_id_label: i18n::message(lang, "page_request_id", None),
+            request_id,
+            home_label: i18n::message(lang, "page_home", None),
+        };
+        let body = match page.render() {
+            Ok(body) => body,
+            Err(e) => {
+                tracing::error!(request_id, error = %e, "error page failed to render");
+                return json;
+            }
+        };
+        let mut res = html_response(status, body);
+        for (name, value) in json.headers() {
+            // A browser would answer a `WWW-Authenticate: Basic` challenge with a password dialog.
+            let skip = [
+                header::CONTENT_TYPE,
+                header::CONTENT_LENGTH,
+                header::WWW_AUTHENTICATE,
+            ];
+            if !skip.contains(name) {
+                res.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        res
+    }
+}
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,
@@ -353,6 +483,33 @@ mod tests {
     use diesel::result::{DatabaseErrorKind, Error};
 
     use super::*;
+
+    #[test]
+    fn browser_routes_get_pages_and_everything_else_json() {
+        for page in [
+            "/",
+            "/dashboard",
+            "/dashboard/nope",
+            "/account",
+            "/accounts/x",
+            "/login",
+            "/logout",
+            "/oauth/authorize",
+        ] {
+            assert_eq!(Surface::of(page), Surface::Page, "{page}");
+        }
+        for api in [
+            "/v1/keys",
+            "/oauth/token",
+            "/oauth/authorizer",
+            "/dashboards",
+            "/loginx",
+            "/nothing",
+            "/healthz",
+        ] {
+            assert_eq!(Surface::of(api), Surface::Api, "{api}");
+        }
+    }
 
     fn database(kind: DatabaseErrorKind, message: &str) -> Error {
         Error::DatabaseError(kind, Box::new(message.to_owned()))

@@ -248,6 +248,55 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
         "Something went wrong on our side. Quote the request id when you report it.",
         "Algo salió mal en nuestro servidor. Indique el identificador de la solicitud al informar del problema.",
     ),
+    // Error pages on the browser's routes and the sign-in page (issue 13, `pages`).
+    (
+        "page_bad_request",
+        "The request could not be understood",
+        "No se pudo entender la solicitud",
+    ),
+    (
+        "page_unauthenticated",
+        "Sign-in required",
+        "Es necesario iniciar sesión",
+    ),
+    ("page_forbidden", "Access denied", "Acceso denegado"),
+    ("page_not_found", "Page not found", "Página no encontrada"),
+    (
+        "page_method_not_allowed",
+        "This page cannot be used that way",
+        "Esta página no se puede usar de esa manera",
+    ),
+    (
+        "page_too_many_requests",
+        "Too many requests",
+        "Demasiadas solicitudes",
+    ),
+    (
+        "page_unavailable",
+        "Temporarily unavailable",
+        "No disponible temporalmente",
+    ),
+    (
+        "page_server_error",
+        "Something went wrong",
+        "Algo salió mal",
+    ),
+    (
+        "page_request_refused",
+        "The request was refused",
+        "La solicitud fue rechazada",
+    ),
+    (
+        "page_request_id",
+        "Request id",
+        "Identificador de la solicitud",
+    ),
+    ("page_home", "Go to the dashboard", "Ir al panel"),
+    (
+        "sign_in_to_continue",
+        "Sign in to continue to {0}",
+        "Inicie sesión para continuar en {0}",
+    ),
 ];
 
 /// The message for an error `code` in `lang`, with `{0}` replaced by `detail` (or removed with its colon).

@@ -28,6 +28,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     handlers::configure(cfg);
 }
 
+/// Names the app a sign-in continues to from its `return_to` (an authorization request names its
+/// client), for "Sign in to continue to <app>". `startup` wires it to the OAuth feature as app data,
+/// so accounts names no other feature; without it the sign-in page names no app.
+#[derive(Debug, Clone, Copy)]
+pub struct AppOfReturnTo(pub fn(&mut DbConn, &str) -> Result<Option<String>, AppError>);
+
 /// Creates a user whose password is already hashed (see [`password::hash`]), with its audit event,
 /// in one transaction. 409 `email_taken` when the address is in use.
 pub fn create_user(

@@ -92,7 +92,23 @@ async fn verify_key(
     state: web::Data<AppState>,
     body: web::Json<VerifyRequest>,
 ) -> Result<HttpResponse, AppError> {
-    let ip = state.limits.check(Bucket::Ip, &client_ip(&req), None).await;
+    // The answer is 200 whatever the result: the metrics count by the code it carries.
+    let out = verify(&req, &state, body).await;
+    let code = match &out {
+        Ok((_, code)) => code.as_str(),
+        Err(e) => e.code(),
+    };
+    state.metrics.key_verified("verify", code);
+    out.map(|(res, _)| res)
+}
+
+/// The answer of `POST /v1/keys/verify` and its code.
+async fn verify(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    body: web::Json<VerifyRequest>,
+) -> Result<(HttpResponse, Code), AppError> {
+    let ip = state.limits.check(Bucket::Ip, &client_ip(req), None).await;
     if !ip.allowed {
         return Err(ip.refused());
     }
@@ -102,7 +118,7 @@ async fn verify_key(
         required_env,
     } = body.into_inner();
     let scopes = required_scopes.map(Scopes::into_vec).unwrap_or_default();
-    let (code, found) = lookup(&state, key, scopes, required_env).await?;
+    let (code, found) = lookup(state, key, scopes, required_env).await?;
     let mut res = HttpResponse::Ok();
     for (name, value) in ip.headers() {
         res.insert_header((name, value));
@@ -115,11 +131,11 @@ async fn verify_key(
     }
     let Some(key) = found.filter(|_| code != Code::InvalidApiKey) else {
         // An unknown key learns nothing more.
-        return Ok(res.json(VerifyAnswer::bare(code)));
+        return Ok((res.json(VerifyAnswer::bare(code)), code));
     };
     let (code, ratelimit) = if code == Code::Valid {
-        let limit = key_limit(&state, &key).await;
-        record(&state, &key, &limit);
+        let limit = key_limit(state, &key).await;
+        record(state, &key, &limit);
         let code = if limit.allowed {
             Code::Valid
         } else {
@@ -134,7 +150,7 @@ async fn verify_key(
     } else {
         key.scope_list()
     };
-    Ok(res.json(VerifyAnswer {
+    let answer = res.json(VerifyAnswer {
         valid: code == Code::Valid,
         code: code.as_str(),
         key: Some(KeyFacts {
@@ -151,7 +167,8 @@ async fn verify_key(
             remaining: l.remaining,
             reset: l.reset,
         }),
-    }))
+    });
+    Ok((answer, code))
 }
 
 /// The answer of `POST /v1/keys/verify`, serialized straight from the cached key.
@@ -370,6 +387,20 @@ async fn check(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
+    let out = check_request(&req, &state, &body).await;
+    let code = match &out {
+        Ok(_) => Code::Valid.as_str(),
+        Err(e) => e.code(),
+    };
+    state.metrics.key_verified("forward_auth", code);
+    out
+}
+
+async fn check_request(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    body: &[u8],
+) -> Result<HttpResponse, AppError> {
     let query = web::Query::<CheckQuery>::from_query(req.query_string())
         .map(web::Query::into_inner)
         .unwrap_or(CheckQuery {
@@ -394,14 +425,14 @@ async fn check(
         .or_else(|| header_text("x-required-audience"))
         .map(|a| a.trim().to_owned())
         .filter(|a| !a.is_empty());
-    let Some(credential) = presented(&req, &state, &body) else {
+    let Some(credential) = presented(req, state, body) else {
         return Err(AppError::Unauthorized("missing_api_key"));
     };
     tracing::debug!(place = credential.place.as_str(), "credential presented");
     if credential.value.bytes().filter(|b| *b == b'.').count() == 2 {
-        return check_jwt(&state, credential.value, required, audience).await;
+        return check_jwt(state, credential.value, required, audience).await;
     }
-    let (code, key) = lookup(&state, credential.value, required, env).await?;
+    let (code, key) = lookup(state, credential.value, required, env).await?;
     if let (false, Some(key)) = (code == Code::Valid, &key) {
         state.usage.record(&key.id, Outcome::Denied, db::now());
     }
@@ -421,8 +452,8 @@ async fn check(
         state.usage.record(&key.id, Outcome::Denied, db::now());
         return Err(wrong_audience(&audience));
     }
-    let limit = key_limit(&state, &key).await;
-    record(&state, &key, &limit);
+    let limit = key_limit(state, &key).await;
+    record(state, &key, &limit);
     if !limit.allowed {
         return Err(limit.refused());
     }

@@ -227,19 +227,20 @@ fn cached_client(state: &AppState, client_id: &str) -> Option<std::sync::Arc<Cli
         .flatten()
 }
 
-/// The client `client_id` from the cache, else from the database (and then cached).
+/// The client `client_id` from the cache, else from the database (and then cached). Called after
+/// [`client_auth`] found no cached client (that miss is the one counted).
 pub fn load_client(
     conn: &mut DbConn,
     state: &AppState,
     client_id: &str,
 ) -> Result<Option<Client>, AppError> {
-    if let Some(client) = cached_client(state, client_id) {
+    let key = client_cache_key(state, client_id);
+    if let Some(client) = state.client_cache.recheck(&key).flatten() {
         return Ok(Some((*client).clone()));
     }
     let generation = state.client_cache.generation();
     let client = store::find_client(conn, client_id)?;
     if let Some(client) = &client {
-        let key = client_cache_key(state, client_id);
         let entry = Some(std::sync::Arc::new(client.clone()));
         state.client_cache.put(key, entry, generation);
     }

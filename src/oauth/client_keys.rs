@@ -213,6 +213,8 @@ struct Cached {
 pub struct JwksCache {
     http: reqwest::Client,
     entries: Mutex<HashMap<String, Cached>>,
+    /// Answered from `entries` (hit) or fetched (miss).
+    counts: crate::metrics::CacheCounters,
 }
 
 impl std::fmt::Debug for JwksCache {
@@ -238,7 +240,25 @@ impl JwksCache {
         Self {
             http,
             entries: Mutex::new(HashMap::new()),
+            counts: crate::metrics::CacheCounters::detached(),
         }
+    }
+
+    /// This cache with its hits and misses counted in `metrics` (as the cache `jwks`).
+    pub fn counted_in(self, metrics: &crate::metrics::Metrics) -> Self {
+        Self {
+            counts: metrics.cache_counters("jwks"),
+            ..self
+        }
+    }
+
+    /// The key sets held now.
+    pub fn len(&self) -> usize {
+        self.entries.lock().map_or(0, |m| m.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The keys at `uri`: from the cache when fresh; refetched when stale, or when `kid` is missing
@@ -251,9 +271,11 @@ impl JwksCache {
         if let Some((age, keys)) = &cached {
             let has_kid = kid.is_none_or(|k| keys.find(k).is_some());
             if *age < CACHE_TTL && (has_kid || *age < REFETCH_AFTER) {
+                self.counts.hit();
                 return Ok(Arc::clone(keys));
             }
         }
+        self.counts.miss();
         match self.fetch(uri).await {
             Ok(keys) => {
                 let keys = Arc::new(keys);

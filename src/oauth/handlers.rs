@@ -38,7 +38,30 @@ async fn token(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    throttle_failed_auth(&state, &req, token_request(&req, &state, &body)).await
+    // The grant as a metric label, once the body is read (`none` until then or when absent).
+    let mut grant = "none";
+    let out =
+        throttle_failed_auth(&state, &req, token_request(&req, &state, &body, &mut grant)).await;
+    match &out {
+        Ok(res) => {
+            if let Some(issued) = res.extensions().get::<IssuedTo>() {
+                state.metrics.token_issued(grant, issued.public);
+            }
+        }
+        Err(e) => state.metrics.token_failed(grant, e.code()),
+    }
+    out
+}
+
+/// The `grant` label of a `grant_type`: a supported grant, or `other` (never the value sent).
+fn grant_label(grant: Option<GrantType>) -> &'static str {
+    match grant {
+        Some(GrantType::AuthorizationCode) => "authorization_code",
+        Some(GrantType::ClientCredentials) => "client_credentials",
+        Some(GrantType::RefreshToken) => "refresh_token",
+        Some(GrantType::JwtBearer) => "jwt_bearer",
+        None => "other",
+    }
 }
 
 /// The client's token rate limit (its own, else `TESSERA_TOKEN_RATE_LIMIT`), as 429 when used up.
@@ -62,6 +85,7 @@ async fn token_request(
     req: &HttpRequest,
     state: &web::Data<AppState>,
     body: &[u8],
+    label: &mut &'static str,
 ) -> Result<HttpResponse, AppError> {
     let (params, authorization) = read_request(req, body)?;
     let grant = params
@@ -69,10 +93,13 @@ async fn token_request(
         .ok_or_else(|| AppError::oauth("invalid_request", "grant_type is missing".to_owned()))?;
     tracing::Span::current().record("grant_type", grant.as_str());
     let grant = GrantType::parse(grant);
+    *label = grant_label(grant);
     if grant == Some(GrantType::JwtBearer) {
+        // A public client has no secret and no keys, so it cannot sign an assertion: every
+        // jwt-bearer client is confidential.
         return jwt_bearer(state, authorization, params)
             .await
-            .map(|r| count_issued(state, r))
+            .map(|r| count_issued(state, r, false))
             .map(no_store);
     }
     let Some(grant) = grant else {
@@ -89,8 +116,8 @@ async fn token_request(
     };
     let auth = client_auth(state, "/oauth/token", authorization, &params).await?;
     let auth = auth.authenticated(state).await?;
-    let limit = match auth.checked() {
-        Some((client, _)) => client_limit(state, client).await?,
+    let (limit, public) = match auth.checked() {
+        Some((client, _)) => (client_limit(state, client).await?, client.is_public),
         None => return Err(AppError::internal("client authentication left unresolved")),
     };
     match grant {
@@ -99,19 +126,21 @@ async fn token_request(
         GrantType::RefreshToken => refresh(state, auth, params).await,
         GrantType::JwtBearer => Err(AppError::internal("jwt-bearer is dispatched above")),
     }
-    .map(|r| count_issued(state, r))
+    .map(|r| count_issued(state, r, public))
     .map(no_store)
     .map(|r| crate::ratelimit::with_headers(r, &limit))
 }
 
-/// Counts a token response in its client's usage (in memory; written with the API-key usage).
-fn count_issued(state: &AppState, res: HttpResponse) -> HttpResponse {
-    if let Some(IssuedTo(client_id)) = res.extensions().get::<IssuedTo>() {
+/// Counts a token response in its client's usage (in memory; written with the API-key usage) and
+/// notes whether the client is public, for the metrics.
+fn count_issued(state: &AppState, mut res: HttpResponse, public: bool) -> HttpResponse {
+    if let Some(issued) = res.extensions_mut().get_mut::<IssuedTo>() {
         state.usage.record(
-            client_id,
+            &issued.client_id,
             crate::apikeys::usage::Outcome::Allowed,
             db::now(),
         );
+        issued.public = public;
     }
     res
 }
@@ -265,7 +294,7 @@ fn service_token(
         scope: &claims.scope,
         refresh_token: None,
     });
-    res.extensions_mut().insert(IssuedTo(claims.client_id));
+    res.extensions_mut().insert(IssuedTo::new(claims.client_id));
     Ok(res)
 }
 
@@ -484,9 +513,22 @@ async fn authorization_code(
     }
 }
 
-/// Which client a successful token response was for, so the token endpoint can count its usage.
+/// Which client a successful token response was for, so the token endpoint can count its usage, and
+/// whether it is public (for the metrics' `client_type`).
 #[derive(Debug, Clone)]
-struct IssuedTo(String);
+struct IssuedTo {
+    client_id: String,
+    public: bool,
+}
+
+impl IssuedTo {
+    fn new(client_id: String) -> Self {
+        Self {
+            client_id,
+            public: false,
+        }
+    }
+}
 
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Debug, serde::Serialize)]
@@ -508,7 +550,7 @@ fn token_response(issued: &super::flow::Issued) -> HttpResponse {
         refresh_token: issued.refresh_token.as_deref(),
     });
     res.extensions_mut()
-        .insert(IssuedTo(issued.client_id.clone()));
+        .insert(IssuedTo::new(issued.client_id.clone()));
     res
 }
 

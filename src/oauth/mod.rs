@@ -29,6 +29,7 @@ pub use client_auth::{
 pub use client_keys::JwksCache;
 pub use handlers::grant_scopes;
 pub use model::{Api, Client, GrantType, RedirectUri, ScopeRow, TokenAuthMethod};
+pub use pages::app_named_by_return_to;
 
 /// Purpose string of client-secret hashes (keeps them apart from other HMACs under the same pepper).
 pub const CLIENT_SECRET_PURPOSE: &str = "client_secret";

@@ -10,11 +10,13 @@ use crate::db;
 use crate::error::AppError;
 use crate::oauth::{self, Client, ClientInput};
 use crate::state::AppState;
+use crate::web::flash::Flash;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(list)
         .service(new_form)
         .service(create)
+        .service(shown_once)
         .service(show)
         .service(save_redirect_uris)
         .service(regenerate_secret)
@@ -250,21 +252,50 @@ async fn create(
         }
         Err(e) => return Err(e),
     };
+    // POST → 303 → GET: the secret waits server-side for the one page that shows it.
+    let flash = Flash {
+        kind: "app_created".into(),
+        secret: secret.map(|s| s.0),
+        note: String::new(),
+    };
+    dash.leave_flash(&state, format!("app:{}", client.id), flash)
+        .await?;
+    Ok(see_other(&format!("/dashboard/apps/{}/created", client.id)))
+}
+
+/// The page after registering an app or regenerating its secret: the secret, once. A reload (or
+/// any later visit) finds no flash and goes to the app's page.
+#[get("/dashboard/apps/{id}/created")]
+async fn shown_once(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let dash = dash!(req, state);
+    let (client, _) = load_owned(&dash, &state, id.into_inner()).await?;
+    let Some(flash) = dash
+        .take_flash(&state, format!("app:{}", client.id))
+        .await?
+    else {
+        return Ok(see_other(&format!(
+            "/dashboard/apps/{}?notice=secret_shown",
+            client.id
+        )));
+    };
     let page = AppSecretPage {
         lang: "en-US",
         nav: dash.nav("apps", None),
-        title: "App registered",
+        title: if flash.kind == "secret_regenerated" {
+            "New client secret"
+        } else {
+            "App registered"
+        },
         client_id: client.id,
         name: client.name,
-        secret: secret.map(|s| s.0),
+        secret: flash.secret,
         discovery_url: discovery_url(&state),
     };
-    let mut res = dash.render(StatusCode::CREATED, &page)?;
-    res.headers_mut().insert(
-        actix_web::http::header::CACHE_CONTROL,
-        actix_web::http::header::HeaderValue::from_static("no-store"),
-    );
-    Ok(res)
+    dash.render(StatusCode::OK, &page)
 }
 
 fn detail(client: &Client) -> AppDetail {
@@ -393,16 +424,14 @@ async fn regenerate_secret(
     .await?;
     // The old secret stops at once on this node (and within the cache TTL on the others).
     oauth::forget_client(&state, &client.id);
-    let page = AppSecretPage {
-        lang: "en-US",
-        nav: dash.nav("apps", None),
-        title: "New client secret",
-        client_id: client.id,
-        name: client.name,
+    let flash = Flash {
+        kind: "secret_regenerated".into(),
         secret: Some(secret.0),
-        discovery_url: discovery_url(&state),
+        note: String::new(),
     };
-    dash.render(StatusCode::OK, &page)
+    dash.leave_flash(&state, format!("app:{}", client.id), flash)
+        .await?;
+    Ok(see_other(&format!("/dashboard/apps/{}/created", client.id)))
 }
 
 #[get("/dashboard/apps/{id}/delete")]

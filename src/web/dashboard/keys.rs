@@ -12,11 +12,13 @@ use crate::audit::Origin;
 use crate::db;
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::web::flash::Flash;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(list)
         .service(new_form)
         .service(create)
+        .service(shown_once)
         .service(show)
         .service(confirm_revoke)
         .service(revoke)
@@ -197,15 +199,52 @@ async fn create(
         }
         Err(e) => return Err(e),
     };
+    // POST → 303 → GET: the key waits server-side for the one page that shows it.
+    let flash = Flash {
+        kind: "key_created".into(),
+        secret: Some(secret.0),
+        note: String::new(),
+    };
+    dash.leave_flash(&state, format!("key:{}", key.id), flash)
+        .await?;
+    Ok(see_other(&format!("/dashboard/keys/{}/created", key.id)))
+}
+
+/// The page after creating or rotating a key: the key, once. A reload (or any later visit) finds
+/// no flash and goes to the key's page.
+#[get("/dashboard/keys/{id}/created")]
+async fn shown_once(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let dash = dash!(req, state);
+    let key = load_owned(&dash, &state, id.into_inner()).await?;
+    let flash = dash.take_flash(&state, format!("key:{}", key.id)).await?;
+    let Some(Flash {
+        kind,
+        secret: Some(secret),
+        note,
+    }) = flash
+    else {
+        return Ok(see_other(&format!(
+            "/dashboard/keys/{}?notice=secret_shown",
+            key.id
+        )));
+    };
     let page = KeySecretPage {
         lang: "en-US",
         nav: dash.nav("keys", None),
-        title: "API key created",
-        key: secret.0,
+        title: if kind == "key_rotated" {
+            "API key rotated"
+        } else {
+            "API key created"
+        },
+        key: secret,
         key_id: key.id,
-        note: String::new(),
+        note,
     };
-    dash.render(StatusCode::CREATED, &page)
+    dash.render(StatusCode::OK, &page)
 }
 
 /// The key `id` if `dash` may see it; 404 otherwise.
@@ -359,19 +398,18 @@ async fn rotate(
     })
     .await?;
     state.key_cache.forget_key(&key.id);
-    let page = KeySecretPage {
-        lang: "en-US",
-        nav: dash.nav("keys", None),
-        title: "API key rotated",
-        key: secret.0,
-        key_id: new.id,
+    let flash = Flash {
+        kind: "key_rotated".into(),
+        secret: Some(secret.0),
         note: format!(
             "The old key {} keeps working for {}, then fails as expired.",
             key.display(),
             grace_text_or_default(grace_text)
         ),
     };
-    dash.render(StatusCode::CREATED, &page)
+    dash.leave_flash(&state, format!("key:{}", new.id), flash)
+        .await?;
+    Ok(see_other(&format!("/dashboard/keys/{}/created", new.id)))
 }
 
 fn grace_text_or_default(text: &str) -> &str {

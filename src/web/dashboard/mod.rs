@@ -14,6 +14,7 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use askama::Template;
 
 use crate::accounts::{CurrentUser, current_user};
+use crate::db;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::web::{csrf_token, html, verify_csrf};
@@ -107,6 +108,33 @@ impl Dash {
 
     pub fn actor(&self) -> crate::audit::Actor {
         crate::audit::Actor::User(self.user_id().to_owned())
+    }
+
+    /// Leaves `flash` for the next GET of `target` in this session (see [`crate::web::flash`]).
+    pub async fn leave_flash(
+        &self,
+        state: &AppState,
+        target: String,
+        flash: crate::web::flash::Flash,
+    ) -> Result<(), AppError> {
+        let (master, session) = (state.master_key.clone(), self.user.session_hash.clone());
+        db::run(&state.pool, move |conn| {
+            crate::web::flash::put(conn, &master, &session, &target, &flash)
+        })
+        .await
+    }
+
+    /// The flash waiting for `target` in this session, deleted as it is read.
+    pub async fn take_flash(
+        &self,
+        state: &AppState,
+        target: String,
+    ) -> Result<Option<crate::web::flash::Flash>, AppError> {
+        let (master, session) = (state.master_key.clone(), self.user.session_hash.clone());
+        db::run(&state.pool, move |conn| {
+            crate::web::flash::take(conn, &master, &session, &target)
+        })
+        .await
     }
 
     /// The frame every page shares.
@@ -255,6 +283,10 @@ pub fn notice(req: &HttpRequest) -> Option<&'static str> {
         }
         "user_created" => "The user was created.",
         "user_changed" => "The user was updated.",
+        "secret_shown" => {
+            "The secret was shown once, right after it was made, and is not kept in readable form. \
+             If it was lost, make a new one."
+        }
         _ => return None,
     })
 }
