@@ -1439,10 +1439,6 @@ fn create_user(settings: Settings, json: bool, email: &str, admin: bool) -> Exit
 }
 
 fn app_failure(json: bool, e: &AppError) -> ExitCode {
-    let detail = match e {
-        AppError::BadRequest { detail, .. } => detail.clone(),
-        _ => None,
-    };
-    let message = crate::i18n::message(crate::i18n::Lang::En, e.code(), detail.as_deref());
+    let message = e.message(crate::i18n::Lang::En);
     fail(json, 1, e.code(), &message)
 }

@@ -8,7 +8,7 @@ use actix_web::{HttpResponse, ResponseError};
 use askama::Template as _;
 use serde::Serialize;
 
-use crate::i18n::{self, Lang};
+use crate::i18n::{self, Detail, Lang};
 
 /// Everything a request can fail with. The `code` of each variant is the `error` field of the body.
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +21,7 @@ pub enum AppError {
     #[error("bad request: {code}")]
     BadRequest {
         code: &'static str,
-        detail: Option<String>,
+        detail: Option<Detail>,
     },
     #[error("payload too large (limit {limit} bytes)")]
     PayloadTooLarge { limit: usize },
@@ -36,7 +36,7 @@ pub enum AppError {
     Forbidden(&'static str),
     /// 403 with a catalogue code and a detail (the environment, the audience, …).
     #[error("forbidden: {code}")]
-    ForbiddenDetail { code: &'static str, detail: String },
+    ForbiddenDetail { code: &'static str, detail: Detail },
     #[error("conflict: {0}")]
     Conflict(&'static str),
     #[error("service unavailable: {0}")]
@@ -50,7 +50,7 @@ pub enum AppError {
     OAuth {
         status: StatusCode,
         error: &'static str,
-        detail: Option<String>,
+        detail: Option<Detail>,
     },
     /// 429: the caller's limit is used up; `Retry-After` says when to come back, and the
     /// `X-RateLimit-*` headers name the limit (`limit` 0: none to name) and when it is full again.
@@ -65,7 +65,8 @@ pub enum AppError {
 }
 
 impl AppError {
-    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+    /// 400 with a catalogue code and the detail of its message.
+    pub fn bad_request(code: &'static str, detail: impl Into<Detail>) -> Self {
         Self::BadRequest {
             code,
             detail: Some(detail.into()),
@@ -73,7 +74,7 @@ impl AppError {
     }
 
     /// 403 with a catalogue code and a detail for its message.
-    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn forbidden(code: &'static str, detail: impl Into<Detail>) -> Self {
         Self::ForbiddenDetail {
             code,
             detail: detail.into(),
@@ -81,7 +82,16 @@ impl AppError {
     }
 
     /// An OAuth error with a status chosen by RFC 6749 §5.2 (401 for `invalid_client`, else 400).
-    pub fn oauth(error: &'static str, detail: impl Into<Option<String>>) -> Self {
+    pub fn oauth(error: &'static str, detail: impl Into<Detail>) -> Self {
+        Self::oauth_with(error, Some(detail.into()))
+    }
+
+    /// An OAuth error whose code says it all (no detail).
+    pub fn oauth_bare(error: &'static str) -> Self {
+        Self::oauth_with(error, None)
+    }
+
+    fn oauth_with(error: &'static str, detail: Option<Detail>) -> Self {
         let status = if error == "invalid_client" {
             StatusCode::UNAUTHORIZED
         } else {
@@ -90,7 +100,7 @@ impl AppError {
         Self::OAuth {
             status,
             error,
-            detail: detail.into(),
+            detail,
         }
     }
 
@@ -115,17 +125,24 @@ impl AppError {
         }
     }
 
-    fn detail(&self) -> Option<String> {
+    /// The detail of this error's message, if it has one.
+    pub fn detail(&self) -> Option<Detail> {
         match self {
-            Self::BadRequest { detail, .. } => detail.clone(),
+            Self::BadRequest { detail, .. } | Self::OAuth { detail, .. } => detail.clone(),
             Self::ForbiddenDetail { detail, .. } => Some(detail.clone()),
-            Self::PayloadTooLarge { limit } => Some(limit.to_string()),
-            Self::RequestTimeout { seconds } => Some(seconds.to_string()),
-            Self::UnsupportedMediaType { expected } => Some((*expected).to_owned()),
-            Self::OAuth { detail, .. } => detail.clone(),
-            Self::RateLimited { retry_after, .. } => Some(retry_after.to_string()),
+            Self::PayloadTooLarge { limit } => Some(Detail::Bytes { n: *limit }),
+            Self::RequestTimeout { seconds } => Some(Detail::Seconds { n: *seconds }),
+            Self::UnsupportedMediaType { expected } => Some(Detail::Value {
+                value: (*expected).to_owned(),
+            }),
+            Self::RateLimited { retry_after, .. } => Some(Detail::Seconds { n: *retry_after }),
             _ => None,
         }
+    }
+
+    /// This error's user-facing message in `lang` (the `message` field of the body).
+    pub fn message(&self, lang: Lang) -> String {
+        i18n::message(lang, self.code(), self.detail().as_ref())
     }
 
     /// The response for this error in `lang`, carrying `request_id`. 5xx causes are logged, never sent.
@@ -161,7 +178,7 @@ impl AppError {
                 res.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="tessera""#));
             }
             res.insert_header((header::PRAGMA, "no-cache"));
-            let english = i18n::message(Lang::En, error, self.detail().as_deref());
+            let english = self.message(Lang::En);
             // RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E only.
             let ascii: String = english
                 .chars()
@@ -173,13 +190,13 @@ impl AppError {
             return res.json(OAuthErrorBody {
                 error,
                 error_description: &ascii,
-                message: i18n::message(lang, error, self.detail().as_deref()),
+                message: self.message(lang),
                 request_id,
             });
         }
         res.json(ErrorBody {
             error: self.code(),
-            message: i18n::message(lang, self.code(), self.detail().as_deref()),
+            message: self.message(lang),
             request_id,
         })
     }
@@ -272,19 +289,12 @@ impl AppError {
             return json;
         }
         let status = json.status();
-        // Free-text details (a parser's words, in English) stay out of a page; numbers are kept.
-        let detail = match self {
-            Self::PayloadTooLarge { .. }
-            | Self::RequestTimeout { .. }
-            | Self::RateLimited { .. }
-            | Self::UnsupportedMediaType { .. } => self.detail(),
-            _ => None,
-        };
         let page = ErrorPage {
             lang: lang.tag(),
             code: self.code(),
             title: i18n::message(lang, page_title(status), None),
-            message: i18n::message(lang, self.code(), detail.as_deref()),
+            // Details are catalogue entries too, in the page's language.
+            message: self.message(lang),
             request_id_label: i18n::message(lang, "page_request_id", None),
             request_id,
             home_label: i18n::message(lang, "page_home", None),
@@ -429,9 +439,12 @@ pub fn from_actix(err: &actix_web::Error, status: StatusCode, body_limit: usize)
     }
     if let Some(e) = err.as_error::<QueryPayloadError>() {
         let QueryPayloadError::Deserialize(inner) = e else {
-            return AppError::bad_request("invalid_query", e.to_string());
+            return AppError::BadRequest {
+                code: "invalid_query",
+                detail: None,
+            };
         };
-        return AppError::bad_request("invalid_query", inner.to_string());
+        return AppError::bad_request("invalid_query", serde_detail(&inner.to_string()));
     }
     if let Some(PayloadError::Overflow) = err.as_error::<PayloadError>() {
         return AppError::PayloadTooLarge { limit: body_limit };
@@ -443,7 +456,10 @@ pub fn from_actix(err: &actix_web::Error, status: StatusCode, body_limit: usize)
         StatusCode::UNAUTHORIZED => AppError::Unauthorized("unauthenticated"),
         StatusCode::FORBIDDEN => AppError::Forbidden("forbidden"),
         s if s.is_server_error() => AppError::Internal(err.to_string()),
-        _ => AppError::bad_request("invalid_request", err.to_string()),
+        _ => AppError::BadRequest {
+            code: "invalid_request",
+            detail: None,
+        },
     }
 }
 
@@ -458,10 +474,26 @@ pub fn json_error(e: &actix_web::error::JsonPayloadError) -> AppError {
             expected: "application/json",
         },
         E::Deserialize(inner) if inner.is_data() => {
-            AppError::bad_request("invalid_request", inner.to_string())
+            let detail = match serde_detail(&inner.to_string()) {
+                Detail::InvalidValue => Detail::JsonValue {
+                    line: inner.line(),
+                    column: inner.column(),
+                },
+                named => named,
+            };
+            AppError::bad_request("invalid_request", detail)
         }
-        E::Deserialize(inner) => AppError::bad_request("invalid_json", inner.to_string()),
-        other => AppError::bad_request("invalid_json", other.to_string()),
+        E::Deserialize(inner) => AppError::bad_request(
+            "invalid_json",
+            Detail::JsonSyntax {
+                line: inner.line(),
+                column: inner.column(),
+            },
+        ),
+        _ => AppError::BadRequest {
+            code: "invalid_json",
+            detail: None,
+        },
     }
 }
 
@@ -473,8 +505,30 @@ pub fn form_error(e: &actix_web::error::UrlencodedError) -> AppError {
         E::ContentType => AppError::UnsupportedMediaType {
             expected: "application/x-www-form-urlencoded",
         },
-        E::Parse(inner) => AppError::bad_request("invalid_form", inner.to_string()),
-        other => AppError::bad_request("invalid_form", other.to_string()),
+        E::Parse(inner) => AppError::bad_request("invalid_form", serde_detail(&inner.to_string())),
+        _ => AppError::BadRequest {
+            code: "invalid_form",
+            detail: None,
+        },
+    }
+}
+
+/// The field a serde error names, from its message (serde has no structured form of it): a missing
+/// or unknown field, or a value not among the accepted ones; anything else is a wrong value.
+fn serde_detail(message: &str) -> Detail {
+    let quoted = |prefix: &str| -> Option<String> {
+        let rest = &message[message.find(prefix)? + prefix.len()..];
+        let name = &rest[..rest.find('`')?];
+        Some(name.chars().take(64).collect())
+    };
+    if let Some(field) = quoted("missing field `") {
+        Detail::MissingField { field }
+    } else if let Some(field) = quoted("unknown field `") {
+        Detail::UnknownField { field }
+    } else if let Some(value) = quoted("unknown variant `") {
+        Detail::UnknownVariant { value }
+    } else {
+        Detail::InvalidValue
     }
 }
 

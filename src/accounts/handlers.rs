@@ -63,7 +63,13 @@ async fn continue_to(
     };
     let return_to = return_to.to_owned();
     let name = db::run(&state.pool, move |conn| named(conn, &return_to)).await?;
-    Ok(name.map(|n| i18n::message(lang, "sign_in_to_continue", Some(&n))))
+    Ok(name.map(|value| {
+        i18n::message(
+            lang,
+            "sign_in_to_continue",
+            Some(&i18n::Detail::Value { value }),
+        )
+    }))
 }
 
 async fn login_form(
@@ -163,7 +169,7 @@ async fn login(
         {
             tracing::info!(?kind, "sign-in refused: too many failures");
             state.metrics.sign_in_failed("throttled");
-            let wait = retry_after.to_string();
+            let wait = i18n::Detail::Seconds { n: retry_after };
             let message = i18n::message(ctx.lang, "too_many_failed_sign_ins", Some(&wait));
             return refuse(StatusCode::TOO_MANY_REQUESTS, message, retry_after).await;
         }

@@ -12,6 +12,7 @@ use super::{
 use crate::audit::{Actor, Origin};
 use crate::db;
 use crate::error::AppError;
+use crate::i18n::Detail;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -33,9 +34,10 @@ impl Manager {
     /// 403 `wrong_environment` unless a key of `env` is this manager's to make.
     fn may_make(&self, env: &str) -> Result<(), AppError> {
         match &self.env {
-            Some(own) if own != env.trim() => {
-                Err(AppError::forbidden("wrong_environment", own.clone()))
-            }
+            Some(own) if own != env.trim() => Err(AppError::forbidden(
+                "wrong_environment",
+                Detail::Value { value: own.clone() },
+            )),
             _ => Ok(()),
         }
     }
@@ -112,8 +114,15 @@ impl Lifetime {
     fn duration(self, field: &str) -> Result<Duration, AppError> {
         match self {
             Self::Seconds(s) => Ok(Duration::from_secs(s)),
-            Self::Text(t) => crate::config::parse_duration(field, &t)
-                .map_err(|e| AppError::bad_request("invalid_request", e.message)),
+            Self::Text(t) => crate::config::parse_duration(field, &t).map_err(|_| {
+                AppError::bad_request(
+                    "invalid_request",
+                    Detail::NotADuration {
+                        field: field.to_owned(),
+                        value: t.chars().take(64).collect(),
+                    },
+                )
+            }),
         }
     }
 }

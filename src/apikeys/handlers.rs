@@ -12,6 +12,7 @@ use crate::cache::Lookup;
 use crate::config::Presentation;
 use crate::db;
 use crate::error::AppError;
+use crate::i18n::{Detail, Lang};
 use crate::oauth::access;
 use crate::ratelimit::{Bucket, Decision};
 use crate::state::AppState;
@@ -62,7 +63,9 @@ use crate::request::client_ip;
 fn wrong_audience(audience: &str) -> AppError {
     AppError::forbidden(
         "invalid_audience",
-        audience.chars().take(128).collect::<String>(),
+        Detail::Value {
+            value: audience.chars().take(128).collect(),
+        },
     )
 }
 
@@ -90,10 +93,11 @@ async fn key_limit(state: &AppState, key: &ApiKey) -> Decision {
 async fn verify_key(
     req: HttpRequest,
     state: web::Data<AppState>,
+    ctx: crate::request::RequestContext,
     body: web::Json<VerifyRequest>,
 ) -> Result<HttpResponse, AppError> {
     // The answer is 200 whatever the result: the metrics count by the code it carries.
-    let out = verify(&req, &state, body).await;
+    let out = verify(&req, &state, ctx.lang, body).await;
     let code = match &out {
         Ok((_, code)) => code.as_str(),
         Err(e) => e.code(),
@@ -106,6 +110,7 @@ async fn verify_key(
 async fn verify(
     req: &HttpRequest,
     state: &web::Data<AppState>,
+    lang: crate::i18n::Lang,
     body: web::Json<VerifyRequest>,
 ) -> Result<(HttpResponse, Code), AppError> {
     let ip = state.limits.check(Bucket::Ip, &client_ip(req), None).await;
@@ -124,6 +129,7 @@ async fn verify(
         res.insert_header((name, value));
     }
     res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    res.insert_header((header::CONTENT_LANGUAGE, lang.tag()));
     if let Some(key) = &found
         && code != Code::Valid
     {
@@ -131,7 +137,7 @@ async fn verify(
     }
     let Some(key) = found.filter(|_| code != Code::InvalidApiKey) else {
         // An unknown key learns nothing more.
-        return Ok((res.json(VerifyAnswer::bare(code)), code));
+        return Ok((res.json(VerifyAnswer::bare(code, lang)), code));
     };
     let (code, ratelimit) = if code == Code::Valid {
         let limit = key_limit(state, &key).await;
@@ -153,6 +159,7 @@ async fn verify(
     let answer = res.json(VerifyAnswer {
         valid: code == Code::Valid,
         code: code.as_str(),
+        message: refusal(code, lang),
         key: Some(KeyFacts {
             key_id: &key.id,
             name: &key.name,
@@ -176,6 +183,9 @@ async fn verify(
 struct VerifyAnswer<'a> {
     valid: bool,
     code: &'static str,
+    /// Why the key is refused, in the caller's language; absent when it is valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     key: Option<KeyFacts<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -183,14 +193,20 @@ struct VerifyAnswer<'a> {
 }
 
 impl VerifyAnswer<'_> {
-    fn bare(code: Code) -> Self {
+    fn bare(code: Code, lang: Lang) -> Self {
         Self {
             valid: code == Code::Valid,
             code: code.as_str(),
+            message: refusal(code, lang),
             key: None,
             ratelimit: None,
         }
     }
+}
+
+/// The catalogue message for a refused key's `code` (none for a valid key).
+fn refusal(code: Code, lang: Lang) -> Option<String> {
+    (code != Code::Valid).then(|| crate::i18n::message(lang, code.as_str(), None))
 }
 
 #[derive(serde::Serialize)]

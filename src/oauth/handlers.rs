@@ -15,6 +15,7 @@ use super::model::GrantType;
 use super::store;
 use crate::db;
 use crate::error::AppError;
+use crate::i18n::Detail;
 use crate::jwt::AccessClaims;
 use crate::request::RequestContext;
 use crate::state::AppState;
@@ -88,9 +89,12 @@ async fn token_request(
     label: &mut &'static str,
 ) -> Result<HttpResponse, AppError> {
     let (params, authorization) = read_request(req, body)?;
-    let grant = params
-        .get("grant_type")
-        .ok_or_else(|| AppError::oauth("invalid_request", "grant_type is missing".to_owned()))?;
+    let grant = params.get("grant_type").ok_or_else(|| {
+        AppError::oauth(
+            "invalid_request",
+            Detail::MissingParameter { name: "grant_type" },
+        )
+    })?;
     tracing::Span::current().record("grant_type", grant.as_str());
     let grant = GrantType::parse(grant);
     *label = grant_label(grant);
@@ -105,13 +109,12 @@ async fn token_request(
     let Some(grant) = grant else {
         return Err(AppError::oauth(
             "unsupported_grant_type",
-            format!(
-                "'{}' is not supported here",
-                params
+            Detail::GrantTypeNotSupported {
+                grant_type: params
                     .get("grant_type")
                     .map(|g| g.chars().take(64).collect::<String>())
-                    .unwrap_or_default()
-            ),
+                    .unwrap_or_default(),
+            },
         ));
     };
     let auth = client_auth(state, "/oauth/token", authorization, &params).await?;
@@ -159,10 +162,9 @@ pub fn grant_scopes(
                 if !allowed.contains(&s) || !defined.iter().any(|d| d == s) {
                     return Err(AppError::oauth(
                         "invalid_scope",
-                        format!(
-                            "'{}' is not allowed for this client and API",
-                            s.chars().take(64).collect::<String>()
-                        ),
+                        Detail::ScopeNotAllowed {
+                            scope: s.chars().take(64).collect(),
+                        },
                     ));
                 }
                 out.insert(s.to_owned());
@@ -197,7 +199,7 @@ async fn client_credentials(
     if method == AuthMethod::None || !client.has_grant(GrantType::ClientCredentials) {
         return Err(AppError::oauth(
             "unauthorized_client",
-            "client_credentials needs a confidential client registered for it".to_owned(),
+            Detail::ClientCredentialsNeedsConfidential,
         ));
     }
     let audience = requested_audience(state, &params);
@@ -231,7 +233,9 @@ fn requested_audience(state: &AppState, params: &HashMap<String, String>) -> Str
 fn invalid_target(audience: &str) -> AppError {
     AppError::oauth(
         "invalid_target",
-        audience.chars().take(128).collect::<String>(),
+        Detail::Value {
+            value: audience.chars().take(128).collect(),
+        },
     )
 }
 
@@ -306,9 +310,12 @@ async fn jwt_bearer(
     authorization: Option<String>,
     params: HashMap<String, String>,
 ) -> Result<HttpResponse, AppError> {
-    let jwt = params
-        .get("assertion")
-        .ok_or_else(|| AppError::oauth("invalid_request", "assertion is missing".to_owned()))?;
+    let jwt = params.get("assertion").ok_or_else(|| {
+        AppError::oauth(
+            "invalid_request",
+            Detail::MissingParameter { name: "assertion" },
+        )
+    })?;
     let extra_auth = authorization.is_some()
         || params.contains_key("client_assertion")
         || params.contains_key("client_secret");
@@ -324,13 +331,15 @@ async fn jwt_bearer(
     if params.get("client_id").is_some_and(|id| *id != client.id) {
         return Err(AppError::oauth(
             "invalid_grant",
-            "client_id differs from the assertion's issuer".to_owned(),
+            Detail::ClientIdNotAssertionIssuer,
         ));
     }
     if !client.has_grant(GrantType::JwtBearer) {
         return Err(AppError::oauth(
             "unauthorized_client",
-            "this client is not registered for the jwt-bearer grant".to_owned(),
+            Detail::GrantNotRegistered {
+                grant_type: "jwt-bearer",
+            },
         ));
     }
     let limit = client_limit(state, &client).await?;
@@ -341,7 +350,7 @@ async fn jwt_bearer(
             if other.id != client.id {
                 return Err(AppError::oauth(
                     "invalid_grant",
-                    "the assertion was issued by another client".to_owned(),
+                    Detail::AssertionOfOtherClient,
                 ));
             }
         }
@@ -435,13 +444,11 @@ fn flow_error(body: Option<&str>, status: u16) -> AppError {
         _ => "invalid_request",
     };
     let detail = match code {
-        "invalid_grant" => {
-            "the code is unknown, expired, used, or its PKCE verifier does not match"
-        }
-        "invalid_client" => "unknown client, wrong secret or disabled client",
-        _ => "the token request is malformed",
+        "invalid_grant" => Detail::CodeInvalid,
+        "invalid_client" => Detail::ClientUnknown,
+        _ => Detail::TokenRequestMalformed,
     };
-    AppError::oauth(code, detail.to_owned())
+    AppError::oauth(code, detail)
 }
 
 /// `authorization_code`: oxide-auth's `AccessTokenFlow` (client check, single-use code, PKCE) over our store.
@@ -473,10 +480,7 @@ async fn authorization_code(
             if params.get("client_id").is_some_and(|c| *c != id)
                 || params.contains_key("client_secret")
             {
-                return Err(AppError::oauth(
-                    "invalid_request",
-                    "send the client credentials once, in Basic or in the body".to_owned(),
-                ));
+                return Err(AppError::oauth("invalid_request", Detail::CredentialsTwice));
             }
             params.remove("client_id");
             use base64::Engine as _;
@@ -487,10 +491,7 @@ async fn authorization_code(
     };
     match params.get("code_verifier") {
         Some(v) if !valid_verifier(v) => {
-            return Err(AppError::oauth(
-                "invalid_grant",
-                "code_verifier must be 43 to 128 unreserved characters (RFC 7636)".to_owned(),
-            ));
+            return Err(AppError::oauth("invalid_grant", Detail::CodeVerifierFormat));
         }
         _ => {}
     }
@@ -564,41 +565,46 @@ async fn refresh(
     auth: ClientAuth,
     params: HashMap<String, String>,
 ) -> Result<HttpResponse, AppError> {
-    let presented = params
-        .get("refresh_token")
-        .cloned()
-        .ok_or_else(|| AppError::oauth("invalid_request", "refresh_token is missing".to_owned()))?;
+    let presented = params.get("refresh_token").cloned().ok_or_else(|| {
+        AppError::oauth(
+            "invalid_request",
+            Detail::MissingParameter {
+                name: "refresh_token",
+            },
+        )
+    })?;
     let st = state.clone();
-    let issued =
-        db::run(&state.pool, move |conn| {
-            let (client, _) = auth.resolve(conn, &st)?;
-            if !client.has_grant(GrantType::RefreshToken) {
-                return Err(AppError::oauth(
-                    "unauthorized_client",
-                    "this client has no refresh_token grant".to_owned(),
-                ));
-            }
-            let hash = st.hasher.hash(REFRESH_PURPOSE, presented.as_bytes());
-            let now = db::now();
-            let invalid = |why: &str| AppError::oauth("invalid_grant", why.to_owned());
-            let settings = &st.settings;
-            // The family and owning client of a token another client presented, for the audit log.
-            let mut foreign: Option<(String, String)> = None;
-            use diesel::Connection as _;
-            // Err(_) rolls back (the token stays as it was); Ok(Err(_)) commits (a reuse must stay
-            // revoked) and still answers with the error.
-            let outcome = conn.transaction(
+    let issued = db::run(&state.pool, move |conn| {
+        let (client, _) = auth.resolve(conn, &st)?;
+        if !client.has_grant(GrantType::RefreshToken) {
+            return Err(AppError::oauth(
+                "unauthorized_client",
+                Detail::GrantNotRegistered {
+                    grant_type: "refresh_token",
+                },
+            ));
+        }
+        let hash = st.hasher.hash(REFRESH_PURPOSE, presented.as_bytes());
+        let now = db::now();
+        let invalid = |why: Detail| AppError::oauth("invalid_grant", why);
+        let settings = &st.settings;
+        // The family and owning client of a token another client presented, for the audit log.
+        let mut foreign: Option<(String, String)> = None;
+        use diesel::Connection as _;
+        // Err(_) rolls back (the token stays as it was); Ok(Err(_)) commits (a reuse must stay
+        // revoked) and still answers with the error.
+        let outcome = conn.transaction(
             |conn| -> Result<Result<super::flow::Issued, AppError>, AppError> {
                 // Write first (see the code exchange): the rotation race has exactly one winner.
                 let won = store::use_refresh_token(conn, &hash, now)?;
                 // Locks the family until commit: a concurrent revocation waits, then revokes what
                 // this rotation issued too.
                 let Some(row) = store::find_refresh_for_rotation(conn, &hash)? else {
-                    return Err(invalid("unknown refresh token"));
+                    return Err(invalid(Detail::RefreshTokenUnknown));
                 };
                 if row.client_id != client.id {
                     foreign = Some((row.family_id, row.client_id));
-                    return Err(invalid("the refresh token was issued to another client"));
+                    return Err(invalid(Detail::RefreshTokenOfOtherClient));
                 }
                 if !won {
                     // Reuse of a rotated token: someone holds a copy. End the whole family.
@@ -606,16 +612,14 @@ async fn refresh(
                     st.token_cache
                         .forget_where(|c| c.client_id == row.client_id);
                     tracing::warn!(client_id = %client.id, "refresh token reuse: family revoked");
-                    return Ok(Err(invalid(
-                        "the refresh token was already used; its family is revoked",
-                    )));
+                    return Ok(Err(invalid(Detail::RefreshTokenReused)));
                 }
                 if row.family_revoked || row.family_expires_at <= now || row.token_expires_at <= now
                 {
-                    return Err(invalid("the refresh token is expired or revoked"));
+                    return Err(invalid(Detail::RefreshTokenExpired));
                 }
                 if row.user_disabled {
-                    return Err(invalid("the user the refresh token was issued for is disabled"));
+                    return Err(invalid(Detail::RefreshTokenUserDisabled));
                 }
                 let granted: Vec<&str> = row.scope.split(' ').filter(|s| !s.is_empty()).collect();
                 let scope = match params.get("scope") {
@@ -625,10 +629,9 @@ async fn refresh(
                         if let Some(extra) = asked.iter().find(|s| !granted.contains(s)) {
                             return Err(AppError::oauth(
                                 "invalid_scope",
-                                format!(
-                                    "'{}' was not granted; refresh may only narrow the scope",
-                                    extra.chars().take(64).collect::<String>()
-                                ),
+                                Detail::ScopeNotGranted {
+                                    scope: extra.chars().take(64).collect(),
+                                },
                             ));
                         }
                         asked.sort_unstable();
@@ -671,23 +674,23 @@ async fn refresh(
                 }))
             },
         );
-            if let Some((family_id, owner)) = foreign {
-                // Refused and rolled back; the attempt itself is kept (never the token).
-                crate::audit::record(
-                    conn,
-                    crate::audit::Event::new(
-                        crate::audit::Actor::Client(client.id.clone()),
-                        "refresh_token.wrong_client",
-                    )
-                    .target("refresh_token_family", &family_id)
-                    .details(json!({ "client_id": client.id, "owner_client_id": owner })),
-                )?;
-                tracing::warn!(client_id = %client.id, owner_client_id = %owner,
+        if let Some((family_id, owner)) = foreign {
+            // Refused and rolled back; the attempt itself is kept (never the token).
+            crate::audit::record(
+                conn,
+                crate::audit::Event::new(
+                    crate::audit::Actor::Client(client.id.clone()),
+                    "refresh_token.wrong_client",
+                )
+                .target("refresh_token_family", &family_id)
+                .details(json!({ "client_id": client.id, "owner_client_id": owner })),
+            )?;
+            tracing::warn!(client_id = %client.id, owner_client_id = %owner,
                 "a refresh token was presented by another client");
-            }
-            outcome?
-        })
-        .await?;
+        }
+        outcome?
+    })
+    .await?;
     Ok(token_response(&issued))
 }
 
@@ -737,7 +740,9 @@ async fn authorize_post(
     if let Some(name) = repeated(&ours) {
         return Err(AppError::bad_request(
             "invalid_request",
-            format!("the parameter '{name}' is repeated"),
+            Detail::RepeatedParameter {
+                name: printable(name),
+            },
         ));
     }
     let mut csrf = None;
@@ -757,7 +762,7 @@ async fn authorize_post(
         _ => {
             return Err(AppError::bad_request(
                 "invalid_request",
-                "decision must be allow or deny",
+                Detail::DecisionAllowOrDeny,
             ));
         }
     };
@@ -850,20 +855,22 @@ async fn authorize(
     } else if let Some(mut location) = response.location {
         let ours = location.as_str().starts_with(&format!("{issuer}/login"));
         if !ours {
-            // RFC 6749 names it error_description (oxide-auth writes description); RFC 9207 adds iss.
-            let pairs: Vec<(String, String)> = location
+            // RFC 6749 names it error_description (oxide-auth writes description), and its text is
+            // the catalogue's (en-US, ASCII) for the error code; RFC 9207 adds iss.
+            let error = location
                 .query_pairs()
-                .map(|(k, v)| {
-                    (
-                        if k == "description" {
-                            "error_description".into()
-                        } else {
-                            k.into_owned()
-                        },
-                        v.into_owned(),
-                    )
-                })
+                .find(|(k, _)| k == "error")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            let mut pairs: Vec<(String, String)> = location
+                .query_pairs()
+                .filter(|(k, _)| k != "description")
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect();
+            if !error.is_empty() {
+                let text = crate::i18n::message(crate::i18n::Lang::En, &error, None);
+                pairs.push(("error_description".into(), text));
+            }
             location
                 .query_pairs_mut()
                 .clear()
@@ -939,10 +946,12 @@ async fn refuse_repeated(
     };
     {
         let mut query = location.query_pairs_mut();
-        query.append_pair("error", "invalid_request").append_pair(
-            "error_description",
-            &format!("the parameter '{}' is repeated", printable(name)),
-        );
+        let why = Detail::RepeatedParameter {
+            name: printable(name),
+        };
+        query
+            .append_pair("error", "invalid_request")
+            .append_pair("error_description", &why.render(crate::i18n::Lang::En));
         if let Some(s) = once("state") {
             query.append_pair("state", &s);
         }

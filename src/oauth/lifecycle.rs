@@ -15,6 +15,7 @@ use super::store;
 use crate::audit::{self, Actor, Origin};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
+use crate::i18n::Detail;
 use crate::jwt::AccessClaims;
 use crate::state::AppState;
 
@@ -64,10 +65,12 @@ struct TokenRequest {
 
 fn request_parts(req: &HttpRequest, body: &[u8]) -> Result<TokenRequest, AppError> {
     let (params, authorization) = read_request(req, body)?;
-    let token = params
-        .get("token")
-        .cloned()
-        .ok_or_else(|| AppError::oauth("invalid_request", "token is missing".to_owned()))?;
+    let token = params.get("token").cloned().ok_or_else(|| {
+        AppError::oauth(
+            "invalid_request",
+            Detail::MissingParameter { name: "token" },
+        )
+    })?;
     Ok(TokenRequest {
         params,
         authorization,
@@ -254,7 +257,7 @@ async fn introspect_request(
                 if method == AuthMethod::None {
                     return Err(AppError::oauth(
                         "invalid_client",
-                        "introspection needs a confidential client".to_owned(),
+                        Detail::IntrospectionNeedsConfidential,
                     ));
                 }
                 let reach = Reach::of_client(&client);
@@ -419,11 +422,15 @@ fn introspecting_key(
         (Code::InsufficientPermissions, _) => Err(AppError::OAuth {
             status: actix_web::http::StatusCode::FORBIDDEN,
             error: "insufficient_scope",
-            detail: Some(INTROSPECT_SCOPE.to_owned()),
+            detail: Some(Detail::Value {
+                value: INTROSPECT_SCOPE.to_owned(),
+            }),
         }),
         (code, _) => Err(AppError::oauth(
             "invalid_client",
-            format!("the API key is not usable ({})", code.as_str()),
+            Detail::ApiKeyNotUsable {
+                code: code.as_str(),
+            },
         )),
     }
 }

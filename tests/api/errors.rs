@@ -123,7 +123,7 @@ async fn malformed_json_and_forms_get_400_saying_what_is_wrong() {
     let body = assert_error(res, 400, "invalid_request").await;
     let msg = body["message"].as_str().expect("message");
     assert!(
-        msg.starts_with("La solicitud no es válida: invalid type"),
+        msg.starts_with("La solicitud no es válida: un valor tiene un tipo incorrecto"),
         "{msg}"
     );
 
@@ -150,9 +150,12 @@ async fn malformed_json_and_forms_get_400_saying_what_is_wrong() {
         .send()
         .await
         .expect("sent");
-    // A browser's route: a page saying the form could not be read (no parser's words on it).
+    // A browser's route: a page saying the form could not be read, and why, from the catalogue.
     let page = assert_page_error(res, 400, "invalid_form").await;
-    assert!(page.contains("The form body could not be read."), "{page}");
+    assert!(
+        page.contains("The form body could not be read: missing field &#39;password&#39;."),
+        "{page}"
+    );
 }
 
 #[actix_web::test]

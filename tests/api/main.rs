@@ -10,6 +10,7 @@ mod compose;
 mod dashboard;
 mod errors;
 mod helpers;
+mod i18n;
 mod interop;
 mod lifecycle;
 mod limits;

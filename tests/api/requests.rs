@@ -261,9 +261,9 @@ async fn a_body_that_never_arrives_gets_408_and_its_connection_is_closed() {
         };
         assert!(answer.contains(code), "{what}: {answer}");
         let message = if raw.contains("es-ES") {
-            "El cuerpo de la solicitud no llegó completo en 1 segundos."
+            "El cuerpo de la solicitud no llegó completo en 1 segundo."
         } else {
-            "The request body did not arrive in full within 1 seconds."
+            "The request body did not arrive in full within 1 second."
         };
         assert!(answer.contains(message), "{what}: {answer}");
     }

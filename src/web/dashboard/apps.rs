@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 
 use super::pages::{AppDetail, AppFormPage, AppRow, AppSecretPage, AppsPage, Choice, ConfirmPage};
-use super::{Dash, FieldErrors, Form, dash, notice, see_other};
+use super::{Dash, FieldErrors, Form, dash, form_message, notice, see_other};
 use crate::audit::Origin;
 use crate::db;
 use crate::error::AppError;
@@ -194,7 +194,7 @@ async fn create(
         Ok(uris) => uris,
         Err(lines) => {
             for l in lines {
-                errors.add("redirect_uris", l);
+                errors.add("redirect_uris", l.render(crate::i18n::Lang::En));
             }
             Vec::new()
         }
@@ -241,12 +241,9 @@ async fn create(
     .await;
     let (client, _, secret) = match created {
         Ok(c) => c,
-        Err(AppError::BadRequest { detail, .. } | AppError::OAuth { detail, .. }) => {
+        Err(e @ (AppError::BadRequest { .. } | AppError::OAuth { .. })) => {
             let mut errors = FieldErrors::default();
-            errors.add(
-                "form",
-                detail.unwrap_or_else(|| "The app is not valid.".into()),
-            );
+            errors.add("form", form_message(&e));
             let page = form_page(&dash, &state, &submitted, errors).await?;
             return dash.render(StatusCode::UNPROCESSABLE_ENTITY, &page);
         }
@@ -377,16 +374,15 @@ async fn save_redirect_uris(
                         client.id
                     )));
                 }
-                Err(AppError::BadRequest { detail, .. }) => errors.add(
-                    "redirect_uris",
-                    detail.unwrap_or_else(|| "Not valid.".into()),
-                ),
+                Err(e @ AppError::BadRequest { .. }) => {
+                    errors.add("redirect_uris", form_message(&e))
+                }
                 Err(e) => return Err(e),
             }
         }
         Err(lines) => {
             for l in lines {
-                errors.add("redirect_uris", l);
+                errors.add("redirect_uris", l.render(crate::i18n::Lang::En));
             }
         }
     }

@@ -184,9 +184,9 @@ async fn create(
     .await;
     let (key, secret) = match created {
         Ok(k) => k,
-        Err(AppError::BadRequest { detail, .. }) => {
+        Err(e @ AppError::BadRequest { .. }) => {
             let mut errors = FieldErrors::default();
-            let message = detail.unwrap_or_else(|| "The key is not valid.".into());
+            let message = super::form_message(&e);
             let field = if message.contains("scope") {
                 "scopes"
             } else if message.contains("live") || message.contains("second") {

@@ -258,6 +258,15 @@ impl FieldErrors {
     }
 }
 
+/// What a refused form submission says under the form: the error's detail (the catalogue's
+/// en-US text; the dashboard is in en-US), or its whole message when it has none.
+pub fn form_message(e: &AppError) -> String {
+    let lang = crate::i18n::Lang::En;
+    e.detail()
+        .map(|d| d.render(lang))
+        .unwrap_or_else(|| e.message(lang))
+}
+
 /// A date as `YYYY-MM-DD HH:MM` UTC for tables.
 pub fn when(t: i64) -> String {
     chrono::DateTime::from_timestamp(t, 0)
