@@ -622,7 +622,9 @@ pub fn run(cli: Cli) -> ExitCode {
                         .ok_or_else(|| {
                             AppError::bad_request(
                                 "invalid_request",
-                                format!("no API has the audience '{audience}'"),
+                                crate::i18n::Detail::NoApiWithAudience {
+                                    audience: audience.to_owned(),
+                                },
                             )
                         })?,
                 ),
