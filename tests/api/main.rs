@@ -14,6 +14,7 @@ mod i18n;
 mod interop;
 mod lifecycle;
 mod limits;
+mod look;
 mod metrics;
 mod nodes;
 mod oauth;

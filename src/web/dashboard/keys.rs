@@ -6,9 +6,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 
 use super::pages::{Choice, ConfirmPage, KeyFormPage, KeyPage, KeyRow, KeySecretPage, KeysPage};
-use super::{Dash, FieldErrors, Form, dash, notice, see_other, when};
+use super::{Dash, FieldErrors, Form, dash, display, notice, see_other, when};
 use crate::apikeys::{self, ApiKey, KeyInput};
-use crate::audit::Origin;
+use crate::audit::{NameRequest, Names, Origin};
 use crate::db;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -28,10 +28,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// How many keys the list shows.
 const PAGE: i64 = 500;
 
-pub fn row(key: &ApiKey) -> KeyRow {
+/// The row of `key`, its owner named from `names` (see [`owner_names`]).
+pub fn row(key: &ApiKey, names: &Names) -> KeyRow {
     let now = db::now();
     KeyRow {
         id: key.id.clone(),
+        owner: display::owner(
+            key.owner_user_id.as_deref(),
+            key.owner_client_id.as_deref(),
+            names,
+        ),
         name: key.name.clone(),
         key_type: key.key_type.clone(),
         env: key.environment.clone(),
@@ -48,18 +54,34 @@ pub fn row(key: &ApiKey) -> KeyRow {
     }
 }
 
+/// The emails and app names of the owners of `keys`.
+fn owner_names(conn: &mut db::DbConn, keys: &[ApiKey]) -> Result<Names, AppError> {
+    let mut req = NameRequest::default();
+    for k in keys {
+        if let Some(u) = &k.owner_user_id {
+            req.add("user", u);
+        }
+        if let Some(c) = &k.owner_client_id {
+            req.add("client", c);
+        }
+    }
+    Ok(Names::load(conn, &req)?)
+}
+
 #[get("/dashboard/keys")]
 async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let dash = dash!(req, state);
     let owner = dash.owner_filter();
-    let keys = db::run(&state.pool, move |conn| {
-        apikeys::list_keys(conn, owner.as_deref(), PAGE, 0)
+    let (keys, names) = db::run(&state.pool, move |conn| {
+        let keys = apikeys::list_keys(conn, owner.as_deref(), PAGE, 0)?;
+        let names = owner_names(conn, &keys)?;
+        Ok((keys, names))
     })
     .await?;
     let page = KeysPage {
         lang: "en-US",
         nav: dash.nav("keys", notice(&req)),
-        keys: keys.iter().map(row).collect(),
+        keys: keys.iter().map(|k| row(k, &names)).collect(),
     };
     dash.render(StatusCode::OK, &page)
 }
@@ -275,29 +297,28 @@ async fn show(
         notice(&req),
         "24h",
         FieldErrors::default(),
-    );
+    )
+    .await?;
     dash.render(StatusCode::OK, &page)
 }
 
-fn key_page(
+async fn key_page(
     dash: &Dash,
     state: &AppState,
     key: &ApiKey,
     notice: Option<&'static str>,
     grace: &str,
     errors: FieldErrors,
-) -> KeyPage {
-    let owner = key
-        .owner_user_id
-        .as_deref()
-        .map(|u| format!("user {u}"))
-        .or_else(|| key.owner_client_id.as_deref().map(|c| format!("app {c}")))
-        .unwrap_or_else(|| "none".into());
-    KeyPage {
+) -> Result<KeyPage, AppError> {
+    let one = key.clone();
+    let names = db::run(&state.pool, move |conn| {
+        owner_names(conn, std::slice::from_ref(&one))
+    })
+    .await?;
+    Ok(KeyPage {
         lang: "en-US",
         nav: dash.nav("keys", notice),
-        key: row(key),
-        owner,
+        key: row(key, &names),
         rate_limit: key.rate_limit.map_or_else(
             || {
                 format!(
@@ -311,7 +332,7 @@ fn key_page(
         replaced_by: key.replaced_by.clone(),
         grace: grace.to_owned(),
         errors,
-    }
+    })
 }
 
 #[get("/dashboard/keys/{id}/revoke")]
@@ -384,7 +405,7 @@ async fn rotate(
     let Some(grace) = grace else {
         let mut errors = FieldErrors::default();
         errors.add("grace", "Write a grace period like 24h or 7d, at most 30d.");
-        let page = key_page(&dash, &state, &key, None, grace_text, errors);
+        let page = key_page(&dash, &state, &key, None, grace_text, errors).await?;
         return dash.render(StatusCode::UNPROCESSABLE_ENTITY, &page);
     };
     let (st, actor, origin, id) = (

@@ -4,6 +4,7 @@
 
 mod admin;
 mod apps;
+mod display;
 mod keys;
 mod pages;
 mod usage;
