@@ -368,6 +368,11 @@ pub fn find_client(conn: &mut DbConn, id: &str) -> Result<(Client, Vec<String>),
     Ok((client, uris))
 }
 
+/// Every registered API (resource server), by audience.
+pub fn list_apis(conn: &mut DbConn) -> Result<Vec<Api>, AppError> {
+    Ok(store::find_apis(conn)?)
+}
+
 /// Every registered scope with its description (for forms).
 pub fn list_scopes(conn: &mut DbConn) -> Result<Vec<ScopeRow>, AppError> {
     use db::schema::scopes;

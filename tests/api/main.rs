@@ -4,6 +4,7 @@ mod accounts;
 mod apikeys;
 mod authorize;
 mod cli;
+mod cli_admin;
 mod client_jwt;
 mod compose;
 mod dashboard;
