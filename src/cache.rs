@@ -88,6 +88,8 @@ pub struct HashCache<V> {
     /// Where this cache's drops are published, under `name` ([`HashCache::publishing`]).
     name: &'static str,
     bus: crate::invalidate::Bus,
+    /// Hits and misses of [`HashCache::lookup`], under `name` ([`HashCache::counted_in`]).
+    counts: crate::metrics::CacheCounters,
 }
 
 /// A cached row's fields that name it (ids, never secrets), so an entry can be dropped on every node by
@@ -149,6 +151,16 @@ impl<V> HashCache<V> {
             generation: AtomicU64::new(0),
             name: "",
             bus: crate::invalidate::Bus::disabled(),
+            counts: crate::metrics::CacheCounters::detached(),
+        }
+    }
+
+    /// This cache with its hits and misses counted in `metrics` under its name (call it after
+    /// [`HashCache::publishing`], which names it).
+    pub fn counted_in(self, metrics: &crate::metrics::Metrics) -> Self {
+        Self {
+            counts: metrics.cache_counters(self.name),
+            ..self
         }
     }
 
@@ -186,9 +198,27 @@ impl<V> HashCache<V> {
         }
     }
 
+    /// As [`HashCache::get`], not counted in the hits and misses: a second look after a counted miss
+    /// (another request may have stored the answer meanwhile).
+    pub fn recheck(&self, hash: &KeyHash) -> Option<Found<V>> {
+        match self.find(hash) {
+            Lookup::Hit(found) => Some(found),
+            Lookup::Refresh(_) | Lookup::Miss => None,
+        }
+    }
+
     /// As [`HashCache::get`], but the caller that is to refresh an entry gets its old answer too
     /// ([`Lookup::Refresh`]), so it can re-read the entry in the background without waiting for it.
     pub fn lookup(&self, hash: &KeyHash) -> Lookup<V> {
+        let found = self.find(hash);
+        match found {
+            Lookup::Hit(_) | Lookup::Refresh(_) => self.counts.hit(),
+            Lookup::Miss => self.counts.miss(),
+        }
+        found
+    }
+
+    fn find(&self, hash: &KeyHash) -> Lookup<V> {
         if !self.enabled() {
             return Lookup::Miss;
         }

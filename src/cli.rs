@@ -1,21 +1,26 @@
-//! The `tessera` command line: `serve`, `migrate`, `user`, `client`, `api`, `scope`, `signing-key`,
-//! `purge`. Every command takes `--json`.
+//! The `tessera` command line: `serve`, `migrate`, `user`, `client`, `api`, `scope`, `key`,
+//! `signing-key`, `purge`, `healthcheck`. Every command takes `--json` (before or after it).
 
 use std::collections::HashMap;
-use std::io::BufRead as _;
+use std::io::{BufRead as _, Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
-use crate::accounts::{self, Email, Password, UserView};
+use crate::accounts::{self, Email, Password, User, UserChange, UserView};
 use crate::audit::{Actor, Origin};
 use crate::config::{LogFormat, Settings};
 use crate::crypto::{Hasher, KeyMaterial};
 use crate::error::AppError;
 use crate::oauth::{self, ClientInput};
-use crate::startup::{self, Application, StartupError};
+use crate::startup::{self, Application, StartupError, Stopped};
+
+/// The exit code of a command line that does not parse (BSD `sysexits.h` `EX_USAGE`): an unknown
+/// flag, a missing argument. Bad settings exit 2, a failed command 1.
+pub const EX_USAGE: u8 = 64;
 
 #[derive(Debug, Parser)]
 #[command(name = "tessera", version, about = "Tessera authorization server")]
@@ -23,6 +28,10 @@ pub struct Cli {
     /// Settings file (default: ./tessera.toml when present). Env: TESSERA_CONFIG.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Machine-readable output: one JSON document on stdout, errors included (for `serve`: JSON log
+    /// lines). Accepted before or after the command.
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -30,9 +39,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Apply migrations and serve HTTP until SIGINT/SIGTERM.
-    Serve(JsonFlag),
+    Serve,
     /// Apply pending database migrations and exit.
-    Migrate(JsonFlag),
+    Migrate,
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -52,13 +61,28 @@ pub enum Command {
     #[command(subcommand)]
     Key(KeyCommand),
     /// Delete expired codes, refresh tokens, revoked-token records, replay-cache entries and sessions.
-    Purge(JsonFlag),
+    Purge,
+    /// Probe a running server (for Docker's HEALTHCHECK): exit 0 when GET /healthz answers 200,
+    /// 1 otherwise with one line on stderr. Needs no database.
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The http:// URL to probe (default: /healthz on TESSERA_BIND, a wildcard address probed on
+    /// loopback). Use .../readyz to require the database as well.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// How long to wait for the answer, e.g. 3s or 500ms.
+    #[arg(long, value_name = "DURATION", default_value = "3s")]
+    pub timeout: String,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
     /// Create an API key; prints it once (only its prefix and last four characters are kept).
     Create {
+        /// A name to recognise the key by (1 to 100 characters).
         #[arg(long)]
         name: String,
         /// sk (full access), rk (restricted to --scope), or a type from [key_types] in tessera.toml.
@@ -67,7 +91,8 @@ pub enum KeyCommand {
         /// live or test.
         #[arg(long, default_value = "live")]
         env: String,
-        /// A registered scope (repeatable, or space-separated).
+        /// A scope (repeatable, or space-separated). A type that lists its scopes gets all of them
+        /// when none is given.
         #[arg(long = "scope", value_name = "SCOPE")]
         scopes: Vec<String>,
         /// The audience of a registered API the key is for (repeatable); none: any API.
@@ -77,47 +102,41 @@ pub enum KeyCommand {
         #[arg(long = "expires-in", value_name = "DURATION")]
         expires_in: Option<String>,
         /// Requests per 15 minutes for this key.
-        #[arg(long = "rate-limit")]
+        #[arg(long = "rate-limit", value_name = "N")]
         rate_limit: Option<u32>,
         /// A JSON object kept with the key (at most 4 KiB).
-        #[arg(long)]
+        #[arg(long, value_name = "JSON")]
         metadata: Option<String>,
         /// The user who owns the key (a user id).
-        #[arg(long = "owner-user")]
+        #[arg(long = "owner-user", value_name = "USER_ID")]
         owner_user: Option<String>,
         /// The OAuth client that owns the key (a client id).
-        #[arg(long = "owner-client")]
+        #[arg(long = "owner-client", value_name = "CLIENT_ID")]
         owner_client: Option<String>,
-        #[arg(long)]
-        json: bool,
     },
     /// List keys, newest first (never the keys themselves).
     List {
+        /// At most this many keys (1 to 10000).
         #[arg(long, default_value_t = 100)]
         limit: i64,
-        #[arg(long)]
-        json: bool,
     },
     /// Show one key.
     Show {
+        /// The key's id (key_…).
         id: String,
-        #[arg(long)]
-        json: bool,
     },
     /// Revoke a key at once.
     Revoke {
+        /// The key's id (key_…).
         id: String,
-        #[arg(long)]
-        json: bool,
     },
     /// Replace a key: prints the new one once; the old one works until the grace period ends.
     Rotate {
+        /// The key's id (key_…).
         id: String,
         /// How long the old key keeps working, e.g. 24h.
-        #[arg(long, default_value = "24h")]
+        #[arg(long, default_value = "24h", value_name = "DURATION")]
         grace: String,
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -133,17 +152,16 @@ pub enum SigningKeyCommand {
         /// that cache the JWKS may refuse new tokens until they refetch it.
         #[arg(long)]
         now: bool,
-        #[arg(long)]
-        json: bool,
     },
     /// List the signing keys: next, current, previous and retired.
-    List(JsonFlag),
+    List,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
     /// Register a client; prints its client_id and, for confidential clients, its secret (shown only now).
     Create {
+        /// The name users see on the consent page (1 to 100 characters).
         #[arg(long)]
         name: String,
         /// An exact redirect URI (repeatable): https, or http on 127.0.0.1, [::1] or localhost.
@@ -171,8 +189,19 @@ pub enum ClientCommand {
         /// --introspect: the default API). Without it the client may not introspect.
         #[arg(long = "introspect", value_name = "AUDIENCE", num_args = 0..=1, default_missing_value = "")]
         introspect: Vec<String>,
-        #[arg(long)]
-        json: bool,
+    },
+    /// List the clients, by name.
+    List,
+    /// Show one client with its redirect URIs.
+    Show {
+        /// The client_id (cli_…).
+        client_id: String,
+    },
+    /// Delete a client with its redirect URIs, codes, consents, refresh tokens and the API keys it
+    /// owns (audited); its access tokens fail introspection from now on.
+    Delete {
+        /// The client_id (cli_…).
+        client_id: String,
     },
     /// Set a client's own limit of token requests per minute (over TESSERA_TOKEN_RATE_LIMIT).
     RateLimit {
@@ -188,8 +217,6 @@ pub enum ClientCommand {
         /// Back to TESSERA_TOKEN_RATE_LIMIT.
         #[arg(long, required_unless_present = "token_rate_limit")]
         default: bool,
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -197,41 +224,52 @@ pub enum ClientCommand {
 pub enum ApiCommand {
     /// Register an API by the audience its tokens carry.
     Create {
+        /// The audience (`aud`) of the API's tokens, e.g. https://api.example.com.
         #[arg(long)]
         audience: String,
+        /// A name to recognise the API by.
         #[arg(long)]
         name: String,
-        #[arg(long)]
-        json: bool,
     },
+    /// List the registered APIs, by audience (the default API's audience is the issuer).
+    List,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ScopeCommand {
     /// Register a scope on an API (the default API unless --api names an audience).
     Create {
+        /// The scope name (printable ASCII without spaces, quotes or backslashes).
         name: String,
+        /// What the scope allows, as the consent page shows it.
         #[arg(long)]
         description: String,
         /// The audience of the API the scope belongs to.
-        #[arg(long)]
+        #[arg(long, value_name = "AUDIENCE")]
         api: Option<String>,
-        #[arg(long)]
-        json: bool,
+    },
+    /// List the registered scopes, by API and name.
+    List {
+        /// Only the scopes of the API with this audience.
+        #[arg(long, value_name = "AUDIENCE")]
+        api: Option<String>,
     },
 }
 
-#[derive(Debug, Args)]
-pub struct JsonFlag {
-    /// Machine-readable output (for `serve`: JSON log lines).
-    #[arg(long)]
-    pub json: bool,
+/// The roles a user can have today.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// Manages everything: users, every app and key, settings.
+    Admin,
+    /// Manages their own apps and keys.
+    Developer,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create a user; the password is read from the first line of standard input.
     Create {
+        /// The sign-in address (stored lower-cased).
         #[arg(long)]
         email: String,
         /// Read the password from standard input (required: passwords never go on the command line).
@@ -240,49 +278,114 @@ pub enum UserCommand {
         /// Make the user an administrator.
         #[arg(long)]
         admin: bool,
-        #[arg(long)]
-        json: bool,
+    },
+    /// List the users, oldest first.
+    List {
+        /// At most this many users (1 to 10000).
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+    },
+    /// Show one user.
+    Show {
+        /// The user's id (usr_…) or email address.
+        user: String,
+    },
+    /// Disable a user: their sessions end at once; their tokens, keys and apps are refused until
+    /// they are enabled again (nothing is revoked).
+    Disable {
+        /// The user's id (usr_…) or email address.
+        user: String,
+    },
+    /// Enable a disabled user again.
+    Enable {
+        /// The user's id (usr_…) or email address.
+        user: String,
+    },
+    /// Change a user's role.
+    SetRole {
+        /// The user's id (usr_…) or email address.
+        user: String,
+        /// admin or developer.
+        #[arg(long, value_enum)]
+        role: Role,
+    },
+    /// Delete a user with their sessions, consents, refresh tokens and API keys, and the apps they
+    /// own (each with its tokens and keys); audited. Access tokens already issued expire on their own.
+    Delete {
+        /// The user's id (usr_…) or email address.
+        user: String,
     },
 }
 
-/// Exit codes: 0 success, 1 the command failed (e.g. the email is taken), 2 bad settings or no database.
+/// Ends a command line that did not parse: `--help` and `--version` print and exit 0; anything else
+/// (an unknown flag, a missing argument) prints clap's message on stderr (and, with `--json`, an
+/// error object on stdout) and exits [`EX_USAGE`].
+pub fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    // A closed stdout or stderr is no reason to fail differently.
+    let _ = e.print();
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+        _ => {
+            if std::env::args_os().any(|a| a == "--json") {
+                // clap's message without its usage lines, on one line.
+                let rendered = e.render().to_string();
+                let message = rendered
+                    .lines()
+                    .take_while(|l| !l.starts_with("Usage:"))
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let message = message.trim_start_matches("error: ");
+                emit(&json!({ "error": "invalid_usage", "message": message }));
+            }
+            ExitCode::from(EX_USAGE)
+        }
+    }
+}
+
+/// Writes `text` and a newline to stdout. A closed stdout (`tessera … | head -1`) means the reader
+/// has seen enough: the rest is dropped quietly, never with a panic; the command's exit code stands.
+fn emit(text: &dyn std::fmt::Display) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{text}").and_then(|()| out.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        let _ = writeln!(std::io::stderr(), "tessera: cannot write the output: {e}");
+    }
+}
+
+/// A one-line message on stderr (never a panic when stderr is closed).
+fn emit_err(text: &str) {
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
+/// Exit codes: 0 success, 1 the command failed (e.g. the email is taken), 2 bad settings or no
+/// database, 64 a command line that does not parse (see [`usage_error`]).
 pub fn run(cli: Cli) -> ExitCode {
     let env: HashMap<String, String> = std::env::vars().collect();
-    let json = match &cli.command {
-        Command::Serve(f)
-        | Command::Migrate(f)
-        | Command::Purge(f)
-        | Command::SigningKey(SigningKeyCommand::List(f)) => f.json,
-        Command::SigningKey(SigningKeyCommand::Rotate { json, .. }) => *json,
-        Command::Key(
-            KeyCommand::Create { json, .. }
-            | KeyCommand::List { json, .. }
-            | KeyCommand::Show { json, .. }
-            | KeyCommand::Revoke { json, .. }
-            | KeyCommand::Rotate { json, .. },
-        ) => *json,
-        Command::User(UserCommand::Create { json, .. })
-        | Command::Client(
-            ClientCommand::Create { json, .. } | ClientCommand::RateLimit { json, .. },
-        )
-        | Command::Api(ApiCommand::Create { json, .. })
-        | Command::Scope(ScopeCommand::Create { json, .. }) => *json,
-    };
+    let json = cli.json;
+    if let Command::Healthcheck(args) = &cli.command {
+        return healthcheck(cli.config.as_deref(), &env, json, args);
+    }
     let mut settings = match Settings::load(cli.config.as_deref(), &env) {
         Ok(s) => s,
         Err(e) => return fail(json, 2, "invalid_configuration", &e.to_string()),
     };
-    if json && matches!(cli.command, Command::Serve(_)) {
+    let serving = matches!(cli.command, Command::Serve);
+    if json && serving {
         settings.log_format = LogFormat::Json;
     }
-    let serving = matches!(cli.command, Command::Serve(_));
     crate::telemetry::init(settings.log_format, &settings.log_level, serving);
     match cli.command {
-        Command::Serve(_) => serve(settings, json),
-        Command::Migrate(_) => migrate(settings, json),
+        Command::Serve => serve(settings, json),
+        Command::Migrate => migrate(settings, json),
+        Command::Healthcheck(_) => unreachable!("handled above"),
         Command::User(UserCommand::Create { email, admin, .. }) => {
             create_user(settings, json, &email, admin)
         }
+        Command::User(command) => user_command(&settings, json, command),
         Command::Client(ClientCommand::Create {
             name,
             redirect_uris,
@@ -293,7 +396,6 @@ pub fn run(cli: Cli) -> ExitCode {
             jwks_uri,
             jwks_file,
             introspect,
-            ..
         }) => {
             let jwks = match jwks_file.map(std::fs::read_to_string).transpose() {
                 Ok(j) => j,
@@ -334,17 +436,8 @@ pub fn run(cli: Cli) -> ExitCode {
                     Actor::Cli,
                     Origin::default(),
                 )?;
-                let out = json!({
-                    "client_id": client.id,
-                    "client_secret": secret.as_ref().map(|s| s.0.as_str()),
-                    "name": client.name,
-                    "public": client.is_public,
-                    "token_endpoint_auth_method": client.token_endpoint_auth_method,
-                    "grant_types": client.grant_types.split(' ').collect::<Vec<_>>(),
-                    "scopes": client.allowed_scopes().collect::<Vec<_>>(),
-                    "redirect_uris": uris,
-                    "introspect": client.introspect_audiences(),
-                });
+                let mut out = client_json(&client, Some(&uris));
+                out["client_secret"] = json!(secret.as_ref().map(|s| s.0.as_str()));
                 let text = match &secret {
                     Some(s) => format!(
                         "client_id:     {}\nclient_secret: {}\n(the secret is shown only now: store it safely)",
@@ -379,14 +472,43 @@ pub fn run(cli: Cli) -> ExitCode {
                 text,
             ))
         }),
-        Command::Api(ApiCommand::Create { audience, name, .. }) => {
+        Command::Client(command) => client_command(&settings, json, command),
+        Command::Api(ApiCommand::Create { audience, name }) => {
             with_database(&settings, json, |conn, _| {
                 let api = oauth::create_api(conn, &audience, &name, Actor::Cli)?;
                 let text = format!("created API {} ({})", api.id, api.audience);
                 Ok((serde_json::to_value(&api).unwrap_or_default(), text))
             })
         }
-        Command::SigningKey(SigningKeyCommand::Rotate { alg, now, .. }) => {
+        Command::Api(ApiCommand::List) => {
+            let issuer = settings.issuer_str().to_owned();
+            with_database(&settings, json, |conn, _| {
+                let apis = oauth::list_apis(conn)?;
+                let rows = apis
+                    .iter()
+                    .map(|a| {
+                        vec![
+                            a.id.clone(),
+                            a.audience.clone(),
+                            a.name.clone(),
+                            if a.audience == issuer { "yes" } else { "" }.to_owned(),
+                        ]
+                    })
+                    .collect::<Vec<_>>();
+                let out = apis
+                    .iter()
+                    .map(|a| {
+                        json!({ "id": a.id, "audience": a.audience, "name": a.name,
+                                "default": a.audience == issuer })
+                    })
+                    .collect::<Vec<_>>();
+                Ok((
+                    json!(out),
+                    table(&["ID", "AUDIENCE", "NAME", "DEFAULT"], &rows),
+                ))
+            })
+        }
+        Command::SigningKey(SigningKeyCommand::Rotate { alg, now }) => {
             let alg = match alg.as_deref().map(crate::config::SigningAlg::parse) {
                 None => settings.signing_alg,
                 Some(Some(a)) => a,
@@ -441,27 +563,28 @@ pub fn run(cli: Cli) -> ExitCode {
                 Ok((value, text))
             })
         }
-        Command::SigningKey(SigningKeyCommand::List(_)) => {
+        Command::SigningKey(SigningKeyCommand::List) => {
             with_database(&settings, json, |conn, _| {
                 let keys = crate::jwt::list_keys(conn)?;
-                let text = keys
+                let rows = keys
                     .iter()
                     .map(|k| {
-                        format!(
-                            "{:<22} {:<6} {:<8} signs from {}",
-                            k["kid"].as_str().unwrap_or_default(),
-                            k["algorithm"].as_str().unwrap_or_default(),
-                            k["state"].as_str().unwrap_or_default(),
-                            format_time(k["sign_from"].as_i64().unwrap_or_default())
-                        )
+                        vec![
+                            k["kid"].as_str().unwrap_or_default().to_owned(),
+                            k["algorithm"].as_str().unwrap_or_default().to_owned(),
+                            k["state"].as_str().unwrap_or_default().to_owned(),
+                            format_time(k["sign_from"].as_i64().unwrap_or_default()),
+                        ]
                     })
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                Ok((json!(keys), text))
+                    .collect::<Vec<_>>();
+                Ok((
+                    json!(keys),
+                    table(&["KID", "ALGORITHM", "STATE", "SIGNS FROM"], &rows),
+                ))
             })
         }
         Command::Key(command) => key_command(&settings, json, command),
-        Command::Purge(_) => {
+        Command::Purge => {
             let batch = settings.purge_batch_size;
             with_database(&settings, json, |conn, _| {
                 let purged = crate::janitor::purge_all(conn, crate::db::now(), batch)?;
@@ -473,7 +596,6 @@ pub fn run(cli: Cli) -> ExitCode {
             name,
             description,
             api,
-            ..
         }) => {
             let issuer = settings.issuer_str().to_owned();
             with_database(&settings, json, |conn, _| {
@@ -489,6 +611,437 @@ pub fn run(cli: Cli) -> ExitCode {
                 Ok((serde_json::to_value(&scope).unwrap_or_default(), text))
             })
         }
+        Command::Scope(ScopeCommand::List { api }) => with_database(&settings, json, |conn, _| {
+            let apis = oauth::list_apis(conn)?;
+            let only = match api.as_deref() {
+                None => None,
+                Some(audience) => Some(
+                    apis.iter()
+                        .find(|a| a.audience == audience)
+                        .map(|a| a.id.clone())
+                        .ok_or_else(|| {
+                            AppError::bad_request(
+                                "invalid_request",
+                                crate::i18n::Detail::NoApiWithAudience {
+                                    audience: audience.to_owned(),
+                                },
+                            )
+                        })?,
+                ),
+            };
+            let audience_of = |id: &str| {
+                apis.iter()
+                    .find(|a| a.id == id)
+                    .map(|a| a.audience.clone())
+                    .unwrap_or_default()
+            };
+            let mut scopes: Vec<_> = oauth::list_scopes(conn)?
+                .into_iter()
+                .filter(|s| only.as_ref().is_none_or(|id| *id == s.resource_server_id))
+                .map(|s| (audience_of(&s.resource_server_id), s))
+                .collect();
+            scopes.sort_by(|a, b| (&a.0, &a.1.name).cmp(&(&b.0, &b.1.name)));
+            let out = scopes
+                .iter()
+                .map(|(audience, s)| {
+                    json!({ "id": s.id, "resource_server_id": s.resource_server_id,
+                            "name": s.name, "description": s.description, "api": audience })
+                })
+                .collect::<Vec<_>>();
+            let rows = scopes
+                .iter()
+                .map(|(audience, s)| vec![s.name.clone(), audience.clone(), s.description.clone()])
+                .collect::<Vec<_>>();
+            Ok((json!(out), table(&["NAME", "API", "DESCRIPTION"], &rows)))
+        }),
+    }
+}
+
+/// What `client create|list|show` print of a client (never its secret). `redirect_uris` is left
+/// out of lists.
+fn client_json(client: &oauth::Client, uris: Option<&[String]>) -> serde_json::Value {
+    let mut out = json!({
+        "client_id": client.id,
+        "name": client.name,
+        "public": client.is_public,
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        "grant_types": client.grant_types.split(' ').filter(|g| !g.is_empty()).collect::<Vec<_>>(),
+        "scopes": client.allowed_scopes().collect::<Vec<_>>(),
+        "introspect": client.introspect_audiences(),
+        "owner_user_id": client.owner_user_id,
+        "disabled": !client.enabled(),
+        "token_rate_limit": client.token_rate_limit,
+    });
+    if let Some(uris) = uris {
+        out["redirect_uris"] = json!(uris);
+    }
+    out
+}
+
+fn client_command(settings: &Settings, json: bool, command: ClientCommand) -> ExitCode {
+    match command {
+        ClientCommand::List => with_database(settings, json, |conn, _| {
+            let clients = oauth::list_clients(conn, None)?;
+            let rows = clients
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.id.clone(),
+                        c.name.clone(),
+                        if c.is_public {
+                            "public"
+                        } else {
+                            "confidential"
+                        }
+                        .to_owned(),
+                        c.grant_types.clone(),
+                        c.allowed_scopes().collect::<Vec<_>>().join(" "),
+                        if c.enabled() { "active" } else { "disabled" }.to_owned(),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            let out = clients
+                .iter()
+                .map(|c| client_json(c, None))
+                .collect::<Vec<_>>();
+            Ok((
+                json!(out),
+                table(
+                    &["CLIENT_ID", "NAME", "TYPE", "GRANTS", "SCOPES", "STATUS"],
+                    &rows,
+                ),
+            ))
+        }),
+        ClientCommand::Show { client_id } => with_database(settings, json, |conn, _| {
+            let (c, uris) = oauth::find_client(conn, &client_id)?;
+            let none = || "-".to_owned();
+            let text = record(&[
+                ("client_id", c.id.clone()),
+                ("name", c.name.clone()),
+                (
+                    "type",
+                    if c.is_public {
+                        "public"
+                    } else {
+                        "confidential"
+                    }
+                    .to_owned(),
+                ),
+                ("auth method", c.token_endpoint_auth_method.clone()),
+                ("grant types", c.grant_types.clone()),
+                ("scopes", c.allowed_scopes().collect::<Vec<_>>().join(" ")),
+                ("redirect URIs", uris.join(" ")),
+                ("introspects", c.introspect_audiences().join(" ")),
+                ("owner", c.owner_user_id.clone().unwrap_or_else(none)),
+                (
+                    "status",
+                    if c.enabled() { "active" } else { "disabled" }.to_owned(),
+                ),
+                (
+                    "token rate limit",
+                    c.token_rate_limit
+                        .map(|n| format!("{n} per minute"))
+                        .unwrap_or_else(|| "default".to_owned()),
+                ),
+            ]);
+            Ok((client_json(&c, Some(&uris)), text))
+        }),
+        ClientCommand::Delete { client_id } => with_database(settings, json, |conn, _| {
+            oauth::delete_client(conn, &client_id, Actor::Cli, Origin::default())?;
+            tell_nodes(conn)?;
+            Ok((
+                json!({ "client_id": client_id, "deleted": true }),
+                format!("deleted client {client_id}"),
+            ))
+        }),
+        ClientCommand::Create { .. } | ClientCommand::RateLimit { .. } => {
+            unreachable!("handled in run")
+        }
+    }
+}
+
+/// Tells the running nodes to drop the credentials they cache (API keys, access tokens, clients), as
+/// the dashboard drops its node's after the same change: on PostgreSQL through `NOTIFY`, delivered
+/// when the change commits; SQLite has one node, whose caches expire within
+/// TESSERA_API_KEY_CACHE_TTL. CLI changes are rare: everything is dropped.
+fn tell_nodes(conn: &mut crate::db::DbConn) -> Result<(), AppError> {
+    use crate::invalidate::{Event, Selector};
+    use crate::janitor::{CLIENTS, KEYS, TOKENS};
+    for cache in [KEYS, TOKENS, CLIENTS] {
+        let event = Event::Cache {
+            cache: cache.to_owned(),
+            selector: Selector::All,
+        };
+        crate::invalidate::notify(conn, &event)?;
+    }
+    Ok(())
+}
+
+fn role_of(user: &User) -> &'static str {
+    if user.is_admin { "admin" } else { "developer" }
+}
+
+fn user_row(u: &User) -> Vec<String> {
+    vec![
+        u.id.clone(),
+        u.email.clone(),
+        role_of(u).to_owned(),
+        if u.disabled_at.is_some() {
+            "disabled"
+        } else {
+            "active"
+        }
+        .to_owned(),
+        format_time(u.created_at),
+    ]
+}
+
+const USER_HEADERS: [&str; 5] = ["ID", "EMAIL", "ROLE", "STATUS", "CREATED"];
+
+fn user_json(u: &User) -> serde_json::Value {
+    serde_json::to_value(UserView::from(u)).unwrap_or_default()
+}
+
+fn user_command(settings: &Settings, json: bool, command: UserCommand) -> ExitCode {
+    let shown = |u: &User| (user_json(u), table(&USER_HEADERS, &[user_row(u)]));
+    let change = |user: &str, change: UserChange| {
+        with_database(settings, json, |conn, _| {
+            let found = accounts::lookup_user(conn, user)?;
+            let changed =
+                accounts::change_user_by(conn, &found.id, change, Actor::Cli, Origin::default())?;
+            tell_nodes(conn)?;
+            Ok(shown(&changed))
+        })
+    };
+    match command {
+        UserCommand::List { limit } => with_database(settings, json, |conn, _| {
+            let users = accounts::list_users(conn, limit.clamp(1, 10_000), 0)?;
+            let rows = users.iter().map(user_row).collect::<Vec<_>>();
+            Ok((
+                json!(users.iter().map(user_json).collect::<Vec<_>>()),
+                table(&USER_HEADERS, &rows),
+            ))
+        }),
+        UserCommand::Show { user } => with_database(settings, json, |conn, _| {
+            let u = accounts::lookup_user(conn, &user)?;
+            let text = record(&[
+                ("id", u.id.clone()),
+                ("email", u.email.clone()),
+                ("role", role_of(&u).to_owned()),
+                (
+                    "status",
+                    match u.disabled_at {
+                        Some(t) => format!("disabled since {}", format_time(t)),
+                        None => "active".to_owned(),
+                    },
+                ),
+                ("created", format_time(u.created_at)),
+            ]);
+            Ok((user_json(&u), text))
+        }),
+        UserCommand::Disable { user } => change(&user, UserChange::Disable),
+        UserCommand::Enable { user } => change(&user, UserChange::Enable),
+        UserCommand::SetRole { user, role } => change(
+            &user,
+            match role {
+                Role::Admin => UserChange::MakeAdmin,
+                Role::Developer => UserChange::RemoveAdmin,
+            },
+        ),
+        UserCommand::Delete { user } => with_database(settings, json, |conn, _| {
+            use diesel::Connection as _;
+            conn.transaction(|conn| {
+                let found = accounts::lookup_user(conn, &user)?;
+                // The apps they own go first, each as the dashboard deletes an app (audited, with
+                // its tokens and keys): left behind they would belong to nobody.
+                let apps = oauth::list_clients(conn, Some(&found.id))?;
+                for app in &apps {
+                    oauth::delete_client(conn, &app.id, Actor::Cli, Origin::default())?;
+                }
+                let deleted =
+                    accounts::delete_user(conn, &found.id, Actor::Cli, Origin::default())?;
+                tell_nodes(conn)?;
+                let apps: Vec<&str> = apps.iter().map(|a| a.id.as_str()).collect();
+                let text = format!(
+                    "deleted user {} <{}> and {} app(s) they owned",
+                    deleted.id,
+                    deleted.email,
+                    apps.len()
+                );
+                Ok((
+                    json!({ "id": deleted.id, "email": deleted.email, "deleted": true,
+                            "deleted_clients": apps }),
+                    text,
+                ))
+            })
+        }),
+        UserCommand::Create { .. } => unreachable!("handled in run"),
+    }
+}
+
+/// Columns padded to their widest cell, a header first. An empty list says so under the header.
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[&str]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    let mut out = vec![line(headers)];
+    for row in rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        out.push(line(&cells));
+    }
+    if rows.is_empty() {
+        out.push("(none)".to_owned());
+    }
+    out.join("\n")
+}
+
+/// One thing as `label  value` lines, the labels aligned; an empty value shows as `-`.
+fn record(fields: &[(&str, String)]) -> String {
+    let width = fields
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    fields
+        .iter()
+        .map(|(k, v)| {
+            let v = if v.is_empty() { "-" } else { v.as_str() };
+            format!("{k:<width$}  {v}")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `tessera healthcheck`: one GET over a plain TCP connection (the Docker image has no curl), so
+/// it needs neither the database nor the key material. `/healthz` by default: Docker's HEALTHCHECK
+/// is about the process (an unhealthy container gets restarted), and restarting Tessera does not
+/// bring a database back; `--url …/readyz` asks for the database too.
+fn healthcheck(
+    config: Option<&std::path::Path>,
+    env: &HashMap<String, String>,
+    json: bool,
+    args: &HealthcheckArgs,
+) -> ExitCode {
+    let result = (|| {
+        let timeout = crate::config::parse_duration("--timeout", &args.timeout)
+            .map_err(|e| e.to_string())
+            .and_then(|t| {
+                if t.is_zero() {
+                    Err("--timeout must be longer than 0".to_owned())
+                } else {
+                    Ok(t)
+                }
+            })?;
+        let url = match &args.url {
+            Some(u) => u.clone(),
+            None => {
+                let settings = Settings::load(config, env).map_err(|e| e.to_string())?;
+                let mut bind = settings.bind;
+                if bind.port() == 0 {
+                    return Err("TESSERA_BIND has port 0 (any free port): pass --url".to_owned());
+                }
+                if bind.ip().is_unspecified() {
+                    bind.set_ip(match bind {
+                        std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                        std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                    });
+                }
+                format!("http://{bind}/healthz")
+            }
+        };
+        let status = probe(&url, timeout)?;
+        Ok((url, status))
+    })();
+    match result {
+        Ok((url, 200)) => {
+            if json {
+                emit(&json!({ "healthy": true, "url": url, "status": 200 }));
+            }
+            ExitCode::SUCCESS
+        }
+        Ok((url, status)) => fail(
+            json,
+            1,
+            "unhealthy",
+            &format!("unhealthy: {url} answered {status}"),
+        ),
+        Err(why) => fail(json, 1, "unhealthy", &format!("unhealthy: {why}")),
+    }
+}
+
+/// The status code `GET url` answers with within `timeout` (HTTP/1.1, `Connection: close`).
+fn probe(url: &str, timeout: Duration) -> Result<u16, String> {
+    use std::net::ToSocketAddrs as _;
+    let parsed = url::Url::parse(url).map_err(|e| format!("{url} is not a URL ({e})"))?;
+    if parsed.scheme() != "http" {
+        return Err(format!(
+            "{url}: only http:// URLs can be probed (the server's own listener)"
+        ));
+    }
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| format!("{url} has no host"))?;
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let deadline = Instant::now() + timeout;
+    let left = || {
+        deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("no answer from {url} within {timeout:?}"))
+    };
+    let addr = (host.trim_start_matches('[').trim_end_matches(']'), port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("cannot resolve {host}"))?;
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, left()?)
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let target = &parsed[url::Position::BeforePath..url::Position::AfterQuery];
+    let authority = &parsed[url::Position::BeforeHost..url::Position::AfterPort];
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: tessera-healthcheck\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    );
+    let io = |e: std::io::Error| format!("{url}: {e}");
+    stream.set_write_timeout(Some(left()?)).map_err(io)?;
+    stream.write_all(request.as_bytes()).map_err(io)?;
+    // Only the status line is needed: read at most 1 KiB.
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 256];
+    while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 1024 {
+        stream.set_read_timeout(Some(left()?)).map_err(io)?;
+        let n = stream.read(&mut buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                format!("no answer from {url} within {timeout:?}")
+            }
+            _ => format!("{url}: {e}"),
+        })?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    let line = line.lines().next().unwrap_or_default();
+    let mut parts = line.split(' ');
+    match (
+        parts.next(),
+        parts.next().and_then(|c| c.parse::<u16>().ok()),
+    ) {
+        (Some(v), Some(code)) if v.starts_with("HTTP/1.") => Ok(code),
+        _ => Err(format!("{url} did not answer HTTP ({line:?})")),
     }
 }
 
@@ -511,9 +1064,9 @@ fn with_database(
     match result {
         Ok((value, text)) => {
             if json {
-                println!("{value}");
+                emit(&value);
             } else {
-                println!("{text}");
+                emit(&text);
             }
             ExitCode::SUCCESS
         }
@@ -549,7 +1102,6 @@ fn key_command(settings: &Settings, json: bool, command: KeyCommand) -> ExitCode
             metadata,
             owner_user,
             owner_client,
-            ..
         } => {
             let expires_in = match expires_in.map(|v| duration("--expires-in", &v)).transpose() {
                 Ok(d) => d,
@@ -565,6 +1117,15 @@ fn key_command(settings: &Settings, json: bool, command: KeyCommand) -> ExitCode
                         &format!("--metadata is not JSON: {e}"),
                     );
                 }
+            };
+            // A type that lists its scopes (a `pak`) gets all of them when none is asked for.
+            let scopes = match settings
+                .key_types
+                .iter()
+                .find(|t| t.name == key_type.trim())
+            {
+                Some(t) if scopes.is_empty() => t.scopes.clone().unwrap_or_default(),
+                _ => scopes,
             };
             let input = KeyInput {
                 name,
@@ -591,39 +1152,82 @@ fn key_command(settings: &Settings, json: bool, command: KeyCommand) -> ExitCode
                 Ok(with_secret(&key, &secret))
             })
         }
-        KeyCommand::List { limit, .. } => with_database(settings, json, |conn, _| {
+        KeyCommand::List { limit } => with_database(settings, json, |conn, _| {
             let keys = apikeys::list_keys(conn, None, limit.clamp(1, 10_000), 0)?;
             let now = crate::db::now();
-            let text = keys
+            let rows = keys
                 .iter()
                 .map(|k| {
-                    format!(
-                        "{:<24} {:<22} {:<8} {:<20} {}",
-                        k.id,
+                    vec![
+                        k.id.clone(),
                         k.display(),
-                        k.status(now),
-                        k.name,
-                        k.view(now).scopes.join(" ")
-                    )
+                        k.status(now).to_owned(),
+                        k.name.clone(),
+                        k.view(now).scopes.join(" "),
+                    ]
                 })
-                .collect::<Vec<_>>()
-                .join("\n");
-            Ok((json!(keys.iter().map(shown).collect::<Vec<_>>()), text))
-        }),
-        KeyCommand::Show { id, .. } => with_database(settings, json, |conn, _| {
-            let key = apikeys::find_key(conn, &id)?;
-            let v = shown(&key);
+                .collect::<Vec<_>>();
             Ok((
-                v.clone(),
-                serde_json::to_string_pretty(&v).unwrap_or_default(),
+                json!(keys.iter().map(shown).collect::<Vec<_>>()),
+                table(&["ID", "KEY", "STATUS", "NAME", "SCOPES"], &rows),
             ))
         }),
-        KeyCommand::Revoke { id, .. } => with_database(settings, json, |conn, _| {
+        KeyCommand::Show { id } => with_database(settings, json, |conn, _| {
+            let key = apikeys::find_key(conn, &id)?;
+            let v = key.view(crate::db::now());
+            let when = |t: Option<i64>| t.map(format_time).unwrap_or_default();
+            let text = record(&[
+                ("id", v.id.clone()),
+                ("name", v.name.clone()),
+                ("key", v.display.clone()),
+                ("type", v.r#type.clone()),
+                ("env", v.env.clone()),
+                ("status", v.status.to_owned()),
+                ("scopes", v.scopes.join(" ")),
+                (
+                    "apis",
+                    if v.apis.is_empty() {
+                        "any".to_owned()
+                    } else {
+                        v.apis.join(" ")
+                    },
+                ),
+                (
+                    "owner",
+                    match (&key.owner_user_id, &key.owner_client_id) {
+                        (Some(u), _) => format!("user {u}"),
+                        (None, Some(c)) => format!("client {c}"),
+                        (None, None) => String::new(),
+                    },
+                ),
+                (
+                    "rate limit",
+                    v.rate_limit
+                        .map(|n| format!("{n} per 15 minutes"))
+                        .unwrap_or_else(|| "default".to_owned()),
+                ),
+                (
+                    "metadata",
+                    match &v.metadata {
+                        serde_json::Value::Object(m) if m.is_empty() => String::new(),
+                        m => m.to_string(),
+                    },
+                ),
+                ("created", format_time(v.created_at)),
+                ("expires", when(v.expires_at)),
+                ("last used", when(v.last_used_at)),
+                ("revoked", when(v.revoked_at)),
+                ("replaced by", v.replaced_by.clone().unwrap_or_default()),
+            ]);
+            Ok((shown(&key), text))
+        }),
+        KeyCommand::Revoke { id } => with_database(settings, json, |conn, _| {
             let key = apikeys::revoke_key(conn, &id, Actor::Cli, Origin::default())?;
+            tell_nodes(conn)?;
             let text = format!("revoked {} ({})", key.id, key.display());
             Ok((shown(&key), text))
         }),
-        KeyCommand::Rotate { id, grace, .. } => {
+        KeyCommand::Rotate { id, grace } => {
             let grace = match duration("--grace", &grace) {
                 Ok(g) => g,
                 Err(e) => return fail(json, 1, "invalid_request", &e),
@@ -653,9 +1257,9 @@ fn format_time(unix: i64) -> String {
 
 fn fail(json: bool, code: u8, error: &str, message: &str) -> ExitCode {
     if json {
-        println!("{}", json!({ "error": error, "message": message }));
+        emit(&json!({ "error": error, "message": message }));
     } else {
-        eprintln!("tessera: {message}");
+        emit_err(&format!("tessera: {message}"));
     }
     ExitCode::from(code)
 }
@@ -676,25 +1280,85 @@ fn serve(settings: Settings, json: bool) -> ExitCode {
     let system = actix_web::rt::System::new();
     let result = system.block_on(async move {
         let app = Application::build(settings.clone()).await?;
+        let (force, forced) = tokio::sync::oneshot::channel();
+        actix_web::rt::spawn(stop_on_signals(app.handle(), force));
         tracing::info!(
             address = %format!("{}:{}", settings.bind.ip(), app.port()),
             issuer = %settings.issuer_str(),
             database = %settings.database_url,
             "tessera listening"
         );
-        app.run_until_stopped()
-            .await
-            .map_err(|e| StartupError::Bind {
-                addr: settings.bind.to_string(),
-                reason: e.to_string(),
-            })
+        app.run_until(async move {
+            // A dropped sender (no signal task) must not force anything.
+            if forced.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
+        .await
+        .map_err(|e| StartupError::Bind {
+            addr: settings.bind.to_string(),
+            reason: e.to_string(),
+        })
     });
     match result {
-        Ok(()) => {
+        Ok(Stopped::Gracefully) => {
             tracing::info!("tessera stopped");
             ExitCode::SUCCESS
         }
+        Ok(Stopped::Forced) => {
+            tracing::warn!("tessera stopped without waiting for the requests in flight");
+            // 128 + SIGINT, as a shell reports a program that Ctrl-C ended.
+            ExitCode::from(130)
+        }
         Err(e) => startup_failure(json, &e),
+    }
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM stop the server gracefully: no new connections, the requests in
+/// flight are answered (up to `TESSERA_SHUTDOWN_TIMEOUT`). A second SIGINT, or SIGQUIT, stops
+/// waiting for them.
+async fn stop_on_signals(
+    server: actix_web::dev::ServerHandle,
+    force: tokio::sync::oneshot::Sender<()>,
+) {
+    use actix_web::rt::signal::unix::{SignalKind, signal};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for (kind, name) in [
+        (SignalKind::interrupt(), "SIGINT"),
+        (SignalKind::terminate(), "SIGTERM"),
+        (SignalKind::quit(), "SIGQUIT"),
+    ] {
+        match signal(kind) {
+            Ok(mut stream) => {
+                let tx = tx.clone();
+                actix_web::rt::spawn(async move {
+                    while stream.recv().await.is_some() {
+                        if tx.send(name).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(signal = name, error = %e, "cannot listen for the signal"),
+        }
+    }
+    drop(tx);
+    let mut stopping = false;
+    while let Some(name) = rx.recv().await {
+        if name == "SIGQUIT" || (stopping && name == "SIGINT") {
+            tracing::warn!(signal = name, "forced shutdown");
+            let _ = force.send(());
+            return;
+        }
+        if !stopping {
+            stopping = true;
+            tracing::info!(
+                signal = name,
+                "shutting down: finishing the requests in flight (Ctrl-C again to force)"
+            );
+            // The command is sent now; its completion is the server future ending.
+            drop(server.stop(true));
+        }
     }
 }
 
@@ -709,18 +1373,17 @@ fn migrate(settings: Settings, json: bool) -> ExitCode {
     match applied {
         Ok(applied) => {
             if json {
-                println!(
-                    "{}",
-                    json!({ "applied": applied, "database": settings.database_url.backend_name() })
+                emit(
+                    &json!({ "applied": applied, "database": settings.database_url.backend_name() }),
                 );
             } else if applied.is_empty() {
-                println!("database is up to date");
+                emit(&"database is up to date");
             } else {
-                println!(
+                emit(&format!(
                     "applied {} migration(s): {}",
                     applied.len(),
                     applied.join(", ")
-                );
+                ));
             }
             ExitCode::SUCCESS
         }
@@ -764,14 +1427,14 @@ fn create_user(settings: Settings, json: bool, email: &str, admin: bool) -> Exit
         Ok(user) => {
             let view = UserView::from(&user);
             if json {
-                println!("{}", serde_json::to_string(&view).unwrap_or_default());
+                emit(&serde_json::to_string(&view).unwrap_or_default());
             } else {
-                println!(
+                emit(&format!(
                     "created user {} <{}>{}",
                     view.id,
                     view.email,
                     if view.is_admin { " (admin)" } else { "" }
-                );
+                ));
             }
             ExitCode::SUCCESS
         }
@@ -780,10 +1443,6 @@ fn create_user(settings: Settings, json: bool, email: &str, admin: bool) -> Exit
 }
 
 fn app_failure(json: bool, e: &AppError) -> ExitCode {
-    let detail = match e {
-        AppError::BadRequest { detail, .. } => detail.clone(),
-        _ => None,
-    };
-    let message = crate::i18n::message(crate::i18n::Lang::En, e.code(), detail.as_deref());
+    let message = e.message(crate::i18n::Lang::En);
     fail(json, 1, e.code(), &message)
 }

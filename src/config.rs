@@ -1174,6 +1174,8 @@ mod tests {
             ("TESSERA_MAX_CONNECTIONS", "0"),
             ("TESSERA_BODY_TIMEOUT", "soon"),
             ("TESSERA_BODY_TIMEOUT", "0s"),
+            ("TESSERA_METRICS_BIND", "nope"),
+            ("TESSERA_METRICS_TOKEN", "too-short"),
         ] {
             let e = Settings::load(Some(Path::new("/dev/null")), &env(&[(k, v)]))
                 .expect_err("bad value rejected");

@@ -1,11 +1,14 @@
-//! `AppError`, the one error type of every handler, and the JSON error body it renders to.
+//! `AppError`, the one error type of every handler, and what it renders to: the JSON error body on
+//! APIs, an HTML page on the routes a browser visits (the choice is made here, by path, for every
+//! error the app answers with, see [`Surface`]).
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
+use askama::Template as _;
 use serde::Serialize;
 
-use crate::i18n::{self, Lang};
+use crate::i18n::{self, Detail, Lang};
 
 /// Everything a request can fail with. The `code` of each variant is the `error` field of the body.
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +21,7 @@ pub enum AppError {
     #[error("bad request: {code}")]
     BadRequest {
         code: &'static str,
-        detail: Option<String>,
+        detail: Option<Detail>,
     },
     #[error("payload too large (limit {limit} bytes)")]
     PayloadTooLarge { limit: usize },
@@ -33,7 +36,7 @@ pub enum AppError {
     Forbidden(&'static str),
     /// 403 with a catalogue code and a detail (the environment, the audience, …).
     #[error("forbidden: {code}")]
-    ForbiddenDetail { code: &'static str, detail: String },
+    ForbiddenDetail { code: &'static str, detail: Detail },
     #[error("conflict: {0}")]
     Conflict(&'static str),
     #[error("service unavailable: {0}")]
@@ -47,7 +50,7 @@ pub enum AppError {
     OAuth {
         status: StatusCode,
         error: &'static str,
-        detail: Option<String>,
+        detail: Option<Detail>,
     },
     /// 429: the caller's limit is used up; `Retry-After` says when to come back, and the
     /// `X-RateLimit-*` headers name the limit (`limit` 0: none to name) and when it is full again.
@@ -62,7 +65,8 @@ pub enum AppError {
 }
 
 impl AppError {
-    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+    /// 400 with a catalogue code and the detail of its message.
+    pub fn bad_request(code: &'static str, detail: impl Into<Detail>) -> Self {
         Self::BadRequest {
             code,
             detail: Some(detail.into()),
@@ -70,7 +74,7 @@ impl AppError {
     }
 
     /// 403 with a catalogue code and a detail for its message.
-    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn forbidden(code: &'static str, detail: impl Into<Detail>) -> Self {
         Self::ForbiddenDetail {
             code,
             detail: detail.into(),
@@ -78,7 +82,16 @@ impl AppError {
     }
 
     /// An OAuth error with a status chosen by RFC 6749 §5.2 (401 for `invalid_client`, else 400).
-    pub fn oauth(error: &'static str, detail: impl Into<Option<String>>) -> Self {
+    pub fn oauth(error: &'static str, detail: impl Into<Detail>) -> Self {
+        Self::oauth_with(error, Some(detail.into()))
+    }
+
+    /// An OAuth error whose code says it all (no detail).
+    pub fn oauth_bare(error: &'static str) -> Self {
+        Self::oauth_with(error, None)
+    }
+
+    fn oauth_with(error: &'static str, detail: Option<Detail>) -> Self {
         let status = if error == "invalid_client" {
             StatusCode::UNAUTHORIZED
         } else {
@@ -87,7 +100,7 @@ impl AppError {
         Self::OAuth {
             status,
             error,
-            detail: detail.into(),
+            detail,
         }
     }
 
@@ -112,21 +125,34 @@ impl AppError {
         }
     }
 
-    fn detail(&self) -> Option<String> {
+    /// The detail of this error's message, if it has one.
+    pub fn detail(&self) -> Option<Detail> {
         match self {
-            Self::BadRequest { detail, .. } => detail.clone(),
+            Self::BadRequest { detail, .. } | Self::OAuth { detail, .. } => detail.clone(),
             Self::ForbiddenDetail { detail, .. } => Some(detail.clone()),
-            Self::PayloadTooLarge { limit } => Some(limit.to_string()),
-            Self::RequestTimeout { seconds } => Some(seconds.to_string()),
-            Self::UnsupportedMediaType { expected } => Some((*expected).to_owned()),
-            Self::OAuth { detail, .. } => detail.clone(),
-            Self::RateLimited { retry_after, .. } => Some(retry_after.to_string()),
+            Self::PayloadTooLarge { limit } => Some(Detail::Bytes { n: *limit }),
+            Self::RequestTimeout { seconds } => Some(Detail::Seconds { n: *seconds }),
+            Self::UnsupportedMediaType { expected } => Some(Detail::Value {
+                value: (*expected).to_owned(),
+            }),
+            Self::RateLimited { retry_after, .. } => Some(Detail::Seconds { n: *retry_after }),
             _ => None,
         }
     }
 
+    /// This error's user-facing message in `lang` (the `message` field of the body).
+    pub fn message(&self, lang: Lang) -> String {
+        i18n::message(lang, self.code(), self.detail().as_ref())
+    }
+
     /// The response for this error in `lang`, carrying `request_id`. 5xx causes are logged, never sent.
     pub fn render(&self, lang: Lang, request_id: &str) -> HttpResponse {
+        self.render_as(lang, request_id, false)
+    }
+
+    /// As [`AppError::render`]; with `oauth` (the OAuth JSON endpoints), every error, a 413 or a 429
+    /// included, in RFC 6749's shape with `error_description`.
+    pub fn render_as(&self, lang: Lang, request_id: &str, oauth: bool) -> HttpResponse {
         let status = self.status_code();
         if status.is_server_error() && !matches!(self, Self::Busy) {
             tracing::error!(request_id, error = %self, "request failed");
@@ -153,12 +179,15 @@ impl AppError {
         if let Self::Unauthorized(_) = self {
             res.insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="tessera""#));
         }
-        if let Self::OAuth { error, .. } = self {
-            if *error == "invalid_client" {
-                res.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="tessera""#));
-            }
+        if let Self::OAuth { error, .. } = self
+            && *error == "invalid_client"
+        {
+            res.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="tessera""#));
+        }
+        if oauth || matches!(self, Self::OAuth { .. }) {
+            let error = self.code();
             res.insert_header((header::PRAGMA, "no-cache"));
-            let english = i18n::message(Lang::En, error, self.detail().as_deref());
+            let english = self.message(Lang::En);
             // RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E only.
             let ascii: String = english
                 .chars()
@@ -170,29 +199,171 @@ impl AppError {
             return res.json(OAuthErrorBody {
                 error,
                 error_description: &ascii,
-                message: i18n::message(lang, error, self.detail().as_deref()),
+                message: self.message(lang),
                 request_id,
             });
         }
         res.json(ErrorBody {
             error: self.code(),
-            message: i18n::message(lang, self.code(), self.detail().as_deref()),
+            message: self.message(lang),
             request_id,
         })
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
+/// Who reads an error: a program (JSON) or a person in a browser (an HTML page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    Api,
+    /// The OAuth JSON endpoints: every error in RFC 6749's shape (`error_description`).
+    OAuth,
+    Page,
+}
+
+/// The OAuth endpoints whose errors are RFC 6749 JSON (`error_description`), whatever the error
+/// (a 413 or a 429 included).
+pub const OAUTH_JSON_ENDPOINTS: [&str; 3] = ["/oauth/token", "/oauth/revoke", "/oauth/introspect"];
+
+/// The routes a browser visits: their errors are pages, never JSON. `/` itself, and every path under
+/// these prefixes (unknown ones included, so `/dashboard/nope` is a page too).
+const PAGE_PREFIXES: [&str; 5] = [
+    "/dashboard",
+    "/account",
+    "/login",
+    "/logout",
+    "/oauth/authorize",
+];
+
+impl Surface {
+    /// The surface of a request path: a page for `/` and the [`PAGE_PREFIXES`] (the prefix itself,
+    /// or followed by `/`, `?`, or for `/account` an `s`), JSON for everything else.
+    pub fn of(path: &str) -> Self {
+        let page = path == "/"
+            || PAGE_PREFIXES.iter().any(|prefix| {
+                path.strip_prefix(prefix).is_some_and(|rest| {
+                    rest.is_empty()
+                        || rest.starts_with('/')
+                        || (*prefix == "/account" && (rest == "s" || rest.starts_with("s/")))
+                })
+            });
+        if page {
+            Self::Page
+        } else if OAUTH_JSON_ENDPOINTS.contains(&path) {
+            Self::OAuth
+        } else {
+            Self::Api
+        }
+    }
+}
+
+/// An HTML page with the headers every Tessera page carries (no framing, no inline script, no
+/// referrer, not cached).
+pub fn html_response(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("X-Frame-Options", "DENY"))
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .insert_header(("Cache-Control", "no-store"))
+        .body(body)
+}
+
+/// The error page (templates/error/page.html): a title for the status, the catalogue message, the
+/// request id to quote, and the way back.
+#[derive(askama::Template)]
+#[template(path = "error/page.html")]
+struct ErrorPage<'a> {
+    lang: &'static str,
+    code: &'a str,
+    title: String,
     message: String,
+    request_id_label: String,
+    request_id: &'a str,
+    home_label: String,
+}
+
+/// The catalogue key of an error page's title, by status.
+fn page_title(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "page_bad_request",
+        401 => "page_unauthenticated",
+        403 => "page_forbidden",
+        404 => "page_not_found",
+        405 => "page_method_not_allowed",
+        429 => "page_too_many_requests",
+        503 => "page_unavailable",
+        s if s >= 500 => "page_server_error",
+        _ => "page_request_refused",
+    }
+}
+
+impl AppError {
+    /// The response for this error on `surface`: [`AppError::render`] for APIs, an HTML page with
+    /// the same status and headers (`Retry-After`, …) for pages.
+    pub fn render_for(&self, surface: Surface, lang: Lang, request_id: &str) -> HttpResponse {
+        let json = self.render_as(lang, request_id, surface == Surface::OAuth);
+        if surface != Surface::Page {
+            return json;
+        }
+        let status = json.status();
+        let page = ErrorPage {
+            lang: lang.tag(),
+            code: self.code(),
+            title: i18n::message(lang, page_title(status), None),
+            // Details are catalogue entries too, in the page's language.
+            message: self.message(lang),
+            request_id_label: i18n::message(lang, "page_request_id", None),
+            request_id,
+            home_label: i18n::message(lang, "page_home", None),
+        };
+        let body = match page.render() {
+            Ok(body) => body,
+            Err(e) => {
+                tracing::error!(request_id, error = %e, "error page failed to render");
+                return json;
+            }
+        };
+        let mut res = html_response(status, body);
+        for (name, value) in json.headers() {
+            // A browser would answer a `WWW-Authenticate: Basic` challenge with a password dialog.
+            let skip = [
+                header::CONTENT_TYPE,
+                header::CONTENT_LENGTH,
+                header::WWW_AUTHENTICATE,
+            ];
+            if !skip.contains(name) {
+                res.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        res
+    }
+}
+
+/// The error body of the JSON API: a stable code, a message in the caller's language, the request id.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": "invalid_api_key", "message": "The API key is not valid.", "request_id": "req_0123456789abcdefghijklmn"}))]
+pub struct ErrorBody<'a> {
+    /// A stable, machine-readable code (`invalid_api_key`, `not_found`, `rate_limited`, …).
+    error: &'a str,
+    /// What went wrong, in the language negotiated from `Accept-Language`.
+    message: String,
+    /// The id of this request, also in the `X-Request-Id` header.
     request_id: &'a str,
 }
 
-#[derive(Serialize)]
-struct OAuthErrorBody<'a> {
+/// An RFC 6749 §5.2 error body, with Tessera's `message` and `request_id` beside the standard fields.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": "invalid_client", "error_description": "unknown client, wrong secret or disabled client", "message": "unknown client, wrong secret or disabled client", "request_id": "req_0123456789abcdefghijklmn"}))]
+pub struct OAuthErrorBody<'a> {
+    /// The RFC 6749 error code (`invalid_request`, `invalid_client`, `invalid_grant`, …).
     error: &'a str,
+    /// Plain ASCII English, as RFC 6749 requires.
     error_description: &'a str,
+    /// The same in the caller's language.
     message: String,
     request_id: &'a str,
 }
@@ -229,6 +400,11 @@ impl From<diesel::result::Error> for AppError {
             Error::NotFound => Self::NotFound,
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
                 Self::Conflict("conflict")
+            }
+            // The request named a record that does not exist (an unknown owner, say): the
+            // caller's mistake, not the server's.
+            Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+                Self::bad_request("invalid_request", Detail::ReferenceUnknown)
             }
             e if database_unavailable(&e) => Self::Unavailable(format!("database: {e}")),
             other => Self::Internal(format!("database: {other}")),
@@ -299,9 +475,12 @@ pub fn from_actix(err: &actix_web::Error, status: StatusCode, body_limit: usize)
     }
     if let Some(e) = err.as_error::<QueryPayloadError>() {
         let QueryPayloadError::Deserialize(inner) = e else {
-            return AppError::bad_request("invalid_query", e.to_string());
+            return AppError::BadRequest {
+                code: "invalid_query",
+                detail: None,
+            };
         };
-        return AppError::bad_request("invalid_query", inner.to_string());
+        return AppError::bad_request("invalid_query", serde_detail(&inner.to_string()));
     }
     if let Some(PayloadError::Overflow) = err.as_error::<PayloadError>() {
         return AppError::PayloadTooLarge { limit: body_limit };
@@ -313,7 +492,10 @@ pub fn from_actix(err: &actix_web::Error, status: StatusCode, body_limit: usize)
         StatusCode::UNAUTHORIZED => AppError::Unauthorized("unauthenticated"),
         StatusCode::FORBIDDEN => AppError::Forbidden("forbidden"),
         s if s.is_server_error() => AppError::Internal(err.to_string()),
-        _ => AppError::bad_request("invalid_request", err.to_string()),
+        _ => AppError::BadRequest {
+            code: "invalid_request",
+            detail: None,
+        },
     }
 }
 
@@ -328,10 +510,26 @@ pub fn json_error(e: &actix_web::error::JsonPayloadError) -> AppError {
             expected: "application/json",
         },
         E::Deserialize(inner) if inner.is_data() => {
-            AppError::bad_request("invalid_request", inner.to_string())
+            let detail = match serde_detail(&inner.to_string()) {
+                Detail::InvalidValue => Detail::JsonValue {
+                    line: inner.line(),
+                    column: inner.column(),
+                },
+                named => named,
+            };
+            AppError::bad_request("invalid_request", detail)
         }
-        E::Deserialize(inner) => AppError::bad_request("invalid_json", inner.to_string()),
-        other => AppError::bad_request("invalid_json", other.to_string()),
+        E::Deserialize(inner) => AppError::bad_request(
+            "invalid_json",
+            Detail::JsonSyntax {
+                line: inner.line(),
+                column: inner.column(),
+            },
+        ),
+        _ => AppError::BadRequest {
+            code: "invalid_json",
+            detail: None,
+        },
     }
 }
 
@@ -343,8 +541,30 @@ pub fn form_error(e: &actix_web::error::UrlencodedError) -> AppError {
         E::ContentType => AppError::UnsupportedMediaType {
             expected: "application/x-www-form-urlencoded",
         },
-        E::Parse(inner) => AppError::bad_request("invalid_form", inner.to_string()),
-        other => AppError::bad_request("invalid_form", other.to_string()),
+        E::Parse(inner) => AppError::bad_request("invalid_form", serde_detail(&inner.to_string())),
+        _ => AppError::BadRequest {
+            code: "invalid_form",
+            detail: None,
+        },
+    }
+}
+
+/// The field a serde error names, from its message (serde has no structured form of it): a missing
+/// or unknown field, or a value not among the accepted ones; anything else is a wrong value.
+fn serde_detail(message: &str) -> Detail {
+    let quoted = |prefix: &str| -> Option<String> {
+        let rest = &message[message.find(prefix)? + prefix.len()..];
+        let name = &rest[..rest.find('`')?];
+        Some(name.chars().take(64).collect())
+    };
+    if let Some(field) = quoted("missing field `") {
+        Detail::MissingField { field }
+    } else if let Some(field) = quoted("unknown field `") {
+        Detail::UnknownField { field }
+    } else if let Some(value) = quoted("unknown variant `") {
+        Detail::UnknownVariant { value }
+    } else {
+        Detail::InvalidValue
     }
 }
 
@@ -353,6 +573,35 @@ mod tests {
     use diesel::result::{DatabaseErrorKind, Error};
 
     use super::*;
+
+    #[test]
+    fn browser_routes_get_pages_and_everything_else_json() {
+        for page in [
+            "/",
+            "/dashboard",
+            "/dashboard/nope",
+            "/account",
+            "/accounts/x",
+            "/login",
+            "/logout",
+            "/oauth/authorize",
+        ] {
+            assert_eq!(Surface::of(page), Surface::Page, "{page}");
+        }
+        for oauth in OAUTH_JSON_ENDPOINTS {
+            assert_eq!(Surface::of(oauth), Surface::OAuth, "{oauth}");
+        }
+        for api in [
+            "/v1/keys",
+            "/oauth/authorizer",
+            "/dashboards",
+            "/loginx",
+            "/nothing",
+            "/healthz",
+        ] {
+            assert_eq!(Surface::of(api), Surface::Api, "{api}");
+        }
+    }
 
     fn database(kind: DatabaseErrorKind, message: &str) -> Error {
         Error::DatabaseError(kind, Box::new(message.to_owned()))
@@ -386,5 +635,10 @@ mod tests {
         assert_eq!(bad.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
         let conflict = database(DatabaseErrorKind::UniqueViolation, "duplicate key");
         assert_eq!(AppError::from(conflict).status_code(), StatusCode::CONFLICT);
+        let dangling = database(DatabaseErrorKind::ForeignKeyViolation, "FOREIGN KEY failed");
+        assert_eq!(
+            AppError::from(dangling).status_code(),
+            StatusCode::BAD_REQUEST
+        );
     }
 }

@@ -9,7 +9,7 @@
 //! small and hold no secret: a cache name and an HMAC in hex, or an id. The caches' TTL stays the
 //! fallback. SQLite is single-node: there the bus is disabled and publishing does nothing.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -138,6 +138,17 @@ struct Inner {
     node: String,
     tx: SyncSender<String>,
     rx: Mutex<Option<Receiver<String>>>,
+    /// What the metrics read of the listener thread.
+    gauges: Arc<Gauges>,
+}
+
+/// The listener thread's state, for the metrics.
+#[derive(Debug, Default)]
+struct Gauges {
+    /// Messages queued and not yet sent (the `cache_invalidation` queue length).
+    queued: AtomicUsize,
+    /// The listener is connected and listening.
+    connected: AtomicBool,
 }
 
 impl std::fmt::Debug for Bus {
@@ -157,6 +168,7 @@ impl Bus {
                 node: crate::crypto::random_id("n", 12),
                 tx,
                 rx: Mutex::new(Some(rx)),
+                gauges: Arc::default(),
             })),
         }
     }
@@ -176,11 +188,28 @@ impl Bus {
             return;
         };
         match inner.tx.try_send(event.encode(&inner.node)) {
-            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            Ok(()) => {
+                inner.gauges.queued.fetch_add(1, Ordering::AcqRel);
+            }
+            Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(_)) => {
                 tracing::warn!("cache invalidation queue full; other nodes rely on the cache TTL");
             }
         }
+    }
+
+    /// Messages this node published that are not sent yet (0 when disabled).
+    pub fn queued(&self) -> usize {
+        self.inner
+            .as_ref()
+            .map_or(0, |i| i.gauges.queued.load(Ordering::Acquire))
+    }
+
+    /// True while the listener thread is connected and listening (never when disabled).
+    pub fn connected(&self) -> bool {
+        self.inner
+            .as_ref()
+            .is_some_and(|i| i.gauges.connected.load(Ordering::Acquire))
     }
 
     /// Starts the listener thread on `database_url` (PostgreSQL): it sends what this node publishes and
@@ -199,10 +228,11 @@ impl Bus {
             .take()?;
         let stop = Arc::new(AtomicBool::new(false));
         let node = inner.node.clone();
+        let gauges = inner.gauges.clone();
         let flag = stop.clone();
         let spawned = std::thread::Builder::new()
             .name("tessera-invalidate".into())
-            .spawn(move || run(&database_url, &node, &rx, &flag, &handle));
+            .spawn(move || run(&database_url, &node, (&rx, &gauges), &flag, &handle));
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "cannot start the cache invalidation listener");
             return None;
@@ -224,7 +254,15 @@ impl Drop for Listening {
 }
 
 /// The listener thread: connect, listen, pump both ways until the connection fails; then again.
-fn run(url: &str, node: &str, rx: &Receiver<String>, stop: &AtomicBool, handle: &dyn Fn(Incoming)) {
+/// `outbox`: the queue of messages to send, and the gauges (its length decremented as each one is
+/// sent; connected while listening).
+fn run(
+    url: &str,
+    node: &str,
+    outbox: (&Receiver<String>, &Gauges),
+    stop: &AtomicBool,
+    handle: &dyn Fn(Incoming),
+) {
     let mut backoff = Duration::from_millis(100);
     let mut pending: Option<String> = None;
     let mut first = true;
@@ -248,13 +286,18 @@ fn run(url: &str, node: &str, rx: &Receiver<String>, stop: &AtomicBool, handle: 
         };
         backoff = Duration::from_millis(100);
         if first {
+            // Entries cached before the first connection (the node's first moments) keep the TTL
+            // bound; dropping them here made a node's first cache hits race its listener.
             first = false;
         } else {
             tracing::info!("cache invalidation listener reconnected; dropping cached entries");
+            // Messages may have been missed during the gap.
+            handle(Incoming::Reconnected);
         }
-        // Harmless on the first connection (nothing is cached yet); after a gap it is required.
-        handle(Incoming::Reconnected);
-        if let Err(e) = pump(&mut conn, node, rx, stop, handle, &mut pending) {
+        outbox.1.connected.store(true, Ordering::Release);
+        let pumped = pump(&mut conn, node, outbox, stop, handle, &mut pending);
+        outbox.1.connected.store(false, Ordering::Release);
+        if let Err(e) = pumped {
             tracing::warn!(error = %e, "cache invalidation listener lost its connection; reconnecting");
         }
     }
@@ -264,7 +307,7 @@ fn run(url: &str, node: &str, rx: &Receiver<String>, stop: &AtomicBool, handle: 
 fn pump(
     conn: &mut PgConnection,
     node: &str,
-    rx: &Receiver<String>,
+    (rx, gauges): (&Receiver<String>, &Gauges),
     stop: &AtomicBool,
     handle: &dyn Fn(Incoming),
     pending: &mut Option<String>,
@@ -289,6 +332,7 @@ fn pump(
                 *pending = Some(payload);
                 return Err(e);
             }
+            gauges.queued.fetch_sub(1, Ordering::AcqRel);
             checked = Instant::now();
             next = rx.try_recv().ok();
         }

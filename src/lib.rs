@@ -15,6 +15,7 @@ pub mod janitor;
 pub mod jwt;
 pub mod metrics;
 pub mod oauth;
+pub mod openapi;
 pub mod ops;
 pub mod ratelimit;
 pub mod request;

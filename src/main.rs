@@ -5,5 +5,8 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
-    tessera::cli::run(tessera::cli::Cli::parse())
+    match tessera::cli::Cli::try_parse() {
+        Ok(cli) => tessera::cli::run(cli),
+        Err(e) => tessera::cli::usage_error(&e),
+    }
 }

@@ -1,37 +1,122 @@
-//! Prometheus metrics: requests by route and status, a latency histogram, and the database pool's state.
+//! Prometheus metrics: requests by route and status, a latency histogram, the database pool's state,
+//! what operators graph about the features (tokens issued and refused, key verifications by result,
+//! sign-ins, rate-limit refusals, cache hits and misses, background-queue lengths), and the standard
+//! `process_*` series (Linux).
+//!
+//! Every label value is a `&'static str` chosen by the code (a grant, an error code, a limiter, a
+//! cache): nothing a request sends becomes a label as it is, so the number of series is bounded by the
+//! program text (an unknown `grant_type` is `other`, a client is `confidential` or `public`, never its id).
 
 use prometheus::{
-    Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::db::Pool;
+
+/// A counter handed to a feature that counts on its hot path (an atomic add, no label lookup).
+pub type Counter = IntCounter;
+
+/// A counter registered nowhere: what a cache or limiter built without [`Metrics`] counts into.
+pub fn detached() -> Counter {
+    IntCounter::new("detached", "Counted nowhere.").expect("static metric options are valid")
+}
+
+/// The grants of the token endpoint, as labels (`other`: a `grant_type` Tessera does not support;
+/// `none`: the request had none, or was refused before it was read).
+pub const GRANTS: [&str; 6] = [
+    "authorization_code",
+    "client_credentials",
+    "refresh_token",
+    "jwt_bearer",
+    "other",
+    "none",
+];
+
+/// Where a key or token was verified: `POST /v1/keys/verify` or forward-auth `/v1/auth/check`.
+pub const VIAS: [&str; 2] = ["verify", "forward_auth"];
+
+/// The result codes of a verification, created at zero so that a rate is defined from the start.
+pub const VERIFY_CODES: [&str; 8] = [
+    "valid",
+    "invalid_api_key",
+    "missing_api_key",
+    "expired_api_key",
+    "revoked_api_key",
+    "disabled_api_key",
+    "insufficient_permissions",
+    "rate_limited",
+];
+
+/// Why a sign-in failed.
+pub const SIGN_IN_FAILURES: [&str; 6] = [
+    "wrong_password",
+    "unknown_account",
+    "disabled_account",
+    "throttled",
+    "busy",
+    "csrf_failed",
+];
+
+/// The RFC 6749 errors of the token endpoint (others, such as `rate_limited`, appear when they occur).
+const TOKEN_ERRORS: [&str; 6] = [
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+];
+
+/// The background queues whose length is sampled at each scrape.
+pub const QUEUES: [&str; 3] = ["usage_flush", "cache_invalidation", "password_hashing"];
+
+/// The per-node caches.
+pub const CACHES: [&str; 5] = ["keys", "tokens", "clients", "apis", "jwks"];
+
+fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).expect("static metric options are valid")
+}
+
+fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric options are valid")
+}
 
 /// One registry per running app (tests run many apps in one process; nothing is global).
 #[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// The `process_*` collector, apart: the registry's `tessera_` prefix must not rename them.
+    process: Registry,
     requests: IntCounterVec,
     duration: HistogramVec,
     pool_connections: IntGaugeVec,
     pool_max: IntGauge,
     purged_rows: IntCounterVec,
-    api_key_lookups: prometheus::IntCounter,
-    api_key_cache_hits: prometheus::IntCounter,
+    api_key_lookups: IntCounter,
+    api_key_cache_hits: IntCounter,
+    tokens_issued: IntCounterVec,
+    token_failures: IntCounterVec,
+    key_verifications: IntCounterVec,
+    sign_ins: IntCounter,
+    sign_in_failures: IntCounterVec,
+    rate_limited: IntCounterVec,
+    cache_hits: IntCounterVec,
+    cache_misses: IntCounterVec,
+    cache_entries: IntGaugeVec,
+    queue_length: IntGaugeVec,
+    invalidation_up: IntGauge,
 }
 
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new_custom(Some("tessera".into()), None)
             .expect("static registry options are valid");
-        let requests = IntCounterVec::new(
-            Opts::new(
-                "http_requests_total",
-                "HTTP requests by method, route and status.",
-            ),
+        let requests = counter_vec(
+            "http_requests_total",
+            "HTTP requests by method, route and status.",
             &["method", "route", "status"],
-        )
-        .expect("static metric options are valid");
+        );
         let duration = HistogramVec::new(
             HistogramOpts::new(
                 "http_request_duration_seconds",
@@ -43,34 +128,114 @@ impl Metrics {
             &["method", "route"],
         )
         .expect("static metric options are valid");
-        let pool_connections = IntGaugeVec::new(
-            Opts::new("db_pool_connections", "Database pool connections by state."),
+        let pool_connections = gauge_vec(
+            "db_pool_connections",
+            "Database pool connections by state.",
             &["state"],
-        )
-        .expect("static metric options are valid");
+        );
         let pool_max = IntGauge::new("db_pool_max_connections", "Database pool size limit.")
             .expect("static metric options are valid");
-        let purged_rows = IntCounterVec::new(
-            Opts::new(
-                "purged_rows_total",
-                "Expired rows deleted by the janitor, by table.",
-            ),
+        let purged_rows = counter_vec(
+            "purged_rows_total",
+            "Expired rows deleted by the janitor, by table.",
             &["table"],
-        )
-        .expect("static metric options are valid");
-        let api_key_lookups = prometheus::IntCounter::new(
+        );
+        let api_key_lookups = IntCounter::new(
             "api_key_lookups_total",
             "Well-formed API keys looked up, in the per-node cache or the database (malformed keys are \
              refused before any lookup).",
         )
         .expect("static metric options are valid");
-        let api_key_cache_hits = prometheus::IntCounter::new(
+        let api_key_cache_hits = IntCounter::new(
             "api_key_cache_hits_total",
             "API-key lookups answered by the per-node cache without a database query.",
         )
         .expect("static metric options are valid");
+        let tokens_issued = counter_vec(
+            "tokens_issued_total",
+            "Access tokens issued at /oauth/token, by grant and client type (confidential or public).",
+            &["grant", "client_type"],
+        );
+        let token_failures = counter_vec(
+            "token_failures_total",
+            "Refused token requests at /oauth/token, by grant and error code.",
+            &["grant", "error"],
+        );
+        let key_verifications = counter_vec(
+            "key_verifications_total",
+            "API keys and access tokens verified, by endpoint (verify, forward_auth) and result code \
+             (/v1/keys/verify answers 200 whatever the result).",
+            &["via", "code"],
+        );
+        let sign_ins = IntCounter::new("sign_ins_total", "Successful sign-ins at /login.")
+            .expect("static metric options are valid");
+        let sign_in_failures = counter_vec(
+            "sign_in_failures_total",
+            "Failed sign-ins at /login, by reason.",
+            &["reason"],
+        );
+        let rate_limited = counter_vec(
+            "rate_limited_total",
+            "Requests refused by a rate limit, by limiter.",
+            &["limiter"],
+        );
+        let cache_hits = counter_vec(
+            "cache_hits_total",
+            "Lookups answered by a per-node cache, by cache.",
+            &["cache"],
+        );
+        let cache_misses = counter_vec(
+            "cache_misses_total",
+            "Lookups a per-node cache could not answer (the database or the network was asked), by cache.",
+            &["cache"],
+        );
+        let cache_entries = gauge_vec(
+            "cache_entries",
+            "Entries held by a per-node cache, by cache.",
+            &["cache"],
+        );
+        let queue_length = gauge_vec(
+            "queue_length",
+            "Items waiting in a background queue: API-key and client usage not yet written \
+             (usage_flush), cache drops not yet sent to the other nodes (cache_invalidation), password \
+             hashes running or waiting (password_hashing).",
+            &["queue"],
+        );
+        let invalidation_up = IntGauge::new(
+            "invalidation_listener_up",
+            "1 while this node's cache invalidation listener is connected to PostgreSQL (always 0 on \
+             SQLite, which has no listener).",
+        )
+        .expect("static metric options are valid");
         for table in crate::janitor::TABLES {
             purged_rows.with_label_values(&[table.name()]);
+        }
+        for grant in &GRANTS[..4] {
+            for client_type in ["confidential", "public"] {
+                tokens_issued.with_label_values(&[grant, client_type]);
+            }
+        }
+        for error in TOKEN_ERRORS {
+            token_failures.with_label_values(&["none", error]);
+        }
+        for via in VIAS {
+            for code in VERIFY_CODES {
+                key_verifications.with_label_values(&[via, code]);
+            }
+        }
+        for reason in SIGN_IN_FAILURES {
+            sign_in_failures.with_label_values(&[reason]);
+        }
+        for limiter in crate::ratelimit::LIMITERS {
+            rate_limited.with_label_values(&[limiter]);
+        }
+        for cache in CACHES {
+            cache_hits.with_label_values(&[cache]);
+            cache_misses.with_label_values(&[cache]);
+            cache_entries.with_label_values(&[cache]);
+        }
+        for queue in QUEUES {
+            queue_length.with_label_values(&[queue]);
         }
         for c in [
             Box::new(purged_rows.clone()) as Box<dyn prometheus::core::Collector>,
@@ -80,11 +245,23 @@ impl Metrics {
             Box::new(duration.clone()),
             Box::new(pool_connections.clone()),
             Box::new(pool_max.clone()),
+            Box::new(tokens_issued.clone()),
+            Box::new(token_failures.clone()),
+            Box::new(key_verifications.clone()),
+            Box::new(sign_ins.clone()),
+            Box::new(sign_in_failures.clone()),
+            Box::new(rate_limited.clone()),
+            Box::new(cache_hits.clone()),
+            Box::new(cache_misses.clone()),
+            Box::new(cache_entries.clone()),
+            Box::new(queue_length.clone()),
+            Box::new(invalidation_up.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
         Self {
             registry,
+            process: process_registry(),
             requests,
             duration,
             pool_connections,
@@ -92,7 +269,78 @@ impl Metrics {
             purged_rows,
             api_key_lookups,
             api_key_cache_hits,
+            tokens_issued,
+            token_failures,
+            key_verifications,
+            sign_ins,
+            sign_in_failures,
+            rate_limited,
+            cache_hits,
+            cache_misses,
+            cache_entries,
+            queue_length,
+            invalidation_up,
         }
+    }
+
+    /// Counts an access token issued under `grant` (one of [`GRANTS`]) to a public or confidential client.
+    pub fn token_issued(&self, grant: &'static str, public: bool) {
+        let client_type = if public { "public" } else { "confidential" };
+        self.tokens_issued
+            .with_label_values(&[grant, client_type])
+            .inc();
+    }
+
+    /// Counts a refused token request: its grant (one of [`GRANTS`]) and error code.
+    pub fn token_failed(&self, grant: &'static str, error: &'static str) {
+        self.token_failures.with_label_values(&[grant, error]).inc();
+    }
+
+    /// Counts a verification at `via` (one of [`VIAS`]) that answered `code`.
+    pub fn key_verified(&self, via: &'static str, code: &'static str) {
+        self.key_verifications.with_label_values(&[via, code]).inc();
+    }
+
+    /// Counts a successful sign-in.
+    pub fn signed_in(&self) {
+        self.sign_ins.inc();
+    }
+
+    /// Counts a failed sign-in (`reason`: one of [`SIGN_IN_FAILURES`]).
+    pub fn sign_in_failed(&self, reason: &'static str) {
+        self.sign_in_failures.with_label_values(&[reason]).inc();
+    }
+
+    /// The refusal counter of the rate limiter `limiter` ([`crate::ratelimit::LIMITERS`]).
+    pub fn rate_limit_counter(&self, limiter: &'static str) -> Counter {
+        self.rate_limited.with_label_values(&[limiter])
+    }
+
+    /// The hit and miss counters of the cache `cache` (one of [`CACHES`]).
+    pub fn cache_counters(&self, cache: &'static str) -> CacheCounters {
+        CacheCounters {
+            hits: self.cache_hits.with_label_values(&[cache]),
+            misses: self.cache_misses.with_label_values(&[cache]),
+        }
+    }
+
+    /// Sets the entries a cache holds now (sampled at each scrape).
+    pub fn set_cache_entries(&self, cache: &'static str, entries: usize) {
+        self.cache_entries
+            .with_label_values(&[cache])
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+    }
+
+    /// Sets whether the cache invalidation listener is connected (sampled at each scrape).
+    pub fn set_invalidation_up(&self, up: bool) {
+        self.invalidation_up.set(i64::from(up));
+    }
+
+    /// Sets the length of the background queue `queue` (one of [`QUEUES`]; sampled at each scrape).
+    pub fn set_queue_length(&self, queue: &'static str, length: usize) {
+        self.queue_length
+            .with_label_values(&[queue])
+            .set(i64::try_from(length).unwrap_or(i64::MAX));
     }
 
     /// Counts one lookup of a well-formed API key.
@@ -133,9 +381,11 @@ impl Metrics {
             .with_label_values(&["active"])
             .set(i64::from(state.connections) - idle);
         self.pool_max.set(i64::from(pool.max_size()));
+        let mut families = self.registry.gather();
+        families.extend(self.process.gather());
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail for well-formed metric families.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        let _ = TextEncoder::new().encode(&families, &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
 }
@@ -150,6 +400,50 @@ pub fn method_label(method: &str) -> &str {
         }
         _ => "other",
     }
+}
+
+/// The hits and misses of one cache (hot path: an atomic add each).
+#[derive(Debug, Clone)]
+pub struct CacheCounters {
+    hits: Counter,
+    misses: Counter,
+}
+
+impl CacheCounters {
+    /// Counters registered nowhere, for a cache built without [`Metrics`].
+    pub fn detached() -> Self {
+        Self {
+            hits: detached(),
+            misses: detached(),
+        }
+    }
+
+    pub fn hit(&self) {
+        self.hits.inc();
+    }
+
+    pub fn miss(&self) {
+        self.misses.inc();
+    }
+}
+
+impl Default for CacheCounters {
+    fn default() -> Self {
+        Self::detached()
+    }
+}
+
+/// The registry of the standard `process_*` series (CPU seconds, resident and virtual memory, open and
+/// maximum file descriptors, threads, start time), read from `/proc` at each scrape. Empty off Linux.
+fn process_registry() -> Registry {
+    let registry = Registry::new();
+    #[cfg(target_os = "linux")]
+    registry
+        .register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("a fresh registry");
+    registry
 }
 
 impl Default for Metrics {

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpResponse, get, web};
-use serde_json::json;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, web};
 
 use crate::error::AppError;
 use crate::state::AppState;
@@ -12,15 +12,65 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(healthz).service(readyz).service(metrics);
 }
 
+/// The OpenAPI description of `/healthz` and `/readyz` (`/metrics` is Prometheus text, not JSON).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    Docs::openapi()
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(healthz, readyz))]
+struct Docs;
+
+/// The answer of `/healthz`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Health {
+    #[schema(value_type = String, example = "ok")]
+    status: &'static str,
+}
+
+/// The answer of `/readyz`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Ready {
+    #[schema(value_type = String, example = "ready")]
+    status: &'static str,
+    /// `sqlite` or `postgres`.
+    #[schema(value_type = String, example = "sqlite")]
+    database: &'static str,
+}
+
+/// The main listener's routes when `/metrics` has a listener of its own (`TESSERA_METRICS_BIND`).
+pub fn configure_health(cfg: &mut web::ServiceConfig) {
+    cfg.service(healthz).service(readyz);
+}
+
+/// The routes of the metrics listener.
+pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
+    cfg.service(metrics);
+}
+
 /// The process is up and serving HTTP. Touches nothing else, so it is the benchmark baseline.
+#[utoipa::path(
+    operation_id = "healthz",
+    tag = "ops",
+    responses((status = 200, description = "The process serves HTTP", body = Health))
+)]
 #[get("/healthz")]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .json(json!({"status": "ok"}))
+        .json(Health { status: "ok" })
 }
 
 /// The database answers. 503 while it does not; 200 again as soon as it does, without a restart.
+#[utoipa::path(
+    operation_id = "readyz",
+    tag = "ops",
+    responses(
+        (status = 200, description = "The database answers", body = Ready),
+        (status = 503, description = "The database does not answer"),
+    )
+)]
 #[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let timeout = state.settings.database_timeout.min(Duration::from_secs(2));
@@ -31,10 +81,10 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     match result {
         Ok(()) => Ok(HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))
-            .json(json!({
-                "status": "ready",
-                "database": state.settings.database_url.backend_name(),
-            }))),
+            .json(Ready {
+                status: "ready",
+                database: state.settings.database_url.backend_name(),
+            })),
         Err(reason) => {
             tracing::warn!(%reason, "readiness check failed");
             Err(AppError::Unavailable(reason))
@@ -42,13 +92,58 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     }
 }
 
+/// The Prometheus text exposition. With `TESSERA_METRICS_TOKEN`, only for `Authorization: Bearer
+/// <token>` (401 with `WWW-Authenticate` otherwise); queue lengths and cache sizes are read now.
 #[get("/metrics")]
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    if let Some(expected) = &state.settings.metrics_token
+        && !bearer_matches(&req, &state, expected.expose())
+    {
+        return Err(AppError::Unauthorized("unauthenticated"));
+    }
     let st = state.clone();
-    let body = web::block(move || st.metrics.render(&st.pool))
-        .await
-        .unwrap_or_default();
-    HttpResponse::Ok()
+    let body = web::block(move || {
+        sample(&st);
+        st.metrics.render(&st.pool)
+    })
+    .await
+    .unwrap_or_default();
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(body)
+        .body(body))
+}
+
+/// True when the request carries `Authorization: Bearer <expected>`. Both sides are compared as HMACs
+/// under the pepper (ring's constant-time check), so neither the token's bytes nor its length leak
+/// through timing.
+fn bearer_matches(req: &HttpRequest, state: &AppState, expected: &[u8]) -> bool {
+    let Some(given) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+    else {
+        return false;
+    };
+    let tag = state.hasher.tag("metrics-token", expected);
+    state
+        .hasher
+        .verify_tag("metrics-token", given.as_bytes(), &tag)
+}
+
+/// Reads the gauges that are sampled rather than counted: background-queue lengths and cache sizes.
+fn sample(state: &AppState) {
+    let m = &state.metrics;
+    m.set_queue_length("usage_flush", state.usage.pending());
+    m.set_queue_length("cache_invalidation", state.bus.queued());
+    m.set_invalidation_up(state.bus.connected());
+    m.set_queue_length("password_hashing", state.password_gate.in_use());
+    m.set_cache_entries("keys", state.key_cache.len());
+    m.set_cache_entries("tokens", state.token_cache.len());
+    m.set_cache_entries("clients", state.client_cache.len());
+    m.set_cache_entries("apis", state.api_cache.len());
+    m.set_cache_entries("jwks", state.jwks_cache.len());
 }

@@ -74,9 +74,8 @@ const SECURITY_HEADERS: [(HeaderName, &str); 2] = [
     (header::REFERRER_POLICY, "no-referrer"),
 ];
 
-/// The OAuth endpoints whose errors are RFC 6749 JSON (`error_description`); a wrong method there
-/// is answered in that shape too.
-const OAUTH_JSON_ENDPOINTS: [&str; 3] = ["/oauth/token", "/oauth/revoke", "/oauth/introspect"];
+// The OAuth endpoints answer errors in RFC 6749's shape, a wrong method included.
+use crate::error::OAUTH_JSON_ENDPOINTS;
 
 /// What became of a request body, shared between its stream and the middleware.
 #[derive(Default)]
@@ -194,7 +193,7 @@ fn unrouted(res: &ServiceResponse<BoxBody>) -> Option<AppError> {
 
 /// The outermost middleware. Every response leaves with `X-Request-Id` and the security headers;
 /// every error leaves as `{"error", "message", "request_id"}` in the caller's language (RFC 6749
-/// errors with `error_description` too); a body that does not arrive within `TESSERA_BODY_TIMEOUT`
+/// errors with `error_description` too), or as an HTML page on the browser's routes; a body that does not arrive within `TESSERA_BODY_TIMEOUT`
 /// gets 408 and its connection is closed.
 pub async fn context(
     mut req: ServiceRequest,
@@ -221,6 +220,8 @@ pub async fn context(
         .as_ref()
         .map_or(Duration::from_secs(10), |s| s.settings.body_timeout);
     let method = req.method().to_string();
+    // JSON for programs, an HTML page on the routes a browser visits (`error::Surface`).
+    let surface = error::Surface::of(req.path());
     let span =
         tracing::info_span!("request", request_id = %id, method = %method, path = %req.path());
 
@@ -232,7 +233,7 @@ pub async fn context(
         .and_then(|v| v.parse::<u64>().ok());
     let mut body = None;
     let mut res = if declared.is_some_and(|n| n > body_limit as u64) {
-        let body = AppError::PayloadTooLarge { limit: body_limit }.render(lang, &id);
+        let body = AppError::PayloadTooLarge { limit: body_limit }.render_for(surface, lang, &id);
         req.into_response(body)
     } else {
         body = Some(watch_body(&mut req, body_timeout));
@@ -249,15 +250,17 @@ pub async fn context(
     let rendered: Option<HttpResponse> = if timed_out {
         span.in_scope(|| tracing::info!("request body timed out"));
         let seconds = body_timeout.as_secs().max(1);
-        Some(AppError::RequestTimeout { seconds }.render(lang, &id))
+        Some(AppError::RequestTimeout { seconds }.render_for(surface, lang, &id))
     } else if let Some(err) = res.response().error() {
         Some(match err.as_error::<AppError>() {
-            Some(app) => app.render(lang, &id),
-            None => error::from_actix(err, res.status(), body_limit).render(lang, &id),
+            Some(app) => app.render_for(surface, lang, &id),
+            None => error::from_actix(err, res.status(), body_limit).render_for(surface, lang, &id),
         })
     } else {
         unrouted_error = unrouted(&res);
-        unrouted_error.as_ref().map(|e| e.render(lang, &id))
+        unrouted_error
+            .as_ref()
+            .map(|e| e.render_for(surface, lang, &id))
     };
     if let Some(mut rendered) = rendered {
         if let Some(allow) = res.headers().get(header::ALLOW) {

@@ -43,6 +43,8 @@ pub struct Application {
     pool: Pool,
     server: Server,
     state: web::Data<AppState>,
+    /// The `/metrics` listener of its own (`TESSERA_METRICS_BIND`) and its port.
+    metrics: Option<(Server, u16)>,
 }
 
 impl std::fmt::Debug for Application {
@@ -82,9 +84,12 @@ impl Application {
             .map_err(|e| StartupError::Database(e.to_string()))??
         };
         let keyring = prepare(&pool, &settings, keys.master_key.clone()).await?;
-        let limits = crate::ratelimit::RateLimits::new(&settings).map_err(|e| {
-            StartupError::Config(crate::config::ConfigError::new("TESSERA_REDIS_URL", e))
-        })?;
+        let metrics = Metrics::new();
+        let limits = crate::ratelimit::RateLimits::new(&settings)
+            .map_err(|e| {
+                StartupError::Config(crate::config::ConfigError::new("TESSERA_REDIS_URL", e))
+            })?
+            .counted_in(&metrics);
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let bus = match settings.database_url {
             crate::config::DatabaseUrl::Postgres(_) => crate::invalidate::Bus::new(),
@@ -94,7 +99,7 @@ impl Application {
             hasher: Hasher::new(&keys.pepper),
             keyring,
             master_key: keys.master_key.clone(),
-            jwks_cache: oauth::JwksCache::new(),
+            jwks_cache: oauth::JwksCache::new().counted_in(&metrics),
             limits,
             password_gate: crate::accounts::password::PasswordGate::for_this_machine(),
             usage: Default::default(),
@@ -102,41 +107,54 @@ impl Application {
                 settings.api_key_cache_ttl,
                 crate::apikeys::cache::CAPACITY,
             )
-            .publishing(crate::janitor::KEYS, &bus),
+            .publishing(crate::janitor::KEYS, &bus)
+            .counted_in(&metrics),
             token_cache: crate::cache::TokenCache::new(
                 settings.api_key_cache_ttl,
                 crate::cache::CAPACITY,
             )
-            .publishing(crate::janitor::TOKENS, &bus),
+            .publishing(crate::janitor::TOKENS, &bus)
+            .counted_in(&metrics),
             client_cache: crate::cache::ClientCache::new(
                 settings.api_key_cache_ttl,
                 crate::cache::CAPACITY,
             )
-            .publishing(crate::janitor::CLIENTS, &bus),
+            .publishing(crate::janitor::CLIENTS, &bus)
+            .counted_in(&metrics),
             api_cache: crate::cache::ApiCache::new(settings.api_key_cache_ttl, 1_000)
-                .publishing(crate::janitor::APIS, &bus),
+                .publishing(crate::janitor::APIS, &bus)
+                .counted_in(&metrics),
             bus,
             settings: settings.clone(),
             pool: pool.clone(),
-            metrics: Metrics::new(),
+            metrics,
         });
         let limit = settings.body_limit;
         let app_state = state.clone();
+        // With a listener of its own, `/metrics` is not routed here (404 like any unknown path).
+        let ops_routes: fn(&mut web::ServiceConfig) = match settings.metrics_bind {
+            Some(_) => ops::configure_health,
+            None => ops::configure,
+        };
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(web::Data::new(accounts::AppOfReturnTo(
+                    oauth::app_named_by_return_to,
+                )))
                 // Extractor failures are turned into the JSON error shape by `request::context`.
                 .app_data(web::JsonConfig::default().limit(limit))
                 .app_data(web::FormConfig::default().limit(limit))
                 .app_data(web::PayloadConfig::new(limit))
                 // Hot paths first: routing (and the metrics' route label) walks the routes in this
                 // order, and every dynamic route passed costs a pattern match.
-                .configure(ops::configure)
+                .configure(ops_routes)
                 .configure(crate::apikeys::configure)
                 .configure(oauth::configure)
                 .configure(jwt::configure)
                 .configure(accounts::configure)
                 .configure(pages::configure)
+                .configure(crate::openapi::configure)
                 // Last, a resource without routes for every path: actix answers it 405 with `Allow`
                 // naming the methods of the resources above whose path matched (a wrong method), or
                 // 405 without `Allow` when none did; `request::context` renders these as JSON 405
@@ -158,6 +176,10 @@ impl Application {
         // hash per core) anyway; actix's default of 512 / cores threads per worker only made more
         // threads, each with its own malloc arena and stack, under bursts (issue 12, defect 10).
         .worker_max_blocking_threads(blocking_threads(&settings))
+        // Signals are the binary's business (`cli::serve`: SIGINT and SIGTERM stop gracefully, a
+        // second SIGINT forces); actix's own handlers made Ctrl-C a forced stop, and in tests they
+        // would catch the test runner's signals.
+        .disable_signals()
         .listen(listener)
         .map_err(|e| StartupError::Bind {
             addr: settings.bind.to_string(),
@@ -166,12 +188,19 @@ impl Application {
         if let Some(workers) = settings.workers {
             server = server.workers(workers);
         }
+        let metrics = metrics_server(&settings, &app_state)?;
         Ok(Self {
             port,
             pool,
             server: server.run(),
             state: app_state,
+            metrics,
         })
+    }
+
+    /// The port of the `/metrics` listener, when `TESSERA_METRICS_BIND` gives it one of its own.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(_, port)| *port)
     }
 
     pub fn port(&self) -> u16 {
@@ -182,20 +211,98 @@ impl Application {
         &self.pool
     }
 
-    /// Serves until SIGINT/SIGTERM, then drains in-flight requests (graceful shutdown).
-    /// The background jobs (key reload and rotation schedule, janitor) run alongside.
-    /// After the server stops, the API-key usage counted in memory is written (nothing is lost on SIGTERM).
+    /// Stops the server: `graceful` stops accepting and lets requests in flight finish (up to
+    /// `TESSERA_SHUTDOWN_TIMEOUT`); otherwise open connections are closed at once.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped through [`Application::handle`]; see [`Application::run_until`].
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(std::future::pending()).await.map(|_| ())
+    }
+
+    /// Serves until the server is stopped through [`Application::handle`] (it then drains the
+    /// requests in flight) or until `force` completes (it then stops waiting for them).
+    /// The background jobs (key reload and rotation schedule, janitor) run alongside.
+    /// After the server stops, the API-key usage counted in memory is written (nothing is lost on a
+    /// graceful stop, nor on a forced one when the database answers).
+    pub async fn run_until(
+        self,
+        force: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<Stopped> {
+        use futures_util::future::{Either, select};
         let jobs = crate::janitor::spawn(self.state.clone());
         // Dropped with this future, however it ends: the listener thread stops.
         let _listening = crate::janitor::listen(self.state.clone());
-        let result = self.server.await;
+        // The metrics listener runs beside the server and stops when it has stopped.
+        let metrics = self.metrics.map(|(server, _)| {
+            let handle = server.handle();
+            actix_web::rt::spawn(server);
+            handle
+        });
+        let result = match select(self.server, std::pin::pin!(force)).await {
+            Either::Left((result, _)) => result.map(|()| Stopped::Gracefully),
+            Either::Right(((), _)) => Ok(Stopped::Forced),
+        };
+        if let Some(handle) = metrics {
+            handle
+                .stop(result.as_ref().is_ok_and(|s| *s == Stopped::Gracefully))
+                .await;
+        }
         for job in jobs {
             job.abort();
         }
         crate::janitor::flush_usage(&self.state).await;
         result
     }
+}
+
+/// How [`Application::run_until`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Every request in flight was answered (or `TESSERA_SHUTDOWN_TIMEOUT` ran out).
+    Gracefully,
+    /// Told to stop waiting for requests in flight.
+    Forced,
+}
+
+/// The `/metrics` listener of its own (`TESSERA_METRICS_BIND`): one worker, `/metrics` only (any
+/// other path 404s), no signal handling of its own (it stops when the main server has stopped).
+fn metrics_server(
+    settings: &Settings,
+    state: &web::Data<AppState>,
+) -> Result<Option<(Server, u16)>, StartupError> {
+    let Some(addr) = settings.metrics_bind else {
+        return Ok(None);
+    };
+    let failed = |e: std::io::Error| {
+        StartupError::Config(crate::config::ConfigError::new(
+            "TESSERA_METRICS_BIND",
+            format!("cannot listen on {addr} ({e})"),
+        ))
+    };
+    let listener = TcpListener::bind(addr).map_err(failed)?;
+    let port = listener.local_addr().map_err(failed)?.port();
+    tracing::info!(address = %format!("{}:{port}", addr.ip()), "serving /metrics on its own listener");
+    let state = state.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(ops::configure_metrics)
+            .default_service(web::to(|| async {
+                Err::<actix_web::HttpResponse, _>(AppError::NotFound)
+            }))
+            .wrap(middleware::from_fn(crate::request::context))
+    })
+    .workers(1)
+    .client_request_timeout(HEADERS_TIMEOUT)
+    .shutdown_timeout(settings.shutdown_timeout.as_secs())
+    .disable_signals()
+    .listen(listener)
+    .map_err(failed)?
+    .run();
+    Ok(Some((server, port)))
 }
 
 /// Threads of each worker's blocking pool: as many as the database pool has connections (at least 2).

@@ -7,8 +7,10 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use askama::Template as _;
 use serde::Deserialize;
 
-use super::pages::{HomePage, HomeText, LoginPage, LoginText};
-use super::{CurrentUser, Email, Password, SESSION_COOKIE, SESSION_PURPOSE, UserView};
+use super::pages::{LoginPage, LoginText};
+use super::{
+    AppOfReturnTo, CurrentUser, Email, Password, SESSION_COOKIE, SESSION_PURPOSE, UserView,
+};
 use super::{create_user, current_user, password, session_cookie, store};
 use crate::audit::{self, Actor};
 use crate::db;
@@ -17,7 +19,7 @@ use crate::i18n::{self, Lang};
 use crate::ratelimit::failures::{Failure, ip_key};
 use crate::request::RequestContext;
 use crate::state::AppState;
-use crate::web::{csrf_token, html, new_csrf, safe_return_path, verify_csrf};
+use crate::web::{AFTER_SIGN_IN, csrf_token, html, new_csrf, safe_return_path, verify_csrf};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(home)
@@ -35,30 +37,13 @@ fn see_other(location: &str) -> HttpResponse {
         .finish()
 }
 
-/// The signed-in user's home; the sign-in page for everyone else.
+/// The dashboard for a signed-in user; the sign-in page for everyone else.
 #[get("/")]
-async fn home(
-    req: HttpRequest,
-    ctx: RequestContext,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let Some(current) = current_user(&req).await? else {
-        return Ok(see_other("/login"));
-    };
-    let (token, cookie) = csrf_token(&state, &req);
-    let body = HomePage {
-        lang: ctx.lang.tag(),
-        t: HomeText::for_lang(ctx.lang),
-        csrf_token: &token,
-        email: &current.user.email,
-        is_admin: current.user.is_admin,
-    }
-    .render()?;
-    let mut res = html(StatusCode::OK, body);
-    if let Some(c) = cookie {
-        res.add_cookie(&c).map_err(AppError::internal)?;
-    }
-    Ok(res)
+async fn home(req: HttpRequest) -> Result<HttpResponse, AppError> {
+    Ok(match current_user(&req).await? {
+        Some(_) => see_other(AFTER_SIGN_IN),
+        None => see_other("/login"),
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,7 +51,28 @@ struct LoginQuery {
     return_to: Option<String>,
 }
 
-fn login_form(
+/// "Sign in to continue to <app>" when `return_to` is an authorization request of a known app.
+async fn continue_to(
+    req: &HttpRequest,
+    state: &AppState,
+    lang: Lang,
+    return_to: &str,
+) -> Result<Option<String>, AppError> {
+    let Some(named) = req.app_data::<web::Data<AppOfReturnTo>>().map(|d| d.0) else {
+        return Ok(None);
+    };
+    let return_to = return_to.to_owned();
+    let name = db::run(&state.pool, move |conn| named(conn, &return_to)).await?;
+    Ok(name.map(|value| {
+        i18n::message(
+            lang,
+            "sign_in_to_continue",
+            Some(&i18n::Detail::Value { value }),
+        )
+    }))
+}
+
+async fn login_form(
     state: &AppState,
     req: &HttpRequest,
     lang: Lang,
@@ -76,11 +82,13 @@ fn login_form(
     error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
     let (token, cookie) = csrf_token(state, req);
+    let continue_to = continue_to(req, state, lang, return_to).await?;
     let body = LoginPage {
         lang: lang.tag(),
         t: LoginText::for_lang(lang),
         csrf_token: &token,
         return_to,
+        continue_to,
         email,
         error,
     }
@@ -99,8 +107,8 @@ async fn login_page(
     state: web::Data<AppState>,
     query: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let return_to = safe_return_path(query.return_to.as_deref());
-    login_form(&state, &req, ctx.lang, StatusCode::OK, &return_to, "", None)
+    let return_to = safe_return_path(&state.settings.issuer, query.return_to.as_deref());
+    login_form(&state, &req, ctx.lang, StatusCode::OK, &return_to, "", None).await
 }
 
 #[derive(Deserialize)]
@@ -131,10 +139,13 @@ async fn login(
     state: web::Data<AppState>,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, AppError> {
-    verify_csrf(&state, &req, &form.csrf_token)?;
+    if let Err(e) = verify_csrf(&state, &req, &form.csrf_token) {
+        state.metrics.sign_in_failed("csrf_failed");
+        return Err(e);
+    }
     let form = form.into_inner();
-    let return_to = safe_return_path(form.return_to.as_deref());
-    let refuse = |status: StatusCode, message: String, retry_after: u64| {
+    let return_to = safe_return_path(&state.settings.issuer, form.return_to.as_deref());
+    let refuse = async |status: StatusCode, message: String, retry_after: u64| {
         let mut res = login_form(
             &state,
             &req,
@@ -143,7 +154,8 @@ async fn login(
             &return_to,
             &form.email,
             Some(message),
-        )?;
+        )
+        .await?;
         res.headers_mut()
             .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
         Ok::<_, AppError>(res)
@@ -156,9 +168,10 @@ async fn login(
             state.limits.failure_gate(kind, key).await
         {
             tracing::info!(?kind, "sign-in refused: too many failures");
-            let wait = retry_after.to_string();
+            state.metrics.sign_in_failed("throttled");
+            let wait = i18n::Detail::Seconds { n: retry_after };
             let message = i18n::message(ctx.lang, "too_many_failed_sign_ins", Some(&wait));
-            return refuse(StatusCode::TOO_MANY_REQUESTS, message, retry_after);
+            return refuse(StatusCode::TOO_MANY_REQUESTS, message, retry_after).await;
         }
     }
     let email = Email::parse(&form.email).ok();
@@ -180,13 +193,20 @@ async fn login(
     {
         Ok(ok) => ok,
         Err(AppError::Busy) => {
+            state.metrics.sign_in_failed("busy");
             let message = i18n::message(ctx.lang, "server_busy", None);
-            return refuse(StatusCode::SERVICE_UNAVAILABLE, message, 1);
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, message, 1).await;
         }
         Err(e) => return Err(e),
     };
+    let reason = match &found {
+        None => "unknown_account",
+        Some(u) if u.disabled_at.is_some() => "disabled_account",
+        Some(_) => "wrong_password",
+    };
     let Some(user) = found.filter(|_| ok) else {
         tracing::info!("sign-in refused");
+        state.metrics.sign_in_failed(reason);
         for (kind, key) in gates {
             state.limits.record_failure(kind, key).await;
         }
@@ -199,7 +219,8 @@ async fn login(
             &return_to,
             &form.email,
             Some(message),
-        );
+        )
+        .await;
     };
 
     state
@@ -246,6 +267,7 @@ async fn login(
     if let Some(c) = csrf_cookie {
         res.add_cookie(&c).map_err(AppError::internal)?;
     }
+    state.metrics.signed_in();
     Ok(res)
 }
 
@@ -282,13 +304,37 @@ async fn logout(
     Ok(res)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Paging {
+    /// At most this many (1 to 200, default 50).
     limit: Option<i64>,
+    /// Skip this many (default 0).
     offset: Option<i64>,
 }
 
+/// One page of users, oldest first.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct UserPage {
+    data: Vec<UserView>,
+    limit: i64,
+    offset: i64,
+}
+
 /// `GET /v1/users` (administrators): users oldest first, `limit` ≤ 200.
+#[utoipa::path(
+    operation_id = "list_users",
+    tag = "users",
+    params(Paging),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "A page of users, oldest first", body = UserPage),
+        (status = 400, description = "A malformed query"),
+        (status = 401, description = "Not signed in"),
+        (status = 403, description = "Not an administrator"),
+        (status = 503, description = "The database cannot serve now"),
+    )
+)]
 #[get("/v1/users")]
 async fn list_users(
     current: CurrentUser,
@@ -303,20 +349,43 @@ async fn list_users(
     })
     .await?;
     let data: Vec<UserView> = users.iter().map(UserView::from).collect();
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({ "data": data, "limit": limit, "offset": offset })))
+    Ok(HttpResponse::Ok().json(UserPage {
+        data,
+        limit,
+        offset,
+    }))
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /v1/users`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUser {
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    /// 12 to 1024 characters (`Password::MIN_CHARS`, `Password::MAX_CHARS`).
+    #[schema(min_length = 12, max_length = 1024)]
     password: String,
     #[serde(default)]
     is_admin: bool,
 }
 
 /// `POST /v1/users` (administrators): `{email, password, is_admin?}` → 201 with the user.
+#[utoipa::path(
+    operation_id = "create_user",
+    tag = "users",
+    request_body = NewUser,
+    security(("session" = [])),
+    responses(
+        (status = 201, description = "The user", body = UserView),
+        (status = 400, description = "Malformed body, an invalid email or a weak password"),
+        (status = 401, description = "Not signed in"),
+        (status = 403, description = "Not an administrator, or another origin"),
+        (status = 409, description = "The email is taken"),
+        (status = 413, description = "The body is too large"),
+        (status = 415, description = "The body is not JSON"),
+        (status = 503, description = "The database cannot serve now, or password hashing is busy"),
+    )
+)]
 #[post("/v1/users")]
 #[tracing::instrument(skip_all)]
 async fn post_user(
@@ -355,3 +424,8 @@ pub fn same_origin(state: &AppState, req: &HttpRequest) -> Result<(), AppError> 
         Err(AppError::Forbidden("forbidden"))
     }
 }
+
+/// The JSON operations of this module, for `/openapi.json` (the sign-in pages are HTML).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list_users, post_user))]
+pub(super) struct Docs;

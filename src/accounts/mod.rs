@@ -28,6 +28,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     handlers::configure(cfg);
 }
 
+/// The OpenAPI description of the JSON routes `configure` adds (`/v1/users`; the sign-in pages are HTML).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    handlers::Docs::openapi()
+}
+
+/// Names the app a sign-in continues to from its `return_to` (an authorization request names its
+/// client), for "Sign in to continue to <app>". `startup` wires it to the OAuth feature as app data,
+/// so accounts names no other feature; without it the sign-in page names no app.
+#[derive(Debug, Clone, Copy)]
+pub struct AppOfReturnTo(pub fn(&mut DbConn, &str) -> Result<Option<String>, AppError>);
+
 /// Creates a user whose password is already hashed (see [`password::hash`]), with its audit event,
 /// in one transaction. 409 `email_taken` when the address is in use.
 pub fn create_user(
@@ -68,6 +80,40 @@ pub fn find_user(conn: &mut DbConn, id: &str) -> Result<User, AppError> {
     store::find_user(conn, id)?.ok_or(AppError::NotFound)
 }
 
+/// A user by id, or by email address when the text has an `@`. 404 when there is none.
+pub fn lookup_user(conn: &mut DbConn, id_or_email: &str) -> Result<User, AppError> {
+    if id_or_email.contains('@') {
+        let email = Email::parse(id_or_email)?;
+        store::find_user_by_email(conn, email.as_str())?.ok_or(AppError::NotFound)
+    } else {
+        find_user(conn, id_or_email)
+    }
+}
+
+/// Deletes a user, audited: their sessions, authorization codes, consents, refresh tokens and API
+/// keys go with them (the database cascades). The apps they own are not deleted here (they would be
+/// left without an owner): the caller deletes them first through `oauth::delete_client`. Access
+/// tokens already issued to them expire on their own.
+pub fn delete_user(
+    conn: &mut DbConn,
+    id: &str,
+    actor: Actor,
+    origin: audit::Origin,
+) -> Result<User, AppError> {
+    conn.transaction(|conn| {
+        let user = store::find_user(conn, id)?.ok_or(AppError::NotFound)?;
+        store::delete_user(conn, id)?;
+        audit::record(
+            conn,
+            audit::Event::new(actor, "user.delete")
+                .target("user", id)
+                .origin(origin)
+                .details(serde_json::json!({ "email": user.email, "is_admin": user.is_admin })),
+        )?;
+        Ok(user)
+    })
+}
+
 /// What an administrator changes about a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserChange {
@@ -92,6 +138,23 @@ pub fn change_user(
     if id == acting_user && matches!(change, UserChange::Disable | UserChange::RemoveAdmin) {
         return Err(AppError::Conflict("cannot_change_self"));
     }
+    change_user_by(
+        conn,
+        id,
+        change,
+        Actor::User(acting_user.to_owned()),
+        origin,
+    )
+}
+
+/// As [`change_user`], by any actor (the CLI), without the check on changing oneself.
+pub fn change_user_by(
+    conn: &mut DbConn,
+    id: &str,
+    change: UserChange,
+    actor: Actor,
+    origin: audit::Origin,
+) -> Result<User, AppError> {
     conn.transaction(|conn| {
         let user = store::find_user(conn, id)?.ok_or(AppError::NotFound)?;
         let now = db::now();
@@ -111,7 +174,7 @@ pub fn change_user(
         }
         audit::record(
             conn,
-            audit::Event::new(Actor::User(acting_user.to_owned()), action)
+            audit::Event::new(actor, action)
                 .target("user", id)
                 .origin(origin),
         )?;

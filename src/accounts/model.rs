@@ -29,7 +29,7 @@ impl std::fmt::Debug for User {
 }
 
 /// What the API and CLI show of a user (never the password hash).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: String,
     pub email: String,

@@ -37,39 +37,8 @@ pub struct LoginPage<'a> {
     pub t: LoginText,
     pub csrf_token: &'a str,
     pub return_to: &'a str,
+    /// "Sign in to continue to <app>" (escaped by the template) when an app sent the user here.
+    pub continue_to: Option<String>,
     pub email: &'a str,
     pub error: Option<String>,
-}
-
-pub struct HomeText {
-    pub signed_in_as: &'static str,
-    pub admin: &'static str,
-    pub sign_out: &'static str,
-}
-
-impl HomeText {
-    pub fn for_lang(lang: Lang) -> Self {
-        match lang {
-            Lang::En => Self {
-                signed_in_as: "Signed in as",
-                admin: "administrator",
-                sign_out: "Sign out",
-            },
-            Lang::Es => Self {
-                signed_in_as: "Sesión iniciada como",
-                admin: "administrador",
-                sign_out: "Cerrar sesión",
-            },
-        }
-    }
-}
-
-#[derive(Template)]
-#[template(path = "accounts/home.html")]
-pub struct HomePage<'a> {
-    pub lang: &'static str,
-    pub t: HomeText,
-    pub csrf_token: &'a str,
-    pub email: &'a str,
-    pub is_admin: bool,
 }

@@ -115,3 +115,8 @@ pub fn update_user_flags(
 pub fn delete_user_sessions(conn: &mut DbConn, user_id: &str) -> QueryResult<usize> {
     diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)
 }
+
+/// Deletes a user; the database cascades to their sessions, codes, consents, refresh tokens and keys.
+pub fn delete_user(conn: &mut DbConn, id: &str) -> QueryResult<usize> {
+    diesel::delete(users::table.find(id)).execute(conn)
+}

@@ -3,8 +3,7 @@
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::{
     KeyInput, create_key, find_key_in, list_env_keys, list_keys, revoke_key, rotate_key, verify,
@@ -12,6 +11,7 @@ use super::{
 use crate::audit::{Actor, Origin};
 use crate::db;
 use crate::error::AppError;
+use crate::i18n::Detail;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -33,9 +33,10 @@ impl Manager {
     /// 403 `wrong_environment` unless a key of `env` is this manager's to make.
     fn may_make(&self, env: &str) -> Result<(), AppError> {
         match &self.env {
-            Some(own) if own != env.trim() => {
-                Err(AppError::forbidden("wrong_environment", own.clone()))
-            }
+            Some(own) if own != env.trim() => Err(AppError::forbidden(
+                "wrong_environment",
+                Detail::Value { value: own.clone() },
+            )),
             _ => Ok(()),
         }
     }
@@ -101,10 +102,13 @@ async fn admin(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Manager
 }
 
 /// A lifetime as seconds or as a duration text (`90d`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum Lifetime {
+    #[schema(title = "seconds")]
     Seconds(u64),
+    /// A number and a unit: `30s`, `15m`, `12h`, `90d`.
+    #[schema(title = "duration", example = "90d")]
     Text(String),
 }
 
@@ -112,17 +116,29 @@ impl Lifetime {
     fn duration(self, field: &str) -> Result<Duration, AppError> {
         match self {
             Self::Seconds(s) => Ok(Duration::from_secs(s)),
-            Self::Text(t) => crate::config::parse_duration(field, &t)
-                .map_err(|e| AppError::bad_request("invalid_request", e.message)),
+            Self::Text(t) => crate::config::parse_duration(field, &t).map_err(|_| {
+                AppError::bad_request(
+                    "invalid_request",
+                    Detail::NotADuration {
+                        field: field.to_owned(),
+                        value: t.chars().take(64).collect(),
+                    },
+                )
+            }),
         }
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /v1/keys`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewKey {
+    /// 1 to 100 characters (surrounding spaces are trimmed).
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
+    /// A configured key type (`sk`, `rk`, or a custom one).
     #[serde(rename = "type", default = "default_type")]
+    #[schema(default = "sk")]
     key_type: String,
     /// `live` or `test`; when absent, the calling key's own environment (`live` for a session).
     env: Option<String>,
@@ -130,6 +146,8 @@ struct NewKey {
     scopes: Vec<String>,
     expires_in: Option<Lifetime>,
     rate_limit: Option<u32>,
+    /// Any JSON object, kept with the key.
+    #[schema(value_type = Option<Object>)]
     metadata: Option<serde_json::Value>,
     /// The audiences of the APIs the key is for (registered APIs); none: any API.
     #[serde(default)]
@@ -142,14 +160,48 @@ fn default_type() -> String {
     "sk".into()
 }
 
-fn with_key(key: &super::ApiKey, secret: &super::KeySecret) -> serde_json::Value {
-    let mut v = serde_json::to_value(key.view(db::now())).unwrap_or_default();
-    v["key"] = json!(secret.0);
-    v
+/// A key just made: its view and, this once, the key itself.
+#[derive(Serialize, utoipa::ToSchema)]
+struct CreatedKey {
+    #[serde(flatten)]
+    view: super::model::KeyView,
+    /// The key: shown only in this answer.
+    key: String,
+}
+
+fn with_key(key: &super::ApiKey, secret: &super::KeySecret) -> CreatedKey {
+    CreatedKey {
+        view: key.view(db::now()),
+        key: secret.0.clone(),
+    }
+}
+
+/// One page of keys, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+struct KeyPage {
+    data: Vec<super::model::KeyView>,
+    limit: i64,
+    offset: i64,
 }
 
 /// `POST /v1/keys` → 201 with the key, shown this once. A key caller makes keys of its own environment
 /// only (403 `wrong_environment` otherwise).
+#[utoipa::path(
+    operation_id = "create_key",
+    tag = "keys",
+    request_body = NewKey,
+    security(("bearer" = []), ("x_api_key" = []), ("session" = [])),
+    responses(
+        (status = 201, description = "The key, shown this once", body = CreatedKey),
+        (status = 400, description = "Malformed body, an invalid field, or an owner or API that does not exist"),
+        (status = 401, description = "No usable credential"),
+        (status = 403, description = "Not an administrator, or another environment"),
+        (status = 409, description = "A conflicting key exists"),
+        (status = 413, description = "The body is too large"),
+        (status = 415, description = "The body is not JSON"),
+        (status = 503, description = "The database cannot serve now"),
+    )
+)]
 #[post("/v1/keys")]
 #[tracing::instrument(skip_all)]
 async fn create(
@@ -188,14 +240,30 @@ async fn create(
         .json(with_key(&key, &secret)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Paging {
+    /// At most this many (1 to 200, default 50).
     limit: Option<i64>,
+    /// Skip this many (default 0).
     offset: Option<i64>,
 }
 
 /// `GET /v1/keys?limit&offset`: newest first, never the keys themselves; a key caller sees only its
 /// own environment's keys.
+#[utoipa::path(
+    operation_id = "list_keys",
+    tag = "keys",
+    params(Paging),
+    security(("bearer" = []), ("x_api_key" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "A page of keys, newest first", body = KeyPage),
+        (status = 400, description = "A malformed query"),
+        (status = 401, description = "No usable credential"),
+        (status = 403, description = "Not an administrator"),
+        (status = 503, description = "The database cannot serve now"),
+    )
+)]
 #[get("/v1/keys")]
 async fn list(
     req: HttpRequest,
@@ -212,9 +280,26 @@ async fn list(
     .await?;
     let now = db::now();
     let data: Vec<_> = keys.iter().map(|k| k.view(now)).collect();
-    Ok(HttpResponse::Ok().json(json!({ "data": data, "limit": limit, "offset": offset })))
+    Ok(HttpResponse::Ok().json(KeyPage {
+        data,
+        limit,
+        offset,
+    }))
 }
 
+#[utoipa::path(
+    operation_id = "show_key",
+    tag = "keys",
+    params(("id" = String, Path, description = "The key's id")),
+    security(("bearer" = []), ("x_api_key" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The key (never the key itself)", body = super::model::KeyView),
+        (status = 401, description = "No usable credential"),
+        (status = 403, description = "Not an administrator"),
+        (status = 404, description = "No such key (in the caller's environment)"),
+        (status = 503, description = "The database cannot serve now"),
+    )
+)]
 #[get("/v1/keys/{id}")]
 async fn show(
     req: HttpRequest,
@@ -230,6 +315,19 @@ async fn show(
     Ok(HttpResponse::Ok().json(key.view(db::now())))
 }
 
+#[utoipa::path(
+    operation_id = "revoke_key",
+    tag = "keys",
+    params(("id" = String, Path, description = "The key's id")),
+    security(("bearer" = []), ("x_api_key" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The revoked key", body = super::model::KeyView),
+        (status = 401, description = "No usable credential"),
+        (status = 403, description = "Not an administrator"),
+        (status = 404, description = "No such key (in the caller's environment)"),
+        (status = 503, description = "The database cannot serve now"),
+    )
+)]
 #[post("/v1/keys/{id}/revoke")]
 #[tracing::instrument(skip_all)]
 async fn revoke(
@@ -248,26 +346,73 @@ async fn revoke(
     Ok(HttpResponse::Ok().json(key.view(db::now())))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The optional body of `POST /v1/keys/{id}/rotate`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Rotation {
+    /// How long the old key keeps working (default 24 h).
     grace: Option<Lifetime>,
+}
+
+/// An optional JSON body: none (or an empty one) gives the defaults, but one that was sent must be
+/// valid (a malformed body, or one with a misspelt field, is a 400, never silently the defaults).
+fn optional_body<T: Default>(
+    req: &HttpRequest,
+    body: Result<web::Json<T>, actix_web::Error>,
+    body_limit: usize,
+) -> Result<T, AppError> {
+    use actix_web::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    let err = match body {
+        Ok(body) => return Ok(body.into_inner()),
+        Err(err) => err,
+    };
+    let headers = req.headers();
+    let sent = match headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        Some(length) => length > 0,
+        None => headers.contains_key(TRANSFER_ENCODING),
+    };
+    if sent {
+        let status = err.as_response_error().status_code();
+        Err(crate::error::from_actix(&err, status, body_limit))
+    } else {
+        Ok(T::default())
+    }
 }
 
 /// `POST /v1/keys/{id}/rotate {grace?}` → 201 with the new key (shown once); the old one works
 /// until the grace (default 24 h) ends.
+#[utoipa::path(
+    operation_id = "rotate_key",
+    tag = "keys",
+    params(("id" = String, Path, description = "The key's id")),
+    request_body(content = Option<Rotation>, description = "Optional: the grace period of the old key"),
+    security(("bearer" = []), ("x_api_key" = []), ("session" = [])),
+    responses(
+        (status = 201, description = "The new key, shown this once", body = CreatedKey),
+        (status = 400, description = "Malformed body or an invalid field"),
+        (status = 401, description = "No usable credential"),
+        (status = 403, description = "Not an administrator"),
+        (status = 404, description = "No such key (in the caller's environment)"),
+        (status = 409, description = "The key is revoked or already replaced"),
+        (status = 413, description = "The body is too large"),
+        (status = 415, description = "The body is not JSON"),
+        (status = 503, description = "The database cannot serve now"),
+    )
+)]
 #[post("/v1/keys/{id}/rotate")]
 #[tracing::instrument(skip_all)]
 async fn rotate(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    body: Option<web::Json<Rotation>>,
+    body: Result<web::Json<Rotation>, actix_web::Error>,
 ) -> Result<HttpResponse, AppError> {
     let Manager { actor, env } = admin(&req, &state).await?;
-    let grace = body
-        .map(web::Json::into_inner)
-        .unwrap_or_default()
+    let grace = optional_body(&req, body, state.settings.body_limit)?
         .grace
         .map(|g| g.duration("grace"))
         .transpose()?
@@ -284,3 +429,8 @@ async fn rotate(
         .insert_header(("Cache-Control", "no-store"))
         .json(with_key(&key, &secret)))
 }
+
+/// The operations and types of this module, for `/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(create, list, show, revoke, rotate))]
+pub(super) struct Docs;

@@ -12,6 +12,7 @@ use crate::cache::Lookup;
 use crate::config::Presentation;
 use crate::db;
 use crate::error::AppError;
+use crate::i18n::{Detail, Lang};
 use crate::oauth::access;
 use crate::ratelimit::{Bucket, Decision};
 use crate::state::AppState;
@@ -25,7 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Scopes from a list or a space/comma-separated string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum Scopes {
     List(Vec<String>),
@@ -48,11 +49,15 @@ fn split_scopes(text: &str) -> Vec<String> {
         .collect()
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /v1/keys/verify`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct VerifyRequest {
+    /// The API key presented to the caller.
     key: String,
+    /// Scopes the key must grant (all of them).
     required_scopes: Option<Scopes>,
+    /// The environment the key must belong to (`live` or `test`).
     required_env: Option<String>,
 }
 
@@ -62,7 +67,9 @@ use crate::request::client_ip;
 fn wrong_audience(audience: &str) -> AppError {
     AppError::forbidden(
         "invalid_audience",
-        audience.chars().take(128).collect::<String>(),
+        Detail::Value {
+            value: audience.chars().take(128).collect(),
+        },
     )
 }
 
@@ -85,14 +92,50 @@ async fn key_limit(state: &AppState, key: &ApiKey) -> Decision {
 /// `POST /v1/keys/verify {key, required_scopes?, required_env?}`: holding the key is the proof, so the
 /// caller needs no credential of its own, but each IP is rate limited. An unknown key gets
 /// `invalid_api_key` and nothing more.
+#[utoipa::path(
+    operation_id = "verify_key",
+    tag = "keys",
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "The verdict (every known outcome is 200; see `valid` and `code`)",
+            body = VerifyAnswer, headers(
+                ("X-RateLimit-Limit" = u32, description = "Requests allowed to this IP per window"),
+                ("X-RateLimit-Remaining" = u32, description = "Requests left in the window"),
+                ("X-RateLimit-Reset" = i64, description = "When the window is full again (Unix seconds)"),
+            )),
+        (status = 400, description = "Malformed body"),
+        (status = 413, description = "The body is too large"),
+        (status = 415, description = "The body is not JSON"),
+        (status = 429, description = "Too many verifications from this IP"),
+        (status = 503, description = "The database cannot serve now"),
+    )
+)]
 #[post("/v1/keys/verify")]
 #[tracing::instrument(skip_all)]
 async fn verify_key(
     req: HttpRequest,
     state: web::Data<AppState>,
+    ctx: crate::request::RequestContext,
     body: web::Json<VerifyRequest>,
 ) -> Result<HttpResponse, AppError> {
-    let ip = state.limits.check(Bucket::Ip, &client_ip(&req), None).await;
+    // The answer is 200 whatever the result: the metrics count by the code it carries.
+    let out = verify(&req, &state, ctx.lang, body).await;
+    let code = match &out {
+        Ok((_, code)) => code.as_str(),
+        Err(e) => e.code(),
+    };
+    state.metrics.key_verified("verify", code);
+    out.map(|(res, _)| res)
+}
+
+/// The answer of `POST /v1/keys/verify` and its code.
+async fn verify(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    lang: crate::i18n::Lang,
+    body: web::Json<VerifyRequest>,
+) -> Result<(HttpResponse, Code), AppError> {
+    let ip = state.limits.check(Bucket::Ip, &client_ip(req), None).await;
     if !ip.allowed {
         return Err(ip.refused());
     }
@@ -102,12 +145,13 @@ async fn verify_key(
         required_env,
     } = body.into_inner();
     let scopes = required_scopes.map(Scopes::into_vec).unwrap_or_default();
-    let (code, found) = lookup(&state, key, scopes, required_env).await?;
+    let (code, found) = lookup(state, key, scopes, required_env).await?;
     let mut res = HttpResponse::Ok();
     for (name, value) in ip.headers() {
         res.insert_header((name, value));
     }
     res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    res.insert_header((header::CONTENT_LANGUAGE, lang.tag()));
     if let Some(key) = &found
         && code != Code::Valid
     {
@@ -115,11 +159,11 @@ async fn verify_key(
     }
     let Some(key) = found.filter(|_| code != Code::InvalidApiKey) else {
         // An unknown key learns nothing more.
-        return Ok(res.json(VerifyAnswer::bare(code)));
+        return Ok((res.json(VerifyAnswer::bare(code, lang)), code));
     };
     let (code, ratelimit) = if code == Code::Valid {
-        let limit = key_limit(&state, &key).await;
-        record(&state, &key, &limit);
+        let limit = key_limit(state, &key).await;
+        record(state, &key, &limit);
         let code = if limit.allowed {
             Code::Valid
         } else {
@@ -134,9 +178,10 @@ async fn verify_key(
     } else {
         key.scope_list()
     };
-    Ok(res.json(VerifyAnswer {
+    let answer = res.json(VerifyAnswer {
         valid: code == Code::Valid,
         code: code.as_str(),
+        message: refusal(code, lang),
         key: Some(KeyFacts {
             key_id: &key.id,
             name: &key.name,
@@ -151,14 +196,22 @@ async fn verify_key(
             remaining: l.remaining,
             reset: l.reset,
         }),
-    }))
+    });
+    Ok((answer, code))
 }
 
 /// The answer of `POST /v1/keys/verify`, serialized straight from the cached key.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct VerifyAnswer<'a> {
     valid: bool,
+    /// `valid`, `invalid_api_key`, `expired_api_key`, `revoked_api_key`, `disabled_api_key`,
+    /// `insufficient_permissions` or `rate_limited`.
+    #[schema(value_type = String, example = "valid")]
     code: &'static str,
+    /// Why the key is refused, in the caller's language; absent when it is valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    /// The key's facts: absent for an unknown key.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     key: Option<KeyFacts<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -166,28 +219,42 @@ struct VerifyAnswer<'a> {
 }
 
 impl VerifyAnswer<'_> {
-    fn bare(code: Code) -> Self {
+    fn bare(code: Code, lang: Lang) -> Self {
         Self {
             valid: code == Code::Valid,
             code: code.as_str(),
+            message: refusal(code, lang),
             key: None,
             ratelimit: None,
         }
     }
 }
 
-#[derive(serde::Serialize)]
+/// The catalogue message for a refused key's `code` (none for a valid key).
+fn refusal(code: Code, lang: Lang) -> Option<String> {
+    (code != Code::Valid).then(|| crate::i18n::message(lang, code.as_str(), None))
+}
+
+/// What the verify answer tells of a known key (beside `valid` and `code`; absent for an unknown
+/// key, hence not required).
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct KeyFacts<'a> {
+    #[schema(required = false)]
     key_id: &'a str,
+    #[schema(required = false)]
     name: &'a str,
+    #[schema(required = false)]
     r#type: &'a str,
+    #[schema(required = false)]
     env: &'a str,
+    #[schema(required = false)]
     scopes: Vec<&'a str>,
-    owner: serde_json::Value,
+    owner: Option<super::model::Owner>,
     expires_at: Option<i64>,
 }
 
-#[derive(serde::Serialize)]
+/// The key's own rate limit after this request.
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct RateLimitFacts {
     limit: u32,
     remaining: u32,
@@ -352,10 +419,22 @@ fn presented(req: &HttpRequest, state: &AppState, body: &[u8]) -> Option<Present
     None
 }
 
-#[derive(Debug, Deserialize)]
+/// A forward-auth body: a JSON object whose `api_key` field is read when
+/// `TESSERA_API_KEY_PRESENTATIONS` allows `body` (anything else in it is ignored).
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "only the OpenAPI description names it")]
+struct CheckBody {
+    api_key: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct CheckQuery {
+    /// Scopes the credential must grant, space- or comma-separated (else `X-Required-Scopes`).
     scopes: Option<String>,
+    /// The environment an API key must belong to (else `X-Required-Env`).
     env: Option<String>,
+    /// The API the credential must be for (else `X-Required-Audience`).
     audience: Option<String>,
 }
 
@@ -364,11 +443,52 @@ struct CheckQuery {
 /// the JSON error otherwise. Required scopes come from `?scopes=` or `X-Required-Scopes`, the required
 /// API from `?audience=` or `X-Required-Audience` (a token must carry it as `aud`; a key made for named
 /// APIs must name it, a key made for no API in particular passes for any).
+#[utoipa::path(
+    method(get, post),
+    path = "/v1/auth/check",
+    operation_id = "forward_auth",
+    tag = "forward-auth",
+    params(CheckQuery),
+    request_body(content = Option<CheckBody>, description = "Optional: a JSON body with `api_key` (when that place is allowed)"),
+    security(("x_api_key" = []), ("bearer" = []), ()),
+    responses(
+        (status = 200, description = "Allowed; who the caller is travels in the headers", headers(
+            ("X-Auth-Subject" = String, description = "The user, client or key the credential stands for"),
+            ("X-Auth-Scopes" = String, description = "Granted scopes, space-separated (`*`: all)"),
+            ("X-Auth-Key-Id" = String, description = "The API key's id (API keys)"),
+            ("X-Auth-Env" = String, description = "The API key's environment (API keys)"),
+            ("X-Auth-Client-Id" = String, description = "The client the token was issued to (JWTs)"),
+            ("X-Auth-Audience" = String, description = "The token's audience (JWTs)"),
+            ("X-RateLimit-Limit" = u32, description = "Requests allowed per window"),
+            ("X-RateLimit-Remaining" = u32, description = "Requests left in the window"),
+            ("X-RateLimit-Reset" = i64, description = "When the window is full again (Unix seconds)"),
+        )),
+        (status = 401, description = "No credential, or not a valid one"),
+        (status = 403, description = "Missing scopes, another API or environment"),
+        (status = 413, description = "The body is too large"),
+        (status = 429, description = "The credential's rate limit is used up"),
+        (status = 503, description = "The database cannot serve now"),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn check(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let out = check_request(&req, &state, &body).await;
+    let code = match &out {
+        Ok(_) => Code::Valid.as_str(),
+        Err(e) => e.code(),
+    };
+    state.metrics.key_verified("forward_auth", code);
+    out
+}
+
+async fn check_request(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    body: &[u8],
 ) -> Result<HttpResponse, AppError> {
     let query = web::Query::<CheckQuery>::from_query(req.query_string())
         .map(web::Query::into_inner)
@@ -394,14 +514,14 @@ async fn check(
         .or_else(|| header_text("x-required-audience"))
         .map(|a| a.trim().to_owned())
         .filter(|a| !a.is_empty());
-    let Some(credential) = presented(&req, &state, &body) else {
+    let Some(credential) = presented(req, state, body) else {
         return Err(AppError::Unauthorized("missing_api_key"));
     };
     tracing::debug!(place = credential.place.as_str(), "credential presented");
     if credential.value.bytes().filter(|b| *b == b'.').count() == 2 {
-        return check_jwt(&state, credential.value, required, audience).await;
+        return check_jwt(state, credential.value, required, audience).await;
     }
-    let (code, key) = lookup(&state, credential.value, required, env).await?;
+    let (code, key) = lookup(state, credential.value, required, env).await?;
     if let (false, Some(key)) = (code == Code::Valid, &key) {
         state.usage.record(&key.id, Outcome::Denied, db::now());
     }
@@ -421,8 +541,8 @@ async fn check(
         state.usage.record(&key.id, Outcome::Denied, db::now());
         return Err(wrong_audience(&audience));
     }
-    let limit = key_limit(&state, &key).await;
-    record(&state, &key, &limit);
+    let limit = key_limit(state, &key).await;
+    record(state, &key, &limit);
     if !limit.allowed {
         return Err(limit.refused());
     }
@@ -515,3 +635,8 @@ async fn check_jwt(
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .finish())
 }
+
+/// The operations and types of this module, for `/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(verify_key, check))]
+pub(super) struct Docs;

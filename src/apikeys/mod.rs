@@ -18,6 +18,7 @@ use crate::config::{KeyType, Settings};
 use crate::crypto::{Hasher, random_id};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
+use crate::i18n::Detail;
 use crate::oauth::model::valid_scope_name;
 pub use model::{ALL_SCOPES, ApiKey, KeyView};
 
@@ -40,6 +41,14 @@ const MAX_METADATA_BYTES: usize = 4096;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     handlers::configure(cfg);
     admin::configure(cfg);
+}
+
+/// The OpenAPI description of the routes `configure` adds.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    let mut doc = handlers::Docs::openapi();
+    doc.merge(admin::Docs::openapi());
+    doc
 }
 
 /// What a new key is made of.
@@ -71,7 +80,7 @@ impl std::fmt::Debug for KeySecret {
     }
 }
 
-fn bad(detail: impl Into<String>) -> AppError {
+fn bad(detail: Detail) -> AppError {
     AppError::bad_request("invalid_request", detail)
 }
 
@@ -81,11 +90,10 @@ fn key_type<'a>(settings: &'a Settings, name: &str) -> Result<&'a KeyType, AppEr
         .iter()
         .find(|t| t.name == name)
         .ok_or_else(|| {
-            let known: Vec<&str> = settings.key_types.iter().map(|t| t.name.as_str()).collect();
-            bad(format!(
-                "unknown key type '{name}' (configured: {})",
-                known.join(", ")
-            ))
+            bad(Detail::UnknownKeyType {
+                name: name.chars().take(64).collect(),
+                known: settings.key_types.iter().map(|t| t.name.clone()).collect(),
+            })
         })
 }
 
@@ -107,34 +115,43 @@ fn key_scopes(
             continue;
         }
         if !valid_scope_name(s) || s == ALL_SCOPES {
-            return Err(bad(format!("'{s}' is not a scope name")));
+            return Err(bad(Detail::NotAScopeName {
+                value: s.chars().take(128).collect(),
+            }));
         }
         scopes.push(s);
     }
     match &kt.scopes {
         None if scopes.is_empty() => Ok(ALL_SCOPES.to_owned()),
-        None => Err(bad(format!(
-            "{} keys have full access and take no scopes; use a restricted type (rk) to limit them",
-            kt.name
-        ))),
-        Some(_) if scopes.is_empty() => {
-            Err(bad(format!("{} keys need at least one scope", kt.name)))
-        }
+        None => Err(bad(Detail::FullAccessTakesNoScopes {
+            key_type: kt.name.clone(),
+        })),
+        Some(_) if scopes.is_empty() => Err(bad(Detail::KeysNeedScope {
+            key_type: kt.name.clone(),
+        })),
         Some(allowed) => {
             if let Some(s) = scopes
                 .iter()
                 .find(|s| !allowed.is_empty() && !allowed.iter().any(|a| a == *s))
             {
-                let what = if kt.publishable {
-                    "public scopes"
+                let (scope, key_type, allowed) = (
+                    s.chars().take(128).collect(),
+                    kt.name.clone(),
+                    allowed.clone(),
+                );
+                return Err(bad(if kt.publishable {
+                    Detail::ScopeNotPublicOfType {
+                        scope,
+                        key_type,
+                        allowed,
+                    }
                 } else {
-                    "scopes"
-                };
-                return Err(bad(format!(
-                    "'{s}' is not one of the {what} of {} keys ({})",
-                    kt.name,
-                    allowed.join(", ")
-                )));
+                    Detail::ScopeNotOfType {
+                        scope,
+                        key_type,
+                        allowed,
+                    }
+                }));
             }
             if allowed.is_empty()
                 && let Some(known) = registered
@@ -142,14 +159,14 @@ fn key_scopes(
                     .iter()
                     .find(|s| !known.iter().any(|k| k == *s) && !KEY_ONLY_SCOPES.contains(s))
             {
-                let mut valid: Vec<&str> = known.iter().map(String::as_str).collect();
-                valid.extend(KEY_ONLY_SCOPES);
+                let mut valid: Vec<String> = known.to_vec();
+                valid.extend(KEY_ONLY_SCOPES.iter().map(|s| (*s).to_owned()));
                 valid.sort_unstable();
                 valid.dedup();
-                return Err(bad(format!(
-                    "'{s}' is not a registered scope (valid: {})",
-                    valid.join(", ")
-                )));
+                return Err(bad(Detail::ScopeNotRegisteredValid {
+                    scope: s.chars().take(128).collect(),
+                    valid,
+                }));
             }
             scopes.sort_unstable();
             Ok(scopes.join(" "))
@@ -191,12 +208,15 @@ fn new_key(
 ) -> Result<(ApiKey, KeySecret), AppError> {
     let name = input.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(bad("the key name must have 1 to 100 characters"));
+        return Err(bad(Detail::TextLength {
+            field: "name",
+            max: 100,
+        }));
     }
     let kt = key_type(settings, input.key_type.trim())?;
     let env = input.env.trim();
     if !matches!(env, "live" | "test") {
-        return Err(bad("env must be live or test"));
+        return Err(bad(Detail::EnvLiveOrTest));
     }
     let scopes = key_scopes(kt, &input.scopes, registered)?;
     let audiences = crate::oauth::registered_audiences(conn, &input.apis)?.join(" ");
@@ -206,32 +226,29 @@ fn new_key(
         match ttl {
             Some(t) if t <= max => {}
             _ => {
-                return Err(bad(format!(
-                    "{} keys live at most {} days",
-                    kt.name,
-                    max.as_secs() / 86_400
-                )));
+                return Err(bad(Detail::KeyMaxLifetime {
+                    key_type: kt.name.clone(),
+                    days: max.as_secs() / 86_400,
+                }));
             }
         }
     }
     if ttl.is_some_and(|t| t.as_secs() == 0) {
-        return Err(bad("a key must live for at least one second"));
+        return Err(bad(Detail::KeyMinLifetime));
     }
     let expires_at = ttl.map(|t| now.saturating_add(t.as_secs().min(i64::MAX as u64 / 2) as i64));
     if input.rate_limit.is_some_and(|r| r == 0 || r > 10_000_000) {
-        return Err(bad(
-            "rate_limit must be between 1 and 10000000 requests per 15 minutes",
-        ));
+        return Err(bad(Detail::KeyRateLimitRange));
     }
     let metadata = match &input.metadata {
         None => "{}".to_owned(),
         Some(m @ serde_json::Value::Object(_)) => m.to_string(),
-        Some(_) => return Err(bad("metadata must be a JSON object")),
+        Some(_) => return Err(bad(Detail::MetadataObject)),
     };
     if metadata.len() > MAX_METADATA_BYTES {
-        return Err(bad(format!(
-            "metadata is larger than {MAX_METADATA_BYTES} bytes"
-        )));
+        return Err(bad(Detail::MetadataTooLarge {
+            max: MAX_METADATA_BYTES,
+        }));
     }
     let secret = format::generate(&kt.prefix, env);
     let hash = hasher.hash(KEY_PURPOSE, hash_input(&secret));

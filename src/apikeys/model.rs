@@ -95,11 +95,11 @@ impl ApiKey {
         self.audiences.is_empty() || self.audience_list().contains(&audience)
     }
 
-    pub fn owner(&self) -> serde_json::Value {
+    pub fn owner(&self) -> Option<Owner> {
         match (&self.owner_user_id, &self.owner_client_id) {
-            (Some(u), _) => serde_json::json!({ "type": "user", "id": u }),
-            (None, Some(c)) => serde_json::json!({ "type": "client", "id": c }),
-            (None, None) => serde_json::Value::Null,
+            (Some(u), _) => Some(Owner::User { id: u.clone() }),
+            (None, Some(c)) => Some(Owner::Client { id: c.clone() }),
+            (None, None) => None,
         }
     }
 
@@ -143,8 +143,16 @@ impl ApiKey {
     }
 }
 
+/// Who a key belongs to: `{"type": "user", "id": …}` or `{"type": "client", "id": …}`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Owner {
+    User { id: String },
+    Client { id: String },
+}
+
 /// What the CLI and the JSON API show of a key.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyView {
     pub id: String,
     pub name: String,
@@ -154,14 +162,16 @@ pub struct KeyView {
     pub scopes: Vec<String>,
     /// The audiences of the APIs the key is restricted to; empty: any API.
     pub apis: Vec<String>,
-    pub owner: serde_json::Value,
+    pub owner: Option<Owner>,
     pub rate_limit: Option<i32>,
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
     pub replaced_by: Option<String>,
+    #[schema(value_type = String, examples("active", "expired", "revoked"))]
     pub status: &'static str,
 }
 

@@ -68,6 +68,13 @@ impl Usage {
         }
     }
 
+    /// The (key or client, day) counts waiting for the next flush.
+    pub fn pending(&self) -> usize {
+        self.pending
+            .lock()
+            .map_or(0, |p| p.values().map(HashMap::len).sum())
+    }
+
     /// Takes everything counted so far (the counts start again from zero).
     fn take(&self) -> HashMap<(String, i64), Counts> {
         let by_day = self

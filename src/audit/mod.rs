@@ -189,3 +189,110 @@ pub fn find_events(
     }
     query.limit(limit).offset(offset).load(conn)
 }
+
+/// What the people and things an event names are called, for display: user id → email, client id →
+/// app name, API key id → key name. An id missing here was deleted (or never existed): pages show
+/// the id itself, which is pseudonymous.
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    users: std::collections::HashMap<String, String>,
+    clients: std::collections::HashMap<String, String>,
+    keys: std::collections::HashMap<String, String>,
+}
+
+/// The ids a page wants names for. At most a page of events' worth: the page bounds it.
+#[derive(Debug, Clone, Default)]
+pub struct NameRequest {
+    pub users: std::collections::BTreeSet<String>,
+    pub clients: std::collections::BTreeSet<String>,
+    pub keys: std::collections::BTreeSet<String>,
+}
+
+impl NameRequest {
+    /// Asks for the name of `id` if `kind` (an actor or target type) is one with a name.
+    pub fn add(&mut self, kind: &str, id: &str) {
+        let set = match kind {
+            "user" => &mut self.users,
+            "client" => &mut self.clients,
+            "api_key" => &mut self.keys,
+            _ => return,
+        };
+        if set.len() < 1000 {
+            set.insert(id.to_owned());
+        }
+    }
+
+    /// Every actor and target of `events`, and the app and key ids their details name.
+    pub fn of_events(events: &[EventRow]) -> Self {
+        let mut req = Self::default();
+        for e in events {
+            if let Some(id) = &e.actor_id {
+                req.add(&e.actor_type, id);
+            }
+            if let (Some(kind), Some(id)) = (&e.target_type, &e.target_id) {
+                req.add(kind, id);
+            }
+            if let Ok(serde_json::Value::Object(map)) = serde_json::from_str(&e.details) {
+                for (field, value) in map {
+                    if let (Some(kind), Some(id)) = (detail_kind(&field), value.as_str()) {
+                        req.add(kind, id);
+                    }
+                }
+            }
+        }
+        req
+    }
+}
+
+/// The kind of id a detail field holds, when it names an app or a key.
+pub fn detail_kind(field: &str) -> Option<&'static str> {
+    match field {
+        "client_id" | "owner_client_id" => Some("client"),
+        "replaced_by" => Some("api_key"),
+        _ => None,
+    }
+}
+
+impl Names {
+    /// Looks the requested ids up (three queries by primary key).
+    pub fn load(conn: &mut DbConn, req: &NameRequest) -> QueryResult<Self> {
+        use crate::db::schema::{api_keys, oauth_clients, users};
+        let mut names = Self::default();
+        if !req.users.is_empty() {
+            names.users = users::table
+                .filter(users::id.eq_any(&req.users))
+                .select((users::id, users::email))
+                .load::<(String, String)>(conn)?
+                .into_iter()
+                .collect();
+        }
+        if !req.clients.is_empty() {
+            names.clients = oauth_clients::table
+                .filter(oauth_clients::id.eq_any(&req.clients))
+                .select((oauth_clients::id, oauth_clients::name))
+                .load::<(String, String)>(conn)?
+                .into_iter()
+                .collect();
+        }
+        if !req.keys.is_empty() {
+            names.keys = api_keys::table
+                .filter(api_keys::id.eq_any(&req.keys))
+                .select((api_keys::id, api_keys::name))
+                .load::<(String, String)>(conn)?
+                .into_iter()
+                .collect();
+        }
+        Ok(names)
+    }
+
+    /// The name of `id` of `kind` (`user`, `client`, `api_key`), if it is known.
+    pub fn of(&self, kind: &str, id: &str) -> Option<&str> {
+        match kind {
+            "user" => self.users.get(id),
+            "client" => self.clients.get(id),
+            "api_key" => self.keys.get(id),
+            _ => None,
+        }
+        .map(String::as_str)
+    }
+}

@@ -229,6 +229,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    flashes (id) {
+        id -> Text,
+        session_hash -> Text,
+        target -> Text,
+        sealed -> Binary,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
 diesel::joinable!(api_key_usage -> api_keys (key_id));
 diesel::joinable!(client_usage -> oauth_clients (client_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -254,4 +265,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     client_usage,
     signing_keys,
     audit_events,
+    flashes,
 );

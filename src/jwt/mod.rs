@@ -22,6 +22,41 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(jwks);
 }
 
+/// The OpenAPI description of the JWKS document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    Docs::openapi()
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(jwks))]
+struct Docs;
+
+/// The JWKS document (RFC 7517): the public keys built by `keys::generate`, as stored.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "only the OpenAPI description names it")]
+struct JwkSet {
+    keys: Vec<Jwk>,
+}
+
+/// A public signing key: `OKP`/`Ed25519` (`x`), `EC`/`P-256` (`x`, `y`) or `RSA` (`n`, `e`).
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "only the OpenAPI description names it")]
+struct Jwk {
+    kty: String,
+    kid: String,
+    /// `EdDSA`, `ES256` or `RS256`.
+    alg: String,
+    /// `sig`.
+    #[schema(rename = "use")]
+    r#use: String,
+    crv: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+}
+
 /// RFC 9068 access-token claims.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AccessClaims {
@@ -361,6 +396,11 @@ impl Keyring {
     }
 }
 
+#[utoipa::path(
+    operation_id = "jwks",
+    tag = "oauth",
+    responses((status = 200, description = "The keys that verify Tessera's tokens now", body = JwkSet))
+)]
 #[get("/.well-known/jwks.json")]
 async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()

@@ -9,6 +9,7 @@ use super::model::{Client, TokenAuthMethod};
 use super::store;
 use crate::db;
 use crate::error::AppError;
+use crate::i18n::Detail;
 use crate::state::AppState;
 
 pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -64,10 +65,10 @@ fn optional_numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Optio
 /// The longest an assertion may live: `exp` at most one hour after now.
 const MAX_LIFETIME: i64 = 3600;
 
-fn refuse(use_: Use, why: &str) -> AppError {
+fn refuse(use_: Use, why: Detail) -> AppError {
     match use_ {
-        Use::ClientAuthentication => AppError::oauth("invalid_client", why.to_owned()),
-        Use::Grant => AppError::oauth("invalid_grant", why.to_owned()),
+        Use::ClientAuthentication => AppError::oauth("invalid_client", why),
+        Use::Grant => AppError::oauth("invalid_grant", why),
     }
 }
 
@@ -92,7 +93,7 @@ pub async fn verify(
     use_: Use,
     audiences: &[String],
 ) -> Result<(Client, AssertionClaims), AppError> {
-    let generic = || refuse(use_, "the client assertion is invalid");
+    let generic = || refuse(use_, Detail::AssertionInvalid);
     if jwt.len() > 8 * 1024 {
         return Err(generic());
     }
@@ -109,7 +110,7 @@ pub async fn verify(
     let keys: Vec<DecodingKey> = match method {
         TokenAuthMethod::ClientSecretJwt => {
             if header.alg != Algorithm::HS256 {
-                return Err(refuse(use_, "client_secret_jwt assertions must be HS256"));
+                return Err(refuse(use_, Detail::AssertionMustBeHs256));
             }
             let sealed = client.secret_encrypted.as_deref().ok_or_else(generic)?;
             let secret = crate::jwt::keys::open(&state.master_key, &secret_aad(&client.id), sealed)
@@ -121,10 +122,7 @@ pub async fn verify(
                 header.alg,
                 Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA
             ) {
-                return Err(refuse(
-                    use_,
-                    "private_key_jwt assertions must be RS256, ES256 or EdDSA",
-                ));
+                return Err(refuse(use_, Detail::AssertionMustBeAsymmetric));
             }
             let set = match (&client.jwks, &client.jwks_uri) {
                 (Some(inline), _) => super::client_keys::parse_jwks(inline)
@@ -135,7 +133,7 @@ pub async fn verify(
                     .await
                     .map_err(|e| {
                         tracing::warn!(client_id = %client.id, error = %e, "client JWKS unavailable");
-                        refuse(use_, "the client's keys could not be fetched")
+                        refuse(use_, Detail::ClientKeysUnavailable)
                     })?)
                 .clone(),
                 (None, None) => return Err(generic()),
@@ -152,10 +150,7 @@ pub async fn verify(
                 .collect()
         }
         _ => {
-            return Err(refuse(
-                use_,
-                "this client is not registered for JWT authentication",
-            ));
+            return Err(refuse(use_, Detail::NotJwtClient));
         }
     };
     let mut validation = Validation::new(header.alg);
@@ -167,50 +162,41 @@ pub async fn verify(
         .iter()
         .find_map(|key| jsonwebtoken::decode::<serde_json::Value>(jwt, key, &validation).ok())
         .map(|d| d.claims)
-        .ok_or_else(|| refuse(use_, "the assertion's signature does not verify"))?;
-    let claims: AssertionClaims = serde_json::from_value(claims).map_err(|e| {
-        refuse(
-            use_,
-            &format!(
-                "the assertion's claims are malformed ({e}); iss, sub, aud and exp are required"
-            ),
-        )
-    })?;
+        .ok_or_else(|| refuse(use_, Detail::AssertionSignature))?;
+    let claims: AssertionClaims = serde_json::from_value(claims)
+        .map_err(|_| refuse(use_, Detail::AssertionClaimsMalformed))?;
     // The signature holds: from here the reasons can be told to the client.
     let skew = state.settings.clock_skew.as_secs() as i64;
     let now = db::now();
     if claims.iss != client.id || claims.sub != client.id {
-        return Err(refuse(use_, "iss and sub must both be the client_id"));
+        return Err(refuse(use_, Detail::AssertionIssSub));
     }
     let aud_ok = match &claims.aud {
         Audience::One(a) => audiences.contains(a),
         Audience::Many(list) => list.iter().any(|a| audiences.contains(a)),
     };
     if !aud_ok {
-        return Err(refuse(
-            use_,
-            "aud must be the issuer, the token endpoint or this endpoint's URL",
-        ));
+        return Err(refuse(use_, Detail::AssertionAudience));
     }
     if claims.exp + skew <= now {
-        return Err(refuse(use_, "the assertion has expired"));
+        return Err(refuse(use_, Detail::AssertionExpired));
     }
     if claims.exp > now + MAX_LIFETIME + skew {
-        return Err(refuse(use_, "exp may be at most one hour ahead"));
+        return Err(refuse(use_, Detail::AssertionTooLong));
     }
     match claims.iat {
-        None => return Err(refuse(use_, "iat is missing")),
+        None => return Err(refuse(use_, Detail::MissingParameter { name: "iat" })),
         Some(iat) if iat > now + skew => {
-            return Err(refuse(use_, "iat is in the future"));
+            return Err(refuse(use_, Detail::IatInFuture));
         }
         Some(_) => {}
     }
     if claims.nbf.is_some_and(|nbf| nbf > now + skew) {
-        return Err(refuse(use_, "the assertion is not valid yet (nbf)"));
+        return Err(refuse(use_, Detail::AssertionNotYetValid));
     }
     let jti = match claims.jti.as_deref() {
         Some(j) if !j.is_empty() && j.len() <= 256 => j.to_owned(),
-        _ => return Err(refuse(use_, "jti is missing or longer than 256 characters")),
+        _ => return Err(refuse(use_, Detail::JtiFormat)),
     };
     // Remembered until the assertion could no longer be accepted anyway.
     let until = claims.exp + skew;
@@ -220,7 +206,7 @@ pub async fn verify(
     })
     .await?;
     if !fresh {
-        return Err(refuse(use_, "this assertion (jti) was already used"));
+        return Err(refuse(use_, Detail::JtiReused));
     }
     Ok((client, claims))
 }

@@ -12,6 +12,7 @@ use super::{CLIENT_SECRET_PURPOSE, store};
 use crate::crypto::Hasher;
 use crate::db::DbConn;
 use crate::error::AppError;
+use crate::i18n::Detail;
 use crate::state::AppState;
 
 /// How the client proved itself.
@@ -38,16 +39,15 @@ pub fn parse_form(
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         });
     if !is_form {
-        return Err(AppError::oauth(
-            "invalid_request",
-            "the body must be application/x-www-form-urlencoded".to_owned(),
-        ));
+        return Err(AppError::oauth("invalid_request", Detail::FormBodyRequired));
     }
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
     if let Some(name) = repeated(&pairs) {
         return Err(AppError::oauth(
             "invalid_request",
-            format!("the parameter '{}' is repeated", printable(name)),
+            Detail::RepeatedParameter {
+                name: printable(name),
+            },
         ));
     }
     // RFC 6749 §3.1: parameters sent without a value are treated as omitted.
@@ -92,7 +92,7 @@ pub fn read_request(
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().map(str::to_owned))
         .transpose()
-        .map_err(|_| invalid_client("malformed Authorization header"))?;
+        .map_err(|_| invalid_client(Detail::AuthorizationHeaderMalformed))?;
     Ok((params, authorization))
 }
 
@@ -108,8 +108,8 @@ pub fn no_store(mut res: actix_web::HttpResponse) -> actix_web::HttpResponse {
     res
 }
 
-fn invalid_client(why: &str) -> AppError {
-    AppError::oauth("invalid_client", why.to_owned())
+fn invalid_client(why: Detail) -> AppError {
+    AppError::oauth("invalid_client", why)
 }
 
 /// The `client_id` and `client_secret` of an `Authorization: Basic` header, form-url-decoded.
@@ -117,21 +117,21 @@ pub fn basic_credentials(header: &str) -> Result<(String, String), AppError> {
     let (scheme, rest) = header
         .trim()
         .split_once(' ')
-        .ok_or_else(|| invalid_client("malformed Authorization header"))?;
+        .ok_or_else(|| invalid_client(Detail::AuthorizationHeaderMalformed))?;
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(invalid_client("unsupported Authorization scheme"));
+        return Err(invalid_client(Detail::AuthorizationSchemeUnsupported));
     }
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(rest.trim())
-        .map_err(|_| invalid_client("malformed Basic credentials"))?;
-    let decoded =
-        String::from_utf8(decoded).map_err(|_| invalid_client("malformed Basic credentials"))?;
+        .map_err(|_| invalid_client(Detail::BasicCredentialsMalformed))?;
+    let decoded = String::from_utf8(decoded)
+        .map_err(|_| invalid_client(Detail::BasicCredentialsMalformed))?;
     let (id, secret) = decoded
         .split_once(':')
-        .ok_or_else(|| invalid_client("malformed Basic credentials"))?;
+        .ok_or_else(|| invalid_client(Detail::BasicCredentialsMalformed))?;
     match (form_decode(id), form_decode(secret)) {
         (Some(id), Some(secret)) => Ok((id, secret)),
-        _ => Err(invalid_client("malformed Basic credentials")),
+        _ => Err(invalid_client(Detail::BasicCredentialsMalformed)),
     }
 }
 
@@ -182,14 +182,13 @@ fn credentials(
             if body_secret.is_some() {
                 return Err(AppError::oauth(
                     "invalid_request",
-                    "use one client authentication method, not Basic and client_secret both"
-                        .to_owned(),
+                    Detail::BasicAndClientSecret,
                 ));
             }
             if body_id.is_some_and(|b| b != id) {
                 return Err(AppError::oauth(
                     "invalid_request",
-                    "client_id in the body differs from the Basic credentials".to_owned(),
+                    Detail::BodyClientIdDiffers,
                 ));
             }
             (id, Some(secret), AuthMethod::SecretBasic)
@@ -201,7 +200,7 @@ fn credentials(
                 AuthMethod::SecretPost,
             ),
             (Some(id), None) => (id.to_owned(), None, AuthMethod::None),
-            (None, _) => return Err(invalid_client("no client authentication was sent")),
+            (None, _) => return Err(invalid_client(Detail::NoClientAuthentication)),
         },
     })
 }
@@ -227,19 +226,20 @@ fn cached_client(state: &AppState, client_id: &str) -> Option<std::sync::Arc<Cli
         .flatten()
 }
 
-/// The client `client_id` from the cache, else from the database (and then cached).
+/// The client `client_id` from the cache, else from the database (and then cached). Called after
+/// [`client_auth`] found no cached client (that miss is the one counted).
 pub fn load_client(
     conn: &mut DbConn,
     state: &AppState,
     client_id: &str,
 ) -> Result<Option<Client>, AppError> {
-    if let Some(client) = cached_client(state, client_id) {
+    let key = client_cache_key(state, client_id);
+    if let Some(client) = state.client_cache.recheck(&key).flatten() {
         return Ok(Some((*client).clone()));
     }
     let generation = state.client_cache.generation();
     let client = store::find_client(conn, client_id)?;
     if let Some(client) = &client {
-        let key = client_cache_key(state, client_id);
         let entry = Some(std::sync::Arc::new(client.clone()));
         state.client_cache.put(key, entry, generation);
     }
@@ -275,7 +275,7 @@ fn accept(
 }
 
 fn client_failed() -> AppError {
-    invalid_client("unknown client, wrong secret or disabled client")
+    invalid_client(Detail::ClientUnknown)
 }
 
 /// Whether `client` accepts these credentials: enabled, not a JWT-authenticated client, and the
@@ -415,7 +415,7 @@ pub async fn client_auth(
         if params.contains_key("client_assertion") || params.contains_key("client_assertion_type") {
             return Err(AppError::oauth(
                 "invalid_request",
-                "client_assertion and client_assertion_type go together".to_owned(),
+                Detail::AssertionTypeWithoutAssertion,
             ));
         }
         // A client this node read recently is checked here, without a database round trip.
@@ -435,12 +435,12 @@ pub async fn client_auth(
         });
     };
     if kind != CLIENT_ASSERTION_TYPE {
-        return Err(invalid_client("unsupported client_assertion_type"));
+        return Err(invalid_client(Detail::AssertionTypeUnsupported));
     }
     if authorization.is_some() || params.contains_key("client_secret") {
         return Err(AppError::oauth(
             "invalid_request",
-            "use one client authentication method, not an assertion and a secret".to_owned(),
+            Detail::AssertionAndSecret,
         ));
     }
     let issuer = state.settings.issuer_str();
@@ -455,7 +455,7 @@ pub async fn client_auth(
     if params.get("client_id").is_some_and(|id| *id != client.id) {
         return Err(AppError::oauth(
             "invalid_request",
-            "client_id differs from the assertion's issuer".to_owned(),
+            Detail::ClientIdNotAssertionIssuer,
         ));
     }
     Ok(ClientAuth::Verified(Box::new(client)))

@@ -10,6 +10,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
 use serde_json::{Value, json};
 
 use crate::crypto::base64url;
+use crate::i18n::Detail;
 
 /// A fetched JWKS is trusted this long; a `kid` it lacks triggers a refetch at most this often.
 const CACHE_TTL: Duration = Duration::from_secs(300);
@@ -19,7 +20,7 @@ const MAX_KEYS: usize = 20;
 
 /// Normalises registered key material to a JWKS document (JSON text). Accepts a JWKS, a single JWK,
 /// or one or more PEM public keys (SPKI; PKCS#1 for RSA). Private keys and symmetric keys are refused.
-pub fn normalize_registered_keys(input: &str) -> Result<String, String> {
+pub fn normalize_registered_keys(input: &str) -> Result<String, Detail> {
     let input = input.trim();
     let keys: Vec<Value> = if input.starts_with("-----BEGIN") {
         pem_blocks(input)?
@@ -27,17 +28,16 @@ pub fn normalize_registered_keys(input: &str) -> Result<String, String> {
             .map(|(label, der)| pem_to_jwk(&label, &der))
             .collect::<Result<_, _>>()?
     } else {
-        let doc: Value =
-            serde_json::from_str(input).map_err(|e| format!("is neither a JWKS nor PEM ({e})"))?;
+        let doc: Value = serde_json::from_str(input).map_err(|_| Detail::KeysNotJwksOrPem)?;
         match doc.get("keys") {
             Some(Value::Array(keys)) => keys.clone(),
-            Some(_) => return Err("'keys' must be an array".into()),
+            Some(_) => return Err(Detail::KeysNotArray),
             None if doc.get("kty").is_some() => vec![doc],
-            None => return Err("is neither a JWKS ({\"keys\": [...]}) nor a JWK".into()),
+            None => return Err(Detail::KeysNotJwk),
         }
     };
     if keys.is_empty() || keys.len() > MAX_KEYS {
-        return Err(format!("must hold 1 to {MAX_KEYS} keys"));
+        return Err(Detail::KeysCount { max: MAX_KEYS });
     }
     for key in &keys {
         check_public_jwk(key)?;
@@ -61,21 +61,21 @@ pub fn parse_jwks(text: &str) -> Result<JwkSet, String> {
 }
 
 /// A public signing key of a kind Tessera accepts: RSA (≥ 2048 bits), EC P-256, or Ed25519.
-fn check_public_jwk(key: &Value) -> Result<(), String> {
+fn check_public_jwk(key: &Value) -> Result<(), Detail> {
     const PRIVATE: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
     if let Some(member) = PRIVATE.iter().find(|m| key.get(**m).is_some()) {
-        return Err(format!(
-            "holds private key material ('{member}'): register the public key only"
-        ));
+        return Err(Detail::KeyPrivateMember {
+            member: (*member).to_owned(),
+        });
     }
     if key
         .get("use")
         .and_then(Value::as_str)
         .is_some_and(|u| u != "sig")
     {
-        return Err("has a 'use' other than 'sig'".into());
+        return Err(Detail::KeyUse);
     }
-    let jwk: Jwk = serde_json::from_value(key.clone()).map_err(|e| format!("bad JWK ({e})"))?;
+    let jwk: Jwk = serde_json::from_value(key.clone()).map_err(|_| Detail::KeyNotJwk)?;
     // Members are read as the verifier reads them (base64url without padding, RFC 7515 §2), and sized
     // as it needs them: a key it cannot use is refused here, not at every assertion.
     let decode = |v: &str| {
@@ -85,42 +85,40 @@ fn check_public_jwk(key: &Value) -> Result<(), String> {
     };
     match &jwk.algorithm {
         AlgorithmParameters::RSA(rsa) => {
-            let n = decode(&rsa.n).ok_or("bad RSA modulus")?;
+            let n = decode(&rsa.n).ok_or(Detail::KeyRsaModulus)?;
             let n = &n[n.iter().take_while(|b| **b == 0).count()..];
             let bits =
                 (n.len() * 8).saturating_sub(n.first().map_or(0, |b| b.leading_zeros() as usize));
             if !(2048..=8192).contains(&bits) {
-                return Err("RSA keys must have 2048 to 8192 bits".into());
+                return Err(Detail::KeyRsaBits);
             }
             // What ring verifies with: an odd exponent from 3 to 2^33 - 1.
-            let e = decode(&rsa.e).ok_or("bad RSA exponent")?;
+            let e = decode(&rsa.e).ok_or(Detail::KeyRsaExponent)?;
             let e = &e[e.iter().take_while(|b| **b == 0).count()..];
             let e = (e.len() <= 5).then(|| e.iter().fold(0u64, |acc, b| acc << 8 | u64::from(*b)));
             if !e.is_some_and(|e| e >= 3 && e % 2 == 1 && e < 1 << 33) {
-                return Err("bad RSA exponent".into());
+                return Err(Detail::KeyRsaExponent);
             }
         }
         AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
             let sized = |v: &str| decode(v).is_some_and(|b| b.len() == 32);
             if !sized(&ec.x) || !sized(&ec.y) {
-                return Err("EC P-256 keys need x and y of 32 bytes".into());
+                return Err(Detail::KeyEcSize);
             }
         }
-        AlgorithmParameters::EllipticCurve(_) => return Err("EC keys must be on P-256".into()),
+        AlgorithmParameters::EllipticCurve(_) => return Err(Detail::KeyEcCurve),
         AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {
             if decode(&okp.x).is_none_or(|x| x.len() != 32) {
-                return Err("Ed25519 keys need an x of 32 bytes".into());
+                return Err(Detail::KeyEdSize);
             }
         }
-        AlgorithmParameters::OctetKeyPair(_) => return Err("OKP keys must be Ed25519".into()),
-        AlgorithmParameters::OctetKey(_) => {
-            return Err("symmetric ('oct') keys are not public keys".into());
-        }
+        AlgorithmParameters::OctetKeyPair(_) => return Err(Detail::KeyOkpCurve),
+        AlgorithmParameters::OctetKey(_) => return Err(Detail::KeySymmetric),
     }
     Ok(())
 }
 
-fn pem_blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
+fn pem_blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>, Detail> {
     let mut out = Vec::new();
     let mut current: Option<(String, String)> = None;
     for line in text.lines().map(str::trim) {
@@ -130,17 +128,17 @@ fn pem_blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
         {
             current = Some((label.to_owned(), String::new()));
         } else if line.starts_with("-----END ") {
-            let (label, body) = current.take().ok_or("PEM END without BEGIN")?;
+            let (label, body) = current.take().ok_or(Detail::PemIncomplete)?;
             let der = base64::engine::general_purpose::STANDARD
                 .decode(body)
-                .map_err(|_| "PEM body is not base64")?;
+                .map_err(|_| Detail::PemNotBase64)?;
             out.push((label, der));
         } else if let Some((_, body)) = current.as_mut() {
             body.push_str(line);
         }
     }
     if current.is_some() || out.is_empty() {
-        return Err("is not complete PEM".into());
+        return Err(Detail::PemIncomplete);
     }
     Ok(out)
 }
@@ -153,7 +151,7 @@ const P256_SPKI: &[u8] = &[
     0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
 ];
 
-fn pem_to_jwk(label: &str, der: &[u8]) -> Result<Value, String> {
+fn pem_to_jwk(label: &str, der: &[u8]) -> Result<Value, Detail> {
     let mut jwk = match label {
         "PUBLIC KEY" => {
             if let Some(x) = der.strip_prefix(ED25519_SPKI).filter(|x| x.len() == 32) {
@@ -163,20 +161,23 @@ fn pem_to_jwk(label: &str, der: &[u8]) -> Result<Value, String> {
             } else {
                 use rsa::pkcs8::DecodePublicKey as _;
                 let key = rsa::RsaPublicKey::from_public_key_der(der)
-                    .map_err(|_| "the PEM public key is not RSA, EC P-256 or Ed25519".to_owned())?;
+                    .map_err(|_| Detail::PemUnknownKey)?;
                 rsa_jwk(&key)
             }
         }
         "RSA PUBLIC KEY" => {
             use rsa::pkcs1::DecodeRsaPublicKey as _;
-            let key = rsa::RsaPublicKey::from_pkcs1_der(der)
-                .map_err(|_| "bad PKCS#1 RSA public key".to_owned())?;
+            let key = rsa::RsaPublicKey::from_pkcs1_der(der).map_err(|_| Detail::PemBadPkcs1)?;
             rsa_jwk(&key)
         }
         other if other.contains("PRIVATE") => {
-            return Err("is a private key: register the public key only".into());
+            return Err(Detail::PemPrivate);
         }
-        other => return Err(format!("PEM '{other}' is not a public key")),
+        other => {
+            return Err(Detail::PemLabel {
+                label: other.chars().take(64).collect(),
+            });
+        }
     };
     jwk["kid"] = json!(thumbprint(&jwk));
     jwk["use"] = json!("sig");
@@ -213,6 +214,8 @@ struct Cached {
 pub struct JwksCache {
     http: reqwest::Client,
     entries: Mutex<HashMap<String, Cached>>,
+    /// Answered from `entries` (hit) or fetched (miss).
+    counts: crate::metrics::CacheCounters,
 }
 
 impl std::fmt::Debug for JwksCache {
@@ -238,7 +241,25 @@ impl JwksCache {
         Self {
             http,
             entries: Mutex::new(HashMap::new()),
+            counts: crate::metrics::CacheCounters::detached(),
         }
+    }
+
+    /// This cache with its hits and misses counted in `metrics` (as the cache `jwks`).
+    pub fn counted_in(self, metrics: &crate::metrics::Metrics) -> Self {
+        Self {
+            counts: metrics.cache_counters("jwks"),
+            ..self
+        }
+    }
+
+    /// The key sets held now.
+    pub fn len(&self) -> usize {
+        self.entries.lock().map_or(0, |m| m.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The keys at `uri`: from the cache when fresh; refetched when stale, or when `kid` is missing
@@ -251,9 +272,11 @@ impl JwksCache {
         if let Some((age, keys)) = &cached {
             let has_kid = kid.is_none_or(|k| keys.find(k).is_some());
             if *age < CACHE_TTL && (has_kid || *age < REFETCH_AFTER) {
+                self.counts.hit();
                 return Ok(Arc::clone(keys));
             }
         }
+        self.counts.miss();
         match self.fetch(uri).await {
             Ok(keys) => {
                 let keys = Arc::new(keys);

@@ -25,6 +25,7 @@ use super::model::{Client, GrantType};
 use super::store;
 use crate::db::{self, DbConn};
 use crate::error::AppError;
+use crate::i18n::Detail;
 use crate::jwt::AccessClaims;
 use crate::state::AppState;
 
@@ -677,14 +678,13 @@ impl Endpoint<OAuthRequest> for Flow<'_> {
                 code: "invalid_authorization_request",
                 detail: None,
             },
-            OAuthError::BadRequest => AppError::oauth("invalid_request", None),
-            OAuthError::PrimitiveError if self.replayed => AppError::oauth(
-                "invalid_grant",
-                "the authorization code was redeemed twice; what it granted is revoked".to_owned(),
-            ),
+            OAuthError::BadRequest => AppError::oauth_bare("invalid_request"),
+            OAuthError::PrimitiveError if self.replayed => {
+                AppError::oauth("invalid_grant", Detail::CodeRedeemedTwice)
+            }
             OAuthError::PrimitiveError => AppError::internal("OAuth storage failed"),
             #[expect(unreachable_patterns, reason = "OAuthError may grow variants")]
-            _ => AppError::oauth("invalid_request", None),
+            _ => AppError::oauth_bare("invalid_request"),
         }
     }
 

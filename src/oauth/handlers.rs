@@ -15,6 +15,7 @@ use super::model::GrantType;
 use super::store;
 use crate::db;
 use crate::error::AppError;
+use crate::i18n::Detail;
 use crate::jwt::AccessClaims;
 use crate::request::RequestContext;
 use crate::state::AppState;
@@ -31,6 +32,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Failed client authentications count per IP (and block it for a while when there are too many);
 /// an authenticated client's requests count against its own limit, so services behind one NAT or a
 /// backend refreshing for many users are never limited as one.
+#[utoipa::path(
+    operation_id = "token",
+    tag = "oauth",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    security(("client_basic" = []), ()),
+    responses(
+        (status = 200, description = "An access token (RFC 6749 §5.1)", body = TokenBody, headers(
+            ("Cache-Control" = String, description = "`no-store`"),
+            ("X-RateLimit-Limit" = u32, description = "Token requests allowed to the client per window"),
+            ("X-RateLimit-Remaining" = u32, description = "Requests left in the window"),
+            ("X-RateLimit-Reset" = i64, description = "When the window is full again (Unix seconds)"),
+        )),
+        (status = 400, description = "An RFC 6749 §5.2 error: invalid_request, invalid_grant, unsupported_grant_type, …"),
+        (status = 401, description = "invalid_client: unknown client, wrong secret or disabled client"),
+        (status = 413, description = "The body is too large"),
+        (status = 429, description = "The client's token limit is used up, or too many failed authentications from this IP"),
+        (status = 503, description = "The database cannot serve now"),
+    )
+)]
 #[post("/oauth/token")]
 #[tracing::instrument(skip_all, fields(grant_type))]
 async fn token(
@@ -38,7 +58,30 @@ async fn token(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    throttle_failed_auth(&state, &req, token_request(&req, &state, &body)).await
+    // The grant as a metric label, once the body is read (`none` until then or when absent).
+    let mut grant = "none";
+    let out =
+        throttle_failed_auth(&state, &req, token_request(&req, &state, &body, &mut grant)).await;
+    match &out {
+        Ok(res) => {
+            if let Some(issued) = res.extensions().get::<IssuedTo>() {
+                state.metrics.token_issued(grant, issued.public);
+            }
+        }
+        Err(e) => state.metrics.token_failed(grant, e.code()),
+    }
+    out
+}
+
+/// The `grant` label of a `grant_type`: a supported grant, or `other` (never the value sent).
+fn grant_label(grant: Option<GrantType>) -> &'static str {
+    match grant {
+        Some(GrantType::AuthorizationCode) => "authorization_code",
+        Some(GrantType::ClientCredentials) => "client_credentials",
+        Some(GrantType::RefreshToken) => "refresh_token",
+        Some(GrantType::JwtBearer) => "jwt_bearer",
+        None => "other",
+    }
 }
 
 /// The client's token rate limit (its own, else `TESSERA_TOKEN_RATE_LIMIT`), as 429 when used up.
@@ -62,35 +105,41 @@ async fn token_request(
     req: &HttpRequest,
     state: &web::Data<AppState>,
     body: &[u8],
+    label: &mut &'static str,
 ) -> Result<HttpResponse, AppError> {
     let (params, authorization) = read_request(req, body)?;
-    let grant = params
-        .get("grant_type")
-        .ok_or_else(|| AppError::oauth("invalid_request", "grant_type is missing".to_owned()))?;
+    let grant = params.get("grant_type").ok_or_else(|| {
+        AppError::oauth(
+            "invalid_request",
+            Detail::MissingParameter { name: "grant_type" },
+        )
+    })?;
     tracing::Span::current().record("grant_type", grant.as_str());
     let grant = GrantType::parse(grant);
+    *label = grant_label(grant);
     if grant == Some(GrantType::JwtBearer) {
+        // A public client has no secret and no keys, so it cannot sign an assertion: every
+        // jwt-bearer client is confidential.
         return jwt_bearer(state, authorization, params)
             .await
-            .map(|r| count_issued(state, r))
+            .map(|r| count_issued(state, r, false))
             .map(no_store);
     }
     let Some(grant) = grant else {
         return Err(AppError::oauth(
             "unsupported_grant_type",
-            format!(
-                "'{}' is not supported here",
-                params
+            Detail::GrantTypeNotSupported {
+                grant_type: params
                     .get("grant_type")
                     .map(|g| g.chars().take(64).collect::<String>())
-                    .unwrap_or_default()
-            ),
+                    .unwrap_or_default(),
+            },
         ));
     };
     let auth = client_auth(state, "/oauth/token", authorization, &params).await?;
     let auth = auth.authenticated(state).await?;
-    let limit = match auth.checked() {
-        Some((client, _)) => client_limit(state, client).await?,
+    let (limit, public) = match auth.checked() {
+        Some((client, _)) => (client_limit(state, client).await?, client.is_public),
         None => return Err(AppError::internal("client authentication left unresolved")),
     };
     match grant {
@@ -99,19 +148,21 @@ async fn token_request(
         GrantType::RefreshToken => refresh(state, auth, params).await,
         GrantType::JwtBearer => Err(AppError::internal("jwt-bearer is dispatched above")),
     }
-    .map(|r| count_issued(state, r))
+    .map(|r| count_issued(state, r, public))
     .map(no_store)
     .map(|r| crate::ratelimit::with_headers(r, &limit))
 }
 
-/// Counts a token response in its client's usage (in memory; written with the API-key usage).
-fn count_issued(state: &AppState, res: HttpResponse) -> HttpResponse {
-    if let Some(IssuedTo(client_id)) = res.extensions().get::<IssuedTo>() {
+/// Counts a token response in its client's usage (in memory; written with the API-key usage) and
+/// notes whether the client is public, for the metrics.
+fn count_issued(state: &AppState, mut res: HttpResponse, public: bool) -> HttpResponse {
+    if let Some(issued) = res.extensions_mut().get_mut::<IssuedTo>() {
         state.usage.record(
-            client_id,
+            &issued.client_id,
             crate::apikeys::usage::Outcome::Allowed,
             db::now(),
         );
+        issued.public = public;
     }
     res
 }
@@ -130,10 +181,9 @@ pub fn grant_scopes(
                 if !allowed.contains(&s) || !defined.iter().any(|d| d == s) {
                     return Err(AppError::oauth(
                         "invalid_scope",
-                        format!(
-                            "'{}' is not allowed for this client and API",
-                            s.chars().take(64).collect::<String>()
-                        ),
+                        Detail::ScopeNotAllowed {
+                            scope: s.chars().take(64).collect(),
+                        },
                     ));
                 }
                 out.insert(s.to_owned());
@@ -168,7 +218,7 @@ async fn client_credentials(
     if method == AuthMethod::None || !client.has_grant(GrantType::ClientCredentials) {
         return Err(AppError::oauth(
             "unauthorized_client",
-            "client_credentials needs a confidential client registered for it".to_owned(),
+            Detail::ClientCredentialsNeedsConfidential,
         ));
     }
     let audience = requested_audience(state, &params);
@@ -202,7 +252,9 @@ fn requested_audience(state: &AppState, params: &HashMap<String, String>) -> Str
 fn invalid_target(audience: &str) -> AppError {
     AppError::oauth(
         "invalid_target",
-        audience.chars().take(128).collect::<String>(),
+        Detail::Value {
+            value: audience.chars().take(128).collect(),
+        },
     )
 }
 
@@ -265,7 +317,7 @@ fn service_token(
         scope: &claims.scope,
         refresh_token: None,
     });
-    res.extensions_mut().insert(IssuedTo(claims.client_id));
+    res.extensions_mut().insert(IssuedTo::new(claims.client_id));
     Ok(res)
 }
 
@@ -277,9 +329,12 @@ async fn jwt_bearer(
     authorization: Option<String>,
     params: HashMap<String, String>,
 ) -> Result<HttpResponse, AppError> {
-    let jwt = params
-        .get("assertion")
-        .ok_or_else(|| AppError::oauth("invalid_request", "assertion is missing".to_owned()))?;
+    let jwt = params.get("assertion").ok_or_else(|| {
+        AppError::oauth(
+            "invalid_request",
+            Detail::MissingParameter { name: "assertion" },
+        )
+    })?;
     let extra_auth = authorization.is_some()
         || params.contains_key("client_assertion")
         || params.contains_key("client_secret");
@@ -295,13 +350,15 @@ async fn jwt_bearer(
     if params.get("client_id").is_some_and(|id| *id != client.id) {
         return Err(AppError::oauth(
             "invalid_grant",
-            "client_id differs from the assertion's issuer".to_owned(),
+            Detail::ClientIdNotAssertionIssuer,
         ));
     }
     if !client.has_grant(GrantType::JwtBearer) {
         return Err(AppError::oauth(
             "unauthorized_client",
-            "this client is not registered for the jwt-bearer grant".to_owned(),
+            Detail::GrantNotRegistered {
+                grant_type: "jwt-bearer",
+            },
         ));
     }
     let limit = client_limit(state, &client).await?;
@@ -312,7 +369,7 @@ async fn jwt_bearer(
             if other.id != client.id {
                 return Err(AppError::oauth(
                     "invalid_grant",
-                    "the assertion was issued by another client".to_owned(),
+                    Detail::AssertionOfOtherClient,
                 ));
             }
         }
@@ -336,32 +393,58 @@ const AUTH_METHODS: [&str; 5] = [
 /// Algorithms of client assertions: HS256 for client_secret_jwt, the others for private_key_jwt.
 const AUTH_SIGNING_ALGS: [&str; 4] = ["RS256", "ES256", "EdDSA", "HS256"];
 
-fn metadata_document(state: &AppState, scopes: Vec<String>) -> serde_json::Value {
+/// The RFC 8414 authorization server metadata document.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Metadata {
+    issuer: String,
+    token_endpoint: String,
+    jwks_uri: String,
+    authorization_endpoint: String,
+    revocation_endpoint: String,
+    introspection_endpoint: String,
+    grant_types_supported: Vec<&'static str>,
+    token_endpoint_auth_methods_supported: Vec<&'static str>,
+    token_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
+    revocation_endpoint_auth_methods_supported: Vec<&'static str>,
+    revocation_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
+    introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+    introspection_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
+    response_modes_supported: Vec<&'static str>,
+    scopes_supported: Vec<String>,
+    response_types_supported: Vec<&'static str>,
+    code_challenge_methods_supported: Vec<&'static str>,
+    authorization_response_iss_parameter_supported: bool,
+    access_token_signing_alg_values_supported: Vec<&'static str>,
+}
+
+fn metadata_document(state: &AppState, scopes: Vec<String>) -> Metadata {
     let issuer = state.settings.issuer_str();
-    json!({
-        "issuer": issuer,
-        "token_endpoint": format!("{issuer}/oauth/token"),
-        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-        "authorization_endpoint": format!("{issuer}/oauth/authorize"),
-        "revocation_endpoint": format!("{issuer}/oauth/revoke"),
-        "introspection_endpoint": format!("{issuer}/oauth/introspect"),
-        "grant_types_supported": [
-            "authorization_code", "client_credentials", "refresh_token",
+    Metadata {
+        issuer: issuer.to_owned(),
+        token_endpoint: format!("{issuer}/oauth/token"),
+        jwks_uri: format!("{issuer}/.well-known/jwks.json"),
+        authorization_endpoint: format!("{issuer}/oauth/authorize"),
+        revocation_endpoint: format!("{issuer}/oauth/revoke"),
+        introspection_endpoint: format!("{issuer}/oauth/introspect"),
+        grant_types_supported: vec![
+            "authorization_code",
+            "client_credentials",
+            "refresh_token",
             "urn:ietf:params:oauth:grant-type:jwt-bearer",
         ],
-        "token_endpoint_auth_methods_supported": AUTH_METHODS,
-        "token_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
-        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
-        "revocation_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
-        "introspection_endpoint_auth_methods_supported": &AUTH_METHODS[..4],
-        "introspection_endpoint_auth_signing_alg_values_supported": AUTH_SIGNING_ALGS,
-        "response_modes_supported": ["query"],
-        "scopes_supported": scopes,
-        "response_types_supported": ["code"],
-        "code_challenge_methods_supported": ["S256"],
-        "authorization_response_iss_parameter_supported": true,
-        "access_token_signing_alg_values_supported": [state.settings.signing_alg.as_str()],
-    })
+        token_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
+        token_endpoint_auth_signing_alg_values_supported: AUTH_SIGNING_ALGS.to_vec(),
+        revocation_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
+        revocation_endpoint_auth_signing_alg_values_supported: AUTH_SIGNING_ALGS.to_vec(),
+        introspection_endpoint_auth_methods_supported: AUTH_METHODS[..4].to_vec(),
+        introspection_endpoint_auth_signing_alg_values_supported: AUTH_SIGNING_ALGS.to_vec(),
+        response_modes_supported: vec!["query"],
+        scopes_supported: scopes,
+        response_types_supported: vec!["code"],
+        code_challenge_methods_supported: vec!["S256"],
+        authorization_response_iss_parameter_supported: true,
+        access_token_signing_alg_values_supported: vec![state.settings.signing_alg.as_str()],
+    }
 }
 
 async fn metadata_response(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
@@ -372,12 +455,28 @@ async fn metadata_response(state: web::Data<AppState>) -> Result<HttpResponse, A
 }
 
 /// RFC 8414 authorization server metadata.
+#[utoipa::path(
+    operation_id = "authorization_server_metadata",
+    tag = "oauth",
+    responses(
+        (status = 200, description = "The authorization server metadata", body = Metadata),
+        (status = 503, description = "The database cannot serve now"),
+    )
+)]
 #[get("/.well-known/oauth-authorization-server")]
 async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     metadata_response(state).await
 }
 
 /// The same document at the OpenID Connect discovery path, which many client libraries look for.
+#[utoipa::path(
+    operation_id = "openid_configuration",
+    tag = "oauth",
+    responses(
+        (status = 200, description = "The authorization server metadata", body = Metadata),
+        (status = 503, description = "The database cannot serve now"),
+    )
+)]
 #[get("/.well-known/openid-configuration")]
 async fn openid_metadata(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     metadata_response(state).await
@@ -406,13 +505,11 @@ fn flow_error(body: Option<&str>, status: u16) -> AppError {
         _ => "invalid_request",
     };
     let detail = match code {
-        "invalid_grant" => {
-            "the code is unknown, expired, used, or its PKCE verifier does not match"
-        }
-        "invalid_client" => "unknown client, wrong secret or disabled client",
-        _ => "the token request is malformed",
+        "invalid_grant" => Detail::CodeInvalid,
+        "invalid_client" => Detail::ClientUnknown,
+        _ => Detail::TokenRequestMalformed,
     };
-    AppError::oauth(code, detail.to_owned())
+    AppError::oauth(code, detail)
 }
 
 /// `authorization_code`: oxide-auth's `AccessTokenFlow` (client check, single-use code, PKCE) over our store.
@@ -444,10 +541,7 @@ async fn authorization_code(
             if params.get("client_id").is_some_and(|c| *c != id)
                 || params.contains_key("client_secret")
             {
-                return Err(AppError::oauth(
-                    "invalid_request",
-                    "send the client credentials once, in Basic or in the body".to_owned(),
-                ));
+                return Err(AppError::oauth("invalid_request", Detail::CredentialsTwice));
             }
             params.remove("client_id");
             use base64::Engine as _;
@@ -458,10 +552,7 @@ async fn authorization_code(
     };
     match params.get("code_verifier") {
         Some(v) if !valid_verifier(v) => {
-            return Err(AppError::oauth(
-                "invalid_grant",
-                "code_verifier must be 43 to 128 unreserved characters (RFC 7636)".to_owned(),
-            ));
+            return Err(AppError::oauth("invalid_grant", Detail::CodeVerifierFormat));
         }
         _ => {}
     }
@@ -484,15 +575,30 @@ async fn authorization_code(
     }
 }
 
-/// Which client a successful token response was for, so the token endpoint can count its usage.
+/// Which client a successful token response was for, so the token endpoint can count its usage, and
+/// whether it is public (for the metrics' `client_type`).
 #[derive(Debug, Clone)]
-struct IssuedTo(String);
+struct IssuedTo {
+    client_id: String,
+    public: bool,
+}
+
+impl IssuedTo {
+    fn new(client_id: String) -> Self {
+        Self {
+            client_id,
+            public: false,
+        }
+    }
+}
 
 /// A successful token response (RFC 6749 §5.1).
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 struct TokenBody<'a> {
     access_token: &'a str,
+    #[schema(value_type = String, example = "Bearer")]
     token_type: &'static str,
+    /// Seconds until the access token expires.
     expires_in: i64,
     scope: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -508,7 +614,7 @@ fn token_response(issued: &super::flow::Issued) -> HttpResponse {
         refresh_token: issued.refresh_token.as_deref(),
     });
     res.extensions_mut()
-        .insert(IssuedTo(issued.client_id.clone()));
+        .insert(IssuedTo::new(issued.client_id.clone()));
     res
 }
 
@@ -522,41 +628,46 @@ async fn refresh(
     auth: ClientAuth,
     params: HashMap<String, String>,
 ) -> Result<HttpResponse, AppError> {
-    let presented = params
-        .get("refresh_token")
-        .cloned()
-        .ok_or_else(|| AppError::oauth("invalid_request", "refresh_token is missing".to_owned()))?;
+    let presented = params.get("refresh_token").cloned().ok_or_else(|| {
+        AppError::oauth(
+            "invalid_request",
+            Detail::MissingParameter {
+                name: "refresh_token",
+            },
+        )
+    })?;
     let st = state.clone();
-    let issued =
-        db::run(&state.pool, move |conn| {
-            let (client, _) = auth.resolve(conn, &st)?;
-            if !client.has_grant(GrantType::RefreshToken) {
-                return Err(AppError::oauth(
-                    "unauthorized_client",
-                    "this client has no refresh_token grant".to_owned(),
-                ));
-            }
-            let hash = st.hasher.hash(REFRESH_PURPOSE, presented.as_bytes());
-            let now = db::now();
-            let invalid = |why: &str| AppError::oauth("invalid_grant", why.to_owned());
-            let settings = &st.settings;
-            // The family and owning client of a token another client presented, for the audit log.
-            let mut foreign: Option<(String, String)> = None;
-            use diesel::Connection as _;
-            // Err(_) rolls back (the token stays as it was); Ok(Err(_)) commits (a reuse must stay
-            // revoked) and still answers with the error.
-            let outcome = conn.transaction(
+    let issued = db::run(&state.pool, move |conn| {
+        let (client, _) = auth.resolve(conn, &st)?;
+        if !client.has_grant(GrantType::RefreshToken) {
+            return Err(AppError::oauth(
+                "unauthorized_client",
+                Detail::GrantNotRegistered {
+                    grant_type: "refresh_token",
+                },
+            ));
+        }
+        let hash = st.hasher.hash(REFRESH_PURPOSE, presented.as_bytes());
+        let now = db::now();
+        let invalid = |why: Detail| AppError::oauth("invalid_grant", why);
+        let settings = &st.settings;
+        // The family and owning client of a token another client presented, for the audit log.
+        let mut foreign: Option<(String, String)> = None;
+        use diesel::Connection as _;
+        // Err(_) rolls back (the token stays as it was); Ok(Err(_)) commits (a reuse must stay
+        // revoked) and still answers with the error.
+        let outcome = conn.transaction(
             |conn| -> Result<Result<super::flow::Issued, AppError>, AppError> {
                 // Write first (see the code exchange): the rotation race has exactly one winner.
                 let won = store::use_refresh_token(conn, &hash, now)?;
                 // Locks the family until commit: a concurrent revocation waits, then revokes what
                 // this rotation issued too.
                 let Some(row) = store::find_refresh_for_rotation(conn, &hash)? else {
-                    return Err(invalid("unknown refresh token"));
+                    return Err(invalid(Detail::RefreshTokenUnknown));
                 };
                 if row.client_id != client.id {
                     foreign = Some((row.family_id, row.client_id));
-                    return Err(invalid("the refresh token was issued to another client"));
+                    return Err(invalid(Detail::RefreshTokenOfOtherClient));
                 }
                 if !won {
                     // Reuse of a rotated token: someone holds a copy. End the whole family.
@@ -564,16 +675,14 @@ async fn refresh(
                     st.token_cache
                         .forget_where(|c| c.client_id == row.client_id);
                     tracing::warn!(client_id = %client.id, "refresh token reuse: family revoked");
-                    return Ok(Err(invalid(
-                        "the refresh token was already used; its family is revoked",
-                    )));
+                    return Ok(Err(invalid(Detail::RefreshTokenReused)));
                 }
                 if row.family_revoked || row.family_expires_at <= now || row.token_expires_at <= now
                 {
-                    return Err(invalid("the refresh token is expired or revoked"));
+                    return Err(invalid(Detail::RefreshTokenExpired));
                 }
                 if row.user_disabled {
-                    return Err(invalid("the user the refresh token was issued for is disabled"));
+                    return Err(invalid(Detail::RefreshTokenUserDisabled));
                 }
                 let granted: Vec<&str> = row.scope.split(' ').filter(|s| !s.is_empty()).collect();
                 let scope = match params.get("scope") {
@@ -583,10 +692,9 @@ async fn refresh(
                         if let Some(extra) = asked.iter().find(|s| !granted.contains(s)) {
                             return Err(AppError::oauth(
                                 "invalid_scope",
-                                format!(
-                                    "'{}' was not granted; refresh may only narrow the scope",
-                                    extra.chars().take(64).collect::<String>()
-                                ),
+                                Detail::ScopeNotGranted {
+                                    scope: extra.chars().take(64).collect(),
+                                },
                             ));
                         }
                         asked.sort_unstable();
@@ -629,23 +737,23 @@ async fn refresh(
                 }))
             },
         );
-            if let Some((family_id, owner)) = foreign {
-                // Refused and rolled back; the attempt itself is kept (never the token).
-                crate::audit::record(
-                    conn,
-                    crate::audit::Event::new(
-                        crate::audit::Actor::Client(client.id.clone()),
-                        "refresh_token.wrong_client",
-                    )
-                    .target("refresh_token_family", &family_id)
-                    .details(json!({ "client_id": client.id, "owner_client_id": owner })),
-                )?;
-                tracing::warn!(client_id = %client.id, owner_client_id = %owner,
+        if let Some((family_id, owner)) = foreign {
+            // Refused and rolled back; the attempt itself is kept (never the token).
+            crate::audit::record(
+                conn,
+                crate::audit::Event::new(
+                    crate::audit::Actor::Client(client.id.clone()),
+                    "refresh_token.wrong_client",
+                )
+                .target("refresh_token_family", &family_id)
+                .details(json!({ "client_id": client.id, "owner_client_id": owner })),
+            )?;
+            tracing::warn!(client_id = %client.id, owner_client_id = %owner,
                 "a refresh token was presented by another client");
-            }
-            outcome?
-        })
-        .await?;
+        }
+        outcome?
+    })
+    .await?;
     Ok(token_response(&issued))
 }
 
@@ -695,7 +803,9 @@ async fn authorize_post(
     if let Some(name) = repeated(&ours) {
         return Err(AppError::bad_request(
             "invalid_request",
-            format!("the parameter '{name}' is repeated"),
+            Detail::RepeatedParameter {
+                name: printable(name),
+            },
         ));
     }
     let mut csrf = None;
@@ -715,7 +825,7 @@ async fn authorize_post(
         _ => {
             return Err(AppError::bad_request(
                 "invalid_request",
-                "decision must be allow or deny",
+                Detail::DecisionAllowOrDeny,
             ));
         }
     };
@@ -808,20 +918,22 @@ async fn authorize(
     } else if let Some(mut location) = response.location {
         let ours = location.as_str().starts_with(&format!("{issuer}/login"));
         if !ours {
-            // RFC 6749 names it error_description (oxide-auth writes description); RFC 9207 adds iss.
-            let pairs: Vec<(String, String)> = location
+            // RFC 6749 names it error_description (oxide-auth writes description), and its text is
+            // the catalogue's (en-US, ASCII) for the error code; RFC 9207 adds iss.
+            let error = location
                 .query_pairs()
-                .map(|(k, v)| {
-                    (
-                        if k == "description" {
-                            "error_description".into()
-                        } else {
-                            k.into_owned()
-                        },
-                        v.into_owned(),
-                    )
-                })
+                .find(|(k, _)| k == "error")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            let mut pairs: Vec<(String, String)> = location
+                .query_pairs()
+                .filter(|(k, _)| k != "description")
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect();
+            if !error.is_empty() {
+                let text = crate::i18n::message(crate::i18n::Lang::En, &error, None);
+                pairs.push(("error_description".into(), text));
+            }
             location
                 .query_pairs_mut()
                 .clear()
@@ -897,10 +1009,12 @@ async fn refuse_repeated(
     };
     {
         let mut query = location.query_pairs_mut();
-        query.append_pair("error", "invalid_request").append_pair(
-            "error_description",
-            &format!("the parameter '{}' is repeated", printable(name)),
-        );
+        let why = Detail::RepeatedParameter {
+            name: printable(name),
+        };
+        query
+            .append_pair("error", "invalid_request")
+            .append_pair("error_description", &why.render(crate::i18n::Lang::En));
         if let Some(s) = once("state") {
             query.append_pair("state", &s);
         }
@@ -908,3 +1022,41 @@ async fn refuse_repeated(
     }
     Ok(see_other(&location))
 }
+
+/// The form of `POST /oauth/token` (the body is read as pairs by `read_request`, not into this type;
+/// it describes the parameters each grant reads).
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "only the OpenAPI description names it")]
+struct TokenForm {
+    /// `authorization_code`, `client_credentials`, `refresh_token` or
+    /// `urn:ietf:params:oauth:grant-type:jwt-bearer`.
+    #[schema(example = "client_credentials")]
+    grant_type: String,
+    /// The client (a public client, `client_secret_post`, or naming the one of an assertion).
+    client_id: Option<String>,
+    /// `client_secret_post`.
+    client_secret: Option<String>,
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer` with `client_assertion`.
+    client_assertion_type: Option<String>,
+    /// A JWT signed by the client (`client_secret_jwt`, `private_key_jwt`).
+    client_assertion: Option<String>,
+    /// Requested scopes, space-separated.
+    scope: Option<String>,
+    /// `client_credentials`, jwt-bearer: the API (audience) the token is for.
+    resource: Option<String>,
+    /// `authorization_code`.
+    code: Option<String>,
+    /// `authorization_code`: the registered redirect URI of the authorization request.
+    redirect_uri: Option<String>,
+    /// `authorization_code`: the PKCE verifier.
+    code_verifier: Option<String>,
+    /// `refresh_token`.
+    refresh_token: Option<String>,
+    /// jwt-bearer: the JWT exchanged for a token.
+    assertion: Option<String>,
+}
+
+/// The operations and types of this module, for `/openapi.json` (the authorization pages are HTML).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(token, metadata, openid_metadata))]
+pub(super) struct Docs;

@@ -15,6 +15,7 @@ use super::store;
 use crate::audit::{self, Actor, Origin};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
+use crate::i18n::Detail;
 use crate::jwt::AccessClaims;
 use crate::state::AppState;
 
@@ -64,10 +65,12 @@ struct TokenRequest {
 
 fn request_parts(req: &HttpRequest, body: &[u8]) -> Result<TokenRequest, AppError> {
     let (params, authorization) = read_request(req, body)?;
-    let token = params
-        .get("token")
-        .cloned()
-        .ok_or_else(|| AppError::oauth("invalid_request", "token is missing".to_owned()))?;
+    let token = params.get("token").cloned().ok_or_else(|| {
+        AppError::oauth(
+            "invalid_request",
+            Detail::MissingParameter { name: "token" },
+        )
+    })?;
     Ok(TokenRequest {
         params,
         authorization,
@@ -79,6 +82,20 @@ fn request_parts(req: &HttpRequest, body: &[u8]) -> Result<TokenRequest, AppErro
 /// and the access tokens issued from it; revoking an access token records its `jti` until it
 /// expires. The answer is 200 whether the token existed, was already revoked, or is another
 /// client's (which is left alone): the endpoint is no oracle.
+#[utoipa::path(
+    operation_id = "revoke",
+    tag = "oauth",
+    request_body(content = RevokeForm, content_type = "application/x-www-form-urlencoded"),
+    security(("client_basic" = []), ()),
+    responses(
+        (status = 200, description = "Revoked, or nothing to revoke (no oracle); empty body"),
+        (status = 400, description = "invalid_request: a malformed request"),
+        (status = 401, description = "invalid_client"),
+        (status = 413, description = "The body is too large"),
+        (status = 429, description = "Too many failed authentications from this IP"),
+        (status = 503, description = "The database cannot serve now"),
+    )
+)]
 #[post("/oauth/revoke")]
 #[tracing::instrument(skip_all)]
 async fn revoke(
@@ -200,6 +217,25 @@ fn revoke_one(
 /// revoked, malformed and foreign tokens are all just `{"active": false}`. Rate limited per caller.
 /// What a caller may learn is bounded by its [`Reach`]: a client not marked as a resource server
 /// learns nothing, a marked one only about tokens of its APIs.
+#[utoipa::path(
+    operation_id = "introspect",
+    tag = "oauth",
+    request_body(content = RevokeForm, content_type = "application/x-www-form-urlencoded"),
+    security(("client_basic" = []), ("bearer" = []), ("x_api_key" = []), ()),
+    responses(
+        (status = 200, description = "The token's state (RFC 7662 §2.2)", body = Introspection, headers(
+            ("X-RateLimit-Limit" = u32, description = "Introspections allowed to the caller per window"),
+            ("X-RateLimit-Remaining" = u32, description = "Requests left in the window"),
+            ("X-RateLimit-Reset" = i64, description = "When the window is full again (Unix seconds)"),
+        )),
+        (status = 400, description = "invalid_request: a malformed request"),
+        (status = 401, description = "invalid_client: not a confidential client, or an unusable API key"),
+        (status = 403, description = "insufficient_scope: the API key does not grant `introspect`"),
+        (status = 413, description = "The body is too large"),
+        (status = 429, description = "The caller's introspection limit is used up, or too many failed authentications"),
+        (status = 503, description = "The database cannot serve now"),
+    )
+)]
 #[post("/oauth/introspect")]
 #[tracing::instrument(skip_all)]
 async fn introspect(
@@ -254,7 +290,7 @@ async fn introspect_request(
                 if method == AuthMethod::None {
                     return Err(AppError::oauth(
                         "invalid_client",
-                        "introspection needs a confidential client".to_owned(),
+                        Detail::IntrospectionNeedsConfidential,
                     ));
                 }
                 let reach = Reach::of_client(&client);
@@ -419,11 +455,15 @@ fn introspecting_key(
         (Code::InsufficientPermissions, _) => Err(AppError::OAuth {
             status: actix_web::http::StatusCode::FORBIDDEN,
             error: "insufficient_scope",
-            detail: Some(INTROSPECT_SCOPE.to_owned()),
+            detail: Some(Detail::Value {
+                value: INTROSPECT_SCOPE.to_owned(),
+            }),
         }),
         (code, _) => Err(AppError::oauth(
             "invalid_client",
-            format!("the API key is not usable ({})", code.as_str()),
+            Detail::ApiKeyNotUsable {
+                code: code.as_str(),
+            },
         )),
     }
 }
@@ -602,3 +642,56 @@ pub fn verify_access(
         .put(hash, Some(claims.clone()), generation);
     Ok(Some(claims))
 }
+
+/// The form of `POST /oauth/revoke` and `POST /oauth/introspect` (read as pairs by `request_parts`;
+/// this describes them).
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "only the OpenAPI description names it")]
+struct RevokeForm {
+    /// An access token, a refresh token or an API key.
+    #[schema(min_length = 1)]
+    token: String,
+    /// `access_token`, `refresh_token` or `api_key`: which kind to look for first.
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    /// `client_secret_post`.
+    client_secret: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
+}
+
+/// An introspection answer (RFC 7662 §2.2): `{"active": false}` for anything not active or out of
+/// the caller's reach, else the token's facts (built by `active_access` and `introspect_one`).
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "only the OpenAPI description names it")]
+struct Introspection {
+    active: bool,
+    /// `Bearer` (an access token), `refresh_token` or `api_key`.
+    token_type: Option<String>,
+    scope: Option<String>,
+    client_id: Option<String>,
+    sub: Option<String>,
+    aud: Option<Audience>,
+    iss: Option<String>,
+    exp: Option<i64>,
+    iat: Option<i64>,
+    jti: Option<String>,
+    /// API keys: the key's id, type and environment.
+    key_id: Option<String>,
+    key_type: Option<String>,
+    env: Option<String>,
+}
+
+/// A token's audience; an API key made for several APIs names them all.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[expect(dead_code, reason = "only the OpenAPI description names it")]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The operations and types of this module, for `/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(revoke, introspect))]
+pub(super) struct Docs;

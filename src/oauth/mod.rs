@@ -23,12 +23,14 @@ use crate::config::SecretBytes;
 use crate::crypto::{Hasher, random_id, random_token};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
+use crate::i18n::Detail;
 pub use client_auth::{
     authenticate_client, basic_credentials, check_client, forget_client, load_client, parse_form,
 };
 pub use client_keys::JwksCache;
 pub use handlers::grant_scopes;
 pub use model::{Api, Client, GrantType, RedirectUri, ScopeRow, TokenAuthMethod};
+pub use pages::app_named_by_return_to;
 
 /// Purpose string of client-secret hashes (keeps them apart from other HMACs under the same pepper).
 pub const CLIENT_SECRET_PURPOSE: &str = "client_secret";
@@ -36,6 +38,14 @@ pub const CLIENT_SECRET_PURPOSE: &str = "client_secret";
 pub fn configure(cfg: &mut web::ServiceConfig) {
     handlers::configure(cfg);
     lifecycle::configure(cfg);
+}
+
+/// The OpenAPI description of the JSON routes `configure` adds (the authorization pages are HTML).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    let mut doc = handlers::Docs::openapi();
+    doc.merge(lifecycle::Docs::openapi());
+    doc
 }
 
 /// The scopes of a fresh install's default API, with the text the consent page shows.
@@ -125,16 +135,17 @@ pub fn create_client(
 ) -> Result<(Client, Vec<String>, Option<ClientSecret>), AppError> {
     let name = input.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(model::bad_request(
-            "the client name must have 1 to 100 characters",
-        ));
+        return Err(model::bad_request(Detail::TextLength {
+            field: "name",
+            max: 100,
+        }));
     }
     let mut grants: Vec<GrantType> = Vec::new();
     for g in &input.grant_types {
         let grant = GrantType::parse_registration(g).ok_or_else(|| {
-            model::bad_request(format!(
-                "unknown grant type '{g}' (expected authorization_code, client_credentials, refresh_token or jwt-bearer)"
-            ))
+            model::bad_request(Detail::UnknownGrantType {
+                value: g.chars().take(64).collect(),
+            })
         })?;
         if !grants.contains(&grant) {
             grants.push(grant);
@@ -144,25 +155,25 @@ pub fn create_client(
         grants.push(GrantType::AuthorizationCode);
     }
     if input.public && grants.contains(&GrantType::ClientCredentials) {
-        return Err(model::bad_request(
-            "a public client cannot use client_credentials (it has no secret)",
-        ));
+        return Err(model::bad_request(Detail::PublicClientCredentials));
     }
     let mut uris: Vec<RedirectUri> = Vec::new();
     for raw in &input.redirect_uris {
-        let uri = RedirectUri::parse(raw)
-            .map_err(|why| model::bad_request(format!("redirect URI '{raw}' {why}")))?;
+        let uri = RedirectUri::parse(raw).map_err(|why| {
+            model::bad_request(Detail::RedirectUriInvalid {
+                uri: raw.chars().take(256).collect(),
+                why: Box::new(why),
+            })
+        })?;
         if uris.contains(&uri) {
-            return Err(model::bad_request(format!(
-                "redirect URI '{raw}' is listed twice"
-            )));
+            return Err(model::bad_request(Detail::RedirectUriTwice {
+                uri: raw.chars().take(256).collect(),
+            }));
         }
         uris.push(uri);
     }
     if grants.contains(&GrantType::AuthorizationCode) && uris.is_empty() {
-        return Err(model::bad_request(
-            "authorization_code needs at least one redirect URI",
-        ));
+        return Err(model::bad_request(Detail::CodeGrantNeedsRedirectUri));
     }
     let mut scopes: Vec<&str> = Vec::new();
     for s in &input.scopes {
@@ -176,42 +187,35 @@ pub fn create_client(
         None if input.public => TokenAuthMethod::None,
         None => TokenAuthMethod::ClientSecretBasic,
         Some(m) => TokenAuthMethod::parse(m).ok_or_else(|| {
-            model::bad_request(format!(
-                "unknown authentication method '{m}' (expected client_secret_basic, client_secret_post, client_secret_jwt, private_key_jwt or none)"
-            ))
+            model::bad_request(Detail::UnknownAuthMethod {
+                value: m.chars().take(64).collect(),
+            })
         })?,
     };
     if input.public != (method == TokenAuthMethod::None) {
-        return Err(model::bad_request(
-            "public clients use the method none, and only they do",
-        ));
+        return Err(model::bad_request(Detail::PublicMeansNone));
     }
     if grants.contains(&GrantType::JwtBearer) && !method.uses_jwt() {
-        return Err(model::bad_request(
-            "the jwt-bearer grant needs private_key_jwt or client_secret_jwt (the key that signs the assertions)",
-        ));
+        return Err(model::bad_request(Detail::JwtBearerNeedsJwtAuth));
     }
     let (jwks_uri, jwks) = match (method, &input.jwks_uri, &input.jwks) {
         (TokenAuthMethod::PrivateKeyJwt, Some(uri), None) => {
             let uri = RedirectUri::parse(uri)
-                .map_err(|why| model::bad_request(format!("jwks_uri {why}")))?;
+                .map_err(|why| model::bad_request(Detail::JwksUriInvalid { why: Box::new(why) }))?;
             (Some(uri.as_str().to_owned()), None)
         }
         (TokenAuthMethod::PrivateKeyJwt, None, Some(keys)) => {
-            let keys = client_keys::normalize_registered_keys(keys)
-                .map_err(|why| model::bad_request(format!("the public key {why}")))?;
+            let keys = client_keys::normalize_registered_keys(keys).map_err(|why| {
+                model::bad_request(Detail::PublicKeyInvalid { why: Box::new(why) })
+            })?;
             (None, Some(keys))
         }
         (TokenAuthMethod::PrivateKeyJwt, _, _) => {
-            return Err(model::bad_request(
-                "private_key_jwt needs exactly one of a jwks_uri or the public keys (JWKS or PEM)",
-            ));
+            return Err(model::bad_request(Detail::PrivateKeyJwtNeedsKeys));
         }
         (_, None, None) => (None, None),
         _ => {
-            return Err(model::bad_request(
-                "a jwks_uri or public keys are only for private_key_jwt clients",
-            ));
+            return Err(model::bad_request(Detail::KeysOnlyForPrivateKeyJwt));
         }
     };
     let id = random_id("cli", 24);
@@ -230,15 +234,13 @@ pub fn create_client(
     conn.transaction(|conn| {
         let known = store::find_all_scope_names(conn)?;
         if let Some(unknown) = scopes.iter().find(|s| !known.iter().any(|k| k == *s)) {
-            return Err(model::bad_request(format!(
-                "scope '{unknown}' is not registered (tessera scope create)"
-            )));
+            return Err(model::bad_request(Detail::ScopeNotRegistered {
+                scope: unknown.chars().take(128).collect(),
+            }));
         }
         let introspect = registered_audiences(conn, &input.introspect)?;
         if !introspect.is_empty() && input.public {
-            return Err(model::bad_request(
-                "a public client cannot introspect (it has no credentials)",
-            ));
+            return Err(model::bad_request(Detail::PublicCannotIntrospect));
         }
         let introspect = (!introspect.is_empty()).then(|| introspect.join(" "));
         store::insert_client(
@@ -317,7 +319,7 @@ fn new_secret(
 
 /// Redirect URIs typed one per line (blank lines skipped). Every bad line is reported with its
 /// number and why: not absolute, a fragment, a wildcard, http on a non-loopback host, a duplicate.
-pub fn parse_redirect_uri_lines(text: &str) -> Result<Vec<RedirectUri>, Vec<String>> {
+pub fn parse_redirect_uri_lines(text: &str) -> Result<Vec<RedirectUri>, Vec<Detail>> {
     let mut uris: Vec<RedirectUri> = Vec::new();
     let mut errors = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -327,10 +329,21 @@ pub fn parse_redirect_uri_lines(text: &str) -> Result<Vec<RedirectUri>, Vec<Stri
         }
         match RedirectUri::parse(line) {
             Ok(uri) if uris.contains(&uri) => {
-                errors.push(format!("Line {}: '{line}' is listed twice", n + 1));
+                errors.push(Detail::OnLine {
+                    line: n + 1,
+                    what: Box::new(Detail::RedirectUriTwice {
+                        uri: line.chars().take(256).collect(),
+                    }),
+                });
             }
             Ok(uri) => uris.push(uri),
-            Err(why) => errors.push(format!("Line {}: '{line}' {why}", n + 1)),
+            Err(why) => errors.push(Detail::OnLine {
+                line: n + 1,
+                what: Box::new(Detail::RedirectUriInvalid {
+                    uri: line.chars().take(256).collect(),
+                    why: Box::new(why),
+                }),
+            }),
         }
     }
     if errors.is_empty() {
@@ -353,6 +366,11 @@ pub fn find_client(conn: &mut DbConn, id: &str) -> Result<(Client, Vec<String>),
     let client = store::find_client(conn, id)?.ok_or(AppError::NotFound)?;
     let uris = store::find_redirect_uris(conn, id)?;
     Ok((client, uris))
+}
+
+/// Every registered API (resource server), by audience.
+pub fn list_apis(conn: &mut DbConn) -> Result<Vec<Api>, AppError> {
+    Ok(store::find_apis(conn)?)
 }
 
 /// Every registered scope with its description (for forms).
@@ -385,10 +403,10 @@ pub fn registered_audiences(
     let known = store::find_api_audiences(conn)?;
     for a in words {
         if !known.iter().any(|k| k == a) {
-            return Err(model::bad_request(format!(
-                "'{a}' is not the audience of a registered API (registered: {})",
-                known.join(", ")
-            )));
+            return Err(model::bad_request(Detail::UnknownAudience {
+                audience: a.chars().take(128).collect(),
+                registered: known,
+            }));
         }
         if !out.iter().any(|o| o == a) {
             out.push(a.to_owned());
@@ -408,9 +426,7 @@ pub fn set_redirect_uris(
     conn.transaction(|conn| {
         let client = store::find_client(conn, id)?.ok_or(AppError::NotFound)?;
         if uris.is_empty() && client.has_grant(GrantType::AuthorizationCode) {
-            return Err(model::bad_request(
-                "authorization_code needs at least one redirect URI",
-            ));
+            return Err(model::bad_request(Detail::CodeGrantNeedsRedirectUri));
         }
         let now = db::now();
         store::delete_redirect_uris(conn, id)?;
@@ -476,9 +492,7 @@ pub fn set_token_rate_limit(
 ) -> Result<(), AppError> {
     let stored = limit
         .map(|n| i32::try_from(n).ok().filter(|n| *n > 0))
-        .map(|n| {
-            n.ok_or_else(|| model::bad_request("the token rate limit must be 1 to 2147483647"))
-        })
+        .map(|n| n.ok_or_else(|| model::bad_request(Detail::TokenRateLimitRange)))
         .transpose()?;
     conn.transaction(|conn| {
         if !store::update_client_token_rate_limit(conn, id, stored, db::now())? {
@@ -527,14 +541,13 @@ pub fn create_api(
     let audience = audience.trim();
     let name = name.trim();
     if audience.is_empty() || audience.len() > 512 || audience.contains(' ') {
-        return Err(model::bad_request(
-            "the audience must be 1 to 512 characters without spaces",
-        ));
+        return Err(model::bad_request(Detail::AudienceFormat));
     }
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(model::bad_request(
-            "the API name must have 1 to 100 characters",
-        ));
+        return Err(model::bad_request(Detail::TextLength {
+            field: "name",
+            max: 100,
+        }));
     }
     conn.transaction(|conn| {
         if store::find_api_by_audience(conn, audience)?.is_some() {
@@ -562,20 +575,24 @@ pub fn create_scope(
     actor: Actor,
 ) -> Result<ScopeRow, AppError> {
     if !model::valid_scope_name(name) {
-        return Err(model::bad_request(format!(
-            "'{name}' is not a scope name (printable ASCII without spaces, quotes or backslashes)"
-        )));
+        return Err(model::bad_request(Detail::NotAScopeName {
+            value: name.chars().take(128).collect(),
+        }));
     }
     let description = description.trim();
     if description.is_empty() || description.chars().count() > 200 {
-        return Err(model::bad_request(
-            "the description must have 1 to 200 characters",
-        ));
+        return Err(model::bad_request(Detail::TextLength {
+            field: "description",
+            max: 200,
+        }));
     }
     let audience = audience.unwrap_or(issuer);
     conn.transaction(|conn| {
-        let api = store::find_api_by_audience(conn, audience)?
-            .ok_or_else(|| model::bad_request(format!("no API has the audience '{audience}'")))?;
+        let api = store::find_api_by_audience(conn, audience)?.ok_or_else(|| {
+            model::bad_request(Detail::NoApiWithAudience {
+                audience: audience.chars().take(128).collect(),
+            })
+        })?;
         if store::find_scopes(conn, &api.id)?
             .iter()
             .any(|s| s.name == name)

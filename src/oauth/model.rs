@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::db::schema::{oauth_clients, resource_servers, scopes, users};
 use crate::error::AppError;
+use crate::i18n::Detail;
 
 #[derive(Clone, Queryable, Selectable)]
 #[diesel(table_name = oauth_clients)]
@@ -182,16 +183,16 @@ impl GrantType {
 pub struct RedirectUri(String);
 
 impl RedirectUri {
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    pub fn parse(raw: &str) -> Result<Self, Detail> {
         let raw = raw.trim();
         if raw.is_empty() {
-            return Err("is empty".into());
+            return Err(Detail::UriEmpty);
         }
         if raw.contains('*') {
-            return Err("must not contain a wildcard".into());
+            return Err(Detail::UriWildcard);
         }
         if raw.contains('#') {
-            return Err("must not contain a fragment (#…)".into());
+            return Err(Detail::UriFragment);
         }
         // RFC 3986 characters only: the URL parser would drop tabs and newlines, read `\` as `/` and
         // take quotes or spaces, so what is stored (and matched exactly) would not be what it means.
@@ -199,7 +200,9 @@ impl RedirectUri {
             .chars()
             .find(|c| !c.is_ascii_alphanumeric() && !"-._~:/?[]@!$&'()+,;=%".contains(*c))
         {
-            return Err(format!("must not contain {c:?} (percent-encode it)"));
+            return Err(Detail::UriCharacter {
+                character: format!("{c:?}"),
+            });
         }
         let bytes = raw.as_bytes();
         if bytes.iter().enumerate().any(|(i, b)| {
@@ -208,24 +211,26 @@ impl RedirectUri {
                     .get(i + 1..i + 3)
                     .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
         }) {
-            return Err("has a '%' that is not followed by two hex digits".into());
+            return Err(Detail::UriPercent);
         }
-        let url = url::Url::parse(raw).map_err(|e| format!("is not an absolute URL ({e})"))?;
+        let url = url::Url::parse(raw).map_err(|_| Detail::UriNotAbsolute)?;
         if url.cannot_be_a_base() || url.host().is_none() {
-            return Err("is not an absolute URL with a host".into());
+            return Err(Detail::UriNotAbsolute);
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err("must not contain credentials".into());
+            return Err(Detail::UriCredentials);
         }
         match url.scheme() {
             "https" => {}
             "http" if crate::config::is_loopback_host(&url) => {}
             "http" => {
-                return Err(
-                    "must use https unless the host is 127.0.0.1, [::1] or localhost".into(),
-                );
+                return Err(Detail::UriNeedsHttps);
             }
-            other => return Err(format!("uses the unsupported scheme '{other}'")),
+            other => {
+                return Err(Detail::UriScheme {
+                    scheme: other.chars().take(64).collect(),
+                });
+            }
         }
         Ok(Self(raw.to_owned()))
     }
@@ -243,7 +248,7 @@ pub fn valid_scope_name(s: &str) -> bool {
             .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
-pub fn bad_request(detail: impl Into<String>) -> AppError {
+pub fn bad_request(detail: impl Into<Detail>) -> AppError {
     AppError::bad_request("invalid_request", detail)
 }
 

@@ -1,4 +1,5 @@
-//! The consent page and the authorization error page (askama), in en-US and es-ES.
+//! The consent page and the authorization error page (askama), in en-US and es-ES, and the app a
+//! sign-in continues to.
 
 use askama::Template;
 use oxide_auth::primitives::prelude::PreGrant;
@@ -125,4 +126,30 @@ pub fn error_page(lang: Lang, request_id: &str) -> Result<String, AppError> {
         request_id,
     }
     .render()?)
+}
+
+/// The name of the app an authorization request asks for, when a sign-in's `return_to` is one
+/// (`/oauth/authorize?client_id=…`) and names a client that is registered and not disabled. The
+/// sign-in page says "Sign in to continue to <name>" with it (`startup` hands this to accounts).
+pub fn app_named_by_return_to(
+    conn: &mut DbConn,
+    return_to: &str,
+) -> Result<Option<String>, AppError> {
+    let Ok(url) = url::Url::parse("http://local.invalid").and_then(|base| base.join(return_to))
+    else {
+        return Ok(None);
+    };
+    if url.host_str() != Some("local.invalid") || url.path() != "/oauth/authorize" {
+        return Ok(None);
+    }
+    let Some(client_id) = url
+        .query_pairs()
+        .find(|(k, _)| k == "client_id")
+        .map(|(_, v)| v.into_owned())
+    else {
+        return Ok(None);
+    };
+    Ok(store::find_client(conn, &client_id)?
+        .filter(|c| c.disabled_at.is_none() && !c.owner_disabled)
+        .map(|c| c.name))
 }

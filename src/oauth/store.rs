@@ -132,7 +132,14 @@ pub fn find_scopes(conn: &mut DbConn, api_id: &str) -> QueryResult<Vec<ScopeRow>
         .load(conn)
 }
 
-/// Every scope name registered on any API.
+/// Every registered API, by audience.
+pub fn find_apis(conn: &mut DbConn) -> QueryResult<Vec<Api>> {
+    resource_servers::table
+        .order(resource_servers::audience.asc())
+        .select(Api::as_select())
+        .load(conn)
+}
+
 /// The audiences of every registered API, sorted.
 pub fn find_api_audiences(conn: &mut DbConn) -> QueryResult<Vec<String>> {
     resource_servers::table
@@ -460,7 +467,7 @@ fn read_refresh(
 
 /// Whether an access token that verified is still good, in one query: its `jti` is not revoked, its
 /// client exists and is enabled, the user who owns the client is not disabled, and its subject is not
-/// a disabled user.
+/// a disabled (or deleted) user.
 pub fn access_token_live(
     conn: &mut DbConn,
     jti: &str,
@@ -472,7 +479,7 @@ pub fn access_token_live(
     let disabled = users::table
         .select(users::id)
         .filter(users::disabled_at.is_not_null());
-    oauth_clients::table
+    let mut query = oauth_clients::table
         .filter(oauth_clients::id.eq(client_id))
         .filter(oauth_clients::disabled_at.is_null())
         .filter(not(exists(
@@ -480,9 +487,12 @@ pub fn access_token_live(
         )))
         .filter(not(exists(disabled.filter(users::id.eq(sub)))))
         .filter(not(exists(ra::table.find(jti).select(ra::jti))))
-        .count()
-        .get_result::<i64>(conn)
-        .map(|n| n > 0)
+        .into_boxed();
+    // A user's token dies with the user (`tessera user delete`).
+    if sub.starts_with("usr_") {
+        query = query.filter(exists(users::table.find(sub).select(users::id)));
+    }
+    query.count().get_result::<i64>(conn).map(|n| n > 0)
 }
 
 /// True when the access token `jti` was revoked (the row lives until the token's own expiry).

@@ -21,6 +21,15 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// The `limiter` label of this kind's refusals (one of [`super::LIMITERS`]).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::SignInIp => "sign_in_ip",
+            Self::SignInAccount => "sign_in_account",
+            Self::ClientAuthIp => "client_auth_ip",
+        }
+    }
+
     pub(super) fn name(self) -> &'static str {
         match self {
             Self::SignInIp => "signin-ip",

@@ -231,7 +231,29 @@ pub enum Bucket {
     Introspection,
 }
 
+/// Every limiter, as the `limiter` label of refusals: the request buckets ([`Bucket`]), then the
+/// failed-attempt limits ([`failures::Failure`]).
+pub const LIMITERS: [&str; 7] = [
+    "api_key",
+    "verify_ip",
+    "token",
+    "introspection",
+    "sign_in_ip",
+    "sign_in_account",
+    "client_auth_ip",
+];
+
 impl Bucket {
+    /// The `limiter` label of this bucket's refusals (one of [`LIMITERS`]).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::ApiKey => "api_key",
+            Self::Ip => "verify_ip",
+            Self::Token => "token",
+            Self::Introspection => "introspection",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Self::ApiKey => "key",
@@ -264,6 +286,8 @@ pub struct RateLimits {
     failures: failures::LocalFailures,
     /// Failed sign-ins or client authentications per IP per 15 minutes (`TESSERA_AUTH_RATE_LIMIT`).
     per_ip_failures: u32,
+    /// Refusals per limiter, in the order of [`LIMITERS`] ([`RateLimits::counted_in`]).
+    refused: [crate::metrics::Counter; 7],
 }
 
 const BUCKETS: [Bucket; 4] = [
@@ -297,7 +321,22 @@ impl RateLimits {
             warned: std::sync::atomic::AtomicI64::new(0),
             failures: Default::default(),
             per_ip_failures: settings.auth_rate_limit,
+            refused: LIMITERS.map(|_| crate::metrics::detached()),
         })
+    }
+
+    /// These limits, counting their refusals in `metrics` (`tessera_rate_limited_total`).
+    pub fn counted_in(self, metrics: &crate::metrics::Metrics) -> Self {
+        Self {
+            refused: LIMITERS.map(|l| metrics.rate_limit_counter(l)),
+            ..self
+        }
+    }
+
+    fn count_refusal(&self, limiter: &'static str) {
+        if let Some(i) = LIMITERS.iter().position(|l| *l == limiter) {
+            self.refused[i].inc();
+        }
     }
 
     /// Logs a Redis failure at most every 10 s (a breaker skip is not a new failure).
@@ -318,6 +357,14 @@ impl RateLimits {
 
     /// Counts one request for `key` in `bucket`, under `limit` or the bucket's default.
     pub async fn check(&self, bucket: Bucket, key: &str, limit: Option<u32>) -> Decision {
+        let decision = self.decide(bucket, key, limit).await;
+        if !decision.allowed {
+            self.count_refusal(bucket.label());
+        }
+        decision
+    }
+
+    async fn decide(&self, bucket: Bucket, key: &str, limit: Option<u32>) -> Decision {
         let i = Self::index(bucket);
         let Some(redis) = &self.redis else {
             return self.local[i].check(key, limit);
@@ -374,6 +421,7 @@ impl RateLimits {
         if wait_ms <= 0 {
             return Ok(());
         }
+        self.count_refusal(kind.label());
         let retry_after = ((wait_ms + 999) / 1000) as u64;
         Err(crate::error::AppError::RateLimited {
             retry_after,

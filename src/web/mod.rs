@@ -12,6 +12,7 @@ pub const CSRF_COOKIE: &str = "tessera_csrf";
 const CSRF_PURPOSE: &str = "csrf-form-token";
 
 pub mod dashboard;
+pub mod flash;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(stylesheet).service(script);
@@ -37,17 +38,7 @@ async fn stylesheet() -> HttpResponse {
 
 /// An HTML page with the headers every Tessera page carries (no framing, no inline script, no referrer).
 pub fn html(status: StatusCode, body: String) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .insert_header(("X-Frame-Options", "DENY"))
-        .insert_header((
-            "Content-Security-Policy",
-            "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
-        ))
-        .insert_header(("Referrer-Policy", "no-referrer"))
-        .insert_header(("Cache-Control", "no-store"))
-        .body(body)
+    crate::error::html_response(status, body)
 }
 
 /// A CSRF token for a form on this page, and the cookie to set when the browser has none yet.
@@ -88,19 +79,37 @@ pub fn verify_csrf(state: &AppState, req: &HttpRequest, submitted: &str) -> Resu
     }
 }
 
-/// A local path to return to after sign-in; anything else (other hosts, `//`, schemes) becomes `/`.
-pub fn safe_return_path(candidate: Option<&str>) -> String {
+/// Where a sign-in goes when it was not sent from elsewhere: the dashboard.
+pub const AFTER_SIGN_IN: &str = "/dashboard";
+
+/// A same-origin place to return to after sign-in, as a local path: a path on this site, or an
+/// absolute URL on the issuer's origin (reduced to its path); anything else (other hosts, `//`,
+/// other schemes, backslashes, control characters) becomes [`AFTER_SIGN_IN`].
+pub fn safe_return_path(issuer: &url::Url, candidate: Option<&str>) -> String {
+    let local = |p: &str| {
+        p.starts_with('/')
+            && !p.starts_with("//")
+            && !p.contains('\\')
+            && !p.chars().any(char::is_control)
+            && p.len() <= 2048
+    };
     match candidate {
-        Some(p)
-            if p.starts_with('/')
-                && !p.starts_with("//")
-                && !p.contains('\\')
-                && !p.chars().any(char::is_control)
-                && p.len() <= 2048 =>
-        {
-            p.to_owned()
-        }
-        _ => "/".to_owned(),
+        Some(p) if local(p) => p.to_owned(),
+        Some(p) => match url::Url::parse(p) {
+            Ok(u) if u.origin() == issuer.origin() => {
+                let path = match u.query() {
+                    Some(q) => format!("{}?{q}", u.path()),
+                    None => u.path().to_owned(),
+                };
+                if local(&path) {
+                    path
+                } else {
+                    AFTER_SIGN_IN.to_owned()
+                }
+            }
+            _ => AFTER_SIGN_IN.to_owned(),
+        },
+        None => AFTER_SIGN_IN.to_owned(),
     }
 }
 
@@ -109,14 +118,25 @@ mod tests {
     use super::safe_return_path;
 
     #[test]
-    fn only_local_paths_are_returned_to() {
+    fn only_same_origin_places_are_returned_to() {
+        let issuer = url::Url::parse("https://auth.example.com").expect("url");
+        let back = |p: &str| safe_return_path(&issuer, Some(p));
+        assert_eq!(back("/oauth/authorize?x=1"), "/oauth/authorize?x=1");
         assert_eq!(
-            safe_return_path(Some("/oauth/authorize?x=1")),
-            "/oauth/authorize?x=1"
+            back("https://auth.example.com/dashboard/keys?a=b"),
+            "/dashboard/keys?a=b"
         );
-        for bad in ["//evil.example", "https://evil.example", "/\\evil", "evil"] {
-            assert_eq!(safe_return_path(Some(bad)), "/");
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "https://auth.example.com.evil.example/x",
+            "http://auth.example.com/x",
+            "/\\evil",
+            "evil",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(back(bad), "/dashboard", "{bad}");
         }
-        assert_eq!(safe_return_path(None), "/");
+        assert_eq!(safe_return_path(&issuer, None), "/dashboard");
     }
 }

@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 use tessera::db::schema::{audit_events, sessions, users};
 
-use crate::helpers::{assert_error, client, hidden_field, spawn_app};
+use crate::helpers::{assert_error, assert_page_error, client, hidden_field, spawn_app};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -70,7 +70,7 @@ async fn a_form_without_a_valid_csrf_token_gets_403() {
             .send()
             .await
             .expect("sent");
-        assert_error(res, 403, "csrf_failed").await;
+        assert_page_error(res, 403, "csrf_failed").await;
     }
     // A token taken from another browser (another CSRF cookie) does not work either.
     let other = client();
@@ -85,14 +85,14 @@ async fn a_form_without_a_valid_csrf_token_gets_403() {
         .send()
         .await
         .expect("sent");
-    assert_error(res, 403, "csrf_failed").await;
+    assert_page_error(res, 403, "csrf_failed").await;
     let res = c
         .post(app.url("/logout"))
         .form(&[("csrf_token", "nope")])
         .send()
         .await
         .expect("sent");
-    assert_error(res, 403, "csrf_failed").await;
+    assert_page_error(res, 403, "csrf_failed").await;
 }
 
 #[actix_web::test]
@@ -163,9 +163,16 @@ async fn signing_in_sets_a_new_session_each_time_and_signing_out_ends_it() {
     assert!(!session.contains("Secure"), "http issuer: no Secure flag");
     let first_value = session.split(';').next().expect("value").to_owned();
 
+    // Signed in, the site's root is the dashboard (no dead-end page).
     let home = c.get(app.url("/")).send().await.expect("sent");
-    assert_eq!(home.status(), 200);
-    let page = home.text().await.expect("body");
+    assert_eq!(home.status(), 303);
+    assert_eq!(home.headers()["location"], "/dashboard");
+    let page = c
+        .get(app.url("/dashboard/apps"))
+        .send()
+        .await
+        .expect("sent");
+    let page = page.text().await.expect("body");
     assert!(page.contains("ana@example.com"), "{page}");
 
     // Signing in again replaces the session (no fixation) and removes the old one.
@@ -187,7 +194,7 @@ async fn signing_in_sets_a_new_session_each_time_and_signing_out_ends_it() {
     assert_eq!(stored.len(), 64, "HMAC-SHA256 hex");
 
     let page = c
-        .get(app.url("/"))
+        .get(app.url("/dashboard/apps"))
         .send()
         .await
         .expect("sent")
@@ -241,7 +248,7 @@ async fn return_to_never_leaves_the_site() {
         .await
         .expect("sent");
     assert_eq!(res.status(), 303);
-    assert_eq!(res.headers()["location"], "/");
+    assert_eq!(res.headers()["location"], "/dashboard");
 }
 
 #[actix_web::test]

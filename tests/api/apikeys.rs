@@ -164,9 +164,13 @@ async fn verify_answers_every_code_and_malformed_keys_never_reach_the_database()
     );
 
     // A well-formed key nobody issued: invalid, and nothing else is said about it.
+    const INVALID_KEY: &str = "The API key or access token is not valid.";
     let unknown = tessera::apikeys::format::generate("sk_", "live");
     let info = verify(&app, json!({ "key": unknown })).await;
-    assert_eq!(info, json!({ "valid": false, "code": "invalid_api_key" }));
+    assert_eq!(
+        info,
+        json!({ "valid": false, "code": "invalid_api_key", "message": INVALID_KEY })
+    );
 
     // Typos in the body, the checksum or the prefix are refused without a lookup.
     let before = lookups(&app).await;
@@ -186,7 +190,7 @@ async fn verify_answers_every_code_and_malformed_keys_never_reach_the_database()
         let info = verify(&app, json!({ "key": bad })).await;
         assert_eq!(
             info,
-            json!({ "valid": false, "code": "invalid_api_key" }),
+            json!({ "valid": false, "code": "invalid_api_key", "message": INVALID_KEY }),
             "{bad}"
         );
     }

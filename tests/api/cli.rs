@@ -11,13 +11,16 @@ use crate::helpers::TestDb;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
-/// The binary with a clean environment of our own: no settings leak in from the caller.
+/// The binary with a clean environment of our own: no settings leak in from the caller. It binds
+/// port 0 unless a test says otherwise: a `serve` that gets past its settings binds before it
+/// connects to the database, and the default 127.0.0.1:8080 may be the developer's own server.
 pub(crate) fn tessera(dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("TESSERA_LOG_LEVEL", "warn")
+        .env("TESSERA_BIND", "127.0.0.1:0")
         .env("TESSERA_KEY_FILE", dir.join("tessera.key"));
     cmd
 }
@@ -41,7 +44,7 @@ pub(crate) fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {
     child.wait_with_output().expect("the binary finishes")
 }
 
-fn stderr_one_line(out: &Output) -> String {
+pub(crate) fn stderr_one_line(out: &Output) -> String {
     let err = String::from_utf8_lossy(&out.stderr).trim_end().to_owned();
     assert_eq!(err.lines().count(), 1, "one line, no backtrace: {err:?}");
     assert!(
@@ -347,7 +350,8 @@ fn migrate_applies_from_empty_then_has_nothing_to_do() {
             "20261124000004",
             "20261129000010",
             "20261129000101",
-            "20261129000201"
+            "20261129000201",
+            "20261129000301"
         ])
     );
     assert_eq!(
@@ -419,13 +423,13 @@ fn user_create_reads_the_password_from_stdin_and_stores_argon2id() {
     );
     assert_eq!(
         missing_flag.status.code(),
-        Some(2),
-        "passwords never come as arguments"
+        Some(64),
+        "passwords never come as arguments (a usage error)"
     );
 }
 
 /// The log of a `tessera serve --json` child: the lines read so far, and the rest to come.
-type LogLines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
+pub(crate) type LogLines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
 
 /// Starts `cmd` (a [`tessera`] command with its settings) as `serve --json` on a free port and waits
 /// for "tessera listening": the child, its address, the log lines up to then, and the rest.

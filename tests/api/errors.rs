@@ -1,7 +1,7 @@
 //! The JSON error shape: 404, 405, 413, 400, 415, and the Spanish catalogue; the security headers
 //! on every response.
 
-use crate::helpers::{assert_error, client, spawn_app, spawn_app_with};
+use crate::helpers::{assert_error, assert_page_error, client, spawn_app, spawn_app_with};
 
 #[actix_web::test]
 async fn unknown_routes_are_json_404s_in_the_callers_language() {
@@ -59,7 +59,9 @@ async fn a_body_over_the_limit_gets_413_in_json() {
         .send()
         .await
         .expect("sent");
-    assert_error(res, 413, "payload_too_large").await;
+    // A browser's route: the same refusal as a page.
+    let page = assert_page_error(res, 413, "payload_too_large").await;
+    assert!(page.contains("65536"), "{page}");
 }
 
 #[actix_web::test]
@@ -121,7 +123,7 @@ async fn malformed_json_and_forms_get_400_saying_what_is_wrong() {
     let body = assert_error(res, 400, "invalid_request").await;
     let msg = body["message"].as_str().expect("message");
     assert!(
-        msg.starts_with("La solicitud no es válida: invalid type"),
+        msg.starts_with("La solicitud no es válida: un valor tiene un tipo incorrecto"),
         "{msg}"
     );
 
@@ -148,12 +150,11 @@ async fn malformed_json_and_forms_get_400_saying_what_is_wrong() {
         .send()
         .await
         .expect("sent");
-    let body = assert_error(res, 400, "invalid_form").await;
+    // A browser's route: a page saying the form could not be read, and why, from the catalogue.
+    let page = assert_page_error(res, 400, "invalid_form").await;
     assert!(
-        body["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("missing field")),
-        "{body}"
+        page.contains("The form body could not be read: missing field &#39;password&#39;."),
+        "{page}"
     );
 }
 

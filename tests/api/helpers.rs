@@ -399,6 +399,38 @@ pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> se
     body
 }
 
+/// An error answered as an HTML page (the browser's routes): `status`, `text/html`, the error code
+/// in `data-error` and the `X-Request-Id` shown on the page, never a JSON body. Returns the page.
+pub async fn assert_page_error(res: reqwest::Response, status: u16, code: &str) -> String {
+    assert_eq!(res.status().as_u16(), status, "status for {code}");
+    let header_id = res
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .expect("X-Request-Id on every response");
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("text/html"),
+        "{code}: an HTML page, not {content_type}"
+    );
+    let page = res.text().await.expect("body");
+    assert!(
+        page.contains(&format!("data-error=\"{code}\"")),
+        "error code {code} in {page}"
+    );
+    assert!(
+        page.contains(&format!("<code id=\"request-id\">{header_id}</code>")),
+        "the request id {header_id} on the page: {page}"
+    );
+    page
+}
+
 /// Verifies `token` against the server's JWKS like a resource server would; returns header and claims.
 pub async fn verify_with_jwks(
     app: &TestApp,

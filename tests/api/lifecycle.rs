@@ -421,6 +421,7 @@ fn cli(app: &TestApp, args: &[&str]) -> Value {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("TESSERA_LOG_LEVEL", "warn")
+        .env("TESSERA_BIND", "127.0.0.1:0")
         .env("TESSERA_DATABASE_URL", app.db.url_string())
         .env(
             "TESSERA_SECRET_PEPPER",

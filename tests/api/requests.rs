@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use crate::authorize::{
     PASSWORD, REDIRECT, authorize_url, hidden_inputs, location, public_web_app, query_of,
 };
-use crate::helpers::{TestApp, assert_error, client, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, assert_error, assert_page_error, client, spawn_app, spawn_app_with};
 
 /// A well-formed S256 challenge (RFC 7636 appendix B); no test here redeems a code.
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCgJIgk4n7U_c-N6hT0Z6Q1Y";
@@ -111,7 +111,7 @@ async fn repeated_parameters_at_authorize_are_refused_before_anything_is_issued(
     let res = post(&[("decision", "allow"), ("decision", "allow")])
         .await
         .expect("sent");
-    assert_error(res, 400, "invalid_request").await;
+    assert_page_error(res, 400, "invalid_request").await;
     let csrf = form
         .iter()
         .find(|(k, _)| k == "csrf_token")
@@ -121,7 +121,7 @@ async fn repeated_parameters_at_authorize_are_refused_before_anything_is_issued(
     let res = post(&[("csrf_token", &csrf), ("decision", "allow")])
         .await
         .expect("sent");
-    assert_error(res, 400, "invalid_request").await;
+    assert_page_error(res, 400, "invalid_request").await;
 
     use diesel::prelude::*;
     use tessera::db::schema::authorization_codes as codes;
@@ -253,14 +253,17 @@ async fn a_body_that_never_arrives_gets_408_and_its_connection_is_closed() {
             answer.contains("x-content-type-options: nosniff"),
             "{what}: {answer}"
         );
-        assert!(
-            answer.contains(r#""error":"request_timeout""#),
-            "{what}: {answer}"
-        );
-        let message = if raw.contains("es-ES") {
-            "El cuerpo de la solicitud no llegó completo en 1 segundos."
+        // The browser's routes answer with a page, the others with JSON.
+        let code = if what.contains("/oauth/authorize") || what.contains("/login") {
+            r#"data-error="request_timeout""#
         } else {
-            "The request body did not arrive in full within 1 seconds."
+            r#""error":"request_timeout""#
+        };
+        assert!(answer.contains(code), "{what}: {answer}");
+        let message = if raw.contains("es-ES") {
+            "El cuerpo de la solicitud no llegó completo en 1 segundo."
+        } else {
+            "The request body did not arrive in full within 1 second."
         };
         assert!(answer.contains(message), "{what}: {answer}");
     }

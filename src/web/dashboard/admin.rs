@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::Deserialize;
 
 use super::pages::{AuditPage, EventView, SigningKeyRow, SigningKeysPage, UserRow, UsersPage};
-use super::{FieldErrors, Form, dash, notice, see_other, when};
+use super::{FieldErrors, Form, dash, display, notice, see_other, when};
 use crate::accounts::{self, Email, Password, UserChange};
 use crate::audit::{self, Origin};
 use crate::db;
@@ -156,18 +156,16 @@ async fn audit_log(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
         from: from_t.flatten(),
         until: to_t.flatten(),
     };
-    let events = if errors.is_empty() {
+    let (events, names) = if errors.is_empty() {
         db::run(&state.pool, move |conn| {
-            Ok(audit::find_events(
-                conn,
-                &filter,
-                AUDIT_PAGE + 1,
-                (page_no - 1) * AUDIT_PAGE,
-            )?)
+            let events =
+                audit::find_events(conn, &filter, AUDIT_PAGE + 1, (page_no - 1) * AUDIT_PAGE)?;
+            let names = audit::Names::load(conn, &audit::NameRequest::of_events(&events))?;
+            Ok((events, names))
         })
         .await?
     } else {
-        Vec::new()
+        (Vec::new(), audit::Names::default())
     };
     let more = events.len() as i64 > AUDIT_PAGE;
     let link = |p: i64| {
@@ -192,22 +190,15 @@ async fn audit_log(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
             .into_iter()
             .take(AUDIT_PAGE as usize)
             .map(|e| EventView {
-                when: when(e.occurred_at),
-                actor: match e.actor_id {
-                    Some(id) => format!("{} {id}", e.actor_type),
-                    None => e.actor_type,
-                },
-                action: e.action,
-                target: match (e.target_type, e.target_id) {
-                    (Some(t), Some(id)) => format!("{t} {id}"),
-                    _ => "—".into(),
-                },
+                when: display::stamp(e.occurred_at).unwrap_or_else(|| display::Stamp {
+                    iso: String::new(),
+                    text: e.occurred_at.to_string(),
+                }),
+                actor: display::actor(&e, &names),
+                target: display::target(&e, &names),
+                details: display::details(&e.details, &names),
                 ip: e.ip.unwrap_or_else(|| "—".into()),
-                details: if e.details == "{}" {
-                    String::new()
-                } else {
-                    e.details
-                },
+                action: e.action,
             })
             .collect(),
         prev: (page_no > 1).then(|| link(page_no - 1)),

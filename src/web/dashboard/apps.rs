@@ -4,17 +4,19 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 
 use super::pages::{AppDetail, AppFormPage, AppRow, AppSecretPage, AppsPage, Choice, ConfirmPage};
-use super::{Dash, FieldErrors, Form, dash, notice, see_other};
+use super::{Dash, FieldErrors, Form, dash, form_message, notice, see_other};
 use crate::audit::Origin;
 use crate::db;
 use crate::error::AppError;
 use crate::oauth::{self, Client, ClientInput};
 use crate::state::AppState;
+use crate::web::flash::Flash;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(list)
         .service(new_form)
         .service(create)
+        .service(shown_once)
         .service(show)
         .service(save_redirect_uris)
         .service(regenerate_secret)
@@ -192,7 +194,7 @@ async fn create(
         Ok(uris) => uris,
         Err(lines) => {
             for l in lines {
-                errors.add("redirect_uris", l);
+                errors.add("redirect_uris", l.render(crate::i18n::Lang::En));
             }
             Vec::new()
         }
@@ -239,32 +241,58 @@ async fn create(
     .await;
     let (client, _, secret) = match created {
         Ok(c) => c,
-        Err(AppError::BadRequest { detail, .. } | AppError::OAuth { detail, .. }) => {
+        Err(e @ (AppError::BadRequest { .. } | AppError::OAuth { .. })) => {
             let mut errors = FieldErrors::default();
-            errors.add(
-                "form",
-                detail.unwrap_or_else(|| "The app is not valid.".into()),
-            );
+            errors.add("form", form_message(&e));
             let page = form_page(&dash, &state, &submitted, errors).await?;
             return dash.render(StatusCode::UNPROCESSABLE_ENTITY, &page);
         }
         Err(e) => return Err(e),
     };
+    // POST → 303 → GET: the secret waits server-side for the one page that shows it.
+    let flash = Flash {
+        kind: "app_created".into(),
+        secret: secret.map(|s| s.0),
+        note: String::new(),
+    };
+    dash.leave_flash(&state, format!("app:{}", client.id), flash)
+        .await?;
+    Ok(see_other(&format!("/dashboard/apps/{}/created", client.id)))
+}
+
+/// The page after registering an app or regenerating its secret: the secret, once. A reload (or
+/// any later visit) finds no flash and goes to the app's page.
+#[get("/dashboard/apps/{id}/created")]
+async fn shown_once(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let dash = dash!(req, state);
+    let (client, _) = load_owned(&dash, &state, id.into_inner()).await?;
+    let Some(flash) = dash
+        .take_flash(&state, format!("app:{}", client.id))
+        .await?
+    else {
+        return Ok(see_other(&format!(
+            "/dashboard/apps/{}?notice=secret_shown",
+            client.id
+        )));
+    };
     let page = AppSecretPage {
         lang: "en-US",
         nav: dash.nav("apps", None),
-        title: "App registered",
+        title: if flash.kind == "secret_regenerated" {
+            "New client secret"
+        } else {
+            "App registered"
+        },
         client_id: client.id,
         name: client.name,
-        secret: secret.map(|s| s.0),
+        secret: flash.secret,
         discovery_url: discovery_url(&state),
     };
-    let mut res = dash.render(StatusCode::CREATED, &page)?;
-    res.headers_mut().insert(
-        actix_web::http::header::CACHE_CONTROL,
-        actix_web::http::header::HeaderValue::from_static("no-store"),
-    );
-    Ok(res)
+    dash.render(StatusCode::OK, &page)
 }
 
 fn detail(client: &Client) -> AppDetail {
@@ -346,16 +374,15 @@ async fn save_redirect_uris(
                         client.id
                     )));
                 }
-                Err(AppError::BadRequest { detail, .. }) => errors.add(
-                    "redirect_uris",
-                    detail.unwrap_or_else(|| "Not valid.".into()),
-                ),
+                Err(e @ AppError::BadRequest { .. }) => {
+                    errors.add("redirect_uris", form_message(&e))
+                }
                 Err(e) => return Err(e),
             }
         }
         Err(lines) => {
             for l in lines {
-                errors.add("redirect_uris", l);
+                errors.add("redirect_uris", l.render(crate::i18n::Lang::En));
             }
         }
     }
@@ -393,16 +420,14 @@ async fn regenerate_secret(
     .await?;
     // The old secret stops at once on this node (and within the cache TTL on the others).
     oauth::forget_client(&state, &client.id);
-    let page = AppSecretPage {
-        lang: "en-US",
-        nav: dash.nav("apps", None),
-        title: "New client secret",
-        client_id: client.id,
-        name: client.name,
+    let flash = Flash {
+        kind: "secret_regenerated".into(),
         secret: Some(secret.0),
-        discovery_url: discovery_url(&state),
+        note: String::new(),
     };
-    dash.render(StatusCode::OK, &page)
+    dash.leave_flash(&state, format!("app:{}", client.id), flash)
+        .await?;
+    Ok(see_other(&format!("/dashboard/apps/{}/created", client.id)))
 }
 
 #[get("/dashboard/apps/{id}/delete")]

@@ -6,17 +6,19 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 
 use super::pages::{Choice, ConfirmPage, KeyFormPage, KeyPage, KeyRow, KeySecretPage, KeysPage};
-use super::{Dash, FieldErrors, Form, dash, notice, see_other, when};
+use super::{Dash, FieldErrors, Form, dash, display, notice, see_other, when};
 use crate::apikeys::{self, ApiKey, KeyInput};
-use crate::audit::Origin;
+use crate::audit::{NameRequest, Names, Origin};
 use crate::db;
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::web::flash::Flash;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(list)
         .service(new_form)
         .service(create)
+        .service(shown_once)
         .service(show)
         .service(confirm_revoke)
         .service(revoke)
@@ -26,10 +28,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// How many keys the list shows.
 const PAGE: i64 = 500;
 
-pub fn row(key: &ApiKey) -> KeyRow {
+/// The row of `key`, its owner named from `names` (see [`owner_names`]).
+pub fn row(key: &ApiKey, names: &Names) -> KeyRow {
     let now = db::now();
     KeyRow {
         id: key.id.clone(),
+        owner: display::owner(
+            key.owner_user_id.as_deref(),
+            key.owner_client_id.as_deref(),
+            names,
+        ),
         name: key.name.clone(),
         key_type: key.key_type.clone(),
         env: key.environment.clone(),
@@ -46,18 +54,34 @@ pub fn row(key: &ApiKey) -> KeyRow {
     }
 }
 
+/// The emails and app names of the owners of `keys`.
+fn owner_names(conn: &mut db::DbConn, keys: &[ApiKey]) -> Result<Names, AppError> {
+    let mut req = NameRequest::default();
+    for k in keys {
+        if let Some(u) = &k.owner_user_id {
+            req.add("user", u);
+        }
+        if let Some(c) = &k.owner_client_id {
+            req.add("client", c);
+        }
+    }
+    Ok(Names::load(conn, &req)?)
+}
+
 #[get("/dashboard/keys")]
 async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let dash = dash!(req, state);
     let owner = dash.owner_filter();
-    let keys = db::run(&state.pool, move |conn| {
-        apikeys::list_keys(conn, owner.as_deref(), PAGE, 0)
+    let (keys, names) = db::run(&state.pool, move |conn| {
+        let keys = apikeys::list_keys(conn, owner.as_deref(), PAGE, 0)?;
+        let names = owner_names(conn, &keys)?;
+        Ok((keys, names))
     })
     .await?;
     let page = KeysPage {
         lang: "en-US",
         nav: dash.nav("keys", notice(&req)),
-        keys: keys.iter().map(row).collect(),
+        keys: keys.iter().map(|k| row(k, &names)).collect(),
     };
     dash.render(StatusCode::OK, &page)
 }
@@ -182,9 +206,9 @@ async fn create(
     .await;
     let (key, secret) = match created {
         Ok(k) => k,
-        Err(AppError::BadRequest { detail, .. }) => {
+        Err(e @ AppError::BadRequest { .. }) => {
             let mut errors = FieldErrors::default();
-            let message = detail.unwrap_or_else(|| "The key is not valid.".into());
+            let message = super::form_message(&e);
             let field = if message.contains("scope") {
                 "scopes"
             } else if message.contains("live") || message.contains("second") {
@@ -197,15 +221,52 @@ async fn create(
         }
         Err(e) => return Err(e),
     };
+    // POST → 303 → GET: the key waits server-side for the one page that shows it.
+    let flash = Flash {
+        kind: "key_created".into(),
+        secret: Some(secret.0),
+        note: String::new(),
+    };
+    dash.leave_flash(&state, format!("key:{}", key.id), flash)
+        .await?;
+    Ok(see_other(&format!("/dashboard/keys/{}/created", key.id)))
+}
+
+/// The page after creating or rotating a key: the key, once. A reload (or any later visit) finds
+/// no flash and goes to the key's page.
+#[get("/dashboard/keys/{id}/created")]
+async fn shown_once(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let dash = dash!(req, state);
+    let key = load_owned(&dash, &state, id.into_inner()).await?;
+    let flash = dash.take_flash(&state, format!("key:{}", key.id)).await?;
+    let Some(Flash {
+        kind,
+        secret: Some(secret),
+        note,
+    }) = flash
+    else {
+        return Ok(see_other(&format!(
+            "/dashboard/keys/{}?notice=secret_shown",
+            key.id
+        )));
+    };
     let page = KeySecretPage {
         lang: "en-US",
         nav: dash.nav("keys", None),
-        title: "API key created",
-        key: secret.0,
+        title: if kind == "key_rotated" {
+            "API key rotated"
+        } else {
+            "API key created"
+        },
+        key: secret,
         key_id: key.id,
-        note: String::new(),
+        note,
     };
-    dash.render(StatusCode::CREATED, &page)
+    dash.render(StatusCode::OK, &page)
 }
 
 /// The key `id` if `dash` may see it; 404 otherwise.
@@ -236,29 +297,28 @@ async fn show(
         notice(&req),
         "24h",
         FieldErrors::default(),
-    );
+    )
+    .await?;
     dash.render(StatusCode::OK, &page)
 }
 
-fn key_page(
+async fn key_page(
     dash: &Dash,
     state: &AppState,
     key: &ApiKey,
     notice: Option<&'static str>,
     grace: &str,
     errors: FieldErrors,
-) -> KeyPage {
-    let owner = key
-        .owner_user_id
-        .as_deref()
-        .map(|u| format!("user {u}"))
-        .or_else(|| key.owner_client_id.as_deref().map(|c| format!("app {c}")))
-        .unwrap_or_else(|| "none".into());
-    KeyPage {
+) -> Result<KeyPage, AppError> {
+    let one = key.clone();
+    let names = db::run(&state.pool, move |conn| {
+        owner_names(conn, std::slice::from_ref(&one))
+    })
+    .await?;
+    Ok(KeyPage {
         lang: "en-US",
         nav: dash.nav("keys", notice),
-        key: row(key),
-        owner,
+        key: row(key, &names),
         rate_limit: key.rate_limit.map_or_else(
             || {
                 format!(
@@ -272,7 +332,7 @@ fn key_page(
         replaced_by: key.replaced_by.clone(),
         grace: grace.to_owned(),
         errors,
-    }
+    })
 }
 
 #[get("/dashboard/keys/{id}/revoke")]
@@ -345,7 +405,7 @@ async fn rotate(
     let Some(grace) = grace else {
         let mut errors = FieldErrors::default();
         errors.add("grace", "Write a grace period like 24h or 7d, at most 30d.");
-        let page = key_page(&dash, &state, &key, None, grace_text, errors);
+        let page = key_page(&dash, &state, &key, None, grace_text, errors).await?;
         return dash.render(StatusCode::UNPROCESSABLE_ENTITY, &page);
     };
     let (st, actor, origin, id) = (
@@ -359,19 +419,18 @@ async fn rotate(
     })
     .await?;
     state.key_cache.forget_key(&key.id);
-    let page = KeySecretPage {
-        lang: "en-US",
-        nav: dash.nav("keys", None),
-        title: "API key rotated",
-        key: secret.0,
-        key_id: new.id,
+    let flash = Flash {
+        kind: "key_rotated".into(),
+        secret: Some(secret.0),
         note: format!(
             "The old key {} keeps working for {}, then fails as expired.",
             key.display(),
             grace_text_or_default(grace_text)
         ),
     };
-    dash.render(StatusCode::CREATED, &page)
+    dash.leave_flash(&state, format!("key:{}", new.id), flash)
+        .await?;
+    Ok(see_other(&format!("/dashboard/keys/{}/created", new.id)))
 }
 
 fn grace_text_or_default(text: &str) -> &str {

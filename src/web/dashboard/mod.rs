@@ -4,6 +4,7 @@
 
 mod admin;
 mod apps;
+mod display;
 mod keys;
 mod pages;
 mod usage;
@@ -14,6 +15,7 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use askama::Template;
 
 use crate::accounts::{CurrentUser, current_user};
+use crate::db;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::web::{csrf_token, html, verify_csrf};
@@ -107,6 +109,33 @@ impl Dash {
 
     pub fn actor(&self) -> crate::audit::Actor {
         crate::audit::Actor::User(self.user_id().to_owned())
+    }
+
+    /// Leaves `flash` for the next GET of `target` in this session (see [`crate::web::flash`]).
+    pub async fn leave_flash(
+        &self,
+        state: &AppState,
+        target: String,
+        flash: crate::web::flash::Flash,
+    ) -> Result<(), AppError> {
+        let (master, session) = (state.master_key.clone(), self.user.session_hash.clone());
+        db::run(&state.pool, move |conn| {
+            crate::web::flash::put(conn, &master, &session, &target, &flash)
+        })
+        .await
+    }
+
+    /// The flash waiting for `target` in this session, deleted as it is read.
+    pub async fn take_flash(
+        &self,
+        state: &AppState,
+        target: String,
+    ) -> Result<Option<crate::web::flash::Flash>, AppError> {
+        let (master, session) = (state.master_key.clone(), self.user.session_hash.clone());
+        db::run(&state.pool, move |conn| {
+            crate::web::flash::take(conn, &master, &session, &target)
+        })
+        .await
     }
 
     /// The frame every page shares.
@@ -230,6 +259,15 @@ impl FieldErrors {
     }
 }
 
+/// What a refused form submission says under the form: the error's detail (the catalogue's
+/// en-US text; the dashboard is in en-US), or its whole message when it has none.
+pub fn form_message(e: &AppError) -> String {
+    let lang = crate::i18n::Lang::En;
+    e.detail()
+        .map(|d| d.render(lang))
+        .unwrap_or_else(|| e.message(lang))
+}
+
 /// A date as `YYYY-MM-DD HH:MM` UTC for tables.
 pub fn when(t: i64) -> String {
     chrono::DateTime::from_timestamp(t, 0)
@@ -255,6 +293,10 @@ pub fn notice(req: &HttpRequest) -> Option<&'static str> {
         }
         "user_created" => "The user was created.",
         "user_changed" => "The user was updated.",
+        "secret_shown" => {
+            "The secret was shown once, right after it was made, and is not kept in readable form. \
+             If it was lost, make a new one."
+        }
         _ => return None,
     })
 }

@@ -3,6 +3,7 @@
 use askama::Template;
 
 use super::FieldErrors;
+use super::display::{Detail, Party, Stamp};
 
 /// The frame every dashboard page shares: who is signed in, the navigation, a notice.
 pub struct Nav {
@@ -105,6 +106,8 @@ pub struct ConfirmPage {
 
 pub struct KeyRow {
     pub id: String,
+    /// The user (by email) or app (by name) the key belongs to.
+    pub owner: Party,
     pub name: String,
     pub key_type: String,
     pub env: String,
@@ -154,7 +157,6 @@ pub struct KeyPage {
     pub lang: &'static str,
     pub nav: Nav,
     pub key: KeyRow,
-    pub owner: String,
     pub rate_limit: String,
     pub metadata: String,
     pub replaced_by: Option<String>,
@@ -203,12 +205,12 @@ pub struct SigningKeysPage {
 }
 
 pub struct EventView {
-    pub when: String,
-    pub actor: String,
+    pub when: Stamp,
+    pub actor: Party,
     pub action: String,
-    pub target: String,
+    pub target: Party,
     pub ip: String,
-    pub details: String,
+    pub details: Vec<Detail>,
 }
 
 #[derive(Template)]

@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde::Deserialize;
 
 use super::pages::{Choice, DayRow, UsagePage};
-use super::{dash, when};
+use super::{dash, display, when};
 use crate::apikeys::{self, usage::DayCounts};
 use crate::db;
 use crate::error::AppError;
@@ -103,51 +103,91 @@ async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
     dash.render(StatusCode::OK, &page)
 }
 
-/// A bar per day (allowed, with denied and rate-limited stacked on top), 30 days from `since`.
-/// Only numbers and dates go into the SVG.
+/// Plot height, the baseline (y of 0) and the top of the tallest tick, in CSS pixels.
+const CHART_H: f64 = 190.0;
+const BASE: f64 = 160.0;
+const TOP: f64 = 12.0;
+
+/// A bar per day (allowed, with denied and rate-limited stacked on top), 30 days from `since`, and a
+/// y-axis of round counts from 0. Two SVGs side by side: the axis labels at a fixed width, the
+/// plot stretching to the page's width with its x positions in percent, so that the text keeps its
+/// size on a phone and on a wide screen. Ticks under the bars weekly back from today, today's as
+/// "today". Only numbers and dates go into the SVG.
 fn chart(days: &[DayCounts], since: i64) -> String {
-    const W: i64 = 600;
-    const H: i64 = 160;
-    const BAR: i64 = W / DAYS;
-    let max = days
-        .iter()
-        .map(|d| d.1 + d.2 + d.3)
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    let scale = |n: i64| n * (H - 20) / max;
-    let mut svg = format!(
-        "<svg class=\"chart\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-labelledby=\"chart-title\" \
-         xmlns=\"http://www.w3.org/2000/svg\"><title id=\"chart-title\">Requests per day, last {DAYS} \
-         days; peak {max}</title>"
+    use std::fmt::Write as _;
+    let peak = days.iter().map(|d| d.1 + d.2 + d.3).max().unwrap_or(0);
+    let ticks = display::ticks(peak);
+    let top = *ticks.last().unwrap_or(&1) as f64;
+    let y = |n: i64| BASE - (n as f64) * (BASE - TOP) / top;
+    let slot = 100.0 / DAYS as f64;
+    let mut axis = format!(
+        "<svg class=\"chart-y\" width=\"44\" height=\"{CHART_H}\" aria-hidden=\"true\" \
+         xmlns=\"http://www.w3.org/2000/svg\">"
     );
+    let mut plot = format!(
+        "<svg class=\"chart-plot\" width=\"100%\" height=\"{CHART_H}\" role=\"img\" \
+         aria-labelledby=\"chart-title\" xmlns=\"http://www.w3.org/2000/svg\"><title id=\"chart-title\">\
+         Requests per day, last {DAYS} days; peak {peak}</title>"
+    );
+    for &t in &ticks {
+        let ty = y(t);
+        let _ = write!(
+            axis,
+            "<text class=\"tick\" x=\"38\" y=\"{ty:.1}\" text-anchor=\"end\" \
+             dominant-baseline=\"middle\">{}</text>",
+            display::compact(t)
+        );
+        let _ = write!(
+            plot,
+            "<line class=\"{}\" x1=\"0\" x2=\"100%\" y1=\"{ty:.1}\" y2=\"{ty:.1}\"/>",
+            if t == 0 { "baseline" } else { "grid" }
+        );
+    }
     for i in 0..DAYS {
         let day = since + i * 86_400;
-        let x = i * BAR + 2;
+        let x = i as f64 * slot;
+        let date = &when(day)[..10];
         let (a, d, r) = days
             .iter()
             .find(|c| c.0 == day)
             .map_or((0, 0, 0), |c| (c.1, c.2, c.3));
-        let mut y = H - 14;
+        let mut below = 0;
         for (n, class) in [(a, "allowed"), (d, "denied"), (r, "limited")] {
-            let h = scale(n);
-            if h > 0 {
-                y -= h;
-                svg.push_str(&format!(
-                    "<rect class=\"{class}\" x=\"{x}\" y=\"{y}\" width=\"{}\" height=\"{h}\"><title>{}: {n} {class}</title></rect>",
-                    BAR - 4,
-                    &super::when(day)[..10]
-                ));
+            if n > 0 {
+                let (y0, y1) = (y(below), y(below + n));
+                below += n;
+                let _ = write!(
+                    plot,
+                    "<rect class=\"{class}\" x=\"{:.3}%\" y=\"{y1:.1}\" width=\"{:.3}%\" \
+                     height=\"{:.1}\"><title>{date}: {n} {class}</title></rect>",
+                    x + slot * 0.15,
+                    slot * 0.7,
+                    (y0 - y1).max(0.5),
+                );
             }
         }
-        if i % 7 == 0 {
-            svg.push_str(&format!(
-                "<text x=\"{x}\" y=\"{}\" class=\"axis\">{}</text>",
-                H - 2,
-                &super::when(day)[5..10]
-            ));
+        let from_today = DAYS - 1 - i;
+        if from_today % 7 == 0 {
+            let mid = x + slot / 2.0;
+            let (label, anchor, class, lx) = if from_today == 0 {
+                ("today".to_owned(), "end", "day today", "100%".to_owned())
+            } else {
+                let label = chrono::DateTime::from_timestamp(day, 0)
+                    .map(|d| d.format("%b %-d").to_string())
+                    .unwrap_or_default();
+                (label, "middle", "day", format!("{mid:.3}%"))
+            };
+            let _ = write!(
+                plot,
+                "<line class=\"tick-mark\" x1=\"{mid:.3}%\" x2=\"{mid:.3}%\" y1=\"{BASE}\" y2=\"{}\"/>\
+                 <text class=\"{class}\" x=\"{lx}\" y=\"{}\" text-anchor=\"{anchor}\">\
+                 {label}</text>",
+                BASE + 5.0,
+                BASE + 20.0,
+            );
         }
     }
-    svg.push_str("</svg>");
-    svg
+    axis.push_str("</svg>");
+    plot.push_str("</svg>");
+    format!("<div class=\"chart\">{axis}{plot}</div>")
 }
