@@ -23,34 +23,9 @@ fail() { printf 'browser: FAIL: %s\n' "$1" >&2; exit 1; }
 [ -d "$here/node_modules/playwright-core" ] || fail "tests/browser/node_modules is missing: run (cd tests/browser && npm ci --no-audit --no-fund)"
 command -v node >/dev/null || fail "node is missing (Node 20 or newer is needed)"
 
-# Only the settings below reach the server: nothing from the caller's shell or a tessera.toml.
-while read -r name; do unset "$name"; done < <(compgen -e | grep '^TESSERA_' || true)
-
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/tessera-browser.XXXXXX")"
-server_pid=""
-log_shown=""
-show_log() {
-  [ -z "$log_shown" ] && [ -f "$tmp/serve.log" ] || return 0
-  log_shown=1
-  echo "---- tessera serve log (last 200 lines of $tmp/serve.log) ----" >&2
-  tail -n 200 "$tmp/serve.log" >&2 || true
-  echo "---- end of serve log ----" >&2
-}
-cleanup() {
-  local rc=$?
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill "$server_pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  [ "$rc" -eq 0 ] || show_log
-  rm -rf "$tmp"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=../lib/sandbox.sh
+source "$root/tests/lib/sandbox.sh"
+sandbox browser 200
 
 port="$(node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });')"
 hex32() { node -e 'console.log(require("crypto").randomBytes(32).toString("hex"))'; }

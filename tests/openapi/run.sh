@@ -35,34 +35,9 @@ if [ ! -x "$venv/bin/schemathesis" ] || [ "$("$venv/bin/schemathesis" --version 
   "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
-# Only the settings below reach the server: nothing from the caller's shell or a tessera.toml.
-while read -r name; do unset "$name"; done < <(compgen -e | grep '^TESSERA_' || true)
-
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/tessera-openapi.XXXXXX")"
-server_pid=""
-log_shown=""
-show_log() {
-  [ -z "$log_shown" ] && [ -f "$tmp/serve.log" ] || return 0
-  log_shown=1
-  echo "---- tessera serve log (last 100 lines of $tmp/serve.log) ----" >&2
-  tail -n 100 "$tmp/serve.log" >&2 || true
-  echo "---- end of serve log ----" >&2
-}
-cleanup() {
-  local rc=$?
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill "$server_pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  [ "$rc" -eq 0 ] || show_log
-  rm -rf "$tmp"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=../lib/sandbox.sh
+source "$root/tests/lib/sandbox.sh"
+sandbox openapi 100
 
 py() { python3 -c "$@"; }
 port="$(py 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
