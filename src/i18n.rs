@@ -83,6 +83,11 @@ pub const CATALOGUE: &[Entry] = &[
         es: "Solo se puede rotar una clave de API activa.",
     },
     Entry {
+        key: "api_key_already_rotated",
+        en: "This API key has already been rotated: rotate the key that replaced it.",
+        es: "Esta clave de API ya se rotó: rote la clave que la sustituyó.",
+    },
+    Entry {
         key: "missing_api_key",
         en: "No API key or access token was sent.",
         es: "No se envió ninguna clave de API ni token de acceso.",

@@ -362,6 +362,10 @@ pub fn rotate_key(
     if old.status(now) != "active" {
         return Err(AppError::Conflict("api_key_not_active"));
     }
+    // A key in its grace period already has a successor: rotating it again would fork the key.
+    if old.replaced_by.is_some() {
+        return Err(AppError::Conflict("api_key_already_rotated"));
+    }
     let input = KeyInput {
         name: old.name.clone(),
         key_type: old.key_type.clone(),
@@ -393,7 +397,10 @@ pub fn rotate_key(
         )?;
         let grace_end = now.saturating_add(grace.as_secs() as i64);
         let end = old.expires_at.map_or(grace_end, |e| e.min(grace_end));
-        store::retire_rotated(conn, id, end, &new.id)?;
+        if !store::retire_rotated(conn, id, end, &new.id)? {
+            // Rotated or revoked meanwhile: the new key is rolled back with the transaction.
+            return Err(AppError::Conflict("api_key_already_rotated"));
+        }
         audit::record(
             conn,
             audit::Event::new(actor, "api_key.rotate")

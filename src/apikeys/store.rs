@@ -91,12 +91,18 @@ pub fn retire_rotated(
     id: &str,
     expires_at: i64,
     replaced_by: &str,
-) -> QueryResult<()> {
-    diesel::update(api_keys::table.find(id))
-        .set((
-            api_keys::expires_at.eq(expires_at),
-            api_keys::replaced_by.eq(replaced_by),
-        ))
-        .execute(conn)
-        .map(|_| ())
+) -> QueryResult<bool> {
+    // Only a key that is neither revoked nor replaced: of two rotations at once, one wins.
+    diesel::update(
+        api_keys::table
+            .find(id)
+            .filter(api_keys::replaced_by.is_null())
+            .filter(api_keys::revoked_at.is_null()),
+    )
+    .set((
+        api_keys::expires_at.eq(expires_at),
+        api_keys::replaced_by.eq(replaced_by),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
 }

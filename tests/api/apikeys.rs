@@ -910,6 +910,14 @@ async fn the_keys_api_is_for_admin_sessions_and_admin_keys() {
     assert_eq!(res.status(), 201);
     let rotated: Value = res.json().await.expect("json");
     let new_id = rotated["id"].as_str().expect("id").to_owned();
+    // A key in its grace period has a successor: rotating it again would fork it.
+    let res = admin
+        .post(format!("{keys}/{id}/rotate"))
+        .json(&json!({ "grace": 60 }))
+        .send()
+        .await
+        .expect("rotate again");
+    assert_error(res, 409, "api_key_already_rotated").await;
     let res = admin
         .post(format!("{keys}/{new_id}/revoke"))
         .send()

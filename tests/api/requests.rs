@@ -300,11 +300,40 @@ async fn slow_clients_hold_at_most_max_connections() {
     })
     .await;
     let finished = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (held, holding) = tokio::sync::oneshot::channel::<()>();
     let slow = {
         let (app, finished) = (&app, finished.clone());
         async move {
-            let raw = short_body("POST /oauth/token", "application/x-www-form-urlencoded", "");
-            let answer = send_and_wait_for_close(app, raw).await;
+            let addr = app.address.trim_start_matches("http://");
+            let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            conn.write_all(
+                b"POST /oauth/token HTTP/1.1\r\nHost: x\r\n\
+                  Content-Type: application/x-www-form-urlencoded\r\n\
+                  Expect: 100-continue\r\nContent-Length: 100\r\n\r\n",
+            )
+            .await
+            .expect("write");
+            // `100 Continue` means the worker is serving this request: the only place is taken.
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !seen.ends_with(b"\r\n\r\n") {
+                let n = conn.read(&mut buf).await.expect("read");
+                assert!(n > 0, "closed before 100 Continue");
+                seen.extend_from_slice(&buf[..n]);
+            }
+            assert!(seen.starts_with(b"HTTP/1.1 100"), "{seen:?}");
+            conn.write_all(b"0123456789").await.expect("write");
+            let _ = held.send(());
+            let read = async {
+                let mut out = Vec::new();
+                while let Ok(n @ 1..) = conn.read(&mut buf).await {
+                    out.extend_from_slice(&buf[..n]);
+                }
+                String::from_utf8_lossy(&out).into_owned()
+            };
+            let answer = tokio::time::timeout(Duration::from_secs(15), read)
+                .await
+                .ok();
             finished.lock().expect("lock").push("slow");
             answer
         }
@@ -312,8 +341,8 @@ async fn slow_clients_hold_at_most_max_connections() {
     let other = {
         let (app, finished) = (&app, finished.clone());
         async move {
-            // Connect after the slow client holds the only place.
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            // Connect once the slow client holds the only place.
+            holding.await.expect("the slow client got its place");
             let raw = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_owned();
             let answer = send_and_wait_for_close(app, raw).await;
             finished.lock().expect("lock").push("other");
