@@ -207,9 +207,7 @@ impl Metrics {
              SQLite, which has no listener).",
         )
         .expect("static metric options are valid");
-        for table in crate::janitor::TABLES {
-            purged_rows.with_label_values(&[table.name()]);
-        }
+        // The janitor's tables are named by the janitor (`Metrics::name_purged_tables`).
         for grant in &GRANTS[..4] {
             for client_type in ["confidential", "public"] {
                 tokens_issued.with_label_values(&[grant, client_type]);
@@ -226,9 +224,7 @@ impl Metrics {
         for reason in SIGN_IN_FAILURES {
             sign_in_failures.with_label_values(&[reason]);
         }
-        for limiter in crate::ratelimit::LIMITERS {
-            rate_limited.with_label_values(&[limiter]);
-        }
+        // Each limiter's series is made by `RateLimits::counted_in` (the limiters are theirs to name).
         for cache in CACHES {
             cache_hits.with_label_values(&[cache]);
             cache_misses.with_label_values(&[cache]);
@@ -311,7 +307,7 @@ impl Metrics {
         self.sign_in_failures.with_label_values(&[reason]).inc();
     }
 
-    /// The refusal counter of the rate limiter `limiter` ([`crate::ratelimit::LIMITERS`]).
+    /// The refusal counter of the rate limiter `limiter` (the rate limits name theirs).
     pub fn rate_limit_counter(&self, limiter: &'static str) -> Counter {
         self.rate_limited.with_label_values(&[limiter])
     }
@@ -351,6 +347,13 @@ impl Metrics {
     /// Counts one API-key lookup answered by the per-node cache.
     pub fn api_key_cache_hit(&self) {
         self.api_key_cache_hits.inc();
+    }
+
+    /// Makes the purge counter of each of `tables` (at 0), so every table has a series from the start.
+    pub fn name_purged_tables(&self, tables: impl IntoIterator<Item = &'static str>) {
+        for table in tables {
+            self.purged_rows.with_label_values(&[table]);
+        }
     }
 
     /// Counts rows the janitor deleted from `table`.

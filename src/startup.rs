@@ -85,6 +85,7 @@ impl Application {
         };
         let keyring = prepare(&pool, &settings, keys.master_key.clone()).await?;
         let metrics = Metrics::new();
+        metrics.name_purged_tables(crate::janitor::TABLES.iter().map(|t| t.name()));
         let limits = crate::ratelimit::RateLimits::new(&settings)
             .map_err(|e| {
                 StartupError::Config(crate::config::ConfigError::new("TESSERA_REDIS_URL", e))

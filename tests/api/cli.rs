@@ -13,7 +13,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
 /// The binary with a clean environment of our own: no settings leak in from the caller. It binds
 /// port 0 unless a test says otherwise: a `serve` that gets past its settings binds before it
-/// connects to the database, and the default 127.0.0.1:8080 may be the developer's own server.
+/// connects to the database, and the default address (port 8080) may be the developer's own server.
 pub(crate) fn tessera(dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(dir)

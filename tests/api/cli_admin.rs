@@ -397,7 +397,9 @@ fn user_list_show_disable_enable_set_role_and_delete() {
 #[test]
 fn api_and_scope_lists() {
     let cli = Cli::new();
-    let issuer = "http://127.0.0.1:8080";
+    // The default API's audience is the issuer, here the default one.
+    let default = tessera::config::Settings::default();
+    let issuer = default.issuer_str();
     let (code, apis) = cli.json(&["api", "list", "--json"]);
     assert_eq!(code, Some(0));
     assert_eq!(apis.as_array().map(Vec::len), Some(1));
@@ -425,7 +427,7 @@ fn api_and_scope_lists() {
     ]);
     assert_eq!(code, Some(0));
     let (_, apis) = cli.json(&["api", "list", "--json"]);
-    assert_eq!(apis[0]["audience"], "http://127.0.0.1:8080");
+    assert_eq!(apis[0]["audience"], issuer);
     assert_eq!(apis[1]["audience"], "https://billing.example");
     assert_eq!(apis[1]["default"], false);
     assert!(cli.text(&["api", "list"]).contains("Billing"));
@@ -583,7 +585,7 @@ fn a_key_type_with_scopes_needs_no_scope_flag() {
     assert_eq!(code, Some(1), "rk lists no scopes: one is needed: {rk}");
 }
 
-/// No test may start the binary on a fixed port (127.0.0.1:8080 may be the developer's own
+/// No test may start the binary on a fixed port (the default one, 8080, may be the developer's own
 /// server): `tessera()` binds port 0, every other file that spawns the binary sets port 0 too, and
 /// no test sets another port.
 #[test]

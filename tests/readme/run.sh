@@ -6,7 +6,8 @@
 #   - `tessera` is target/debug/tessera (built by `cargo test`), put first on PATH; a `cargo` shim answers
 #     `cargo install --path .` with it (a release build here would take CI ten minutes) and refuses
 #     any other cargo command, so a README block that needs one must be marked skipped.
-#   - 127.0.0.1:8080 in the blocks becomes a free loopback port (no test may use a fixed port).
+#   - The README's port (8080, on 127.0.0.1 or localhost) becomes a free loopback port (no test may use
+#     a fixed port).
 #   - Everything runs in a new temp dir with no TESSERA_* variables of the caller.
 #   - A block with a `tessera serve` line runs in the background (the reader's second terminal); the next
 #     block starts when /readyz answers. At the end the server gets Ctrl-C (SIGINT) and must exit 0.
@@ -47,6 +48,7 @@ echo "readme test: this cargo command is not run here: cargo $*; mark its block 
 exit 1
 SHIM
 chmod +x "$tmp/bin/cargo"
+readme_port=8080
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
 python3 "$root/tests/readme/extract.py" "$root/README.md" "$tmp/blocks" > "$tmp/blocks/index"
@@ -68,7 +70,7 @@ while read -r n kind line reason; do
       continue
       ;;
   esac
-  sed -i "s/127\.0\.0\.1:8080/127.0.0.1:$port/g; s/localhost:8080/localhost:$port/g" "$file"
+  sed -i "s/127\.0\.0\.1:$readme_port/127.0.0.1:$port/g; s/localhost:$readme_port/localhost:$port/g" "$file"
   ran=$((ran + 1))
   if [ "$kind" = serve ]; then
     cat >> "$session" <<BLOCK
