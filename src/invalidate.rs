@@ -286,14 +286,14 @@ fn run(
         };
         backoff = Duration::from_millis(100);
         if first {
-            // Entries cached before the first connection (the node's first moments) keep the TTL
-            // bound; dropping them here made a node's first cache hits race its listener.
             first = false;
         } else {
             tracing::info!("cache invalidation listener reconnected; dropping cached entries");
-            // Messages may have been missed during the gap.
-            handle(Incoming::Reconnected);
         }
+        // Messages sent before this connection listened (a node's first moments, or a gap) are
+        // lost: drop what is cached and re-read the signing keys (another node may have made the
+        // first key while this one started).
+        handle(Incoming::Reconnected);
         outbox.1.connected.store(true, Ordering::Release);
         let pumped = pump(&mut conn, node, outbox, stop, handle, &mut pending);
         outbox.1.connected.store(false, Ordering::Release);

@@ -184,15 +184,55 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = test_settings(&db);
     settings.issuer = url::Url::parse(&format!("http://127.0.0.1:{port}")).expect("issuer URL");
     adjust(&mut settings);
+    let listens = listens_for_invalidations(&settings);
     let app = Application::build_with_listener(settings, listener)
         .await
         .expect("the app starts");
     let port = app.port();
     actix_web::rt::spawn(app.run_until_stopped());
+    let address = format!("http://127.0.0.1:{port}");
+    if listens {
+        invalidation_listener_up(&address).await;
+    }
     TestApp {
-        address: format!("http://127.0.0.1:{port}"),
+        address,
         client: client(),
         db,
+    }
+}
+
+/// True when the app will listen for invalidations (PostgreSQL) and `/metrics` can tell when it
+/// does (on the main listener, without a token).
+fn listens_for_invalidations(settings: &Settings) -> bool {
+    matches!(
+        settings.database_url,
+        tessera::config::DatabaseUrl::Postgres(_)
+    ) && settings.metrics_bind.is_none()
+        && settings.metrics_token.is_none()
+}
+
+/// Waits (at most 30 s) until the node's invalidation listener is connected. Its first connection
+/// drops whatever the node cached before it (messages sent meanwhile were missed), so a test that
+/// counts cache hits must not race it.
+async fn invalidation_listener_up(address: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let http = reqwest::Client::new();
+    loop {
+        let up = match http.get(format!("{address}/metrics")).send().await {
+            Ok(res) => res
+                .text()
+                .await
+                .is_ok_and(|t| t.lines().any(|l| l == "tessera_invalidation_listener_up 1")),
+            Err(_) => false,
+        };
+        if up {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the invalidation listener of {address} never connected"
+        );
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
 
@@ -203,11 +243,15 @@ pub async fn spawn_second_node(app: &TestApp, adjust: impl FnOnce(&mut Settings)
     let mut settings = test_settings(&app.db);
     settings.issuer = url::Url::parse(&app.address).expect("issuer");
     adjust(&mut settings);
+    let listens = listens_for_invalidations(&settings);
     let node = Application::build_with_listener(settings, listener)
         .await
         .expect("second node");
     let address = format!("http://127.0.0.1:{}", node.port());
     actix_web::rt::spawn(node.run_until_stopped());
+    if listens {
+        invalidation_listener_up(&address).await;
+    }
     address
 }
 
