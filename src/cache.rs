@@ -1,6 +1,6 @@
 //! A per-node cache of verified credentials, so that verifying an API key or an access token on the hot
-//! path needs no database round trip (API keys: [`crate::apikeys::cache`]; access tokens at
-//! `/v1/auth/check`: [`TokenCache`]).
+//! path needs no database round trip. Generic: each feature names its own (the API keys' `KeyCache`,
+//! the access tokens' `TokenCache` of `/v1/auth/check`, the OAuth clients' and APIs' caches).
 //!
 //! Entries are keyed by the credential's HMAC under the pepper (never the credential) and hold what
 //! the database said: the stored row, or that there is none. An entry is used as it is for half of
@@ -98,29 +98,13 @@ pub trait Fields {
     fn field(&self, name: &str) -> Option<&str>;
 }
 
-impl Fields for crate::jwt::AccessClaims {
-    fn field(&self, name: &str) -> Option<&str> {
-        match name {
-            "jti" => Some(&self.jti),
-            "client_id" => Some(&self.client_id),
-            _ => None,
-        }
-    }
-}
-
-impl Fields for crate::oauth::Client {
-    fn field(&self, name: &str) -> Option<&str> {
-        (name == "id").then_some(self.id.as_str())
-    }
-}
-
+/// An API's audience and scope names: nothing to name it by but its hash.
 impl Fields for (String, Vec<String>) {
     fn field(&self, _: &str) -> Option<&str> {
         None
     }
 }
 
-/// Verified access tokens (their claims), for `/v1/auth/check`.
 /// What [`HashCache::lookup`] found.
 #[derive(Debug)]
 pub enum Lookup<V> {
@@ -131,15 +115,6 @@ pub enum Lookup<V> {
     /// Nothing usable: look it up.
     Miss,
 }
-
-pub type TokenCache = HashCache<crate::jwt::AccessClaims>;
-
-/// OAuth clients by id, for client authentication at the token, revocation and introspection
-/// endpoints (the secret is still checked against the cached hash on every request).
-pub type ClientCache = HashCache<crate::oauth::Client>;
-
-/// APIs (resource servers) by audience, with their scope names, for service grants.
-pub type ApiCache = HashCache<(String, Vec<String>)>;
 
 impl<V> HashCache<V> {
     /// A cache keeping answers for `ttl` (zero: no caching), holding at most `capacity` hashes.
@@ -352,16 +327,27 @@ impl<V> HashCache<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apikeys::ApiKey;
 
-    type KeyCache = HashCache<ApiKey>;
+    /// A cached row, as a feature's would be.
+    #[derive(Debug)]
+    struct Row {
+        id: String,
+    }
+
+    impl Fields for Row {
+        fn field(&self, name: &str) -> Option<&str> {
+            (name == "id").then_some(self.id.as_str())
+        }
+    }
+
+    type KeyCache = HashCache<Row>;
 
     fn h(n: u8) -> KeyHash {
         KeyHash([n; 32])
     }
 
-    fn key(id: &str) -> Found<ApiKey> {
-        Some(Arc::new(ApiKey::fixture(id)))
+    fn key(id: &str) -> Found<Row> {
+        Some(Arc::new(Row { id: id.to_owned() }))
     }
 
     #[test]

@@ -1119,12 +1119,11 @@ fn key_command(settings: &Settings, json: bool, command: KeyCommand) -> ExitCode
                 }
             };
             // A type that lists its scopes (a `pak`) gets all of them when none is asked for.
-            let scopes = match settings
-                .key_types
-                .iter()
-                .find(|t| t.name == key_type.trim())
-            {
-                Some(t) if scopes.is_empty() => t.scopes.clone().unwrap_or_default(),
+            let scopes = match apikeys::key_types(settings).find(|t| t.name == key_type.trim()) {
+                Some(apikeys::KeyType {
+                    access: apikeys::Access::Listed(listed),
+                    ..
+                }) if scopes.is_empty() => listed,
                 _ => scopes,
             };
             let input = KeyInput {

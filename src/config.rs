@@ -49,24 +49,8 @@ impl ConfigError {
     }
 }
 
-/// Bytes that must never be printed. `Debug` shows only the length.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretBytes(Vec<u8>);
-
-impl SecretBytes {
-    pub fn new(bytes: Vec<u8>) -> Self {
-        Self(bytes)
-    }
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretBytes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SecretBytes([redacted; {}])", self.0.len())
-    }
-}
+/// The type of the secret settings (pepper, master key, metrics token), defined with the key material.
+pub use crate::crypto::SecretBytes;
 
 /// Which database backs this node, chosen by the URL scheme.
 #[derive(Clone, PartialEq, Eq)]
@@ -242,10 +226,12 @@ pub struct Settings {
     pub purge_batch_size: u32,
     /// Introspection requests per minute allowed to one caller.
     pub introspection_rate_limit: u32,
-    /// API key types: the built-in `sk` and `rk`, and the operator's own from `[key_types.NAME]`.
-    pub key_types: Vec<KeyType>,
-    /// Where API keys are accepted: `bearer`, `x-api-key`, `token`, `query`, `body`.
-    pub api_key_presentations: Vec<Presentation>,
+    /// API key types: the built-in `sk` and `rk`, and the operator's own from `[key_types.NAME]` (the
+    /// API-key feature builds its `apikeys::KeyType` from these).
+    pub key_types: Vec<KeyTypeSetting>,
+    /// Where API keys are accepted, each one of [`PRESENTATIONS`] (lowercase, no repeats); the API-key
+    /// feature reads them as its `apikeys::Presentation`.
+    pub api_key_presentations: Vec<String>,
     /// Requests per 15 minutes one API key may make (verification and forward-auth).
     pub api_key_rate_limit: u32,
     /// Requests per 15 minutes one IP may make to `/v1/keys/verify`.
@@ -263,17 +249,19 @@ pub struct Settings {
     pub token_rate_limit: u32,
     /// Proxies whose `X-Forwarded-For` is believed; every other peer is the client itself.
     pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// What rate limits do while Redis is unreachable.
-    pub redis_failure_policy: crate::ratelimit::FailurePolicy,
+    /// What rate limits do while Redis is unreachable: one of [`FAILURE_POLICIES`] (lowercase); the
+    /// rate limiter reads it as its `ratelimit::FailurePolicy`.
+    pub redis_failure_policy: String,
     /// A separate listener for `/metrics` (then not served on `bind`).
     pub metrics_bind: Option<SocketAddr>,
     /// A bearer token `/metrics` requires.
     pub metrics_token: Option<SecretBytes>,
 }
 
-/// A kind of API key: its prefix, what it may be allowed, and how long it lives.
+/// One `[key_types.NAME]` of `tessera.toml` as read and checked at load (prefix, overlap, lifetimes),
+/// or a built-in type. What a key type means is the API-key feature's (`apikeys::KeyType`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyType {
+pub struct KeyTypeSetting {
     pub name: String,
     /// The text before the environment, e.g. `sk_` (then `live_`/`test_`).
     pub prefix: String,
@@ -285,10 +273,11 @@ pub struct KeyType {
     pub max_ttl: Option<Duration>,
 }
 
-impl KeyType {
-    pub fn builtin() -> Vec<KeyType> {
+impl KeyTypeSetting {
+    /// The default of `key_types`: `sk` (full access) and `rk` (restricted to chosen scopes).
+    pub fn builtin() -> Vec<KeyTypeSetting> {
         vec![
-            KeyType {
+            KeyTypeSetting {
                 name: "sk".into(),
                 prefix: "sk_".into(),
                 scopes: None,
@@ -296,7 +285,7 @@ impl KeyType {
                 default_ttl: None,
                 max_ttl: None,
             },
-            KeyType {
+            KeyTypeSetting {
                 name: "rk".into(),
                 prefix: "rk_".into(),
                 scopes: Some(Vec::new()),
@@ -308,35 +297,11 @@ impl KeyType {
     }
 }
 
-/// A place an API key may be presented in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Presentation {
-    Bearer,
-    XApiKey,
-    Token,
-    Query,
-    Body,
-}
+/// The values `TESSERA_API_KEY_PRESENTATIONS` takes: the places an API key may be presented in.
+pub const PRESENTATIONS: [&str; 5] = ["bearer", "x-api-key", "token", "query", "body"];
 
-impl Presentation {
-    pub const ALL: [Presentation; 5] = [
-        Presentation::Bearer,
-        Presentation::XApiKey,
-        Presentation::Token,
-        Presentation::Query,
-        Presentation::Body,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Bearer => "bearer",
-            Self::XApiKey => "x-api-key",
-            Self::Token => "token",
-            Self::Query => "query",
-            Self::Body => "body",
-        }
-    }
-}
+/// The values `TESSERA_REDIS_FAILURE_POLICY` takes.
+pub const FAILURE_POLICIES: [&str; 3] = ["local", "allow", "deny"];
 
 /// `[key_types.NAME]` in `tessera.toml`.
 #[derive(Debug, Deserialize)]
@@ -402,7 +367,7 @@ macro_rules! settings {
                 Self {
                     $( $field: ($parse)($env, $default)
                         .unwrap_or_else(|e| panic!("the default of {} is invalid: {e}", $env)), )*
-                    key_types: KeyType::builtin(),
+                    key_types: KeyTypeSetting::builtin(),
                 }
             }
         }
@@ -638,7 +603,7 @@ impl Settings {
         };
         check_env_names(env)?;
         let mut raw = Raw::new();
-        let mut key_types = KeyType::builtin();
+        let mut key_types = KeyTypeSetting::builtin();
         match std::fs::read_to_string(origin.path()) {
             Ok(text) => key_types = read_file(&text, &origin, &mut raw)?,
             Err(e)
@@ -730,7 +695,11 @@ fn check_env_names(env: &HashMap<String, String>) -> Result<(), ConfigError> {
 }
 
 /// Reads the settings file's values into `raw`; returns the key types it declares.
-fn read_file(text: &str, origin: &FileOrigin, raw: &mut Raw) -> Result<Vec<KeyType>, ConfigError> {
+fn read_file(
+    text: &str,
+    origin: &FileOrigin,
+    raw: &mut Raw,
+) -> Result<Vec<KeyTypeSetting>, ConfigError> {
     let table: toml::Table = toml::from_str(text).map_err(|e| {
         let at = e
             .span()
@@ -744,7 +713,7 @@ fn read_file(text: &str, origin: &FileOrigin, raw: &mut Raw) -> Result<Vec<KeyTy
             format!("{at}{}", e.message().trim().replace('\n', " ")),
         )
     })?;
-    let mut key_types = KeyType::builtin();
+    let mut key_types = KeyTypeSetting::builtin();
     for (key, value) in table {
         let name = format!("{key} in {origin}");
         if key == "key_types" {
@@ -877,19 +846,15 @@ fn parse_redis_url(name: &str, v: &str) -> Result<Url, ConfigError> {
     Ok(url)
 }
 
-fn parse_failure_policy(
-    name: &str,
-    v: &str,
-) -> Result<crate::ratelimit::FailurePolicy, ConfigError> {
-    use crate::ratelimit::FailurePolicy;
-    match v.to_ascii_lowercase().as_str() {
-        "local" => Ok(FailurePolicy::Local),
-        "allow" => Ok(FailurePolicy::Allow),
-        "deny" => Ok(FailurePolicy::Deny),
-        other => Err(ConfigError::new(
+fn parse_failure_policy(name: &str, v: &str) -> Result<String, ConfigError> {
+    let v = v.to_ascii_lowercase();
+    if FAILURE_POLICIES.contains(&v.as_str()) {
+        Ok(v)
+    } else {
+        Err(ConfigError::new(
             name,
-            format!("unknown policy '{other}' (expected local, allow or deny)"),
-        )),
+            format!("unknown policy '{v}' (expected local, allow or deny)"),
+        ))
     }
 }
 
@@ -975,12 +940,12 @@ fn parse_signing_alg(name: &str, v: &str) -> Result<SigningAlg, ConfigError> {
     })
 }
 
-fn parse_presentations(name: &str, v: &str) -> Result<Vec<Presentation>, ConfigError> {
-    let mut list = Vec::new();
+fn parse_presentations(name: &str, v: &str) -> Result<Vec<String>, ConfigError> {
+    let mut list: Vec<String> = Vec::new();
     for item in v.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let p = Presentation::ALL
+        let p = PRESENTATIONS
             .into_iter()
-            .find(|p| p.as_str().eq_ignore_ascii_case(item))
+            .find(|p| p.eq_ignore_ascii_case(item))
             .ok_or_else(|| {
                 ConfigError::new(
                     name,
@@ -989,8 +954,8 @@ fn parse_presentations(name: &str, v: &str) -> Result<Vec<Presentation>, ConfigE
                     ),
                 )
             })?;
-        if !list.contains(&p) {
-            list.push(p);
+        if !list.iter().any(|l| l == p) {
+            list.push(p.to_owned());
         }
     }
     Ok(list)
@@ -1014,8 +979,8 @@ fn parse_trusted_proxies(name: &str, v: &str) -> Result<Vec<ipnet::IpNet>, Confi
 fn parse_key_types(
     types: HashMap<String, KeyTypeFile>,
     origin: &FileOrigin,
-) -> Result<Vec<KeyType>, ConfigError> {
-    let mut out = KeyType::builtin();
+) -> Result<Vec<KeyTypeSetting>, ConfigError> {
+    let mut out = KeyTypeSetting::builtin();
     let mut names: Vec<_> = types.into_iter().collect();
     names.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, t) in names {
@@ -1040,7 +1005,7 @@ fn parse_key_types(
                 .map(|d| parse_duration(&format!("key_types.{name}.{key}"), d))
                 .transpose()
         };
-        let kt = KeyType {
+        let kt = KeyTypeSetting {
             name: name.clone(),
             prefix: t.prefix.clone(),
             scopes: t.scopes.clone(),
@@ -1211,7 +1176,7 @@ mod tests {
         assert_eq!(s.metrics_bind, None);
         assert!(s.metrics_token.is_none() && s.key_file.is_none());
         assert_eq!(s.data_dir, PathBuf::from("."));
-        assert_eq!(s.api_key_presentations, Presentation::ALL.to_vec());
+        assert_eq!(s.api_key_presentations, PRESENTATIONS.map(String::from));
     }
 
     #[test]

@@ -7,8 +7,6 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use std::path::Path;
 
-use crate::config::SecretBytes;
-
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// `N` bytes from the operating system's CSPRNG (through ring).
@@ -64,6 +62,25 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+/// Bytes that must never be printed. `Debug` shows only the length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretBytes(Vec<u8>);
+
+impl SecretBytes {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretBytes([redacted; {}])", self.0.len())
+    }
 }
 
 /// HMAC-SHA256 keyed by the server pepper: how tokens, sessions and keys are stored and looked up.

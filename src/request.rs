@@ -21,9 +21,33 @@ use tracing::Instrument as _;
 use crate::crypto::random_id;
 use crate::error::{self, AppError};
 use crate::i18n::Lang;
-use crate::state::AppState;
+use crate::metrics::Metrics;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What [`context`] and [`client_ip`] read of the settings and the node: registered by `startup` as
+/// `web::Data<Edge>` on every app (this module sits below the features and `AppState`). Without it the
+/// defaults hold: 64 KiB bodies within 10 s, no trusted proxy, nothing counted.
+#[derive(Debug, Clone)]
+pub struct Edge {
+    pub body_limit: usize,
+    pub body_timeout: Duration,
+    /// `TESSERA_TRUSTED_PROXIES`.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Where each request is counted (`tessera_http_requests_total`, …).
+    pub metrics: Option<Metrics>,
+}
+
+impl Edge {
+    pub fn new(settings: &crate::config::Settings, metrics: &Metrics) -> Self {
+        Self {
+            body_limit: settings.body_limit,
+            body_timeout: settings.body_timeout,
+            trusted_proxies: settings.trusted_proxies.clone(),
+            metrics: Some(metrics.clone()),
+        }
+    }
+}
 
 /// Who is asking, in which language, under which request id. Available to handlers as an extractor.
 #[derive(Debug, Clone)]
@@ -214,11 +238,11 @@ pub async fn context(
         id: id.clone(),
         lang,
     });
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    let body_limit = state.as_ref().map_or(64 * 1024, |s| s.settings.body_limit);
-    let body_timeout = state
+    let edge = req.app_data::<web::Data<Edge>>().cloned();
+    let body_limit = edge.as_ref().map_or(64 * 1024, |e| e.body_limit);
+    let body_timeout = edge
         .as_ref()
-        .map_or(Duration::from_secs(10), |s| s.settings.body_timeout);
+        .map_or(Duration::from_secs(10), |e| e.body_timeout);
     let method = req.method().to_string();
     // JSON for programs, an HTML page on the routes a browser visits (`error::Surface`).
     let surface = error::Surface::of(req.path());
@@ -298,10 +322,8 @@ pub async fn context(
         _ => "unmatched".to_owned(),
     };
     let elapsed = started.elapsed();
-    if let Some(state) = &state {
-        state
-            .metrics
-            .observe(&method, &route, status, elapsed.as_secs_f64());
+    if let Some(metrics) = edge.as_ref().and_then(|e| e.metrics.as_ref()) {
+        metrics.observe(&method, &route, status, elapsed.as_secs_f64());
     }
     let micros = elapsed.as_micros() as u64;
     span.in_scope(|| {
@@ -321,8 +343,8 @@ pub fn client_ip(req: &actix_web::HttpRequest) -> String {
         return "unknown".to_owned();
     };
     let trusted: &[ipnet::IpNet] = req
-        .app_data::<actix_web::web::Data<crate::state::AppState>>()
-        .map(|s| s.settings.trusted_proxies.as_slice())
+        .app_data::<web::Data<Edge>>()
+        .map(|e| e.trusted_proxies.as_slice())
         .unwrap_or(&[]);
     let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {

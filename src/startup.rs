@@ -6,8 +6,8 @@ use actix_web::dev::Server;
 use actix_web::middleware;
 use actix_web::{App, HttpServer, web};
 
-use crate::config::{SecretBytes, Settings};
-use crate::crypto::{Hasher, KeyMaterial};
+use crate::config::Settings;
+use crate::crypto::{Hasher, KeyMaterial, SecretBytes};
 use crate::db::{self, Pool};
 use crate::error::AppError;
 use crate::jwt::Keyring;
@@ -110,19 +110,19 @@ impl Application {
             )
             .publishing(crate::janitor::KEYS, &bus)
             .counted_in(&metrics),
-            token_cache: crate::cache::TokenCache::new(
+            token_cache: crate::jwt::TokenCache::new(
                 settings.api_key_cache_ttl,
                 crate::cache::CAPACITY,
             )
             .publishing(crate::janitor::TOKENS, &bus)
             .counted_in(&metrics),
-            client_cache: crate::cache::ClientCache::new(
+            client_cache: crate::oauth::ClientCache::new(
                 settings.api_key_cache_ttl,
                 crate::cache::CAPACITY,
             )
             .publishing(crate::janitor::CLIENTS, &bus)
             .counted_in(&metrics),
-            api_cache: crate::cache::ApiCache::new(settings.api_key_cache_ttl, 1_000)
+            api_cache: crate::oauth::ApiCache::new(settings.api_key_cache_ttl, 1_000)
                 .publishing(crate::janitor::APIS, &bus)
                 .counted_in(&metrics),
             bus,
@@ -131,6 +131,7 @@ impl Application {
             metrics,
         });
         let limit = settings.body_limit;
+        let edge = web::Data::new(crate::request::Edge::new(&settings, &state.metrics));
         let app_state = state.clone();
         // With a listener of its own, `/metrics` is not routed here (404 like any unknown path).
         let ops_routes: fn(&mut web::ServiceConfig) = match settings.metrics_bind {
@@ -140,6 +141,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(edge.clone())
                 .app_data(web::Data::new(accounts::AppOfReturnTo(
                     oauth::app_named_by_return_to,
                 )))
@@ -287,9 +289,11 @@ fn metrics_server(
     let port = listener.local_addr().map_err(failed)?.port();
     tracing::info!(address = %format!("{}:{port}", addr.ip()), "serving /metrics on its own listener");
     let state = state.clone();
+    let edge = web::Data::new(crate::request::Edge::new(settings, &state.metrics));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(edge.clone())
             .configure(ops::configure_metrics)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(AppError::NotFound)

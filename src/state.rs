@@ -1,7 +1,7 @@
 //! `AppState`: what every handler can reach, built once in `startup` and shared as `web::Data`.
 
-use crate::config::{SecretBytes, Settings};
-use crate::crypto::Hasher;
+use crate::config::Settings;
+use crate::crypto::{Hasher, SecretBytes};
 use crate::db::Pool;
 use crate::jwt::Keyring;
 use crate::metrics::Metrics;
@@ -29,12 +29,12 @@ pub struct AppState {
     pub key_cache: crate::apikeys::cache::KeyCache,
     /// Recently verified access tokens at `/v1/auth/check` (signature, expiry and revocation checked),
     /// by HMAC, for the same TTL.
-    pub token_cache: crate::cache::TokenCache,
+    pub token_cache: crate::jwt::TokenCache,
     /// Recently read OAuth clients, by HMAC of the client id, for the same TTL; a change through this
     /// node (secret regenerated, client deleted) drops the entry at once.
-    pub client_cache: crate::cache::ClientCache,
+    pub client_cache: crate::oauth::ClientCache,
     /// Recently read APIs and their scopes, by HMAC of the audience, for the same TTL.
-    pub api_cache: crate::cache::ApiCache,
+    pub api_cache: crate::oauth::ApiCache,
     /// Publishes this node's cache drops to the other nodes (PostgreSQL; disabled on SQLite).
     pub bus: crate::invalidate::Bus,
 }

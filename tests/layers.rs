@@ -40,99 +40,8 @@ const TOP: &[&str] = &[
 
 /// Edges allowed for now, `(from, to, why and what removes it)`. Only ever delete lines.
 const KNOWN: &[(&str, &str, &str)] = &[
-    // The bottom names features (issue 14, "bottom names no feature").
-    (
-        "config",
-        "ratelimit",
-        "Settings holds ratelimit::FailurePolicy; config keeps the raw setting",
-    ),
-    (
-        "crypto",
-        "config",
-        "SecretBytes is defined in config; it moves into crypto",
-    ),
-    (
-        "config",
-        "crypto",
-        "in the circle only through crypto -> config (above)",
-    ),
-    (
-        "db",
-        "config",
-        "in the circle only through config -> ratelimit -> db (above)",
-    ),
-    (
-        "metrics",
-        "db",
-        "in the circle only through config -> ratelimit (above)",
-    ),
-    (
-        "ratelimit",
-        "config",
-        "in the circle only through config -> ratelimit (above)",
-    ),
-    (
-        "ratelimit",
-        "db",
-        "in the circle only through config -> ratelimit (above)",
-    ),
-    (
-        "ratelimit",
-        "metrics",
-        "in the circle only through config -> ratelimit (above)",
-    ),
-    (
-        "cache",
-        "jwt",
-        "TokenCache (of AccessClaims) is defined in cache; it moves to jwt",
-    ),
-    (
-        "cache",
-        "oauth",
-        "ClientCache and ApiCache are defined in cache; they move to oauth",
-    ),
-    (
-        "request",
-        "state",
-        "client_ip and the middleware read AppState; they read a bottom-level value",
-    ),
-    (
-        "apikeys",
-        "cache",
-        "in the circle only through cache -> jwt/oauth (above)",
-    ),
-    (
-        "oauth",
-        "cache",
-        "in the circle only through cache -> jwt/oauth (above)",
-    ),
-    (
-        "state",
-        "cache",
-        "in the circle only through cache -> jwt/oauth (above)",
-    ),
-    (
-        "accounts",
-        "request",
-        "in the circle only through request -> state (above)",
-    ),
-    (
-        "apikeys",
-        "request",
-        "in the circle only through request -> state (above)",
-    ),
-    (
-        "audit",
-        "request",
-        "in the circle only through request -> state (above)",
-    ),
-    (
-        "oauth",
-        "request",
-        "in the circle only through request -> state (above)",
-    ),
-    // Features read AppState, which names every feature: the lead's AppState split (feature
-    // state lives in the feature) removes these.
+    // Features read AppState, which names every feature: the AppState split (feature state lives
+    // in the feature, handlers take what they need) removes these.
     (
         "accounts",
         "state",
@@ -163,24 +72,16 @@ const KNOWN: &[(&str, &str, &str)] = &[
         "apikeys",
         "AppState holds Usage and KeyCache; AppState split",
     ),
-    ("state", "jwt", "AppState holds the Keyring; AppState split"),
+    (
+        "state",
+        "jwt",
+        "AppState holds the Keyring and TokenCache; AppState split",
+    ),
     (
         "state",
         "oauth",
-        "AppState holds JwksCache and the client caches; AppState split",
+        "AppState holds JwksCache, ClientCache and ApiCache; AppState split",
     ),
-    (
-        "accounts",
-        "audit",
-        "in the circle only through state (above)",
-    ),
-    (
-        "apikeys",
-        "audit",
-        "in the circle only through state (above)",
-    ),
-    ("jwt", "audit", "in the circle only through state (above)"),
-    ("oauth", "audit", "in the circle only through state (above)"),
     ("oauth", "jwt", "in the circle only through state (above)"),
     (
         "oauth",
@@ -216,11 +117,6 @@ const KNOWN: &[(&str, &str, &str)] = &[
     ),
     (
         "web",
-        "audit",
-        "in the circle only through accounts/oauth -> web (above)",
-    ),
-    (
-        "web",
         "jwt",
         "in the circle only through accounts/oauth -> web (above)",
     ),
@@ -234,7 +130,7 @@ const KNOWN: &[(&str, &str, &str)] = &[
         "state",
         "in the circle only through accounts/oauth -> web (above)",
     ),
-    // apikeys and oauth use each other (the lead's token pipeline).
+    // apikeys and oauth use each other (the token pipeline).
     (
         "apikeys",
         "oauth",

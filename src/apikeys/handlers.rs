@@ -7,9 +7,8 @@ use serde::Deserialize;
 use super::usage::Outcome;
 use std::sync::Arc;
 
-use super::{ApiKey, Code};
+use super::{ApiKey, Code, Presentation};
 use crate::cache::Lookup;
-use crate::config::Presentation;
 use crate::db;
 use crate::error::AppError;
 use crate::i18n::{Detail, Lang};
@@ -346,7 +345,7 @@ impl std::fmt::Debug for VerifyRequest {
 }
 
 fn allowed(state: &AppState, place: Presentation) -> bool {
-    state.settings.api_key_presentations.contains(&place)
+    place.allowed(&state.settings)
 }
 
 fn query_key(query: &str) -> Option<String> {

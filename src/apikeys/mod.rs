@@ -14,7 +14,7 @@ use actix_web::web;
 use diesel::Connection as _;
 
 use crate::audit::{self, Actor, Origin};
-use crate::config::{KeyType, Settings};
+use crate::config::{KeyTypeSetting, Settings};
 use crate::crypto::{Hasher, random_id};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
@@ -84,17 +84,99 @@ fn bad(detail: Detail) -> AppError {
     AppError::bad_request("invalid_request", detail)
 }
 
-fn key_type<'a>(settings: &'a Settings, name: &str) -> Result<&'a KeyType, AppError> {
-    settings
-        .key_types
-        .iter()
-        .find(|t| t.name == name)
-        .ok_or_else(|| {
-            bad(Detail::UnknownKeyType {
-                name: name.chars().take(64).collect(),
-                known: settings.key_types.iter().map(|t| t.name.clone()).collect(),
-            })
+/// A kind of API key (`sk`, `rk`, or the operator's own from `[key_types.NAME]`): its prefix, what its
+/// keys may be allowed, and how long they live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyType {
+    pub name: String,
+    /// The text before the environment, e.g. `sk_` (then `live_`/`test_`).
+    pub prefix: String,
+    pub access: Access,
+    /// Safe to ship in client code: only the type's listed (public) scopes, never full access.
+    pub publishable: bool,
+    pub default_ttl: Option<Duration>,
+    pub max_ttl: Option<Duration>,
+}
+
+/// What the keys of a type may be allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// Every scope ([`ALL_SCOPES`]): a key of the type names none.
+    Full,
+    /// A chosen, non-empty set of registered scopes (and [`KEY_ONLY_SCOPES`]).
+    Chosen,
+    /// A non-empty subset of these scopes.
+    Listed(Vec<String>),
+}
+
+impl KeyType {
+    pub fn from_setting(t: &KeyTypeSetting) -> Self {
+        Self {
+            name: t.name.clone(),
+            prefix: t.prefix.clone(),
+            access: match &t.scopes {
+                None => Access::Full,
+                Some(list) if list.is_empty() => Access::Chosen,
+                Some(list) => Access::Listed(list.clone()),
+            },
+            publishable: t.publishable,
+            default_ttl: t.default_ttl,
+            max_ttl: t.max_ttl,
+        }
+    }
+}
+
+/// The configured key types, in the settings' order.
+pub fn key_types(settings: &Settings) -> impl Iterator<Item = KeyType> + '_ {
+    settings.key_types.iter().map(KeyType::from_setting)
+}
+
+fn key_type(settings: &Settings, name: &str) -> Result<KeyType, AppError> {
+    key_types(settings).find(|t| t.name == name).ok_or_else(|| {
+        bad(Detail::UnknownKeyType {
+            name: name.chars().take(64).collect(),
+            known: settings.key_types.iter().map(|t| t.name.clone()).collect(),
         })
+    })
+}
+
+/// A place an API key may be presented in (`TESSERA_API_KEY_PRESENTATIONS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presentation {
+    Bearer,
+    XApiKey,
+    Token,
+    Query,
+    Body,
+}
+
+impl Presentation {
+    pub const ALL: [Presentation; 5] = [
+        Presentation::Bearer,
+        Presentation::XApiKey,
+        Presentation::Token,
+        Presentation::Query,
+        Presentation::Body,
+    ];
+
+    /// Its name in the setting.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bearer => "bearer",
+            Self::XApiKey => "x-api-key",
+            Self::Token => "token",
+            Self::Query => "query",
+            Self::Body => "body",
+        }
+    }
+
+    /// Whether the settings accept keys presented here.
+    pub fn allowed(self, settings: &Settings) -> bool {
+        settings
+            .api_key_presentations
+            .iter()
+            .any(|p| p == self.as_str())
+    }
 }
 
 /// Scopes an API key may carry without being registered on an API: permissions of Tessera itself.
@@ -121,19 +203,16 @@ fn key_scopes(
         }
         scopes.push(s);
     }
-    match &kt.scopes {
-        None if scopes.is_empty() => Ok(ALL_SCOPES.to_owned()),
-        None => Err(bad(Detail::FullAccessTakesNoScopes {
+    match &kt.access {
+        Access::Full if scopes.is_empty() => Ok(ALL_SCOPES.to_owned()),
+        Access::Full => Err(bad(Detail::FullAccessTakesNoScopes {
             key_type: kt.name.clone(),
         })),
-        Some(_) if scopes.is_empty() => Err(bad(Detail::KeysNeedScope {
+        _ if scopes.is_empty() => Err(bad(Detail::KeysNeedScope {
             key_type: kt.name.clone(),
         })),
-        Some(allowed) => {
-            if let Some(s) = scopes
-                .iter()
-                .find(|s| !allowed.is_empty() && !allowed.iter().any(|a| a == *s))
-            {
+        Access::Listed(allowed) => {
+            if let Some(s) = scopes.iter().find(|s| !allowed.iter().any(|a| a == *s)) {
                 let (scope, key_type, allowed) = (
                     s.chars().take(128).collect(),
                     kt.name.clone(),
@@ -153,8 +232,11 @@ fn key_scopes(
                     }
                 }));
             }
-            if allowed.is_empty()
-                && let Some(known) = registered
+            scopes.sort_unstable();
+            Ok(scopes.join(" "))
+        }
+        Access::Chosen => {
+            if let Some(known) = registered
                 && let Some(s) = scopes
                     .iter()
                     .find(|s| !known.iter().any(|k| k == *s) && !KEY_ONLY_SCOPES.contains(s))
@@ -218,7 +300,7 @@ fn new_key(
     if !matches!(env, "live" | "test") {
         return Err(bad(Detail::EnvLiveOrTest));
     }
-    let scopes = key_scopes(kt, &input.scopes, registered)?;
+    let scopes = key_scopes(&kt, &input.scopes, registered)?;
     let audiences = crate::oauth::registered_audiences(conn, &input.apis)?.join(" ");
     let now = db::now();
     let ttl = input.expires_in.or(kt.default_ttl);
@@ -535,5 +617,29 @@ mod tests {
                 "{other}"
             );
         }
+    }
+
+    #[test]
+    fn the_settings_name_every_presentation_and_key_type_access() {
+        assert_eq!(
+            Presentation::ALL.map(Presentation::as_str),
+            crate::config::PRESENTATIONS
+        );
+        let settings = Settings::default();
+        assert!(Presentation::ALL.iter().all(|p| p.allowed(&settings)));
+        let types: Vec<(String, Access)> =
+            key_types(&settings).map(|t| (t.name, t.access)).collect();
+        assert_eq!(
+            types,
+            [("sk".into(), Access::Full), ("rk".into(), Access::Chosen)]
+        );
+        let listed = KeyTypeSetting {
+            scopes: Some(vec!["a".into()]),
+            ..settings.key_types[0].clone()
+        };
+        assert_eq!(
+            KeyType::from_setting(&listed).access,
+            Access::Listed(vec!["a".into()])
+        );
     }
 }

@@ -7,7 +7,8 @@ use ring::signature::{
 };
 use serde_json::json;
 
-use crate::config::{SecretBytes, SigningAlg};
+use crate::config::SigningAlg;
+use crate::crypto::SecretBytes;
 use crate::crypto::{base64url, random_bytes};
 
 /// A freshly generated key: its private key (PKCS#8; PKCS#1 for RSA) and its public JWK (with `kid`, `alg`, `use`).

@@ -13,7 +13,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Actor};
-use crate::config::{SecretBytes, Settings, SigningAlg};
+use crate::config::{Settings, SigningAlg};
+use crate::crypto::SecretBytes;
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -69,6 +70,20 @@ pub struct AccessClaims {
     pub jti: String,
     pub iat: i64,
     pub exp: i64,
+}
+
+/// Verified access tokens (their claims: signature, expiry and revocation checked) by HMAC, for
+/// `/v1/auth/check`.
+pub type TokenCache = crate::cache::HashCache<AccessClaims>;
+
+impl crate::cache::Fields for AccessClaims {
+    fn field(&self, name: &str) -> Option<&str> {
+        match name {
+            "jti" => Some(&self.jti),
+            "client_id" => Some(&self.client_id),
+            _ => None,
+        }
+    }
 }
 
 /// A private key parsed once, when the keyring loads (jsonwebtoken would parse, and for RSA validate,

@@ -32,6 +32,17 @@ pub use handlers::grant_scopes;
 pub use model::{Api, Client, GrantType, RedirectUri, ScopeRow, TokenAuthMethod};
 pub use pages::app_named_by_return_to;
 
+/// OAuth clients by HMAC of the id, for client authentication (the secret is still checked on every request).
+pub type ClientCache = crate::cache::HashCache<Client>;
+/// APIs (resource servers) by HMAC of the audience, with their scope names, for service grants.
+pub type ApiCache = crate::cache::HashCache<(String, Vec<String>)>;
+
+impl crate::cache::Fields for Client {
+    fn field(&self, name: &str) -> Option<&str> {
+        (name == "id").then_some(self.id.as_str())
+    }
+}
+
 /// Purpose string of client-secret hashes (keeps them apart from other HMACs under the same pepper).
 pub const CLIENT_SECRET_PURPOSE: &str = "client_secret";
 

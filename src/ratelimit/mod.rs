@@ -275,6 +275,24 @@ pub enum FailurePolicy {
     Deny,
 }
 
+impl FailurePolicy {
+    pub const ALL: [FailurePolicy; 3] = [Self::Local, Self::Allow, Self::Deny];
+
+    /// Its name in `TESSERA_REDIS_FAILURE_POLICY`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+        }
+    }
+
+    /// The policy the setting names (checked at load: one of `config::FAILURE_POLICIES`).
+    pub fn from_setting(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == value)
+    }
+}
+
 /// Every limit of a node: per bucket, in process or in Redis.
 #[derive(Debug)]
 pub struct RateLimits {
@@ -317,7 +335,8 @@ impl RateLimits {
             local: [0, 1, 2, 3].map(|i| LimiterSet::new(defaults[i], periods[i])),
             periods,
             redis,
-            policy: settings.redis_failure_policy,
+            policy: FailurePolicy::from_setting(&settings.redis_failure_policy)
+                .ok_or_else(|| format!("unknown policy '{}'", settings.redis_failure_policy))?,
             warned: std::sync::atomic::AtomicI64::new(0),
             failures: Default::default(),
             per_ip_failures: settings.auth_rate_limit,
@@ -461,5 +480,27 @@ impl RateLimits {
             set.forget_idle();
         }
         self.failures.forget_expired(failures::now_ms());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_failure_policy_the_settings_accept_is_one() {
+        let names: Vec<&str> = FailurePolicy::ALL.map(FailurePolicy::as_str).to_vec();
+        assert_eq!(names, crate::config::FAILURE_POLICIES);
+        for name in crate::config::FAILURE_POLICIES {
+            assert_eq!(
+                FailurePolicy::from_setting(name).map(FailurePolicy::as_str),
+                Some(name)
+            );
+        }
+        let default = crate::config::Settings::default().redis_failure_policy;
+        assert_eq!(
+            FailurePolicy::from_setting(&default),
+            Some(FailurePolicy::Local)
+        );
     }
 }

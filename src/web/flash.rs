@@ -10,7 +10,7 @@
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::config::SecretBytes;
+use crate::crypto::SecretBytes;
 use crate::db::schema::flashes;
 use crate::db::{self, DbConn};
 use crate::error::AppError;

@@ -3,9 +3,10 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use tessera::apikeys::Presentation;
 use tessera::apikeys::{self, KeyInput};
 use tessera::audit::{Actor, Origin};
-use tessera::config::{KeyType, Presentation, SecretBytes, Settings};
+use tessera::config::{KeyTypeSetting, SecretBytes, Settings};
 
 use crate::helpers::{TEST_PEPPER, TestApp, assert_error, spawn_app, spawn_app_with};
 
@@ -558,7 +559,9 @@ async fn cached_clients_and_tokens_follow_revocation_and_disabling() {
 
 #[actix_web::test]
 async fn switched_off_places_are_not_looked_at() {
-    let app = spawn_app_with(|s| s.api_key_presentations = vec![Presentation::XApiKey]).await;
+    let app =
+        spawn_app_with(|s| s.api_key_presentations = vec![Presentation::XApiKey.as_str().into()])
+            .await;
     let (_, secret) = key(&app, "sk", "live", &[]);
     let url = app.url("/v1/auth/check");
     let res = app
@@ -581,7 +584,7 @@ async fn switched_off_places_are_not_looked_at() {
 
 #[actix_web::test]
 async fn operator_key_types_limit_scopes_and_lifetimes() {
-    let pak = KeyType {
+    let pak = KeyTypeSetting {
         name: "pak".into(),
         prefix: "pak_".into(),
         scopes: Some(vec!["activation:write".into(), "activation:read".into()]),
@@ -1138,7 +1141,7 @@ async fn an_unreachable_redis_follows_the_failure_policy_without_hanging() {
     ] {
         let app = spawn_app_with(|s| {
             s.redis_url = Some(down.clone());
-            s.redis_failure_policy = policy;
+            s.redis_failure_policy = policy.as_str().into();
             s.api_key_rate_limit = 2;
         })
         .await;

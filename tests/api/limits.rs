@@ -275,7 +275,7 @@ async fn a_frozen_redis_is_skipped_after_a_failure_instead_of_waited_on_by_every
     let (redis, calls) = frozen_redis().await;
     let app = spawn_app_with(|s| {
         s.redis_url = Some(url::Url::parse(&redis).expect("url"));
-        s.redis_failure_policy = tessera::ratelimit::FailurePolicy::Local;
+        s.redis_failure_policy = tessera::ratelimit::FailurePolicy::Local.as_str().into();
     })
     .await;
     let requests = 40;

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use tessera::apikeys::KeyInput;
 use tessera::audit::Actor;
-use tessera::config::{KeyType, Settings};
+use tessera::config::{KeyTypeSetting, Settings};
 
 use crate::apikeys::{create, key};
 use crate::helpers::{TestApp, assert_error, service_token, spawn_app, spawn_app_with};
@@ -120,7 +120,7 @@ async fn introspect_as_key(app: &TestApp, caller: &str, token: &str) -> Value {
 #[actix_web::test]
 async fn a_test_key_manages_only_test_keys() {
     // `ak` is an operator's full-access type (no scope list): bound to its environment like `sk`.
-    let ak = KeyType {
+    let ak = KeyTypeSetting {
         name: "ak".into(),
         prefix: "ak_".into(),
         scopes: None,

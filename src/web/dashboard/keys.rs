@@ -89,22 +89,18 @@ async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
 /// Key types `dash` may create: a developer only gets types with a scope list (a full-access key
 /// would grant `admin`).
 fn creatable_types(dash: &Dash, state: &AppState, selected: &str) -> Vec<Choice> {
-    state
-        .settings
-        .key_types
-        .iter()
-        .filter(|t| dash.is_admin() || t.scopes.is_some())
+    use apikeys::Access;
+    apikeys::key_types(&state.settings)
+        .filter(|t| dash.is_admin() || t.access != Access::Full)
         .map(|t| Choice {
-            value: t.name.clone(),
-            label: match (&t.scopes, t.publishable) {
-                (None, _) => format!("{} (secret, full access)", t.name),
-                (Some(_), true) => format!("{} (publishable)", t.name),
-                (Some(s), false) if s.is_empty() => {
-                    format!("{} (restricted to chosen scopes)", t.name)
-                }
-                (Some(s), false) => format!("{} (scopes: {})", t.name, s.join(", ")),
+            label: match (&t.access, t.publishable) {
+                (Access::Full, _) => format!("{} (secret, full access)", t.name),
+                (_, true) => format!("{} (publishable)", t.name),
+                (Access::Chosen, false) => format!("{} (restricted to chosen scopes)", t.name),
+                (Access::Listed(s), false) => format!("{} (scopes: {})", t.name, s.join(", ")),
             },
             checked: t.name == selected,
+            value: t.name,
         })
         .collect()
 }
