@@ -153,10 +153,15 @@ impl AppError {
     /// As [`AppError::render`]; with `oauth` (the OAuth JSON endpoints), every error, a 413 or a 429
     /// included, in RFC 6749's shape with `error_description`.
     pub fn render_as(&self, lang: Lang, request_id: &str, oauth: bool) -> HttpResponse {
-        let status = self.status_code();
-        if status.is_server_error() && !matches!(self, Self::Busy) {
+        if self.status_code().is_server_error() && !matches!(self, Self::Busy) {
             tracing::error!(request_id, error = %self, "request failed");
         }
+        self.response(lang, request_id, oauth)
+    }
+
+    /// The response of [`AppError::render_as`], without logging.
+    fn response(&self, lang: Lang, request_id: &str, oauth: bool) -> HttpResponse {
+        let status = self.status_code();
         let mut res = HttpResponse::build(status);
         res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
         res.insert_header((header::CONTENT_LANGUAGE, lang.tag()));
@@ -387,9 +392,10 @@ impl ResponseError for AppError {
         }
     }
 
-    /// Without the request context; the request middleware re-renders it with language and request id.
+    /// Without the request context, and not logged: the request middleware re-renders it with the
+    /// language and request id, and logs a 5xx then (once).
     fn error_response(&self) -> HttpResponse {
-        self.render(Lang::En, "req_unknown")
+        self.response(Lang::En, "req_unknown", false)
     }
 }
 
@@ -573,6 +579,20 @@ mod tests {
     use diesel::result::{DatabaseErrorKind, Error};
 
     use super::*;
+
+    #[test]
+    fn a_5xx_is_logged_once_with_the_request_id() {
+        crate::telemetry::capture::start();
+        let err = AppError::internal("cause-of-one-5xx");
+        // What actix does with a handler's error, then what the request middleware does with it.
+        let first = err.error_response();
+        let rendered = err.render_for(Surface::Api, Lang::En, "req_once5xx");
+        assert_eq!(first.status(), 500);
+        assert_eq!(rendered.status(), 500);
+        let lines = crate::telemetry::capture::lines_with("cause-of-one-5xx");
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("req_once5xx"), "{lines:?}");
+    }
 
     #[test]
     fn browser_routes_get_pages_and_everything_else_json() {

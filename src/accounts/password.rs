@@ -157,7 +157,8 @@ impl PasswordGate {
             .acquire()
             .await
             .map_err(|_| AppError::internal("password gate closed"))?;
-        Ok(actix_web::web::block(work).await?)
+        let span = tracing::Span::current();
+        Ok(actix_web::web::block(move || span.in_scope(work)).await?)
     }
 
     /// Hashes currently running or waiting.

@@ -204,14 +204,18 @@ pub fn migrate(conn: &mut DbConn) -> Result<Vec<String>, String> {
     applied.map_err(|e| format!("migration failed: {e}"))
 }
 
-/// Runs `f` with a pooled connection on the blocking thread pool (Diesel, Argon2 and oxide-auth are synchronous).
+/// Runs `f` with a pooled connection on the blocking thread pool (Diesel and oxide-auth are
+/// synchronous), inside the caller's tracing span: what `f` logs carries the request id. Slow work
+/// that needs no connection (Argon2: `accounts::password::PasswordGate`) runs before, not inside.
 pub async fn run<T, F>(pool: &Pool, f: F) -> Result<T, AppError>
 where
     F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
     T: Send + 'static,
 {
     let pool = pool.clone();
+    let span = tracing::Span::current();
     actix_web::web::block(move || {
+        let _in = span.enter();
         let mut conn = pool.get()?;
         let result = f(&mut conn);
         conn.worked(result.is_ok());
@@ -257,4 +261,33 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Instrument as _;
+
+    use super::*;
+
+    #[actix_web::test]
+    async fn a_warning_inside_run_carries_the_request_id() {
+        crate::telemetry::capture::start();
+        let dir = tempfile::tempdir().expect("tmp");
+        let url = DatabaseUrl::Sqlite(dir.path().join("t.db"));
+        let pool = connect(&url, 1, Duration::from_secs(5)).expect("pool");
+        let span = tracing::info_span!("request", request_id = %"req_spanned7");
+        run(&pool, |conn| {
+            conn.batch_execute("SELECT 1")?;
+            tracing::warn!("warned inside db::run");
+            Ok(())
+        })
+        .instrument(span)
+        .await
+        .expect("runs");
+        let lines = crate::telemetry::capture::lines_with("warned inside db::run");
+        let [line] = lines.as_slice() else {
+            panic!("the warning was logged once: {lines:?}");
+        };
+        assert!(line.contains("request_id=req_spanned7"), "{line}");
+    }
 }
