@@ -570,10 +570,10 @@ pub fn run(cli: Cli) -> ExitCode {
                     .iter()
                     .map(|k| {
                         vec![
-                            k["kid"].as_str().unwrap_or_default().to_owned(),
-                            k["algorithm"].as_str().unwrap_or_default().to_owned(),
-                            k["state"].as_str().unwrap_or_default().to_owned(),
-                            format_time(k["sign_from"].as_i64().unwrap_or_default()),
+                            k.kid.clone(),
+                            k.algorithm.clone(),
+                            k.state.as_str().to_owned(),
+                            format_time(k.sign_from),
                         ]
                     })
                     .collect::<Vec<_>>();
@@ -936,22 +936,17 @@ fn healthcheck(
     args: &HealthcheckArgs,
 ) -> ExitCode {
     let result = (|| {
-        let timeout = crate::config::parse_duration("--timeout", &args.timeout)
-            .map_err(|e| e.to_string())
-            .and_then(|t| {
-                if t.is_zero() {
-                    Err("--timeout must be longer than 0".to_owned())
-                } else {
-                    Ok(t)
-                }
-            })?;
+        let timeout = crate::config::parse_duration("--timeout", &args.timeout)?;
+        if timeout.is_zero() {
+            return Err(ProbeError::ZeroTimeout);
+        }
         let url = match &args.url {
             Some(u) => u.clone(),
             None => {
-                let settings = Settings::load(config, env).map_err(|e| e.to_string())?;
+                let settings = Settings::load(config, env)?;
                 let mut bind = settings.bind;
                 if bind.port() == 0 {
-                    return Err("TESSERA_BIND has port 0 (any free port): pass --url".to_owned());
+                    return Err(ProbeError::AnyPort);
                 }
                 if bind.ip().is_unspecified() {
                     bind.set_ip(match bind {
@@ -982,39 +977,92 @@ fn healthcheck(
     }
 }
 
+/// Why `tessera healthcheck` found no healthy server (printed after `unhealthy: `).
+#[derive(Debug, thiserror::Error)]
+enum ProbeError {
+    #[error(transparent)]
+    Setting(#[from] crate::config::ConfigError),
+    #[error("--timeout must be longer than 0")]
+    ZeroTimeout,
+    #[error("TESSERA_BIND has port 0 (any free port): pass --url")]
+    AnyPort,
+    #[error("{url} is not a URL ({source})")]
+    NotAUrl {
+        url: String,
+        source: url::ParseError,
+    },
+    #[error("{url}: only http:// URLs can be probed (the server's own listener)")]
+    NotHttpUrl { url: String },
+    #[error("{url} has no host")]
+    NoHost { url: String },
+    #[error("no answer from {url} within {timeout:?}")]
+    NoAnswer { url: String, timeout: Duration },
+    #[error("cannot resolve {host}: {source}")]
+    Resolve {
+        host: String,
+        source: std::io::Error,
+    },
+    #[error("cannot resolve {host}")]
+    NoAddress { host: String },
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{url}: {source}")]
+    Io { url: String, source: std::io::Error },
+    #[error("{url} did not answer HTTP ({line:?})")]
+    NotHttp { url: String, line: String },
+}
+
 /// The status code `GET url` answers with within `timeout` (HTTP/1.1, `Connection: close`).
-fn probe(url: &str, timeout: Duration) -> Result<u16, String> {
+fn probe(url: &str, timeout: Duration) -> Result<u16, ProbeError> {
     use std::net::ToSocketAddrs as _;
-    let parsed = url::Url::parse(url).map_err(|e| format!("{url} is not a URL ({e})"))?;
+    let parsed = url::Url::parse(url).map_err(|source| ProbeError::NotAUrl {
+        url: url.to_owned(),
+        source,
+    })?;
     if parsed.scheme() != "http" {
-        return Err(format!(
-            "{url}: only http:// URLs can be probed (the server's own listener)"
-        ));
+        return Err(ProbeError::NotHttpUrl {
+            url: url.to_owned(),
+        });
     }
-    let host = parsed
-        .host_str()
-        .ok_or_else(|| format!("{url} has no host"))?;
+    let host = parsed.host_str().ok_or_else(|| ProbeError::NoHost {
+        url: url.to_owned(),
+    })?;
     let port = parsed.port_or_known_default().unwrap_or(80);
     let deadline = Instant::now() + timeout;
+    let no_answer = || ProbeError::NoAnswer {
+        url: url.to_owned(),
+        timeout,
+    };
     let left = || {
         deadline
             .checked_duration_since(Instant::now())
             .filter(|d| !d.is_zero())
-            .ok_or_else(|| format!("no answer from {url} within {timeout:?}"))
+            .ok_or_else(no_answer)
     };
     let addr = (host.trim_start_matches('[').trim_end_matches(']'), port)
         .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .map_err(|source| ProbeError::Resolve {
+            host: host.to_owned(),
+            source,
+        })?
         .next()
-        .ok_or_else(|| format!("cannot resolve {host}"))?;
+        .ok_or_else(|| ProbeError::NoAddress {
+            host: host.to_owned(),
+        })?;
     let mut stream = std::net::TcpStream::connect_timeout(&addr, left()?)
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        .map_err(|source| ProbeError::Connect { addr, source })?;
     let target = &parsed[url::Position::BeforePath..url::Position::AfterQuery];
     let authority = &parsed[url::Position::BeforeHost..url::Position::AfterPort];
     let request = format!(
         "GET {target} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: tessera-healthcheck\r\nAccept: */*\r\nConnection: close\r\n\r\n"
     );
-    let io = |e: std::io::Error| format!("{url}: {e}");
+    let io = |source: std::io::Error| ProbeError::Io {
+        url: url.to_owned(),
+        source,
+    };
     stream.set_write_timeout(Some(left()?)).map_err(io)?;
     stream.write_all(request.as_bytes()).map_err(io)?;
     // Only the status line is needed: read at most 1 KiB.
@@ -1023,10 +1071,8 @@ fn probe(url: &str, timeout: Duration) -> Result<u16, String> {
     while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 1024 {
         stream.set_read_timeout(Some(left()?)).map_err(io)?;
         let n = stream.read(&mut buf).map_err(|e| match e.kind() {
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
-                format!("no answer from {url} within {timeout:?}")
-            }
-            _ => format!("{url}: {e}"),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => no_answer(),
+            _ => io(e),
         })?;
         if n == 0 {
             break;
@@ -1041,7 +1087,10 @@ fn probe(url: &str, timeout: Duration) -> Result<u16, String> {
         parts.next().and_then(|c| c.parse::<u16>().ok()),
     ) {
         (Some(v), Some(code)) if v.starts_with("HTTP/1.") => Ok(code),
-        _ => Err(format!("{url} did not answer HTTP ({line:?})")),
+        _ => Err(ProbeError::NotHttp {
+            url: url.to_owned(),
+            line: line.to_owned(),
+        }),
     }
 }
 
@@ -1160,7 +1209,7 @@ fn key_command(settings: &Settings, json: bool, command: KeyCommand) -> ExitCode
                     vec![
                         k.id.clone(),
                         k.display(),
-                        k.status(now).to_owned(),
+                        k.status(now).as_str().to_owned(),
                         k.name.clone(),
                         k.view(now).scopes.join(" "),
                     ]
@@ -1181,7 +1230,7 @@ fn key_command(settings: &Settings, json: bool, command: KeyCommand) -> ExitCode
                 ("key", v.display.clone()),
                 ("type", v.r#type.clone()),
                 ("env", v.env.clone()),
-                ("status", v.status.to_owned()),
+                ("status", v.status.as_str().to_owned()),
                 ("scopes", v.scopes.join(" ")),
                 (
                     "apis",
@@ -1363,9 +1412,9 @@ async fn stop_on_signals(
 
 fn migrate(settings: Settings, json: bool) -> ExitCode {
     let applied = crate::db::connect_one(&settings.database_url)
-        .map_err(StartupError::Database)
+        .map_err(StartupError::from)
         .and_then(|mut c| {
-            let applied = crate::db::migrate(&mut c).map_err(StartupError::Database)?;
+            let applied = crate::db::migrate(&mut c).map_err(StartupError::from)?;
             startup::resolve_keys(&mut c, &settings)?;
             Ok(applied)
         });

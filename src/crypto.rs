@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -183,19 +183,44 @@ struct KeyFile {
     master_key: String,
 }
 
+/// What reading or creating the key file fails with (one line each, naming the file).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not a Tessera key file: {reason}", path.display())]
+    NotAKeyFile { path: PathBuf, reason: String },
+    #[error("{} holds malformed keys", path.display())]
+    Malformed { path: PathBuf },
+    #[error("{0}")]
+    Encode(#[from] toml::ser::Error),
+    #[error("cannot create {}: {source}", path.display())]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} vanished while being created", path.display())]
+    Vanished { path: PathBuf },
+}
+
 /// Reads the key file; `None` when there is none at `path`.
-pub fn read_key_file(path: &Path) -> Result<Option<KeyMaterial>, String> {
+pub fn read_key_file(path: &Path) -> Result<Option<KeyMaterial>, KeyFileError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(source) => {
+            return Err(KeyFileError::Read {
+                path: path.to_owned(),
+                source,
+            });
+        }
     };
-    let file: KeyFile = toml::from_str(&text).map_err(|e| {
-        format!(
-            "{} is not a Tessera key file: {}",
-            path.display(),
-            e.message().trim()
-        )
+    let file: KeyFile = toml::from_str(&text).map_err(|e| KeyFileError::NotAKeyFile {
+        path: path.to_owned(),
+        reason: e.message().trim().to_owned(),
     })?;
     let pepper = unhex(&file.secret_pepper).filter(|b| b.len() >= 32);
     let master = unhex(&file.master_key).filter(|b| b.len() == 32);
@@ -204,7 +229,9 @@ pub fn read_key_file(path: &Path) -> Result<Option<KeyMaterial>, String> {
             pepper: SecretBytes::new(p),
             master_key: SecretBytes::new(m),
         })),
-        _ => Err(format!("{} holds malformed keys", path.display())),
+        _ => Err(KeyFileError::Malformed {
+            path: path.to_owned(),
+        }),
     }
 }
 
@@ -212,19 +239,21 @@ pub fn read_key_file(path: &Path) -> Result<Option<KeyMaterial>, String> {
 /// directory, synced, then linked into place, so no reader ever sees half a file and an existing file
 /// is never replaced. Returns the keys and whether this call created them (`false`: another process
 /// created the file first, and its keys are returned).
-pub fn create_key_file(path: &Path) -> Result<(KeyMaterial, bool), String> {
+pub fn create_key_file(path: &Path) -> Result<(KeyMaterial, bool), KeyFileError> {
     let pepper = random_bytes::<32>().to_vec();
     let master = random_bytes::<32>().to_vec();
     let text = toml::to_string(&KeyFile {
         secret_pepper: hex(&pepper),
         master_key: hex(&master),
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
-    let cannot = |e: std::io::Error| format!("cannot create {}: {e}", path.display());
+    let cannot = |source: std::io::Error| KeyFileError::Create {
+        path: path.to_owned(),
+        source,
+    };
     std::fs::create_dir_all(&dir).map_err(cannot)?;
     let tmp = dir.join(format!(".tessera.key.{}", random_id("tmp", 12)));
     let linked =
@@ -246,7 +275,9 @@ pub fn create_key_file(path: &Path) -> Result<(KeyMaterial, bool), String> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key_file(path)?
             .map(|keys| (keys, false))
-            .ok_or_else(|| format!("{} vanished while being created", path.display())),
+            .ok_or_else(|| KeyFileError::Vanished {
+                path: path.to_owned(),
+            }),
         Err(e) => Err(cannot(e)),
     }
 }

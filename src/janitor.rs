@@ -272,7 +272,7 @@ fn reload_keys(state: &AppState) {
         .pool
         .get()
         .map_err(|e| e.to_string())
-        .and_then(|mut conn| state.keyring.reload(&mut conn));
+        .and_then(|mut conn| state.keyring.reload(&mut conn).map_err(|e| e.to_string()));
     if let Err(e) = result {
         tracing::warn!(error = %e, "cannot re-read the signing keys; the periodic reload will");
     }

@@ -87,7 +87,7 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
             })),
         Err(reason) => {
             tracing::warn!(%reason, "readiness check failed");
-            Err(AppError::Unavailable(reason))
+            Err(AppError::Unavailable(reason.to_string()))
         }
     }
 }

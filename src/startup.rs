@@ -37,6 +37,12 @@ pub enum StartupError {
     Bind { addr: String, reason: String },
 }
 
+impl From<crate::db::DbError> for StartupError {
+    fn from(e: crate::db::DbError) -> Self {
+        Self::Database(e.to_string())
+    }
+}
+
 /// A bound, migrated, ready-to-run server.
 pub struct Application {
     port: u16,
@@ -86,11 +92,7 @@ impl Application {
         let keyring = prepare(&pool, &settings, keys.master_key.clone()).await?;
         let metrics = Metrics::new();
         metrics.name_purged_tables(crate::janitor::TABLES.iter().map(|t| t.name()));
-        let limits = crate::ratelimit::RateLimits::new(&settings)
-            .map_err(|e| {
-                StartupError::Config(crate::config::ConfigError::new("TESSERA_REDIS_URL", e))
-            })?
-            .counted_in(&metrics);
+        let limits = crate::ratelimit::RateLimits::new(&settings)?.counted_in(&metrics);
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let bus = match settings.database_url {
             crate::config::DatabaseUrl::Postgres(_) => crate::invalidate::Bus::new(),
@@ -333,7 +335,8 @@ async fn prepare(
         oauth::ensure_default_api(&mut conn, &issuer)
             .or_else(|_| oauth::ensure_default_api(&mut conn, &issuer))
             .map_err(|e| StartupError::Database(format!("cannot create the default API: {e}")))?;
-        Keyring::load_or_create(&mut conn, master, alg).map_err(StartupError::Keys)
+        Keyring::load_or_create(&mut conn, master, alg)
+            .map_err(|e| StartupError::Keys(e.to_string()))
     })
     .await
     .map_err(|e| StartupError::Database(e.to_string()))?
@@ -354,11 +357,11 @@ pub fn connect_and_migrate_blocking(settings: &Settings) -> Result<Pool, Startup
         settings.database_pool_size,
         settings.database_timeout,
     )
-    .map_err(StartupError::Database)?;
+    .map_err(StartupError::from)?;
     let mut conn = pool
         .get()
         .map_err(|e| StartupError::Database(e.to_string()))?;
-    let applied = db::migrate(&mut conn).map_err(StartupError::Database)?;
+    let applied = db::migrate(&mut conn).map_err(StartupError::from)?;
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "database migrated");
     }
@@ -367,8 +370,8 @@ pub fn connect_and_migrate_blocking(settings: &Settings) -> Result<Pool, Startup
 
 /// One migrated connection for a management command (no pool, no background threads).
 pub fn open_one_and_migrate(settings: &Settings) -> Result<db::DbConn, StartupError> {
-    let mut conn = db::connect_one(&settings.database_url).map_err(StartupError::Database)?;
-    db::migrate(&mut conn).map_err(StartupError::Database)?;
+    let mut conn = db::connect_one(&settings.database_url).map_err(StartupError::from)?;
+    db::migrate(&mut conn).map_err(StartupError::from)?;
     Ok(conn)
 }
 
@@ -410,7 +413,9 @@ pub fn resolve_keys(
     let from_file = if settings.secret_pepper.is_some() && settings.master_key.is_some() {
         None
     } else {
-        match crate::crypto::read_key_file(&path).map_err(StartupError::KeyFile)? {
+        match crate::crypto::read_key_file(&path)
+            .map_err(|e| StartupError::KeyFile(e.to_string()))?
+        {
             Some(keys) => Some(keys),
             None if in_use => {
                 return Err(StartupError::KeyFile(format!(
@@ -420,8 +425,8 @@ pub fn resolve_keys(
                 )));
             }
             None => {
-                let (keys, created) =
-                    crate::crypto::create_key_file(&path).map_err(StartupError::KeyFile)?;
+                let (keys, created) = crate::crypto::create_key_file(&path)
+                    .map_err(|e| StartupError::KeyFile(e.to_string()))?;
                 if created {
                     tracing::warn!(
                         key_file = %shown.display(),

@@ -20,7 +20,7 @@ use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::i18n::Detail;
 use crate::oauth::model::valid_scope_name;
-pub use model::{ALL_SCOPES, ApiKey, KeyView};
+pub use model::{ALL_SCOPES, ApiKey, KeyStatus, KeyView};
 
 /// Purpose string of API-key hashes under the pepper. Short on purpose: with the key's secret part
 /// (see [`hash_input`]) the message fits one SHA-256 block, so an HMAC costs two compressions, not
@@ -441,7 +441,7 @@ pub fn rotate_key(
 ) -> Result<(ApiKey, KeySecret), AppError> {
     let old = find_key(conn, id)?;
     let now = db::now();
-    if old.status(now) != "active" {
+    if old.status(now) != KeyStatus::Active {
         return Err(AppError::Conflict("api_key_not_active"));
     }
     // A key in its grace period already has a successor: rotating it again would fork the key.
@@ -580,8 +580,8 @@ pub fn judge(
         return Code::InvalidApiKey;
     }
     match key.status(now) {
-        "revoked" => Code::RevokedApiKey,
-        "expired" => Code::ExpiredApiKey,
+        KeyStatus::Revoked => Code::RevokedApiKey,
+        KeyStatus::Expired => Code::ExpiredApiKey,
         _ if key.owner_disabled => Code::DisabledApiKey,
         _ if required_scopes.iter().any(|s| !key.grants(s)) => Code::InsufficientPermissions,
         _ => Code::Valid,

@@ -103,13 +103,14 @@ impl ApiKey {
         }
     }
 
-    pub fn status(&self, now: i64) -> &'static str {
+    /// Revoked, expired (at `now`) or active.
+    pub fn status(&self, now: i64) -> KeyStatus {
         if self.revoked_at.is_some() {
-            "revoked"
+            KeyStatus::Revoked
         } else if self.expires_at.is_some_and(|e| e <= now) {
-            "expired"
+            KeyStatus::Expired
         } else {
-            "active"
+            KeyStatus::Active
         }
     }
 
@@ -143,6 +144,25 @@ impl ApiKey {
     }
 }
 
+/// Where a key is in its life at a given time (`status` in JSON, pages and the CLI).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl KeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
 /// Who a key belongs to: `{"type": "user", "id": …}` or `{"type": "client", "id": …}`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -172,7 +192,7 @@ pub struct KeyView {
     pub revoked_at: Option<i64>,
     pub replaced_by: Option<String>,
     #[schema(value_type = String, examples("active", "expired", "revoked"))]
-    pub status: &'static str,
+    pub status: KeyStatus,
 }
 
 #[cfg(test)]

@@ -90,7 +90,7 @@ impl Usage {
 
     /// Adds the pending counts to `api_key_usage` and moves `last_used_at` forward, in one transaction;
     /// on failure the counts are put back for the next flush. Returns the rows written.
-    pub fn flush(&self, conn: &mut DbConn) -> Result<usize, String> {
+    pub fn flush(&self, conn: &mut DbConn) -> Result<usize, diesel::result::Error> {
         let batch = self.take();
         if batch.is_empty() {
             return Ok(0);
@@ -133,7 +133,7 @@ impl Usage {
                         p.last_used_at = p.last_used_at.max(c.last_used_at);
                     }
                 }
-                Err(e.to_string())
+                Err(e)
             }
         }
     }

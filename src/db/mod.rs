@@ -146,8 +146,26 @@ impl Manager {
     }
 }
 
+/// What connecting to, migrating or probing the database fails with (one line each).
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// `url` is shown without its password.
+    #[error("cannot connect to {url} ({reason})")]
+    Connect { url: String, reason: String },
+    #[error("{url} does not answer ({reason})")]
+    NoAnswer { url: String, reason: String },
+    #[error("migration failed: {0}")]
+    Migration(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("{0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("{0}")]
+    Connection(#[from] ConnectionError),
+    #[error("{0}")]
+    Query(#[from] diesel::result::Error),
+}
+
 /// Builds the pool and proves the database answers, so a bad URL fails at start, not on first use.
-pub fn connect(url: &DatabaseUrl, size: u32, timeout: Duration) -> Result<Pool, String> {
+pub fn connect(url: &DatabaseUrl, size: u32, timeout: Duration) -> Result<Pool, DbError> {
     // A direct connect first gives the backend's own reason (refused, unknown database, not a file…).
     drop(connect_one(url)?);
     let manager = Manager::new(url.clone());
@@ -162,12 +180,16 @@ pub fn connect(url: &DatabaseUrl, size: u32, timeout: Duration) -> Result<Pool, 
 
 /// One connection without a pool, for short-lived commands: a pool opens connections on background
 /// threads, and a process that exits while one of them is inside libpq can crash on the way out.
-pub fn connect_one(url: &DatabaseUrl) -> Result<DbConn, String> {
+pub fn connect_one(url: &DatabaseUrl) -> Result<DbConn, DbError> {
     let manager = Manager::new(url.clone());
-    let mut conn = r2d2::ManageConnection::connect(&manager)
-        .map_err(|e| format!("cannot connect to {url} ({})", one_line(&e.to_string())))?;
-    r2d2::ManageConnection::is_valid(&manager, &mut conn)
-        .map_err(|e| format!("{url} does not answer ({})", one_line(&e.to_string())))?;
+    let mut conn = r2d2::ManageConnection::connect(&manager).map_err(|e| DbError::Connect {
+        url: url.to_string(),
+        reason: one_line(&e.to_string()),
+    })?;
+    r2d2::ManageConnection::is_valid(&manager, &mut conn).map_err(|e| DbError::NoAnswer {
+        url: url.to_string(),
+        reason: one_line(&e.to_string()),
+    })?;
     Ok(conn.conn)
 }
 
@@ -185,15 +207,14 @@ impl r2d2::HandleError<ConnectionError> for LogErrors {
 }
 
 /// Applies pending migrations and returns the versions applied (empty when the schema is current).
-pub fn migrate(conn: &mut DbConn) -> Result<Vec<String>, String> {
+pub fn migrate(conn: &mut DbConn) -> Result<Vec<String>, DbError> {
     let applied = match conn {
         DbConn::Sqlite(c) => c
             .run_pending_migrations(SQLITE_MIGRATIONS)
             .map(|v| v.iter().map(ToString::to_string).collect()),
         DbConn::Pg(c) => {
             // Several nodes may start at once on one PostgreSQL: only one migrates at a time.
-            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
-                .map_err(|e| e.to_string())?;
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
             let result = c
                 .run_pending_migrations(POSTGRES_MIGRATIONS)
                 .map(|v| v.iter().map(ToString::to_string).collect());
@@ -201,7 +222,7 @@ pub fn migrate(conn: &mut DbConn) -> Result<Vec<String>, String> {
             result
         }
     };
-    applied.map_err(|e| format!("migration failed: {e}"))
+    applied.map_err(DbError::Migration)
 }
 
 /// Runs `f` with a pooled connection on the blocking thread pool (Diesel and oxide-auth are
@@ -225,19 +246,17 @@ where
 }
 
 /// Readiness: a pooled connection answers, and on SQLite the database file is still there and readable.
-pub fn check_ready(pool: &Pool, url: &DatabaseUrl, timeout: Duration) -> Result<(), String> {
-    let mut conn = pool.get_timeout(timeout).map_err(|e| e.to_string())?;
+pub fn check_ready(pool: &Pool, url: &DatabaseUrl, timeout: Duration) -> Result<(), DbError> {
+    let mut conn = pool.get_timeout(timeout)?;
     let ping = conn.batch_execute("SELECT 1");
     conn.worked(ping.is_ok());
-    ping.map_err(|e| e.to_string())?;
+    ping?;
     if let DatabaseUrl::Sqlite(path) = url {
         // Pooled connections keep a deleted or replaced file open, so look at the path itself:
         // a fresh read-only open that must not create anything, then a read of the schema table.
         let uri = format!("file:{}?mode=ro", uri_escape(&path.to_string_lossy()));
-        let mut probe = SqliteConnection::establish(&uri).map_err(|e| e.to_string())?;
-        probe
-            .batch_execute("SELECT count(*) FROM sqlite_master")
-            .map_err(|e| e.to_string())?;
+        let mut probe = SqliteConnection::establish(&uri)?;
+        probe.batch_execute("SELECT count(*) FROM sqlite_master")?;
     }
     Ok(())
 }

@@ -11,6 +11,32 @@ use crate::config::SigningAlg;
 use crate::crypto::SecretBytes;
 use crate::crypto::{base64url, random_bytes};
 
+/// ring or the `rsa` crate refused to make or use a key; the library's own message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CryptoError(String);
+
+impl CryptoError {
+    pub(crate) fn of(e: impl std::fmt::Display) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// Sealing or opening a secret under the master key ([`seal`], [`open`]).
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error("the master key must be 32 bytes")]
+    MasterKeyLength,
+    #[error("encryption failed")]
+    Encrypt,
+    #[error("ciphertext too short")]
+    TooShort,
+    #[error("bad nonce")]
+    BadNonce,
+    #[error("cannot decrypt: wrong TESSERA_MASTER_KEY or corrupted key")]
+    Decrypt,
+}
+
 /// A freshly generated key: its private key (PKCS#8; PKCS#1 for RSA) and its public JWK (with `kid`, `alg`, `use`).
 pub struct GeneratedKey {
     pub kid: String,
@@ -26,13 +52,13 @@ impl std::fmt::Debug for GeneratedKey {
     }
 }
 
-pub fn generate(alg: SigningAlg) -> Result<GeneratedKey, String> {
+pub fn generate(alg: SigningAlg) -> Result<GeneratedKey, CryptoError> {
     let rng = SystemRandom::new();
     let kid = crate::crypto::random_id("key", 16);
     match alg {
         SigningAlg::EdDSA => {
-            let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| e.to_string())?;
-            let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|e| e.to_string())?;
+            let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(CryptoError::of)?;
+            let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(CryptoError::of)?;
             let jwk = json!({
                 "kty": "OKP", "crv": "Ed25519", "x": base64url(pair.public_key().as_ref()),
                 "kid": kid, "alg": "EdDSA", "use": "sig",
@@ -46,9 +72,8 @@ pub fn generate(alg: SigningAlg) -> Result<GeneratedKey, String> {
         SigningAlg::RS256 => {
             use rsa::pkcs1::EncodeRsaPrivateKey as _;
             use rsa::traits::PublicKeyParts as _;
-            let key =
-                rsa::RsaPrivateKey::new(&mut RingRng(rng), 2048).map_err(|e| e.to_string())?;
-            let der = key.to_pkcs1_der().map_err(|e| e.to_string())?;
+            let key = rsa::RsaPrivateKey::new(&mut RingRng(rng), 2048).map_err(CryptoError::of)?;
+            let der = key.to_pkcs1_der().map_err(CryptoError::of)?;
             let jwk = json!({
                 "kty": "RSA", "n": base64url(&key.n().to_bytes_be()), "e": base64url(&key.e().to_bytes_be()),
                 "kid": kid, "alg": "RS256", "use": "sig",
@@ -61,10 +86,10 @@ pub fn generate(alg: SigningAlg) -> Result<GeneratedKey, String> {
         }
         SigningAlg::ES256 => {
             let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                .map_err(|e| e.to_string())?;
+                .map_err(CryptoError::of)?;
             let pair =
                 EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(CryptoError::of)?;
             // Uncompressed SEC1 point: 0x04 || x (32) || y (32).
             let point = pair.public_key().as_ref();
             let jwk = json!({
@@ -109,14 +134,14 @@ impl rand_core::RngCore for RingRng {
 
 impl rand_core::CryptoRng for RingRng {}
 
-fn aead_key(master: &SecretBytes) -> Result<LessSafeKey, String> {
+fn aead_key(master: &SecretBytes) -> Result<LessSafeKey, SealError> {
     UnboundKey::new(&AES_256_GCM, master.expose())
         .map(LessSafeKey::new)
-        .map_err(|_| "the master key must be 32 bytes".to_owned())
+        .map_err(|_| SealError::MasterKeyLength)
 }
 
 /// `nonce || ciphertext || tag`, bound to `aad` (the key id) so ciphertexts cannot be swapped between rows.
-pub fn seal(master: &SecretBytes, aad: &str, plaintext: &[u8]) -> Result<Vec<u8>, String> {
+pub fn seal(master: &SecretBytes, aad: &str, plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
     let key = aead_key(master)?;
     let nonce_bytes = random_bytes::<NONCE_LEN>();
     let mut buf = plaintext.to_vec();
@@ -125,24 +150,24 @@ pub fn seal(master: &SecretBytes, aad: &str, plaintext: &[u8]) -> Result<Vec<u8>
         Aad::from(aad.as_bytes()),
         &mut buf,
     )
-    .map_err(|_| "encryption failed".to_owned())?;
+    .map_err(|_| SealError::Encrypt)?;
     let mut out = nonce_bytes.to_vec();
     out.extend_from_slice(&buf);
     Ok(out)
 }
 
 /// Reverses [`seal`]; fails when the master key or the key id differs.
-pub fn open(master: &SecretBytes, aad: &str, sealed: &[u8]) -> Result<Vec<u8>, String> {
+pub fn open(master: &SecretBytes, aad: &str, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
     let key = aead_key(master)?;
     if sealed.len() < NONCE_LEN {
-        return Err("ciphertext too short".into());
+        return Err(SealError::TooShort);
     }
     let (nonce, rest) = sealed.split_at(NONCE_LEN);
-    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| "bad nonce".to_owned())?;
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::BadNonce)?;
     let mut buf = rest.to_vec();
     let plain = key
         .open_in_place(nonce, Aad::from(aad.as_bytes()), &mut buf)
-        .map_err(|_| "cannot decrypt: wrong TESSERA_MASTER_KEY or corrupted key".to_owned())?;
+        .map_err(|_| SealError::Decrypt)?;
     Ok(plain.to_vec())
 }
 

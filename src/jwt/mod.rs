@@ -86,6 +86,45 @@ impl crate::cache::Fields for AccessClaims {
     }
 }
 
+/// What loading, using or rotating the signing keys fails with (one line each, as logged).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(transparent)]
+    Crypto(#[from] keys::CryptoError),
+    #[error(transparent)]
+    Seal(#[from] keys::SealError),
+    #[error("{0}")]
+    Database(#[from] diesel::result::Error),
+    #[error("cannot read signing keys: {0}")]
+    Read(#[source] diesel::result::Error),
+    #[error("cannot store the signing key: {0}")]
+    Store(#[source] diesel::result::Error),
+    #[error("a concurrent rotation failed half-way")]
+    HalfRotated,
+    /// A stored key that cannot be used.
+    #[error("signing key {kid}: {problem}")]
+    Unusable { kid: String, problem: KeyProblem },
+    #[error("JWK field missing")]
+    JwkFieldMissing,
+    #[error("{0}")]
+    JwkBase64(#[from] base64::DecodeError),
+    #[error("keyring lock poisoned")]
+    Poisoned,
+}
+
+/// Why a stored signing key cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyProblem {
+    #[error(transparent)]
+    Sealed(#[from] keys::SealError),
+    #[error("bad JWK ({0})")]
+    Jwk(#[source] serde_json::Error),
+    #[error("unknown algorithm")]
+    Algorithm,
+    #[error(transparent)]
+    Private(#[from] keys::CryptoError),
+}
+
 /// A private key parsed once, when the keyring loads (jsonwebtoken would parse, and for RSA validate,
 /// the key again on every signature: that cost more than the signature itself).
 enum Signer {
@@ -95,11 +134,11 @@ enum Signer {
 }
 
 impl Signer {
-    fn parse(alg: SigningAlg, der: &[u8]) -> Result<Self, String> {
+    fn parse(alg: SigningAlg, der: &[u8]) -> Result<Self, keys::CryptoError> {
         use ring::signature::{
             ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair,
         };
-        let err = |e: &dyn std::fmt::Display| e.to_string();
+        let err = |e: &dyn std::fmt::Display| keys::CryptoError::of(e);
         Ok(match alg {
             SigningAlg::EdDSA => {
                 Self::Ed(Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|e| err(&e))?)
@@ -117,18 +156,18 @@ impl Signer {
     }
 
     /// The JWS signature of `input` (ES256 in the fixed `r || s` form RFC 7518 §3.4 requires).
-    fn sign(&self, input: &[u8]) -> Result<Vec<u8>, String> {
+    fn sign(&self, input: &[u8]) -> Result<Vec<u8>, keys::CryptoError> {
         let rng = ring::rand::SystemRandom::new();
         match self {
             Self::Ed(k) => Ok(k.sign(input).as_ref().to_vec()),
             Self::Ec(k) => k
                 .sign(&rng, input)
                 .map(|s| s.as_ref().to_vec())
-                .map_err(|e| e.to_string()),
+                .map_err(keys::CryptoError::of),
             Self::Rsa(k) => {
                 let mut sig = vec![0u8; k.public().modulus_len()];
                 k.sign(&ring::signature::RSA_PKCS1_SHA256, &rng, input, &mut sig)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(keys::CryptoError::of)?;
                 Ok(sig)
             }
         }
@@ -177,7 +216,7 @@ impl Keyring {
         conn: &mut DbConn,
         master: SecretBytes,
         alg: SigningAlg,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, KeyError> {
         let ring = Self {
             master,
             keys: RwLock::new(Arc::new(Vec::new())),
@@ -202,9 +241,9 @@ impl Keyring {
 
     /// The periodic job of every node: re-read the keys (another node or the CLI may have rotated
     /// them), and start the next rotation when the schedule says so.
-    pub fn maintain(&self, conn: &mut DbConn, settings: &Settings) -> Result<(), String> {
+    pub fn maintain(&self, conn: &mut DbConn, settings: &Settings) -> Result<(), KeyError> {
         self.reload(conn)?;
-        let head = store::find_head(conn).map_err(|e| e.to_string())?;
+        let head = store::find_head(conn)?;
         let now = db::now();
         let due = match &head {
             None => true,
@@ -236,24 +275,25 @@ impl Keyring {
     }
 
     /// Re-reads the keys from the database (another node may have rotated them).
-    pub fn reload(&self, conn: &mut DbConn) -> Result<(), String> {
-        let rows = store::find_live_signing_keys(conn, db::now())
-            .map_err(|e| format!("cannot read signing keys: {e}"))?;
+    pub fn reload(&self, conn: &mut DbConn) -> Result<(), KeyError> {
+        let rows = store::find_live_signing_keys(conn, db::now()).map_err(KeyError::Read)?;
         let mut loaded = Vec::with_capacity(rows.len());
         for row in rows {
-            let pkcs8 = keys::open(&self.master, &row.kid, &row.private_key_encrypted)
-                .map_err(|e| format!("signing key {}: {e}", row.kid))?;
-            let jwk: serde_json::Value = serde_json::from_str(&row.public_jwk)
-                .map_err(|e| format!("signing key {}: bad JWK ({e})", row.kid))?;
-            let b64 = |field: &str| -> Result<Vec<u8>, String> {
-                use base64::Engine as _;
-                let v = jwk[field].as_str().ok_or("JWK field missing")?;
-                base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(v)
-                    .map_err(|e| e.to_string())
+            let unusable = |problem: KeyProblem| KeyError::Unusable {
+                kid: row.kid.clone(),
+                problem,
             };
-            let signing_alg = SigningAlg::parse(&row.algorithm)
-                .ok_or_else(|| format!("signing key {}: unknown algorithm", row.kid))?;
+            let pkcs8 = keys::open(&self.master, &row.kid, &row.private_key_encrypted)
+                .map_err(|e| unusable(e.into()))?;
+            let jwk: serde_json::Value =
+                serde_json::from_str(&row.public_jwk).map_err(|e| unusable(KeyProblem::Jwk(e)))?;
+            let b64 = |field: &str| -> Result<Vec<u8>, KeyError> {
+                use base64::Engine as _;
+                let v = jwk[field].as_str().ok_or(KeyError::JwkFieldMissing)?;
+                Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(v)?)
+            };
+            let signing_alg =
+                SigningAlg::parse(&row.algorithm).ok_or_else(|| unusable(KeyProblem::Algorithm))?;
             let (alg, decoding) = match signing_alg {
                 SigningAlg::EdDSA => (Algorithm::EdDSA, DecodingKey::from_ed_der(&b64("x")?)),
                 SigningAlg::ES256 => {
@@ -267,8 +307,7 @@ impl Keyring {
                     DecodingKey::from_rsa_raw_components(&b64("n")?, &b64("e")?),
                 ),
             };
-            let signer = Signer::parse(signing_alg, &pkcs8)
-                .map_err(|e| format!("signing key {}: {e}", row.kid))?;
+            let signer = Signer::parse(signing_alg, &pkcs8).map_err(|e| unusable(e.into()))?;
             let header =
                 serde_json::json!({ "alg": signing_alg.as_str(), "typ": "at+jwt", "kid": row.kid });
             let header = {
@@ -288,7 +327,7 @@ impl Keyring {
                 retire_at: row.retire_at,
             });
         }
-        let mut guard = self.keys.write().map_err(|_| "keyring lock poisoned")?;
+        let mut guard = self.keys.write().map_err(|_| KeyError::Poisoned)?;
         *guard = Arc::new(loaded);
         Ok(())
     }
@@ -464,7 +503,7 @@ pub fn rotate(
     retire_after_secs: i64,
     actor: Actor,
     origin: audit::Origin,
-) -> Result<RotateOutcome, String> {
+) -> Result<RotateOutcome, KeyError> {
     use diesel::Connection as _;
     if let Some(pending) = pending_successor(conn)? {
         return Ok(pending);
@@ -530,14 +569,13 @@ pub fn rotate(
         Err(diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::UniqueViolation,
             _,
-        )) => pending_successor(conn)?
-            .ok_or_else(|| "a concurrent rotation failed half-way".to_owned()),
-        Err(e) => Err(format!("cannot store the signing key: {e}")),
+        )) => pending_successor(conn)?.ok_or(KeyError::HalfRotated),
+        Err(e) => Err(KeyError::Store(e)),
     }
 }
 
-fn pending_successor(conn: &mut DbConn) -> Result<Option<RotateOutcome>, String> {
-    let head = store::find_head(conn).map_err(|e| e.to_string())?;
+fn pending_successor(conn: &mut DbConn) -> Result<Option<RotateOutcome>, KeyError> {
+    let head = store::find_head(conn)?;
     Ok(head
         .filter(|h| h.sign_from > db::now())
         .map(|h| RotateOutcome::AlreadyScheduled {
@@ -546,27 +584,67 @@ fn pending_successor(conn: &mut DbConn) -> Result<Option<RotateOutcome>, String>
         }))
 }
 
-/// Every signing key with its state at `now` (`next`, `current`, `previous`, `retired`), newest first.
-pub fn list_keys(conn: &mut DbConn) -> Result<Vec<serde_json::Value>, AppError> {
+/// Where a signing key is in its life at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    /// Published in the JWKS, not signing yet.
+    Next,
+    /// Signing.
+    Current,
+    /// Taken over by the next key; still published so its tokens verify.
+    Previous,
+    /// Gone from the JWKS.
+    Retired,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Next => "next",
+            Self::Current => "current",
+            Self::Previous => "previous",
+            Self::Retired => "retired",
+        }
+    }
+}
+
+/// A signing key as listed (its schedule; no key material).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListedKey {
+    pub kid: String,
+    pub algorithm: String,
+    pub state: KeyState,
+    pub created_at: i64,
+    pub publish_at: i64,
+    pub sign_from: i64,
+    pub sign_until: Option<i64>,
+    pub retire_at: Option<i64>,
+}
+
+/// Every signing key with its state now, newest first.
+pub fn list_keys(conn: &mut DbConn) -> Result<Vec<ListedKey>, AppError> {
     let now = db::now();
     let rows = store::find_all_signing_keys(conn)?;
     Ok(rows
         .into_iter()
-        .map(|k| {
-            let state = if k.retire_at.is_some_and(|r| r <= now) {
-                "retired"
+        .map(|k| ListedKey {
+            state: if k.retire_at.is_some_and(|r| r <= now) {
+                KeyState::Retired
             } else if k.sign_from > now {
-                "next"
+                KeyState::Next
             } else if k.sign_until.is_none_or(|u| now < u) {
-                "current"
+                KeyState::Current
             } else {
-                "previous"
-            };
-            serde_json::json!({
-                "kid": k.kid, "algorithm": k.algorithm, "state": state,
-                "created_at": k.created_at, "publish_at": k.publish_at, "sign_from": k.sign_from,
-                "sign_until": k.sign_until, "retire_at": k.retire_at,
-            })
+                KeyState::Previous
+            },
+            kid: k.kid,
+            algorithm: k.algorithm,
+            created_at: k.created_at,
+            publish_at: k.publish_at,
+            sign_from: k.sign_from,
+            sign_until: k.sign_until,
+            retire_at: k.retire_at,
         })
         .collect())
 }

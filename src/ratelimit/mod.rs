@@ -16,6 +16,8 @@ use governor::clock::{Clock as _, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::{Quota, RateLimiter};
 
+use crate::config::ConfigError;
+
 type Keyed = RateLimiter<
     String,
     governor::state::keyed::DefaultKeyedStateStore<String>,
@@ -316,7 +318,8 @@ const BUCKETS: [Bucket; 4] = [
 ];
 
 impl RateLimits {
-    pub fn new(settings: &crate::config::Settings) -> Result<Self, String> {
+    /// The limits of `settings`; a Redis URL the client refuses is an error naming the setting.
+    pub fn new(settings: &crate::config::Settings) -> Result<Self, ConfigError> {
         let quarter = Duration::from_secs(15 * 60);
         let minute = Duration::from_secs(60);
         let periods = [quarter, quarter, minute, minute];
@@ -330,13 +333,23 @@ impl RateLimits {
             .redis_url
             .as_ref()
             .map(|u| redis::RedisLimiter::new(u.as_str()))
-            .transpose()?;
+            .transpose()
+            .map_err(|e| ConfigError::new("TESSERA_REDIS_URL", e.to_string()))?;
         Ok(Self {
             local: [0, 1, 2, 3].map(|i| LimiterSet::new(defaults[i], periods[i])),
             periods,
             redis,
-            policy: FailurePolicy::from_setting(&settings.redis_failure_policy)
-                .ok_or_else(|| format!("unknown policy '{}'", settings.redis_failure_policy))?,
+            policy: FailurePolicy::from_setting(&settings.redis_failure_policy).ok_or_else(
+                || {
+                    ConfigError::new(
+                        "TESSERA_REDIS_FAILURE_POLICY",
+                        format!(
+                            "unknown policy '{}' (expected local, allow or deny)",
+                            settings.redis_failure_policy
+                        ),
+                    )
+                },
+            )?,
             warned: std::sync::atomic::AtomicI64::new(0),
             failures: Default::default(),
             per_ip_failures: settings.auth_rate_limit,

@@ -116,16 +116,14 @@ impl std::fmt::Debug for RedisLimiter {
 
 impl RedisLimiter {
     /// Connects lazily (a Redis that is down at start is only a warning; it is retried in the background).
-    pub fn new(url: &str) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    pub fn new(url: &str) -> Result<Self, ::redis::RedisError> {
+        let client = redis::Client::open(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
             .set_response_timeout(Some(TIMEOUT))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(2));
-        let conn = client
-            .get_connection_manager_lazy(config)
-            .map_err(|e| e.to_string())?;
+        let conn = client.get_connection_manager_lazy(config)?;
         Ok(Self {
             conn,
             script: redis::Script::new(GCRA),

@@ -22,14 +22,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(change_user);
 }
 
-fn text(v: &serde_json::Value, field: &str) -> String {
-    match &v[field] {
-        serde_json::Value::Number(n) => n.as_i64().map(when).unwrap_or_default(),
-        serde_json::Value::String(s) => s.clone(),
-        _ => "—".to_owned(),
-    }
-}
-
 #[get("/dashboard/signing-keys")]
 async fn signing_keys(
     req: HttpRequest,
@@ -44,13 +36,13 @@ async fn signing_keys(
         keys: keys
             .iter()
             .map(|k| SigningKeyRow {
-                kid: text(k, "kid"),
-                algorithm: text(k, "algorithm"),
-                state: text(k, "state"),
-                created: text(k, "created_at"),
-                sign_from: text(k, "sign_from"),
-                sign_until: text(k, "sign_until"),
-                retire_at: text(k, "retire_at"),
+                kid: k.kid.clone(),
+                algorithm: k.algorithm.clone(),
+                state: k.state.as_str().to_owned(),
+                created: when(k.created_at),
+                sign_from: when(k.sign_from),
+                sign_until: k.sign_until.map_or_else(|| "—".to_owned(), when),
+                retire_at: k.retire_at.map_or_else(|| "—".to_owned(), when),
             })
             .collect(),
     };

@@ -50,7 +50,7 @@ pub fn row(key: &ApiKey, names: &Names) -> KeyRow {
         created: when(key.created_at),
         last_used: key.last_used_at.map(when).unwrap_or_else(|| "never".into()),
         expires: key.expires_at.map(when).unwrap_or_else(|| "never".into()),
-        status: key.status(now),
+        status: key.status(now).as_str(),
     }
 }
 
