@@ -783,7 +783,7 @@ fn role_of(user: &User) -> &'static str {
 
 fn user_row(u: &User) -> Vec<String> {
     vec![
-        u.id.clone(),
+        u.id.to_string(),
         u.email.clone(),
         role_of(u).to_owned(),
         if u.disabled_at.is_some() {
@@ -825,7 +825,7 @@ fn user_command(settings: &Settings, json: bool, command: UserCommand) -> ExitCo
         UserCommand::Show { user } => with_database(settings, json, |conn, _| {
             let u = accounts::lookup_user(conn, &user)?;
             let text = record(&[
-                ("id", u.id.clone()),
+                ("id", u.id.to_string()),
                 ("email", u.email.clone()),
                 ("role", role_of(&u).to_owned()),
                 (
@@ -854,7 +854,7 @@ fn user_command(settings: &Settings, json: bool, command: UserCommand) -> ExitCo
                 let found = accounts::lookup_user(conn, &user)?;
                 // The apps they own go first, each as the dashboard deletes an app (audited, with
                 // its tokens and keys): left behind they would belong to nobody.
-                let apps = oauth::list_clients(conn, Some(&found.id))?;
+                let apps = oauth::list_clients(conn, Some(found.id.as_str()))?;
                 for app in &apps {
                     oauth::delete_client(conn, &app.id, Actor::Cli, Origin::default())?;
                 }
@@ -1207,7 +1207,7 @@ fn key_command(settings: &Settings, json: bool, command: KeyCommand) -> ExitCode
                 .iter()
                 .map(|k| {
                     vec![
-                        k.id.clone(),
+                        k.id.to_string(),
                         k.display(),
                         k.status(now).as_str().to_owned(),
                         k.name.clone(),
@@ -1221,7 +1221,7 @@ fn key_command(settings: &Settings, json: bool, command: KeyCommand) -> ExitCode
             ))
         }),
         KeyCommand::Show { id } => with_database(settings, json, |conn, _| {
-            let key = apikeys::find_key(conn, &id)?;
+            let key = apikeys::find_key(conn, &apikeys::ApiKeyId::from(id.as_str()))?;
             let v = key.view(crate::db::now());
             let when = |t: Option<i64>| t.map(format_time).unwrap_or_default();
             let text = record(&[
@@ -1270,6 +1270,7 @@ fn key_command(settings: &Settings, json: bool, command: KeyCommand) -> ExitCode
             Ok((shown(&key), text))
         }),
         KeyCommand::Revoke { id } => with_database(settings, json, |conn, _| {
+            let id = apikeys::ApiKeyId::from(id.as_str());
             let key = apikeys::revoke_key(conn, &id, Actor::Cli, Origin::default())?;
             tell_nodes(conn)?;
             let text = format!("revoked {} ({})", key.id, key.display());
@@ -1286,7 +1287,7 @@ fn key_command(settings: &Settings, json: bool, command: KeyCommand) -> ExitCode
                     conn,
                     settings,
                     &hasher,
-                    &id,
+                    &apikeys::ApiKeyId::from(id.as_str()),
                     grace,
                     Actor::Cli,
                     Origin::default(),

@@ -246,14 +246,14 @@ async fn login(
             store::insert_session(
                 conn,
                 &hash,
-                &user_id,
+                user_id.as_str(),
                 now,
                 now + ttl,
                 origin.ip.as_deref(),
                 origin.user_agent.as_deref(),
             )?;
-            let event = audit::Event::new(Actor::User(user_id.clone()), "user.login")
-                .target("user", &user_id)
+            let event = audit::Event::new(Actor::User(user_id.to_string()), "user.login")
+                .target("user", user_id.as_str())
                 .origin(origin);
             audit::record(conn, event)?;
             Ok(())
@@ -287,8 +287,8 @@ async fn logout(
         let origin = audit::Origin::of(&req);
         db::run(&state.pool, move |conn| {
             store::delete_session(conn, &current.session_hash)?;
-            let event = audit::Event::new(Actor::User(current.user.id.clone()), "user.logout")
-                .target("user", &current.user.id)
+            let event = audit::Event::new(Actor::User(current.user.id.to_string()), "user.logout")
+                .target("user", current.user.id.as_str())
                 .origin(origin);
             Ok(audit::record(conn, event)?)
         })
@@ -403,7 +403,7 @@ async fn post_user(
         .password_gate
         .run(move || password::hash(password.expose()))
         .await??;
-    let actor = Actor::User(current.user.id.clone());
+    let actor = Actor::User(current.user.id.to_string());
     let origin = audit::Origin::of(&req);
     let user = db::run(&state.pool, move |conn| {
         create_user(conn, &email, &hash, body.is_admin, actor, origin)

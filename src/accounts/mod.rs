@@ -19,7 +19,7 @@ use crate::audit::{self, Actor};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::state::AppState;
-pub use model::{Email, Password, User, UserView};
+pub use model::{Email, Password, User, UserId, UserView};
 
 pub const SESSION_COOKIE: &str = "tessera_session";
 const SESSION_PURPOSE: &str = "session";
@@ -76,8 +76,8 @@ pub fn list_users(conn: &mut DbConn, limit: i64, offset: i64) -> Result<Vec<User
     Ok(store::find_users(conn, limit, offset)?)
 }
 
-pub fn find_user(conn: &mut DbConn, id: &str) -> Result<User, AppError> {
-    store::find_user(conn, id)?.ok_or(AppError::NotFound)
+pub fn find_user(conn: &mut DbConn, id: &UserId) -> Result<User, AppError> {
+    store::find_user(conn, id.as_str())?.ok_or(AppError::NotFound)
 }
 
 /// A user by id, or by email address when the text has an `@`. 404 when there is none.
@@ -86,7 +86,7 @@ pub fn lookup_user(conn: &mut DbConn, id_or_email: &str) -> Result<User, AppErro
         let email = Email::parse(id_or_email)?;
         store::find_user_by_email(conn, email.as_str())?.ok_or(AppError::NotFound)
     } else {
-        find_user(conn, id_or_email)
+        find_user(conn, &UserId::from(id_or_email))
     }
 }
 
@@ -96,10 +96,11 @@ pub fn lookup_user(conn: &mut DbConn, id_or_email: &str) -> Result<User, AppErro
 /// tokens already issued to them expire on their own.
 pub fn delete_user(
     conn: &mut DbConn,
-    id: &str,
+    id: &UserId,
     actor: Actor,
     origin: audit::Origin,
 ) -> Result<User, AppError> {
+    let id = id.as_str();
     conn.transaction(|conn| {
         let user = store::find_user(conn, id)?.ok_or(AppError::NotFound)?;
         store::delete_user(conn, id)?;
@@ -130,9 +131,9 @@ pub enum UserChange {
 /// administrator cannot disable or demote themself (so there is always one left who can undo it).
 pub fn change_user(
     conn: &mut DbConn,
-    id: &str,
+    id: &UserId,
     change: UserChange,
-    acting_user: &str,
+    acting_user: &UserId,
     origin: audit::Origin,
 ) -> Result<User, AppError> {
     if id == acting_user && matches!(change, UserChange::Disable | UserChange::RemoveAdmin) {
@@ -142,7 +143,7 @@ pub fn change_user(
         conn,
         id,
         change,
-        Actor::User(acting_user.to_owned()),
+        Actor::User(acting_user.to_string()),
         origin,
     )
 }
@@ -150,11 +151,12 @@ pub fn change_user(
 /// As [`change_user`], by any actor (the CLI), without the check on changing oneself.
 pub fn change_user_by(
     conn: &mut DbConn,
-    id: &str,
+    id: &UserId,
     change: UserChange,
     actor: Actor,
     origin: audit::Origin,
 ) -> Result<User, AppError> {
+    let id = id.as_str();
     conn.transaction(|conn| {
         let user = store::find_user(conn, id)?.ok_or(AppError::NotFound)?;
         let now = db::now();

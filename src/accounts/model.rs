@@ -6,10 +6,16 @@ use serde::Serialize;
 use crate::db::schema::{sessions, users};
 use crate::error::AppError;
 
+crate::db::string_id! {
+    /// A user's id (`usr_…`).
+    UserId
+}
+
 #[derive(Clone, Queryable, Selectable)]
 #[diesel(table_name = users)]
 pub struct User {
-    pub id: String,
+    #[diesel(deserialize_as = String)]
+    pub id: UserId,
     pub email: String,
     pub password_hash: String,
     pub is_admin: bool,
@@ -41,7 +47,7 @@ pub struct UserView {
 impl From<&User> for UserView {
     fn from(u: &User) -> Self {
         Self {
-            id: u.id.clone(),
+            id: u.id.to_string(),
             email: u.email.clone(),
             is_admin: u.is_admin,
             disabled: u.disabled_at.is_some(),

@@ -6,7 +6,8 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    KeyInput, create_key, find_key_in, list_env_keys, list_keys, revoke_key, rotate_key, verify,
+    ApiKeyId, KeyInput, create_key, find_key_in, list_env_keys, list_keys, revoke_key, rotate_key,
+    verify,
 };
 use crate::audit::{Actor, Origin};
 use crate::db;
@@ -78,7 +79,7 @@ async fn admin(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Manager
         .await?;
         return match (code, key) {
             (super::Code::Valid, Some(key)) => Ok(Manager {
-                actor: Actor::ApiKey(key.id),
+                actor: Actor::ApiKey(key.id.into_string()),
                 env: Some(key.environment),
             }),
             (super::Code::InsufficientPermissions, _) => {
@@ -96,7 +97,7 @@ async fn admin(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Manager
     user.require_admin()?;
     crate::accounts::same_origin(state, req)?;
     Ok(Manager {
-        actor: Actor::User(user.user.id),
+        actor: Actor::User(user.user.id.into_string()),
         env: None,
     })
 }
@@ -307,7 +308,7 @@ async fn show(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let env = admin(&req, &state).await?.env;
-    let id = id.into_inner();
+    let id = ApiKeyId::from(id.into_inner());
     let key = db::run(&state.pool, move |conn| {
         find_key_in(conn, &id, env.as_deref())
     })
@@ -336,7 +337,7 @@ async fn revoke(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let Manager { actor, env } = admin(&req, &state).await?;
-    let (id, origin) = (id.into_inner(), Origin::of(&req));
+    let (id, origin) = (ApiKeyId::from(id.into_inner()), Origin::of(&req));
     let key = db::run(&state.pool, move |conn| {
         find_key_in(conn, &id, env.as_deref())?; // 404 for another environment's key
         revoke_key(conn, &id, actor, origin)
@@ -417,7 +418,7 @@ async fn rotate(
         .map(|g| g.duration("grace"))
         .transpose()?
         .unwrap_or(Duration::from_secs(86_400));
-    let (id, origin) = (id.into_inner(), Origin::of(&req));
+    let (id, origin) = (ApiKeyId::from(id.into_inner()), Origin::of(&req));
     let (st, old) = (state.clone(), id.clone());
     let (key, secret) = db::run(&state.pool, move |conn| {
         find_key_in(conn, &id, env.as_deref())?; // 404 for another environment's key

@@ -2,7 +2,7 @@
 //! HMAC of the key's secret part, holding the stored key or "no such key" for
 //! `TESSERA_API_KEY_CACHE_TTL`.
 
-use super::ApiKey;
+use super::{ApiKey, ApiKeyId};
 pub use crate::cache::{CAPACITY, KeyHash};
 
 pub type KeyCache = crate::cache::HashCache<ApiKey>;
@@ -10,7 +10,7 @@ pub type KeyCache = crate::cache::HashCache<ApiKey>;
 impl crate::cache::Fields for ApiKey {
     fn field(&self, name: &str) -> Option<&str> {
         match name {
-            "id" => Some(&self.id),
+            "id" => Some(self.id.as_str()),
             "owner_client_id" => self.owner_client_id.as_deref(),
             _ => None,
         }
@@ -19,8 +19,8 @@ impl crate::cache::Fields for ApiKey {
 
 impl KeyCache {
     /// Drops every entry of the key `id` (after a revocation or rotation), on every node.
-    pub fn forget_key(&self, id: &str) {
-        self.forget_field("id", id);
+    pub fn forget_key(&self, id: &ApiKeyId) {
+        self.forget_field("id", id.as_str());
     }
 
     /// Drops every entry of a key owned by the client `client_id` (after the client was deleted), on
@@ -31,9 +31,9 @@ impl KeyCache {
 
     /// Drops every entry of a key owned by the user `user_id` or by one of their apps `app_ids`
     /// (after the user was disabled or re-enabled here: the cached owner state changed).
-    pub fn forget_owner(&self, user_id: &str, app_ids: &[String]) {
+    pub fn forget_owner(&self, user_id: &crate::accounts::UserId, app_ids: &[String]) {
         self.forget_where(|k| {
-            k.owner_user_id.as_deref() == Some(user_id)
+            k.owner_user_id.as_deref() == Some(user_id.as_str())
                 || k.owner_client_id
                     .as_ref()
                     .is_some_and(|c| app_ids.contains(c))

@@ -549,7 +549,7 @@ async fn check_request(
         .owner_user_id
         .clone()
         .or_else(|| key.owner_client_id.clone())
-        .unwrap_or_else(|| key.id.clone());
+        .unwrap_or_else(|| key.id.to_string());
     let mut res = HttpResponse::Ok();
     for (name, value) in limit.headers() {
         res.insert_header((name, value));
@@ -558,7 +558,7 @@ async fn check_request(
     Ok(res
         .insert_header((HeaderName::from_static("x-auth-subject"), subject))
         .insert_header((HeaderName::from_static("x-auth-scopes"), key.scopes.clone()))
-        .insert_header((HeaderName::from_static("x-auth-key-id"), key.id.clone()))
+        .insert_header((HeaderName::from_static("x-auth-key-id"), key.id.as_str()))
         .insert_header((
             HeaderName::from_static("x-auth-env"),
             key.environment.clone(),

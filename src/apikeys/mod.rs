@@ -13,6 +13,7 @@ use std::time::Duration;
 use actix_web::web;
 use diesel::Connection as _;
 
+use crate::accounts::UserId;
 use crate::audit::{self, Actor, Origin};
 use crate::config::{KeyTypeSetting, Settings};
 use crate::crypto::{Hasher, random_id};
@@ -20,7 +21,7 @@ use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::i18n::Detail;
 use crate::oauth::model::valid_scope_name;
-pub use model::{ALL_SCOPES, ApiKey, KeyStatus, KeyView};
+pub use model::{ALL_SCOPES, ApiKey, ApiKeyId, KeyStatus, KeyView};
 
 /// Purpose string of API-key hashes under the pepper. Short on purpose: with the key's secret part
 /// (see [`hash_input`]) the message fits one SHA-256 block, so an HMAC costs two compressions, not
@@ -374,13 +375,17 @@ fn new_key(
     })
 }
 
-pub fn find_key(conn: &mut DbConn, id: &str) -> Result<ApiKey, AppError> {
-    store::find_by_id(conn, id)?.ok_or(AppError::NotFound)
+pub fn find_key(conn: &mut DbConn, id: &ApiKeyId) -> Result<ApiKey, AppError> {
+    store::find_by_id(conn, id.as_str())?.ok_or(AppError::NotFound)
 }
 
 /// The key with this id as a caller bound to `env` may see it: 404 for a key of another environment
 /// (a test key learns nothing of live keys).
-pub fn find_key_in(conn: &mut DbConn, id: &str, env: Option<&str>) -> Result<ApiKey, AppError> {
+pub fn find_key_in(
+    conn: &mut DbConn,
+    id: &ApiKeyId,
+    env: Option<&str>,
+) -> Result<ApiKey, AppError> {
     let key = find_key(conn, id)?;
     if env.is_some_and(|e| e != key.environment) {
         return Err(AppError::NotFound);
@@ -388,13 +393,20 @@ pub fn find_key_in(conn: &mut DbConn, id: &str, env: Option<&str>) -> Result<Api
     Ok(key)
 }
 
+/// Keys, newest first; only `owner`'s when given.
 pub fn list_keys(
     conn: &mut DbConn,
-    owner_user_id: Option<&str>,
+    owner: Option<&UserId>,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<ApiKey>, AppError> {
-    Ok(store::list_keys(conn, owner_user_id, None, limit, offset)?)
+    Ok(store::list_keys(
+        conn,
+        owner.map(|o| o.as_str()),
+        None,
+        limit,
+        offset,
+    )?)
 }
 
 /// Keys of the environment `env` only, newest first.
@@ -410,17 +422,17 @@ pub fn list_env_keys(
 /// Revokes a key at once (idempotent); audited.
 pub fn revoke_key(
     conn: &mut DbConn,
-    id: &str,
+    id: &ApiKeyId,
     actor: Actor,
     origin: Origin,
 ) -> Result<ApiKey, AppError> {
     conn.transaction(|conn| {
         find_key(conn, id)?; // 404 for an unknown id
-        if store::revoke(conn, id, db::now())? {
+        if store::revoke(conn, id.as_str(), db::now())? {
             audit::record(
                 conn,
                 audit::Event::new(actor, "api_key.revoke")
-                    .target("api_key", id)
+                    .target("api_key", id.as_str())
                     .origin(origin),
             )?;
         }
@@ -434,7 +446,7 @@ pub fn rotate_key(
     conn: &mut DbConn,
     settings: &Settings,
     hasher: &Hasher,
-    id: &str,
+    id: &ApiKeyId,
     grace: Duration,
     actor: Actor,
     origin: Origin,

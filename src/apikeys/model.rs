@@ -8,10 +8,16 @@ use crate::db::schema::{api_keys, oauth_clients, users};
 /// Scopes of a full-access key (`sk`).
 pub const ALL_SCOPES: &str = "*";
 
+crate::db::string_id! {
+    /// An API key's id (`key_…`; never the key).
+    ApiKeyId
+}
+
 #[derive(Clone, Queryable, Selectable)]
 #[diesel(table_name = api_keys)]
 pub struct ApiKey {
-    pub id: String,
+    #[diesel(deserialize_as = String)]
+    pub id: ApiKeyId,
     pub display_prefix: String,
     pub last_four: String,
     pub name: String,
@@ -116,7 +122,7 @@ impl ApiKey {
 
     pub fn view(&self, now: i64) -> KeyView {
         KeyView {
-            id: self.id.clone(),
+            id: self.id.to_string(),
             name: self.name.clone(),
             display: self.display(),
             r#type: self.key_type.clone(),
@@ -200,7 +206,7 @@ impl ApiKey {
     /// A live, full-access `sk` key row with id `id` (for unit tests).
     pub fn fixture(id: &str) -> Self {
         Self {
-            id: id.to_owned(),
+            id: id.into(),
             display_prefix: "sk_live_".into(),
             last_four: "abcd".into(),
             name: "n".into(),

@@ -146,7 +146,7 @@ pub type DayCounts = (i64, i64, i64, i64);
 /// (only days with traffic).
 pub fn daily(
     conn: &mut DbConn,
-    key_ids: &[String],
+    key_ids: &[super::ApiKeyId],
     since_day: i64,
 ) -> diesel::QueryResult<Vec<DayCounts>> {
     use diesel::prelude::*;
@@ -155,6 +155,7 @@ pub fn daily(
     if key_ids.is_empty() {
         return Ok(Vec::new());
     }
+    let key_ids: Vec<&str> = key_ids.iter().map(|k| k.as_str()).collect();
     let rows: Vec<DayCounts> = u::table
         .filter(u::key_id.eq_any(key_ids))
         .filter(u::day.ge(since_day))

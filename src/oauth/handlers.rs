@@ -883,7 +883,7 @@ async fn authorize(
             }
         }
         Some(current) => Owner::SignedIn {
-            user_id: current.user.id.clone(),
+            user_id: current.user.id.to_string(),
             decision: input.decision,
             force_consent,
             consent_page: ConsentPage {

@@ -451,7 +451,7 @@ fn introspecting_key(
     let (code, found) =
         crate::apikeys::verify(conn, &state.settings, &state.hasher, key, &scopes, None)?;
     match (code, found) {
-        (Code::Valid, Some(key)) => Ok((key.id.clone(), Reach::of_key(&key))),
+        (Code::Valid, Some(key)) => Ok((key.id.to_string(), Reach::of_key(&key))),
         (Code::InsufficientPermissions, _) => Err(AppError::OAuth {
             status: actix_web::http::StatusCode::FORBIDDEN,
             error: "insufficient_scope",
@@ -493,7 +493,7 @@ fn introspect_one(
                 "token_type": "api_key",
                 "scope": view.scopes.join(" "),
                 "client_id": key.owner_client_id,
-                "sub": key.owner_user_id.clone().or(key.owner_client_id.clone()).unwrap_or(key.id.clone()),
+                "sub": key.owner_user_id.clone().or(key.owner_client_id.clone()).unwrap_or(key.id.to_string()),
                 "iss": state.settings.issuer_str(),
                 "exp": key.expires_at,
                 "iat": key.created_at,

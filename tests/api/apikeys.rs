@@ -25,7 +25,7 @@ pub(crate) fn create(
         Actor::System,
         Origin::default(),
     )
-    .map(|(k, s)| (k.id, s.0))
+    .map(|(k, s)| (k.id.into_string(), s.0))
     .map_err(|e| e.code().to_owned())
 }
 
@@ -122,7 +122,13 @@ async fn verify_answers_every_code_and_malformed_keys_never_reach_the_database()
     let (expired_id, expired) = key(&app, "rk", "test", &["read"]);
     {
         let mut conn = app.conn();
-        apikeys::revoke_key(&mut conn, &revoked_id, Actor::Cli, Origin::default()).expect("revoke");
+        apikeys::revoke_key(
+            &mut conn,
+            &revoked_id.as_str().into(),
+            Actor::Cli,
+            Origin::default(),
+        )
+        .expect("revoke");
         use diesel::connection::SimpleConnection as _;
         conn.batch_execute(&format!(
             "UPDATE api_keys SET expires_at = 1000 WHERE id = '{expired_id}'"
@@ -372,7 +378,13 @@ async fn a_revoked_key_is_refused_at_once_by_its_node_and_within_5s_by_the_other
     assert_eq!(check_status(&c, &secret).await, 200);
     {
         let mut conn = a.conn();
-        apikeys::revoke_key(&mut conn, &id, Actor::Cli, Origin::default()).expect("revoke");
+        apikeys::revoke_key(
+            &mut conn,
+            &id.as_str().into(),
+            Actor::Cli,
+            Origin::default(),
+        )
+        .expect("revoke");
     }
     assert_eq!(check_status(&c, &secret).await, 401);
     assert_eq!(metric(&c, "api_key_cache_hits_total").await, 0);
@@ -657,7 +669,7 @@ async fn a_rotated_key_keeps_working_through_its_grace_then_expires() {
             &mut conn,
             &Settings::default(),
             &hasher,
-            &old_id,
+            &old_id.as_str().into(),
             Duration::from_secs(2),
             Actor::Cli,
             Origin::default(),

@@ -314,6 +314,7 @@ impl TestApp {
         )
         .expect("user created")
         .id
+        .into_string()
     }
 
     /// Registers a client through the same function the CLI uses; returns its id and secret.

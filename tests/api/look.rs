@@ -44,7 +44,7 @@ fn make_key(app: &TestApp, input: KeyInput, actor: Actor) -> String {
         Origin::default(),
     )
     .expect("key");
-    key.id
+    key.id.into_string()
 }
 
 fn key_input(name: &str, user: Option<&str>, client: Option<&str>) -> KeyInput {

@@ -80,7 +80,7 @@ fn create_key(app: &TestApp, key_type: &str, scopes: &[&str]) -> (String, String
         Actor::System,
         Origin::default(),
     )
-    .map(|(k, s)| (k.id, s.0))
+    .map(|(k, s)| (k.id.into_string(), s.0))
     .expect("key created")
 }
 

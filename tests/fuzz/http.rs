@@ -137,7 +137,7 @@ impl Server {
             let setup = Setup {
                 address: app.address.clone(),
                 admin_key: secret.0,
-                key_id: rotated.id,
+                key_id: rotated.id.into_string(),
                 clients,
                 secret_client: (
                     client_id,

@@ -212,7 +212,7 @@ fn user_rows(list: Vec<accounts::User>, me: &str) -> Vec<UserRow> {
             disabled: u.disabled_at.is_some(),
             is_admin: u.is_admin,
             email: u.email,
-            id: u.id,
+            id: u.id.into_string(),
         })
         .collect()
 }
@@ -308,13 +308,14 @@ async fn change_user(
         "remove-admin" => UserChange::RemoveAdmin,
         _ => return Err(AppError::NotFound),
     };
-    let (me, origin, user) = (dash.user_id().to_owned(), Origin::of(&req), id.clone());
+    let id = accounts::UserId::from(id);
+    let (me, origin, user) = (dash.user.user.id.clone(), Origin::of(&req), id.clone());
     let follows = matches!(change, UserChange::Disable | UserChange::Enable);
     let apps = db::run(&state.pool, move |conn| {
         accounts::change_user(conn, &id, change, &me, origin)?;
         // The apps the user owns: their tokens and keys follow the owner's state.
         let apps = if follows {
-            oauth::list_clients(conn, Some(&id))?
+            oauth::list_clients(conn, Some(id.as_str()))?
         } else {
             Vec::new()
         };

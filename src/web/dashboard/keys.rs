@@ -32,7 +32,7 @@ const PAGE: i64 = 500;
 pub fn row(key: &ApiKey, names: &Names) -> KeyRow {
     let now = db::now();
     KeyRow {
-        id: key.id.clone(),
+        id: key.id.to_string(),
         owner: display::owner(
             key.owner_user_id.as_deref(),
             key.owner_client_id.as_deref(),
@@ -73,7 +73,7 @@ async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
     let dash = dash!(req, state);
     let owner = dash.owner_filter();
     let (keys, names) = db::run(&state.pool, move |conn| {
-        let keys = apikeys::list_keys(conn, owner.as_deref(), PAGE, 0)?;
+        let keys = apikeys::list_keys(conn, owner.as_ref(), PAGE, 0)?;
         let names = owner_names(conn, &keys)?;
         Ok((keys, names))
     })
@@ -259,7 +259,7 @@ async fn shown_once(
             "API key created"
         },
         key: secret,
-        key_id: key.id,
+        key_id: key.id.into_string(),
         note,
     };
     dash.render(StatusCode::OK, &page)
@@ -269,7 +269,7 @@ async fn shown_once(
 async fn load_owned(dash: &Dash, state: &AppState, id: String) -> Result<ApiKey, AppError> {
     let (admin, user) = (dash.is_admin(), dash.user_id().to_owned());
     db::run(&state.pool, move |conn| {
-        let key = apikeys::find_key(conn, &id)?;
+        let key = apikeys::find_key(conn, &apikeys::ApiKeyId::from(id))?;
         if !admin && key.owner_user_id.as_deref() != Some(user.as_str()) {
             return Err(AppError::NotFound);
         }

@@ -14,7 +14,7 @@ use actix_web::http::header::{self, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use askama::Template;
 
-use crate::accounts::{CurrentUser, current_user};
+use crate::accounts::{self, CurrentUser, current_user};
 use crate::db;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -94,12 +94,12 @@ impl Dash {
     }
 
     pub fn user_id(&self) -> &str {
-        &self.user.user.id
+        self.user.user.id.as_str()
     }
 
     /// The owner filter of a list: everything for an administrator, else the user's own.
-    pub fn owner_filter(&self) -> Option<String> {
-        (!self.is_admin()).then(|| self.user_id().to_owned())
+    pub fn owner_filter(&self) -> Option<accounts::UserId> {
+        (!self.is_admin()).then(|| self.user.user.id.clone())
     }
 
     /// 403 unless an administrator.

@@ -36,7 +36,7 @@ async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
     let since = today - (DAYS - 1) * 86_400;
     let sel = selected.clone();
     let (choices, subject, days) = db::run(&state.pool, move |conn| {
-        let keys = apikeys::list_keys(conn, owner.as_deref(), 1000, 0)?;
+        let keys = apikeys::list_keys(conn, owner.as_ref(), 1000, 0)?;
         let apps = oauth::list_clients(conn, owner.as_deref())?;
         let mut choices = vec![Choice {
             value: String::new(),
@@ -66,7 +66,7 @@ async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
             let days = apikeys::usage::client_daily(conn, &app.id, since)?;
             (format!("App {}: tokens issued", app.name), days)
         } else if sel.is_empty() {
-            let ids: Vec<String> = keys.iter().map(|k| k.id.clone()).collect();
+            let ids: Vec<apikeys::ApiKeyId> = keys.iter().map(|k| k.id.clone()).collect();
             (
                 "All keys: requests".into(),
                 apikeys::usage::daily(conn, &ids, since)?,
