@@ -4,14 +4,13 @@
 //! lookups): a JWT has two dots, a refresh token is 43 base64url characters, an API key has a
 //! configured prefix and a valid checksum.
 
-use std::collections::HashMap;
-
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use serde_json::json;
 
-use super::client_auth::{AuthMethod, client_auth, no_store, read_request};
-use super::flow::REFRESH_PURPOSE;
+use super::credentials::{AuthenticatedClient, Credentials, authenticate, throttle_failed_auth};
+use super::params::{FormRequest, no_store};
 use super::store;
+use super::token::REFRESH_PURPOSE;
 use crate::audit::{self, Actor, Origin};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
@@ -56,26 +55,11 @@ impl Kind {
     }
 }
 
-/// The parts of a revocation or introspection request.
-struct TokenRequest {
-    params: HashMap<String, String>,
-    authorization: Option<String>,
-    token: String,
-}
-
-fn request_parts(req: &HttpRequest, body: &[u8]) -> Result<TokenRequest, AppError> {
-    let (params, authorization) = read_request(req, body)?;
-    let token = params.get("token").cloned().ok_or_else(|| {
-        AppError::oauth(
-            "invalid_request",
-            Detail::MissingParameter { name: "token" },
-        )
-    })?;
-    Ok(TokenRequest {
-        params,
-        authorization,
-        token,
-    })
+/// A revocation or introspection request: the form, and the token it is about.
+fn request_parts(req: &HttpRequest, body: &[u8]) -> Result<(FormRequest, String), AppError> {
+    let form = FormRequest::read(req, body)?;
+    let token = form.require("token")?.to_owned();
+    Ok((form, token))
 }
 
 /// RFC 7009: the client revokes one of its own tokens. Revoking a refresh token revokes its family
@@ -104,7 +88,7 @@ async fn revoke(
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let work = revoke_request(req.clone(), state.clone(), body);
-    super::client_auth::throttle_failed_auth(&state, &req, work).await
+    throttle_failed_auth(&state, &req, work).await
 }
 
 async fn revoke_request(
@@ -112,19 +96,14 @@ async fn revoke_request(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    let TokenRequest {
-        params,
-        authorization,
-        token,
-    } = request_parts(&req, &body)?;
-    let auth = client_auth(&state, "/oauth/revoke", authorization, &params).await?;
-    let order = Kind::order(params.get("token_type_hint").map(String::as_str));
+    let (form, token) = request_parts(&req, &body)?;
+    let client = authenticate(&state, Credentials::parse(&form)?, "/oauth/revoke").await?;
+    let order = Kind::order(form.get("token_type_hint"));
     let origin = Origin::of(&req);
     let st = state.clone();
     db::run(&state.pool, move |conn| {
-        let (client, _) = auth.resolve(conn, &st)?;
         for kind in order.into_iter().filter(|k| k.fits(&token, &st.settings)) {
-            if revoke_one(conn, &st, &client.id, kind, &token, origin.clone())? {
+            if revoke_one(conn, &st, client.id(), kind, &token, origin.clone())? {
                 break;
             }
         }
@@ -244,7 +223,7 @@ async fn introspect(
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let work = introspect_request(req.clone(), state.clone(), body);
-    super::client_auth::throttle_failed_auth(&state, &req, work).await
+    throttle_failed_auth(&state, &req, work).await
 }
 
 async fn introspect_request(
@@ -252,23 +231,24 @@ async fn introspect_request(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    let TokenRequest {
-        params,
-        authorization,
-        token,
-    } = request_parts(&req, &body)?;
-    let caller = match caller_api_key(&req, authorization.as_deref(), &state.settings) {
+    let (form, token) = request_parts(&req, &body)?;
+    let caller = match caller_api_key(&req, form.authorization.as_deref(), &state.settings) {
         Some(key) => Caller::ApiKey(key),
         None => {
-            let auth = client_auth(&state, "/oauth/introspect", authorization, &params).await?;
-            Caller::Client(Box::new(auth))
+            let client =
+                authenticate(&state, Credentials::parse(&form)?, "/oauth/introspect").await?;
+            if !client.is_confidential() {
+                return Err(AppError::oauth(
+                    "invalid_client",
+                    Detail::IntrospectionNeedsConfidential,
+                ));
+            }
+            Caller::Client(client)
         }
     };
-    let order = Kind::order(params.get("token_type_hint").map(String::as_str));
-    // Fast path: a client and an access token this node checked within the cache TTL.
-    if let Caller::Client(auth) = &caller
-        && let Some((client, method)) = auth.checked()
-        && method != AuthMethod::None
+    let order = Kind::order(form.get("token_type_hint"));
+    // Fast path: an access token this node checked within the cache TTL.
+    if let Caller::Client(AuthenticatedClient { client, .. }) = &caller
         && Kind::AccessToken.fits(&token, &state.settings)
         && let Some(claims) = cached_access(&state, &access_token_hash(&state, &token), &token)
     {
@@ -285,16 +265,8 @@ async fn introspect_request(
     // is counted after (an over-limit caller gets 429 and never sees the answer).
     let (caller, answer) = db::run(&state.pool, move |conn| {
         let (caller, reach) = match caller {
-            Caller::Client(auth) => {
-                let (client, method) = auth.resolve(conn, &st)?;
-                if method == AuthMethod::None {
-                    return Err(AppError::oauth(
-                        "invalid_client",
-                        Detail::IntrospectionNeedsConfidential,
-                    ));
-                }
-                let reach = Reach::of_client(&client);
-                (client.id, reach)
+            Caller::Client(AuthenticatedClient { client, .. }) => {
+                (client.id.clone(), Reach::of_client(&client))
             }
             Caller::ApiKey(key) => {
                 let (id, reach) = introspecting_key(conn, &st, &key)?;
@@ -413,7 +385,7 @@ pub const INTROSPECT_SCOPE: &str = "introspect";
 
 /// Who calls the introspection endpoint: a confidential client, or an API key granting `introspect`.
 enum Caller {
-    Client(Box<super::client_auth::ClientAuth>),
+    Client(AuthenticatedClient),
     ApiKey(String),
 }
 

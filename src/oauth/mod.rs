@@ -1,14 +1,17 @@
 //! OAuth 2.0: clients, APIs and scopes, client authentication, the token endpoint and metadata.
 
 mod assertion;
-mod client_auth;
+pub mod authorize;
 pub mod client_keys;
-mod flow;
-mod handlers;
+mod credentials;
 mod lifecycle;
+mod metadata;
 pub mod model;
 mod pages;
+mod params;
+pub mod scopes;
 mod store;
+pub mod token;
 
 /// Access-token verification with the node's cache, for the forward-auth check.
 pub mod access {
@@ -24,26 +27,28 @@ use crate::crypto::{Hasher, random_id, random_token};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::i18n::Detail;
-pub use client_auth::{
-    authenticate_client, basic_credentials, check_client, forget_client, load_client, parse_form,
-};
 pub use client_keys::JwksCache;
-pub use handlers::grant_scopes;
+pub use credentials::{basic_credentials, forget_client};
 pub use model::{Api, Client, GrantType, RedirectUri, ScopeRow, TokenAuthMethod};
 pub use pages::app_named_by_return_to;
+pub use params::parse_form;
+pub use scopes::grant_scopes;
 
 /// Purpose string of client-secret hashes (keeps them apart from other HMACs under the same pepper).
 pub const CLIENT_SECRET_PURPOSE: &str = "client_secret";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    handlers::configure(cfg);
+    token::configure(cfg);
+    authorize::configure(cfg);
     lifecycle::configure(cfg);
+    metadata::configure(cfg);
 }
 
 /// The OpenAPI description of the JSON routes `configure` adds (the authorization pages are HTML).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     use utoipa::OpenApi as _;
-    let mut doc = handlers::Docs::openapi();
+    let mut doc = token::Docs::openapi();
+    doc.merge(metadata::Docs::openapi());
     doc.merge(lifecycle::Docs::openapi());
     doc
 }
