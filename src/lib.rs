@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod openapi;
 pub mod ops;
+pub mod pages;
 pub mod ratelimit;
 pub mod request;
 pub mod startup;

@@ -19,7 +19,7 @@ use crate::i18n::{self, Lang};
 use crate::ratelimit::failures::{Failure, ip_key};
 use crate::request::RequestContext;
 use crate::state::AppState;
-use crate::web::{AFTER_SIGN_IN, csrf_token, html, new_csrf, safe_return_path, verify_csrf};
+use crate::pages::{AFTER_SIGN_IN, csrf_token, html, new_csrf, safe_return_path, verify_csrf};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(home)

@@ -1,21 +1,23 @@
 //! OAuth 2.0: clients, APIs and scopes, client authentication, the token endpoint and metadata.
 
+mod access;
 mod assertion;
 pub mod authorize;
 pub mod client_keys;
 mod credentials;
-mod lifecycle;
+mod introspect;
 mod metadata;
 pub mod model;
 mod pages;
 mod params;
+mod revoke;
 pub mod scopes;
 mod store;
 pub mod token;
 
 /// Access-token verification with the node's cache, for the forward-auth check.
-pub mod access {
-    pub use super::lifecycle::{access_token_hash, cached_access, verify_access};
+pub mod verified {
+    pub use super::access::{access_token_hash, cached_access, verify_access};
 }
 
 use actix_web::web;
@@ -40,7 +42,8 @@ pub const CLIENT_SECRET_PURPOSE: &str = "client_secret";
 pub fn configure(cfg: &mut web::ServiceConfig) {
     token::configure(cfg);
     authorize::configure(cfg);
-    lifecycle::configure(cfg);
+    revoke::configure(cfg);
+    introspect::configure(cfg);
     metadata::configure(cfg);
 }
 
@@ -49,7 +52,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     use utoipa::OpenApi as _;
     let mut doc = token::Docs::openapi();
     doc.merge(metadata::Docs::openapi());
-    doc.merge(lifecycle::Docs::openapi());
+    doc.merge(revoke::Docs::openapi());
+    doc.merge(introspect::Docs::openapi());
     doc
 }
 

@@ -114,3 +114,72 @@ pub fn no_store(mut res: actix_web::HttpResponse) -> actix_web::HttpResponse {
         .insert(header::PRAGMA, header::HeaderValue::from_static("no-cache"));
     res
 }
+
+/// The kinds of token Tessera issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    AccessToken,
+    RefreshToken,
+    ApiKey,
+}
+
+impl TokenKind {
+    /// The lookup order: the hinted kind first (an unknown hint is ignored, RFC 7009 §2.1).
+    pub fn order(hint: Option<&str>) -> [TokenKind; 3] {
+        match hint {
+            Some("refresh_token") => [
+                TokenKind::RefreshToken,
+                TokenKind::AccessToken,
+                TokenKind::ApiKey,
+            ],
+            Some("api_key") => [
+                TokenKind::ApiKey,
+                TokenKind::AccessToken,
+                TokenKind::RefreshToken,
+            ],
+            _ => [
+                TokenKind::AccessToken,
+                TokenKind::RefreshToken,
+                TokenKind::ApiKey,
+            ],
+        }
+    }
+
+    /// Whether `token` can be of this kind at all (no database work for the wrong shape).
+    pub fn fits(self, token: &str, settings: &crate::config::Settings) -> bool {
+        match self {
+            TokenKind::ApiKey => crate::apikeys::well_formed(settings, token),
+            TokenKind::AccessToken => token.bytes().filter(|b| *b == b'.').count() == 2,
+            TokenKind::RefreshToken => {
+                token.len() == 43
+                    && token
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            }
+        }
+    }
+}
+
+/// A revocation or introspection request: the form, and the token it is about.
+pub fn request_parts(req: &HttpRequest, body: &[u8]) -> Result<(FormRequest, String), AppError> {
+    let form = FormRequest::read(req, body)?;
+    let token = form.require("token")?.to_owned();
+    Ok((form, token))
+}
+
+/// The form of `POST /oauth/revoke` and `POST /oauth/introspect` (read as pairs by `request_parts`;
+/// this describes them).
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "only the OpenAPI description names it")]
+pub struct RevokeForm {
+    /// An access token, a refresh token or an API key.
+    #[schema(min_length = 1)]
+    token: String,
+    /// `access_token`, `refresh_token` or `api_key`: which kind to look for first.
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    /// `client_secret_post`.
+    client_secret: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
+}

@@ -18,7 +18,7 @@ use crate::error::AppError;
 use crate::i18n::{Detail, Lang};
 use crate::request::RequestContext;
 use crate::state::AppState;
-use crate::web::{csrf_token, html, verify_csrf};
+use crate::pages::{csrf_token, html, verify_csrf};
 
 /// Purpose string of authorization-code hashes.
 pub const CODE_PURPOSE: &str = "authorization_code";
