@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod apikeys;
+pub mod apis;
 pub mod audit;
 pub mod cache;
 pub mod cli;

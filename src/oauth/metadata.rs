@@ -4,7 +4,6 @@
 use actix_web::http::header;
 use actix_web::{HttpResponse, get, web};
 
-use super::store;
 use crate::db;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -80,7 +79,7 @@ fn metadata_document(state: &AppState, scopes: Vec<String>) -> Metadata {
 }
 
 async fn metadata_response(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let scopes = db::run(&state.pool, |conn| Ok(store::find_all_scope_names(conn)?)).await?;
+    let scopes = db::run(&state.pool, crate::apis::registered_scope_names).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .json(metadata_document(&state, scopes)))

@@ -72,8 +72,7 @@ pub fn consent_page(
     request: &AuthorizeRequest,
     page: &ConsentPage<'_>,
 ) -> Result<String, AppError> {
-    let api = store::find_api_by_audience(conn, &request.audience)?.ok_or(AppError::NotFound)?;
-    let described = store::find_scopes(conn, &api.id)?;
+    let described = crate::apis::described_scopes(conn, &request.audience)?;
     let scopes = request
         .scope
         .split(' ')

@@ -29,4 +29,3 @@ async fn stylesheet() -> HttpResponse {
         .insert_header(("Cache-Control", "public, max-age=3600"))
         .body(include_str!("../../static/tessera.css"))
 }
-

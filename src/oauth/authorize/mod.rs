@@ -16,9 +16,9 @@ use super::store;
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::i18n::{Detail, Lang};
+use crate::pages::{csrf_token, html, verify_csrf};
 use crate::request::RequestContext;
 use crate::state::AppState;
-use crate::pages::{csrf_token, html, verify_csrf};
 
 /// Purpose string of authorization-code hashes.
 pub const CODE_PURPOSE: &str = "authorization_code";
