@@ -236,19 +236,19 @@ pub fn insert_revoked_jti(
     now: i64,
     expires_at: i64,
 ) -> QueryResult<()> {
-    use crate::db::schema::revoked_access_tokens as ra;
-    if ra::table.find(jti).count().get_result::<i64>(conn)? > 0 {
-        return Ok(());
-    }
-    diesel::insert_into(ra::table)
-        .values((
-            ra::jti.eq(jti),
-            ra::family_id.eq(family_id),
-            ra::revoked_at.eq(now),
-            ra::expires_at.eq(expires_at),
-        ))
-        .execute(conn)
-        .map(|_| ())
+    use diesel::sql_types::{BigInt, Nullable, Text};
+    // Two replays of one code may revoke the same jti at once: the second insert does nothing (a
+    // check before the insert would race, and on PostgreSQL a failed insert aborts the transaction).
+    diesel::sql_query(
+        "INSERT INTO revoked_access_tokens (jti, family_id, revoked_at, expires_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING",
+    )
+    .bind::<Text, _>(jti)
+    .bind::<Nullable<Text>, _>(family_id)
+    .bind::<BigInt, _>(now)
+    .bind::<BigInt, _>(expires_at)
+    .execute(conn)
+    .map(|_| ())
 }
 
 /// A refresh token to store (by its hash) with the access token issued beside it.

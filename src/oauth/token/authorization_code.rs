@@ -1,8 +1,10 @@
 //! `authorization_code` (RFC 6749 §4.1.3) with PKCE (RFC 7636 §4.6): oxide-auth's code-grant request
 //! checks (its `AccessToken` state machine: the request's shape, the code bound to this client and
 //! redirect URI and not expired) and its PKCE verification, driven step by step from here with our
-//! own data: the client authenticated before, the code redeemed exactly once in our store, the
-//! tokens made by the [`Issuer`].
+//! own data: the client authenticated before, the code looked up in our store, the tokens made by
+//! the [`Issuer`]. Nothing is written until every check has passed; then the code is consumed and
+//! the tokens it buys are stored in one transaction, so of concurrent redemptions exactly one wins
+//! and a replay revokes everything the winner got (RFC 6749 §4.1.2).
 
 use std::borrow::Cow;
 
@@ -17,9 +19,9 @@ use oxide_auth::primitives::prelude::Scope;
 
 use super::super::authorize::{CODE_PURPOSE, PKCE_EXTENSION};
 use super::super::credentials::AuthenticatedClient;
-use super::super::model::GrantType;
+use super::super::model::{Client, GrantType};
 use super::super::store;
-use super::issuer::{AccessGrant, AccessId, Issued, Issuer};
+use super::issuer::{AccessGrant, Issued, Issuer};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::i18n::Detail;
@@ -59,11 +61,8 @@ pub async fn exchange(
         return Err(AppError::oauth("invalid_grant", Detail::CodeVerifierFormat));
     }
     let st = state.clone();
-    let client_id = client.id().to_owned();
-    db::run(&state.pool, move |conn| {
-        run(conn, &st, &client_id, &request)
-    })
-    .await
+    let client = client.client.clone();
+    db::run(&state.pool, move |conn| run(conn, &st, &client, &request)).await
 }
 
 /// The request as oxide-auth's code-grant checks read it. The client is already authenticated by
@@ -103,14 +102,13 @@ impl accesstoken::Request for CheckedRequest<'_> {
     }
 }
 
-/// A code redeemed by this request: what its tokens will say.
-struct Redeemed {
+/// A code found unused and unexpired: what its tokens will say.
+struct Found {
+    hash: String,
     row: store::CodeRow,
-    family: Option<String>,
-    access: AccessId,
 }
 
-impl Redeemed {
+impl Found {
     /// The code as an oxide-auth grant, for its checks (client, redirect URI, expiry) and PKCE.
     fn grant(&self) -> Result<Grant, AppError> {
         let bad = |what: &str| AppError::internal(format!("a stored code has a bad {what}"));
@@ -142,17 +140,17 @@ fn code_invalid() -> AppError {
 fn run(
     conn: &mut DbConn,
     state: &AppState,
-    client_id: &str,
+    client: &Client,
     exchange: &CodeExchange,
 ) -> Result<Issued, AppError> {
     let issuer = Issuer::new(state);
     let request = CheckedRequest {
-        client_id,
+        client_id: &client.id,
         exchange,
     };
     let mut machine = AccessToken::new(&request);
     let mut input = Input::None;
-    let mut redeemed: Option<Redeemed> = None;
+    let mut found: Option<Found> = None;
     // Set once the code was looked up: any later refusal is about the grant (RFC 6749 §5.2).
     let mut looked_up = false;
     let mut issued: Option<Issued> = None;
@@ -162,8 +160,8 @@ fn run(
             Output::Recover { code } => {
                 let code = code.to_owned();
                 looked_up = true;
-                redeemed = redeem(conn, state, &issuer, &code)?;
-                let grant = redeemed.as_ref().map(Redeemed::grant).transpose()?;
+                found = look_up(conn, state, &code)?;
+                let grant = found.as_ref().map(Found::grant).transpose()?;
                 Input::Recovered(grant.map(Box::new))
             }
             Output::Extend { extensions } => {
@@ -183,10 +181,10 @@ fn run(
                 }
             }
             Output::Issue { .. } => {
-                let redeemed = redeemed.take().ok_or_else(|| {
-                    AppError::internal("the code exchange issued without a redeemed code")
-                })?;
-                let tokens = issue(conn, &issuer, redeemed)?;
+                let found = found
+                    .take()
+                    .ok_or_else(|| AppError::internal("the code exchange issued without a code"))?;
+                let tokens = redeem(conn, state, &issuer, client, found)?;
                 let until = Utc
                     .timestamp_opt(crate::db::now() + tokens.expires_in, 0)
                     .single()
@@ -240,92 +238,69 @@ fn refusal(error: accesstoken::Error, looked_up: bool) -> AppError {
     }
 }
 
-/// Redeems a code exactly once. The winner gets the code's row, a refresh family when the client
-/// may refresh and `offline_access` was granted, and the identity of its access token (recorded on
-/// the code, so that a replay can revoke it). A second presentation finds it consumed: the tokens it
-/// bought are revoked (RFC 6749 §4.1.2) and the answer is `None`, as for an unknown or expired code.
+/// The code, when it is unused and unexpired. A consumed code presented again is a replay: the
+/// tokens it bought are revoked (RFC 6749 §4.1.2) and the answer is `None`, as for an unknown or
+/// expired code (`invalid_grant`). Nothing else is written.
+fn look_up(conn: &mut DbConn, state: &AppState, code: &str) -> Result<Option<Found>, AppError> {
+    let hash = state.hasher.hash(CODE_PURPOSE, code.as_bytes());
+    let now = db::now();
+    let Some(row) = store::find_code(conn, &hash)? else {
+        return Ok(None);
+    };
+    if row.consumed_at.is_some() {
+        conn.transaction(|conn| revoke_replayed(conn, state, &row, now))?;
+        return Ok(None);
+    }
+    if row.expires_at <= now {
+        return Ok(None);
+    }
+    Ok(Some(Found { hash, row }))
+}
+
+/// A consumed code was presented again: the access token and the refresh family it bought are
+/// revoked, and the client's cached tokens dropped on this node.
+fn revoke_replayed(
+    conn: &mut DbConn,
+    state: &AppState,
+    row: &store::CodeRow,
+    now: i64,
+) -> diesel::QueryResult<()> {
+    if let Some(jti) = &row.access_token_jti {
+        let exp = row.access_token_exp.unwrap_or(now);
+        store::insert_revoked_jti(conn, jti, row.refresh_family_id.as_deref(), now, exp)?;
+    }
+    if let Some(family) = &row.refresh_family_id {
+        store::revoke_family(conn, family, now, "authorization code replayed")?;
+    }
+    state
+        .token_cache
+        .forget_where(|c| c.client_id == row.client_id);
+    tracing::warn!(client_id = %row.client_id, "authorization code replayed: its tokens are revoked");
+    Ok(())
+}
+
+/// How a redemption ended: it consumed the code (and stored its tokens), or another redemption had
+/// consumed it first (this one revoked what that one got), or it expired meanwhile.
+enum Redemption {
+    Won,
+    Replayed,
+    Expired,
+}
+
+/// Signs the access token, then in one transaction consumes the code (exactly one concurrent
+/// redemption wins), records the token's `jti` on it, and, when the client may refresh and
+/// `offline_access` was granted, starts a refresh family with its first token. A redemption that
+/// loses the race is a replay: it revokes what the winner got, and is refused.
 fn redeem(
     conn: &mut DbConn,
     state: &AppState,
     issuer: &Issuer<'_>,
-    code: &str,
-) -> Result<Option<Redeemed>, AppError> {
-    let hash = state.hasher.hash(CODE_PURPOSE, code.as_bytes());
-    let access = issuer.next_access();
-    let now = access.iat;
-    let family_id = crate::crypto::random_id("fam", 22);
-    let family_expires = issuer.refresh_expiry(now, None);
-    // Write first, read after: the transaction takes the write lock at its first statement, so
-    // concurrent redemptions queue instead of racing on a stale snapshot (SQLite) and exactly one wins.
-    let outcome = conn.transaction(
-        |conn| -> diesel::QueryResult<Option<(store::CodeRow, Option<String>, bool)>> {
-            let won = store::consume_code(conn, &hash, now, &access.jti, access.exp)?;
-            let Some(row) = store::find_code(conn, &hash)? else {
-                return Ok(None);
-            };
-            if won {
-                let client = store::find_client(conn, &row.client_id)?;
-                let wants_refresh = client.is_some_and(|c| c.has_grant(GrantType::RefreshToken))
-                    && row.scope.split(' ').any(|s| s == "offline_access");
-                let family = wants_refresh.then(|| family_id.clone());
-                if let Some(family) = &family {
-                    let new = store::NewFamily {
-                        id: family,
-                        client_id: &row.client_id,
-                        user_id: Some(&row.user_id),
-                        scope: &row.scope,
-                        audience: &row.audience,
-                    };
-                    store::insert_family(conn, &new, now, family_expires)?;
-                    store::set_code_family(conn, &hash, family)?;
-                }
-                return Ok(Some((row, family, true)));
-            }
-            // Consumed already (or expired). A consumed code presented again is a replay.
-            if row.consumed_at.is_some() {
-                if let Some(jti) = &row.access_token_jti {
-                    let exp = row.access_token_exp.unwrap_or(now);
-                    store::insert_revoked_jti(
-                        conn,
-                        jti,
-                        row.refresh_family_id.as_deref(),
-                        now,
-                        exp,
-                    )?;
-                }
-                if let Some(family) = &row.refresh_family_id {
-                    store::revoke_family(conn, family, now, "authorization code replayed")?;
-                }
-                // The code's tokens are revoked: drop the client's cached ones on this node.
-                state
-                    .token_cache
-                    .forget_where(|c| c.client_id == row.client_id);
-                return Ok(Some((row, None, false)));
-            }
-            Ok(None)
-        },
-    )?;
-    match outcome {
-        Some((row, family, true)) => Ok(Some(Redeemed {
-            row,
-            family,
-            access,
-        })),
-        Some((row, _, false)) => {
-            tracing::warn!(client_id = %row.client_id, "authorization code replayed: its tokens are revoked");
-            Ok(None)
-        }
-        None => Ok(None),
-    }
-}
-
-/// The tokens a redeemed code buys: the access token whose `jti` the code recorded and, with a
-/// family, the family's first refresh token. A family revoked meanwhile (a concurrent replay of the
-/// code) makes it `invalid_grant`.
-fn issue(conn: &mut DbConn, issuer: &Issuer<'_>, redeemed: Redeemed) -> Result<Issued, AppError> {
-    let row = &redeemed.row;
+    client: &Client,
+    found: Found,
+) -> Result<Issued, AppError> {
+    let Found { hash, row } = found;
     let access = issuer.sign(
-        redeemed.access,
+        issuer.next_access(),
         AccessGrant {
             client_id: &row.client_id,
             subject: &row.user_id,
@@ -333,16 +308,44 @@ fn issue(conn: &mut DbConn, issuer: &Issuer<'_>, redeemed: Redeemed) -> Result<I
             scope: &row.scope,
         },
     )?;
-    let refresh = match &redeemed.family {
-        Some(family) => {
-            let expires = issuer.refresh_expiry(access.claims.iat, None);
-            let stored = issuer.store_refresh(conn, family, expires, &access, false)?;
-            Some(
-                stored
-                    .ok_or_else(|| AppError::oauth("invalid_grant", Detail::CodeRedeemedTwice))?,
-            )
+    let now = access.claims.iat;
+    let family = (client.has_grant(GrantType::RefreshToken)
+        && row.scope.split(' ').any(|s| s == "offline_access"))
+    .then(|| crate::crypto::random_id("fam", 22));
+    let family_expires = issuer.refresh_expiry(now, None);
+    // Write first: the transaction takes the write lock (SQLite) or the code's row lock (PostgreSQL)
+    // at its first statement, so concurrent redemptions queue and exactly one wins.
+    let (outcome, refresh) = conn.transaction(|conn| -> Result<_, AppError> {
+        let won = store::consume_code(conn, &hash, now, &access.claims.jti, access.claims.exp)?;
+        if !won {
+            return match store::find_code(conn, &hash)? {
+                Some(row) if row.consumed_at.is_some() => {
+                    revoke_replayed(conn, state, &row, now)?;
+                    Ok((Redemption::Replayed, None))
+                }
+                _ => Ok((Redemption::Expired, None)),
+            };
         }
-        None => None,
-    };
-    Ok(issuer.issued(access, refresh))
+        let refresh = match &family {
+            Some(family) => {
+                let new = store::NewFamily {
+                    id: family,
+                    client_id: &row.client_id,
+                    user_id: Some(&row.user_id),
+                    scope: &row.scope,
+                    audience: &row.audience,
+                };
+                store::insert_family(conn, &new, now, family_expires)?;
+                store::set_code_family(conn, &hash, family)?;
+                issuer.store_refresh(conn, family, family_expires, &access, true)?
+            }
+            None => None,
+        };
+        Ok((Redemption::Won, refresh))
+    })?;
+    match outcome {
+        Redemption::Won => Ok(issuer.issued(access, refresh)),
+        Redemption::Replayed => Err(AppError::oauth("invalid_grant", Detail::CodeRedeemedTwice)),
+        Redemption::Expired => Err(code_invalid()),
+    }
 }
