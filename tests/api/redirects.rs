@@ -68,7 +68,7 @@ async fn a_loopback_redirect_uri_may_name_any_port_and_nothing_else_may_differ()
         .expect("authorize");
     assert_eq!(res.status(), 200, "the consent page");
     let page = res.text().await.expect("page");
-    let mut form = crate::authorize::hidden_inputs(&page);
+    let mut form = crate::helpers::hidden_inputs(&page);
     form.push(("decision".into(), "allow".into()));
     let res = browser
         .post(app.url("/oauth/authorize"))
@@ -158,7 +158,7 @@ async fn a_code_is_redeemed_only_with_the_redirect_uri_it_was_issued_for() {
         .await
         .expect("authorize");
     let page = res.text().await.expect("consent page");
-    let mut form = crate::authorize::hidden_inputs(&page);
+    let mut form = crate::helpers::hidden_inputs(&page);
     form.push(("decision".into(), "allow".into()));
     let res = browser
         .post(app.url("/oauth/authorize"))
@@ -176,7 +176,7 @@ async fn a_code_is_redeemed_only_with_the_redirect_uri_it_was_issued_for() {
         .find(|(k, _)| k == "code")
         .map(|(_, v)| v.into_owned())
         .expect("code");
-    // Another port than the one the code was issued for: refused (and the code is spent).
+    // Another port than the one the code was issued for: refused.
     let res = app
         .client
         .post(app.url("/oauth/token"))
