@@ -8,7 +8,7 @@
 //! ignored), no database, no cache, no rate limits, no metrics, no middleware. Its `/healthz` answers
 //! the same small JSON as Tessera's. Its ratio of `/oauth/token` to `/healthz` is therefore an upper
 //! bound of what any token endpoint on this stack reaches on the machine it runs on; `bench/run` puts it
-//! next to Tessera's figures (see "The floor" in bench/README.md).
+//! next to Tessera's figures (see "The floors" in bench/README.md).
 //!
 //! ```sh
 //! cargo run --release --example token_floor -- --bind 127.0.0.1:18284

@@ -475,7 +475,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Client(command) => client_command(&settings, json, command),
         Command::Api(ApiCommand::Create { audience, name }) => {
             with_database(&settings, json, |conn, _| {
-                let api = oauth::create_api(conn, &audience, &name, Actor::Cli)?;
+                let api = crate::apis::create_api(conn, &audience, &name, Actor::Cli)?;
                 let text = format!("created API {} ({})", api.id, api.audience);
                 Ok((serde_json::to_value(&api).unwrap_or_default(), text))
             })
@@ -483,7 +483,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Api(ApiCommand::List) => {
             let issuer = settings.issuer_str().to_owned();
             with_database(&settings, json, |conn, _| {
-                let apis = oauth::list_apis(conn)?;
+                let apis = crate::apis::list_apis(conn)?;
                 let rows = apis
                     .iter()
                     .map(|a| {
@@ -599,7 +599,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }) => {
             let issuer = settings.issuer_str().to_owned();
             with_database(&settings, json, |conn, _| {
-                let scope = oauth::create_scope(
+                let scope = crate::apis::create_scope(
                     conn,
                     &issuer,
                     &name,
@@ -612,7 +612,7 @@ pub fn run(cli: Cli) -> ExitCode {
             })
         }
         Command::Scope(ScopeCommand::List { api }) => with_database(&settings, json, |conn, _| {
-            let apis = oauth::list_apis(conn)?;
+            let apis = crate::apis::list_apis(conn)?;
             let only = match api.as_deref() {
                 None => None,
                 Some(audience) => Some(
@@ -635,7 +635,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     .map(|a| a.audience.clone())
                     .unwrap_or_default()
             };
-            let mut scopes: Vec<_> = oauth::list_scopes(conn)?
+            let mut scopes: Vec<_> = crate::apis::list_scopes(conn)?
                 .into_iter()
                 .filter(|s| only.as_ref().is_none_or(|id| *id == s.resource_server_id))
                 .map(|s| (audience_of(&s.resource_server_id), s))
@@ -1108,7 +1108,7 @@ fn with_database(
         Ok(c) => c,
         Err(e) => return startup_failure(json, &e),
     };
-    let result = oauth::ensure_default_api(&mut conn, settings.issuer_str())
+    let result = crate::apis::ensure_default_api(&mut conn, settings.issuer_str())
         .and_then(|_| f(&mut conn, &keys));
     match result {
         Ok((value, text)) => {

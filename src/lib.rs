@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod apikeys;
+pub mod apis;
 pub mod audit;
 pub mod cache;
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod openapi;
 pub mod ops;
+pub mod pages;
 pub mod ratelimit;
 pub mod request;
 pub mod startup;

@@ -124,7 +124,7 @@ impl Application {
             )
             .publishing(crate::janitor::CLIENTS, &bus)
             .counted_in(&metrics),
-            api_cache: crate::oauth::ApiCache::new(settings.api_key_cache_ttl, 1_000)
+            api_cache: crate::apis::ApiCache::new(settings.api_key_cache_ttl, 1_000)
                 .publishing(crate::janitor::APIS, &bus)
                 .counted_in(&metrics),
             bus,
@@ -332,8 +332,8 @@ async fn prepare(
             .map_err(|e| StartupError::Database(e.to_string()))?;
         // Nodes starting together on a fresh database race to create it: the loser's insert conflicts,
         // and its second look finds the winner's rows.
-        oauth::ensure_default_api(&mut conn, &issuer)
-            .or_else(|_| oauth::ensure_default_api(&mut conn, &issuer))
+        crate::apis::ensure_default_api(&mut conn, &issuer)
+            .or_else(|_| crate::apis::ensure_default_api(&mut conn, &issuer))
             .map_err(|e| StartupError::Database(format!("cannot create the default API: {e}")))?;
         Keyring::load_or_create(&mut conn, master, alg)
             .map_err(|e| StartupError::Keys(e.to_string()))

@@ -34,7 +34,7 @@ pub struct AppState {
     /// node (secret regenerated, client deleted) drops the entry at once.
     pub client_cache: crate::oauth::ClientCache,
     /// Recently read APIs and their scopes, by HMAC of the audience, for the same TTL.
-    pub api_cache: crate::oauth::ApiCache,
+    pub api_cache: crate::apis::ApiCache,
     /// Publishes this node's cache drops to the other nodes (PostgreSQL; disabled on SQLite).
     pub bus: crate::invalidate::Bus,
 }

@@ -17,7 +17,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// Below every feature: settings, key material, errors, messages, the database, the generic cache,
-/// logs and metrics, the per-request middleware and the invalidation bus.
+/// logs and metrics, the per-request middleware, the invalidation bus and the page plumbing shared
+/// by the features that render HTML.
 const BOTTOM: &[&str] = &[
     "config",
     "crypto",
@@ -29,9 +30,18 @@ const BOTTOM: &[&str] = &[
     "metrics",
     "request",
     "invalidate",
+    "pages",
 ];
 /// The features: each owns its types and state.
-const FEATURES: &[&str] = &["accounts", "apikeys", "audit", "jwt", "oauth", "ratelimit"];
+const FEATURES: &[&str] = &[
+    "accounts",
+    "apikeys",
+    "apis",
+    "audit",
+    "jwt",
+    "oauth",
+    "ratelimit",
+];
 /// What wires features together: the shared state, the dashboard, startup, the CLI, the OpenAPI
 /// document, the operational endpoints and the background jobs.
 const TOP: &[&str] = &[
@@ -40,28 +50,9 @@ const TOP: &[&str] = &[
 
 /// Edges allowed for now, `(from, to, why and what removes it)`. Only ever delete lines.
 const KNOWN: &[(&str, &str, &str)] = &[
-    // Features read AppState, which names every feature: the AppState split (feature state lives
-    // in the feature, handlers take what they need) removes these.
-    (
-        "accounts",
-        "state",
-        "handlers take web::Data<AppState>; AppState split",
-    ),
-    (
-        "apikeys",
-        "state",
-        "handlers take web::Data<AppState>; AppState split",
-    ),
-    (
-        "jwt",
-        "state",
-        "jwt::current_keys etc. take AppState; AppState split",
-    ),
-    (
-        "oauth",
-        "state",
-        "handlers take web::Data<AppState>; AppState split",
-    ),
+    // AppState names every feature's state, and features (and the page plumbing) take AppState: the
+    // AppState split (each feature's state in the feature, handlers given what they use) removes
+    // these.
     (
         "state",
         "accounts",
@@ -72,6 +63,7 @@ const KNOWN: &[(&str, &str, &str)] = &[
         "apikeys",
         "AppState holds Usage and KeyCache; AppState split",
     ),
+    ("state", "apis", "AppState holds ApiCache; AppState split"),
     (
         "state",
         "jwt",
@@ -80,61 +72,80 @@ const KNOWN: &[(&str, &str, &str)] = &[
     (
         "state",
         "oauth",
-        "AppState holds JwksCache, ClientCache and ApiCache; AppState split",
+        "AppState holds JwksCache and ClientCache; AppState split",
     ),
-    ("oauth", "jwt", "in the circle only through state (above)"),
-    (
-        "oauth",
-        "accounts",
-        "in the circle only through state (above)",
-    ),
-    (
-        "apikeys",
-        "accounts",
-        "admin API reads the signed-in user (current_user, same_origin)",
-    ),
-    // Features use page helpers of web (csrf_token, html, verify_csrf): they move to a bottom-level
-    // pages helper.
     (
         "accounts",
-        "web",
-        "sign-in pages use web's CSRF and HTML helpers",
-    ),
-    (
-        "oauth",
-        "web",
-        "the consent page uses web's CSRF and HTML helpers",
-    ),
-    (
-        "web",
-        "accounts",
-        "in the circle only through accounts -> web (above)",
-    ),
-    (
-        "web",
-        "apikeys",
-        "in the circle only through accounts/oauth -> web (above)",
-    ),
-    (
-        "web",
-        "jwt",
-        "in the circle only through accounts/oauth -> web (above)",
-    ),
-    (
-        "web",
-        "oauth",
-        "in the circle only through oauth -> web (above)",
-    ),
-    (
-        "web",
         "state",
-        "in the circle only through accounts/oauth -> web (above)",
+        "handlers and current_user take AppState; AppState split",
     ),
-    // apikeys and oauth use each other (the token pipeline).
+    (
+        "apikeys",
+        "state",
+        "handlers take web::Data<AppState>; AppState split",
+    ),
+    (
+        "apis",
+        "state",
+        "find_api reads api_cache and hasher of AppState; AppState split",
+    ),
+    (
+        "jwt",
+        "state",
+        "the JWKS handler and key reloads take AppState; AppState split",
+    ),
+    (
+        "oauth",
+        "state",
+        "handlers take web::Data<AppState>; AppState split",
+    ),
+    (
+        "pages",
+        "state",
+        "CSRF helpers read the hasher and the cookie flag of AppState; a bottom-level value in app data",
+    ),
+    // Edges between features (and onto pages) that are in the circle only through state above.
+    (
+        "accounts",
+        "pages",
+        "in the circle only through pages -> state",
+    ),
+    (
+        "oauth",
+        "pages",
+        "in the circle only through pages -> state",
+    ),
+    (
+        "apikeys",
+        "accounts",
+        "the admin API reads the signed-in user; in the circle through state",
+    ),
+    (
+        "apikeys",
+        "apis",
+        "keys are checked against registered APIs; in the circle through state",
+    ),
+    (
+        "oauth",
+        "accounts",
+        "the authorize page reads the signed-in user; in the circle through state",
+    ),
+    (
+        "oauth",
+        "apis",
+        "grants are checked against registered APIs; in the circle through state",
+    ),
+    (
+        "oauth",
+        "jwt",
+        "access tokens are signed and verified by jwt; in the circle through state",
+    ),
+    // apikeys and oauth use each other: forward-auth verifies access tokens, introspection and
+    // revocation handle API keys and usage counts.
     (
         "apikeys",
         "oauth",
-        "scope names and audiences of registered APIs, token access checks",
+        "/v1/auth/check verifies access tokens (oauth::verified)",
     ),
     (
         "oauth",

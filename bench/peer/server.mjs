@@ -7,6 +7,10 @@
 //   FORMAT  access token format: jwt (default) | opaque
 //           (oidc-provider refuses to introspect JWT access tokens, so the
 //           introspection scenario needs FORMAT=opaque)
+//   PEER_KEY  the signing key as a JWK (set by cluster.mjs for its workers; otherwise one is
+//           generated here)
+// Several processes on one port: cluster.mjs (WORKERS=N), which forks this file N times.
+import cluster from 'node:cluster';
 import { generateKeyPairSync } from 'node:crypto';
 
 import Provider, { errors } from 'oidc-provider';
@@ -47,8 +51,8 @@ function signingKey(alg) {
   };
 }
 
-// exactly one signing key, for the chosen alg
-const keys = [signingKey(ALG)];
+// exactly one signing key, for the chosen alg (the cluster's primary makes it for all workers)
+const keys = [process.env.PEER_KEY ? JSON.parse(process.env.PEER_KEY) : signingKey(ALG)];
 
 const resourceServer = {
   scope: SCOPE,
@@ -115,7 +119,8 @@ const provider = new Provider(ISSUER, configuration);
 provider.proxy = false;
 
 const server = provider.listen(PORT, HOST, () => {
-  console.log(`peer ready ${ISSUER}`);
+  // in a cluster the primary says when every worker listens
+  if (!cluster.isWorker) console.log(`peer ready ${ISSUER}`);
 });
 
 let closing = false;

@@ -16,10 +16,10 @@ use crate::audit::{self, Actor};
 use crate::db;
 use crate::error::AppError;
 use crate::i18n::{self, Lang};
+use crate::pages::{AFTER_SIGN_IN, csrf_token, html, new_csrf, safe_return_path, verify_csrf};
 use crate::ratelimit::failures::{Failure, ip_key};
 use crate::request::RequestContext;
 use crate::state::AppState;
-use crate::web::{AFTER_SIGN_IN, csrf_token, html, new_csrf, safe_return_path, verify_csrf};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(home)

@@ -12,7 +12,7 @@ use crate::cache::Lookup;
 use crate::db;
 use crate::error::AppError;
 use crate::i18n::{Detail, Lang};
-use crate::oauth::access;
+use crate::oauth::verified as access;
 use crate::ratelimit::{Bucket, Decision};
 use crate::state::AppState;
 

@@ -14,13 +14,13 @@ use actix_web::web;
 use diesel::Connection as _;
 
 use crate::accounts::UserId;
+use crate::apis::valid_scope_name;
 use crate::audit::{self, Actor, Origin};
 use crate::config::{KeyTypeSetting, Settings};
 use crate::crypto::{Hasher, random_id};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::i18n::Detail;
-use crate::oauth::model::valid_scope_name;
 pub use model::{ALL_SCOPES, ApiKey, ApiKeyId, KeyStatus, KeyView};
 
 /// Purpose string of API-key hashes under the pepper. Short on purpose: with the key's secret part
@@ -268,7 +268,7 @@ pub fn create_key(
     actor: Actor,
     origin: Origin,
 ) -> Result<(ApiKey, KeySecret), AppError> {
-    let registered = crate::oauth::registered_scope_names(conn)?;
+    let registered = crate::apis::registered_scope_names(conn)?;
     new_key(
         conn,
         settings,
@@ -302,7 +302,7 @@ fn new_key(
         return Err(bad(Detail::EnvLiveOrTest));
     }
     let scopes = key_scopes(&kt, &input.scopes, registered)?;
-    let audiences = crate::oauth::registered_audiences(conn, &input.apis)?.join(" ");
+    let audiences = crate::apis::registered_audiences(conn, &input.apis)?.join(" ");
     let now = db::now();
     let ttl = input.expires_in.or(kt.default_ttl);
     if let Some(max) = kt.max_ttl {

@@ -88,24 +88,21 @@ fn unverified_issuer(jwt: &str) -> Option<String> {
 /// `sub` = the client, `aud` one of `audiences`, `exp` within one hour (± the clock skew), `iat`, and a
 /// `jti` not seen before. Returns the client and the claims.
 pub async fn verify(
-    state: &AppState,
+    state: &actix_web::web::Data<AppState>,
     jwt: &str,
     use_: Use,
     audiences: &[String],
-) -> Result<(Client, AssertionClaims), AppError> {
+) -> Result<(std::sync::Arc<Client>, AssertionClaims), AppError> {
     let generic = || refuse(use_, Detail::AssertionInvalid);
     if jwt.len() > 8 * 1024 {
         return Err(generic());
     }
     let header = jsonwebtoken::decode_header(jwt).map_err(|_| generic())?;
     let client_id = unverified_issuer(jwt).ok_or_else(generic)?;
-    let lookup = client_id.clone();
-    let client = db::run(&state.pool, move |conn| {
-        Ok(store::find_client(conn, &lookup)?)
-    })
-    .await?
-    .filter(|c| c.enabled())
-    .ok_or_else(generic)?;
+    let client = super::credentials::find(state, &client_id)
+        .await?
+        .filter(|c| c.enabled())
+        .ok_or_else(generic)?;
     let method = client.auth_method();
     let keys: Vec<DecodingKey> = match method {
         TokenAuthMethod::ClientSecretJwt => {

@@ -17,6 +17,8 @@ const CACHE_TTL: Duration = Duration::from_secs(300);
 const REFETCH_AFTER: Duration = Duration::from_secs(30);
 const MAX_JWKS_BYTES: usize = 64 * 1024;
 const MAX_KEYS: usize = 20;
+/// The most key sets a node keeps (one per client `jwks_uri`).
+const MAX_CACHED_SETS: usize = 1_000;
 
 /// Normalises registered key material to a JWKS document (JSON text). Accepts a JWKS, a single JWK,
 /// or one or more PEM public keys (SPKI; PKCS#1 for RSA). Private keys and symmetric keys are refused.
@@ -45,13 +47,28 @@ pub fn normalize_registered_keys(input: &str) -> Result<String, Detail> {
     Ok(json!({ "keys": keys }).to_string())
 }
 
+/// Why a client's key set could not be read.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JwksError {
+    #[error("the key set is not JSON ({0})")]
+    NotJson(String),
+    #[error("the document is not a JWKS (no `keys` array)")]
+    NotJwks,
+    #[error("cannot fetch the client's jwks_uri ({0})")]
+    Fetch(String),
+    #[error("the client's jwks_uri answered {0}")]
+    Status(reqwest::StatusCode),
+    #[error("the client's JWKS is larger than 64 KiB")]
+    TooLarge,
+}
+
 /// Parses a JWKS document, keeping only keys usable for client signatures.
-pub fn parse_jwks(text: &str) -> Result<JwkSet, String> {
-    let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
+pub fn parse_jwks(text: &str) -> Result<JwkSet, JwksError> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| JwksError::NotJson(e.to_string()))?;
     let keys = doc
         .get("keys")
         .and_then(Value::as_array)
-        .ok_or("not a JWKS")?;
+        .ok_or(JwksError::NotJwks)?;
     let usable: Vec<Jwk> = keys
         .iter()
         .filter(|k| check_public_jwk(k).is_ok())
@@ -264,7 +281,7 @@ impl JwksCache {
 
     /// The keys at `uri`: from the cache when fresh; refetched when stale, or when `kid` is missing
     /// from the cached set and the last fetch is older than 30 s (the client may have rotated).
-    pub async fn get(&self, uri: &str, kid: Option<&str>) -> Result<Arc<JwkSet>, String> {
+    pub async fn get(&self, uri: &str, kid: Option<&str>) -> Result<Arc<JwkSet>, JwksError> {
         let cached = self.entries.lock().ok().and_then(|m| {
             m.get(uri)
                 .map(|c| (c.fetched.elapsed(), Arc::clone(&c.keys)))
@@ -281,6 +298,13 @@ impl JwksCache {
             Ok(keys) => {
                 let keys = Arc::new(keys);
                 if let Ok(mut m) = self.entries.lock() {
+                    // Bounded: past the limit, the stale sets go, then all (each is refetched once).
+                    if m.len() >= MAX_CACHED_SETS && !m.contains_key(uri) {
+                        m.retain(|_, c| c.fetched.elapsed() < CACHE_TTL);
+                        if m.len() >= MAX_CACHED_SETS {
+                            m.clear();
+                        }
+                    }
                     m.insert(
                         uri.to_owned(),
                         Cached {
@@ -299,22 +323,26 @@ impl JwksCache {
         }
     }
 
-    async fn fetch(&self, uri: &str) -> Result<JwkSet, String> {
+    async fn fetch(&self, uri: &str) -> Result<JwkSet, JwksError> {
         let mut res = self
             .http
             .get(uri)
             .header("Accept", "application/json")
             .send()
             .await
-            .map_err(|e| format!("cannot fetch the client's jwks_uri ({e})"))?;
+            .map_err(|e| JwksError::Fetch(e.to_string()))?;
         if !res.status().is_success() {
-            return Err(format!("the client's jwks_uri answered {}", res.status()));
+            return Err(JwksError::Status(res.status()));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = res.chunk().await.map_err(|e| e.to_string())? {
+        while let Some(chunk) = res
+            .chunk()
+            .await
+            .map_err(|e| JwksError::Fetch(e.to_string()))?
+        {
             body.extend_from_slice(&chunk);
             if body.len() > MAX_JWKS_BYTES {
-                return Err("the client's JWKS is larger than 64 KiB".into());
+                return Err(JwksError::TooLarge);
             }
         }
         parse_jwks(&String::from_utf8_lossy(&body))

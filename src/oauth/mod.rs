@@ -1,41 +1,45 @@
 //! OAuth 2.0: clients, APIs and scopes, client authentication, the token endpoint and metadata.
 
+mod access;
 mod assertion;
-mod client_auth;
+pub mod authorize;
 pub mod client_keys;
-mod flow;
-mod handlers;
-mod lifecycle;
+mod credentials;
+mod introspect;
+mod metadata;
 pub mod model;
 mod pages;
+mod params;
+mod revoke;
+pub mod scopes;
 mod store;
+pub mod token;
 
 /// Access-token verification with the node's cache, for the forward-auth check.
-pub mod access {
-    pub use super::lifecycle::{access_token_hash, cached_access, verify_access};
+pub mod verified {
+    pub use super::access::{access_token_hash, cached_access, verify_access};
 }
 
 use actix_web::web;
 use diesel::Connection as _;
 
+/// The registry of APIs and scopes lives in [`crate::apis`]; these two are named here too.
+pub use crate::apis::{create_api, create_scope};
 use crate::audit::{self, Actor, Origin};
 use crate::config::SecretBytes;
 use crate::crypto::{Hasher, random_id, random_token};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::i18n::Detail;
-pub use client_auth::{
-    authenticate_client, basic_credentials, check_client, forget_client, load_client, parse_form,
-};
 pub use client_keys::JwksCache;
-pub use handlers::grant_scopes;
-pub use model::{Api, Client, GrantType, RedirectUri, ScopeRow, TokenAuthMethod};
+pub use credentials::{basic_credentials, forget_client};
+pub use model::{Client, GrantType, RedirectUri, TokenAuthMethod};
 pub use pages::app_named_by_return_to;
+pub use params::parse_form;
+pub use scopes::grant_scopes;
 
 /// OAuth clients by HMAC of the id, for client authentication (the secret is still checked on every request).
 pub type ClientCache = crate::cache::HashCache<Client>;
-/// APIs (resource servers) by HMAC of the audience, with their scope names, for service grants.
-pub type ApiCache = crate::cache::HashCache<(String, Vec<String>)>;
 
 impl crate::cache::Fields for Client {
     fn field(&self, name: &str) -> Option<&str> {
@@ -47,61 +51,21 @@ impl crate::cache::Fields for Client {
 pub const CLIENT_SECRET_PURPOSE: &str = "client_secret";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    handlers::configure(cfg);
-    lifecycle::configure(cfg);
+    token::configure(cfg);
+    authorize::configure(cfg);
+    revoke::configure(cfg);
+    introspect::configure(cfg);
+    metadata::configure(cfg);
 }
 
 /// The OpenAPI description of the JSON routes `configure` adds (the authorization pages are HTML).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     use utoipa::OpenApi as _;
-    let mut doc = handlers::Docs::openapi();
-    doc.merge(lifecycle::Docs::openapi());
+    let mut doc = token::Docs::openapi();
+    doc.merge(metadata::Docs::openapi());
+    doc.merge(revoke::Docs::openapi());
+    doc.merge(introspect::Docs::openapi());
     doc
-}
-
-/// The scopes of a fresh install's default API, with the text the consent page shows.
-pub const DEFAULT_SCOPES: &[(&str, &str)] = &[
-    ("read", "Read your data"),
-    ("write", "Create and change your data"),
-    ("delete", "Delete your data"),
-    ("admin", "Manage settings and other people's access"),
-    (
-        "offline_access",
-        "Keep access when you are not using the app (refresh tokens)",
-    ),
-];
-
-/// Creates the default API (audience = the issuer) and its scopes when missing. Idempotent.
-pub fn ensure_default_api(conn: &mut DbConn, issuer: &str) -> Result<Api, AppError> {
-    conn.transaction(|conn| {
-        let api = match store::find_api_by_audience(conn, issuer)? {
-            Some(api) => api,
-            None => {
-                store::insert_api(
-                    conn,
-                    &random_id("api", 20),
-                    issuer,
-                    "Default API",
-                    db::now(),
-                )?;
-                store::find_api_by_audience(conn, issuer)?.ok_or(AppError::NotFound)?
-            }
-        };
-        let existing = store::find_scopes(conn, &api.id)?;
-        for (name, description) in DEFAULT_SCOPES {
-            if !existing.iter().any(|s| s.name == *name) {
-                store::insert_scope(
-                    conn,
-                    &random_id("scp", 20),
-                    &api.id,
-                    name,
-                    description,
-                    db::now(),
-                )?;
-            }
-        }
-        Ok(api)
-    })
 }
 
 /// What a new client is made of (validated by [`create_client`]).
@@ -243,13 +207,13 @@ pub fn create_client(
     let allowed = scopes.join(" ");
     let now = db::now();
     conn.transaction(|conn| {
-        let known = store::find_all_scope_names(conn)?;
+        let known = crate::apis::registered_scope_names(conn)?;
         if let Some(unknown) = scopes.iter().find(|s| !known.iter().any(|k| k == *s)) {
             return Err(model::bad_request(Detail::ScopeNotRegistered {
                 scope: unknown.chars().take(128).collect(),
             }));
         }
-        let introspect = registered_audiences(conn, &input.introspect)?;
+        let introspect = crate::apis::registered_audiences(conn, &input.introspect)?;
         if !introspect.is_empty() && input.public {
             return Err(model::bad_request(Detail::PublicCannotIntrospect));
         }
@@ -379,53 +343,6 @@ pub fn find_client(conn: &mut DbConn, id: &str) -> Result<(Client, Vec<String>),
     Ok((client, uris))
 }
 
-/// Every registered API (resource server), by audience.
-pub fn list_apis(conn: &mut DbConn) -> Result<Vec<Api>, AppError> {
-    Ok(store::find_apis(conn)?)
-}
-
-/// Every registered scope with its description (for forms).
-pub fn list_scopes(conn: &mut DbConn) -> Result<Vec<ScopeRow>, AppError> {
-    use db::schema::scopes;
-    use diesel::prelude::*;
-    Ok(scopes::table
-        .order(scopes::name.asc())
-        .select(ScopeRow::as_select())
-        .load(conn)?)
-}
-
-/// The names of every registered scope, sorted (what API keys may be restricted to).
-pub fn registered_scope_names(conn: &mut DbConn) -> Result<Vec<String>, AppError> {
-    Ok(store::find_all_scope_names(conn)?)
-}
-
-/// `requested` audiences (repeatable, or space-separated), each the audience of a registered API;
-/// duplicates dropped. An unknown one is refused with the registered audiences listed.
-pub fn registered_audiences(
-    conn: &mut DbConn,
-    requested: &[String],
-) -> Result<Vec<String>, AppError> {
-    let mut out: Vec<String> = Vec::new();
-    let words = requested.iter().flat_map(|a| a.split(' '));
-    let words: Vec<&str> = words.filter(|a| !a.is_empty()).collect();
-    if words.is_empty() {
-        return Ok(out);
-    }
-    let known = store::find_api_audiences(conn)?;
-    for a in words {
-        if !known.iter().any(|k| k == a) {
-            return Err(model::bad_request(Detail::UnknownAudience {
-                audience: a.chars().take(128).collect(),
-                registered: known,
-            }));
-        }
-        if !out.iter().any(|o| o == a) {
-            out.push(a.to_owned());
-        }
-    }
-    Ok(out)
-}
-
 /// Replaces a client's redirect URIs (already validated), audited, in one transaction.
 pub fn set_redirect_uris(
     conn: &mut DbConn,
@@ -539,88 +456,5 @@ pub fn delete_client(
                 .details(serde_json::json!({ "name": client.name })),
         )?;
         Ok(())
-    })
-}
-
-/// Registers an API (a resource server) by its audience.
-pub fn create_api(
-    conn: &mut DbConn,
-    audience: &str,
-    name: &str,
-    actor: Actor,
-) -> Result<Api, AppError> {
-    let audience = audience.trim();
-    let name = name.trim();
-    if audience.is_empty() || audience.len() > 512 || audience.contains(' ') {
-        return Err(model::bad_request(Detail::AudienceFormat));
-    }
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(model::bad_request(Detail::TextLength {
-            field: "name",
-            max: 100,
-        }));
-    }
-    conn.transaction(|conn| {
-        if store::find_api_by_audience(conn, audience)?.is_some() {
-            return Err(AppError::Conflict("conflict"));
-        }
-        let id = random_id("api", 20);
-        store::insert_api(conn, &id, audience, name, db::now())?;
-        audit::record(
-            conn,
-            audit::Event::new(actor, "api.create")
-                .target("api", &id)
-                .details(serde_json::json!({ "audience": audience, "name": name })),
-        )?;
-        store::find_api_by_audience(conn, audience)?.ok_or(AppError::NotFound)
-    })
-}
-
-/// Registers a scope on an API (by audience; the default API when `None`).
-pub fn create_scope(
-    conn: &mut DbConn,
-    issuer: &str,
-    name: &str,
-    description: &str,
-    audience: Option<&str>,
-    actor: Actor,
-) -> Result<ScopeRow, AppError> {
-    if !model::valid_scope_name(name) {
-        return Err(model::bad_request(Detail::NotAScopeName {
-            value: name.chars().take(128).collect(),
-        }));
-    }
-    let description = description.trim();
-    if description.is_empty() || description.chars().count() > 200 {
-        return Err(model::bad_request(Detail::TextLength {
-            field: "description",
-            max: 200,
-        }));
-    }
-    let audience = audience.unwrap_or(issuer);
-    conn.transaction(|conn| {
-        let api = store::find_api_by_audience(conn, audience)?.ok_or_else(|| {
-            model::bad_request(Detail::NoApiWithAudience {
-                audience: audience.chars().take(128).collect(),
-            })
-        })?;
-        if store::find_scopes(conn, &api.id)?
-            .iter()
-            .any(|s| s.name == name)
-        {
-            return Err(AppError::Conflict("conflict"));
-        }
-        let id = random_id("scp", 20);
-        store::insert_scope(conn, &id, &api.id, name, description, db::now())?;
-        audit::record(
-            conn,
-            audit::Event::new(actor, "scope.create")
-                .target("scope", &id)
-                .details(serde_json::json!({ "name": name, "audience": audience })),
-        )?;
-        store::find_scopes(conn, &api.id)?
-            .into_iter()
-            .find(|s| s.name == name)
-            .ok_or(AppError::NotFound)
     })
 }

@@ -1,9 +1,8 @@
 //! OAuth clients, APIs and scopes as stored, and the validated values they are built from.
 
 use diesel::prelude::*;
-use serde::Serialize;
 
-use crate::db::schema::{oauth_clients, resource_servers, scopes, users};
+use crate::db::schema::{oauth_clients, users};
 use crate::error::AppError;
 use crate::i18n::Detail;
 
@@ -80,23 +79,6 @@ impl Client {
             .map(|a| a.split(' ').filter(|s| !s.is_empty()).collect())
             .unwrap_or_default()
     }
-}
-
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
-#[diesel(table_name = resource_servers)]
-pub struct Api {
-    pub id: String,
-    pub audience: String,
-    pub name: String,
-}
-
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
-#[diesel(table_name = scopes)]
-pub struct ScopeRow {
-    pub id: String,
-    pub resource_server_id: String,
-    pub name: String,
-    pub description: String,
 }
 
 /// How a client authenticates at the token, revocation and introspection endpoints (RFC 7591 names).
@@ -240,13 +222,7 @@ impl RedirectUri {
     }
 }
 
-/// A scope name: RFC 6749 `scope-token` characters, no spaces.
-pub fn valid_scope_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
-}
+pub use crate::apis::valid_scope_name;
 
 pub fn bad_request(detail: impl Into<Detail>) -> AppError {
     AppError::bad_request("invalid_request", detail)

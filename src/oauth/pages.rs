@@ -2,9 +2,8 @@
 //! sign-in continues to.
 
 use askama::Template;
-use oxide_auth::primitives::prelude::PreGrant;
 
-use super::flow::ConsentPage;
+use super::authorize::AuthorizeRequest;
 use super::store;
 use crate::db::DbConn;
 use crate::error::AppError;
@@ -58,19 +57,25 @@ struct Consent<'a> {
     params: &'a [(String, String)],
 }
 
-/// Renders the consent page for a validated pre-grant.
+/// Everything the consent page needs besides the request.
+#[derive(Debug)]
+pub struct ConsentPage<'a> {
+    pub lang: Lang,
+    pub csrf_token: &'a str,
+    pub user_email: &'a str,
+}
+
+/// Renders the consent page for a validated request: the app's name, where the user returns, and
+/// each scope with its description.
 pub fn consent_page(
     conn: &mut DbConn,
-    grant: &PreGrant,
-    audience: &str,
-    page: &ConsentPage,
+    request: &AuthorizeRequest,
+    page: &ConsentPage<'_>,
 ) -> Result<String, AppError> {
-    let client = store::find_client(conn, &grant.client_id)?.ok_or(AppError::NotFound)?;
-    let api = store::find_api_by_audience(conn, audience)?.ok_or(AppError::NotFound)?;
-    let described = store::find_scopes(conn, &api.id)?;
-    let scopes = grant
+    let described = crate::apis::described_scopes(conn, &request.audience)?;
+    let scopes = request
         .scope
-        .iter()
+        .split(' ')
         .map(|name| {
             let description = described
                 .iter()
@@ -80,7 +85,7 @@ pub fn consent_page(
             (name.to_owned(), description)
         })
         .collect();
-    let redirect = grant.redirect_uri.to_url();
+    let redirect = &request.redirect_uri;
     let host = match redirect.port() {
         Some(p) => format!("{}:{p}", redirect.host_str().unwrap_or_default()),
         None => redirect.host_str().unwrap_or_default().to_owned(),
@@ -88,12 +93,12 @@ pub fn consent_page(
     Ok(Consent {
         lang: page.lang.tag(),
         t: ConsentText::for_lang(page.lang),
-        client_name: &client.name,
+        client_name: &request.client.name,
         redirect_host: &host,
-        user_email: &page.user_email,
+        user_email: page.user_email,
         scopes,
-        csrf_token: &page.csrf_token,
-        params: &page.params,
+        csrf_token: page.csrf_token,
+        params: &request.params,
     }
     .render()?)
 }

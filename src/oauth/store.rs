@@ -2,9 +2,9 @@
 
 use diesel::prelude::*;
 
-use super::model::{Api, Client, ScopeRow};
+use super::model::Client;
 use crate::db::DbConn;
-use crate::db::schema::{oauth_clients, oauth_redirect_uris, resource_servers, scopes, users};
+use crate::db::schema::{oauth_clients, oauth_redirect_uris, users};
 
 /// The columns of a new client.
 #[derive(Debug)]
@@ -75,84 +75,6 @@ pub fn find_redirect_uris(conn: &mut DbConn, client_id: &str) -> QueryResult<Vec
         .filter(oauth_redirect_uris::client_id.eq(client_id))
         .order(oauth_redirect_uris::created_at.asc())
         .select(oauth_redirect_uris::uri)
-        .load(conn)
-}
-
-pub fn insert_api(
-    conn: &mut DbConn,
-    id: &str,
-    audience: &str,
-    name: &str,
-    now: i64,
-) -> QueryResult<()> {
-    diesel::insert_into(resource_servers::table)
-        .values((
-            resource_servers::id.eq(id),
-            resource_servers::audience.eq(audience),
-            resource_servers::name.eq(name),
-            resource_servers::created_at.eq(now),
-        ))
-        .execute(conn)
-        .map(|_| ())
-}
-
-pub fn find_api_by_audience(conn: &mut DbConn, audience: &str) -> QueryResult<Option<Api>> {
-    resource_servers::table
-        .filter(resource_servers::audience.eq(audience))
-        .select(Api::as_select())
-        .first(conn)
-        .optional()
-}
-
-pub fn insert_scope(
-    conn: &mut DbConn,
-    id: &str,
-    api_id: &str,
-    name: &str,
-    description: &str,
-    now: i64,
-) -> QueryResult<()> {
-    diesel::insert_into(scopes::table)
-        .values((
-            scopes::id.eq(id),
-            scopes::resource_server_id.eq(api_id),
-            scopes::name.eq(name),
-            scopes::description.eq(description),
-            scopes::created_at.eq(now),
-        ))
-        .execute(conn)
-        .map(|_| ())
-}
-
-pub fn find_scopes(conn: &mut DbConn, api_id: &str) -> QueryResult<Vec<ScopeRow>> {
-    scopes::table
-        .filter(scopes::resource_server_id.eq(api_id))
-        .order(scopes::name.asc())
-        .select(ScopeRow::as_select())
-        .load(conn)
-}
-
-/// Every registered API, by audience.
-pub fn find_apis(conn: &mut DbConn) -> QueryResult<Vec<Api>> {
-    resource_servers::table
-        .order(resource_servers::audience.asc())
-        .select(Api::as_select())
-        .load(conn)
-}
-
-/// The audiences of every registered API, sorted.
-pub fn find_api_audiences(conn: &mut DbConn) -> QueryResult<Vec<String>> {
-    resource_servers::table
-        .select(resource_servers::audience)
-        .order(resource_servers::audience.asc())
-        .load(conn)
-}
-
-pub fn find_all_scope_names(conn: &mut DbConn) -> QueryResult<Vec<String>> {
-    scopes::table
-        .select(scopes::name)
-        .distinct()
-        .order(scopes::name.asc())
         .load(conn)
 }
 
@@ -314,19 +236,19 @@ pub fn insert_revoked_jti(
     now: i64,
     expires_at: i64,
 ) -> QueryResult<()> {
-    use crate::db::schema::revoked_access_tokens as ra;
-    if ra::table.find(jti).count().get_result::<i64>(conn)? > 0 {
-        return Ok(());
-    }
-    diesel::insert_into(ra::table)
-        .values((
-            ra::jti.eq(jti),
-            ra::family_id.eq(family_id),
-            ra::revoked_at.eq(now),
-            ra::expires_at.eq(expires_at),
-        ))
-        .execute(conn)
-        .map(|_| ())
+    use diesel::sql_types::{BigInt, Nullable, Text};
+    // Two replays of one code may revoke the same jti at once: the second insert does nothing (a
+    // check before the insert would race, and on PostgreSQL a failed insert aborts the transaction).
+    diesel::sql_query(
+        "INSERT INTO revoked_access_tokens (jti, family_id, revoked_at, expires_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING",
+    )
+    .bind::<Text, _>(jti)
+    .bind::<Nullable<Text>, _>(family_id)
+    .bind::<BigInt, _>(now)
+    .bind::<BigInt, _>(expires_at)
+    .execute(conn)
+    .map(|_| ())
 }
 
 /// A refresh token to store (by its hash) with the access token issued beside it.

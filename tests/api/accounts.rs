@@ -104,15 +104,10 @@ async fn wrong_passwords_and_unknown_users_get_the_same_answer() {
         ("ana@example.com", "wrong password!!"),
         ("nobody@example.com", PASSWORD),
     ] {
-        let token = app.login_csrf(&c).await;
-        let res = c
-            .post(app.url("/login"))
+        let res = app
+            .login_request(&c, &[("email", email), ("password", password)])
+            .await
             .header("Accept-Language", "es-ES")
-            .form(&[
-                ("email", email),
-                ("password", password),
-                ("csrf_token", &token),
-            ])
             .send()
             .await
             .expect("sent");
@@ -135,15 +130,16 @@ async fn signing_in_sets_a_new_session_each_time_and_signing_out_ends_it() {
     let app = spawn_app().await;
     app.create_user("Ana@Example.com", PASSWORD, false);
     let c = client();
-    let token = app.login_csrf(&c).await;
-    let res = c
-        .post(app.url("/login"))
-        .form(&[
-            ("email", "ana@example.com"),
-            ("password", PASSWORD),
-            ("csrf_token", &token),
-            ("return_to", "/somewhere?x=1"),
-        ])
+    let res = app
+        .login_request(
+            &c,
+            &[
+                ("email", "ana@example.com"),
+                ("password", PASSWORD),
+                ("return_to", "/somewhere?x=1"),
+            ],
+        )
+        .await
         .send()
         .await
         .expect("sent");
@@ -193,14 +189,7 @@ async fn signing_in_sets_a_new_session_each_time_and_signing_out_ends_it() {
     );
     assert_eq!(stored.len(), 64, "HMAC-SHA256 hex");
 
-    let page = c
-        .get(app.url("/dashboard/apps"))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("body");
+    let page = app.fetch_text(&c, "/dashboard/apps").await;
     let token = hidden_field(&page, "csrf_token").expect("logout form token");
     let res = c
         .post(app.url("/logout"))
@@ -234,16 +223,16 @@ async fn signing_in_sets_a_new_session_each_time_and_signing_out_ends_it() {
 async fn return_to_never_leaves_the_site() {
     let app = spawn_app().await;
     app.create_user("ana@example.com", PASSWORD, false);
-    let c = client();
-    let token = app.login_csrf(&c).await;
-    let res = c
-        .post(app.url("/login"))
-        .form(&[
-            ("email", "ana@example.com"),
-            ("password", PASSWORD),
-            ("csrf_token", &token),
-            ("return_to", "//evil.example/phish"),
-        ])
+    let res = app
+        .login_request(
+            &client(),
+            &[
+                ("email", "ana@example.com"),
+                ("password", PASSWORD),
+                ("return_to", "//evil.example/phish"),
+            ],
+        )
+        .await
         .send()
         .await
         .expect("sent");

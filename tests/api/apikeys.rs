@@ -8,41 +8,10 @@ use tessera::apikeys::{self, KeyInput};
 use tessera::audit::{Actor, Origin};
 use tessera::config::{KeyTypeSetting, SecretBytes, Settings};
 
-use crate::helpers::{TEST_PEPPER, TestApp, assert_error, spawn_app, spawn_app_with};
-
-pub(crate) fn create(
-    app: &TestApp,
-    settings: &Settings,
-    input: KeyInput,
-) -> Result<(String, String), String> {
-    let hasher = tessera::crypto::Hasher::new(&SecretBytes::new(TEST_PEPPER.to_vec()));
-    let mut conn = app.conn();
-    apikeys::create_key(
-        &mut conn,
-        settings,
-        &hasher,
-        &input,
-        Actor::System,
-        Origin::default(),
-    )
-    .map(|(k, s)| (k.id.into_string(), s.0))
-    .map_err(|e| e.code().to_owned())
-}
-
-pub(crate) fn key(app: &TestApp, key_type: &str, env: &str, scopes: &[&str]) -> (String, String) {
-    create(
-        app,
-        &Settings::default(),
-        KeyInput {
-            name: "Test key".into(),
-            key_type: key_type.into(),
-            env: env.into(),
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        },
-    )
-    .expect("key created")
-}
+use crate::helpers::{
+    Credential, TEST_PEPPER, TestApp, assert_error, check, create_key, eventually, key, redis,
+    spawn_app, spawn_app_with, spawn_second_node,
+};
 
 async fn verify(app: &TestApp, body: Value) -> Value {
     let res = app
@@ -315,13 +284,10 @@ async fn metric(address: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("{name} in the metrics"))
 }
 
-async fn check_status(address: &str, secret: &str) -> u16 {
-    crate::helpers::client()
-        .get(format!("{address}/v1/auth/check"))
-        .header("X-API-Key", secret)
-        .send()
+/// Forward-auth's status for the key `secret` (in `X-API-Key`) on `node`.
+async fn check_status(node: &str, secret: &str) -> u16 {
+    check(node, Credential::ApiKey(secret))
         .await
-        .expect("check")
         .status()
         .as_u16()
 }
@@ -329,7 +295,7 @@ async fn check_status(address: &str, secret: &str) -> u16 {
 #[actix_web::test]
 async fn a_revoked_key_is_refused_at_once_by_its_node_and_within_5s_by_the_others() {
     let a = spawn_app().await;
-    let b = second_node(&a, |_| {}).await;
+    let b = spawn_second_node(&a, |_| {}).await;
     let (_, admin_key) = key(&a, "sk", "live", &[]);
     let (id, secret) = key(&a, "rk", "live", &["read"]);
     // Both nodes answer from their caches once they have seen the key.
@@ -352,28 +318,20 @@ async fn a_revoked_key_is_refused_at_once_by_its_node_and_within_5s_by_the_other
         .await
         .expect("revoke");
     assert_eq!(res.status(), 200);
-    let res = a
-        .client
-        .get(a.url("/v1/auth/check"))
-        .bearer_auth(&secret)
-        .send()
-        .await
-        .expect("check");
+    let res = check(&a.address, &secret).await;
     assert_error(res, 401, "revoked_api_key").await;
 
     // The other node holds the key for at most TESSERA_API_KEY_CACHE_TTL (2 s by default).
-    let start = Instant::now();
-    while check_status(&b, &secret).await == 200 {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "node B still accepts the revoked key after 5 s"
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(5),
+        "node B refuses the revoked key",
+        || async { check_status(&b, &secret).await != 200 },
+    )
+    .await;
     assert_eq!(check_status(&b, &secret).await, 401);
 
     // With the cache off, a revocation made anywhere is seen on the next request.
-    let c = second_node(&a, |s| s.api_key_cache_ttl = Duration::ZERO).await;
+    let c = spawn_second_node(&a, |s| s.api_key_cache_ttl = Duration::ZERO).await;
     let (id, secret) = key(&a, "rk", "live", &["read"]);
     assert_eq!(check_status(&c, &secret).await, 200);
     {
@@ -395,13 +353,7 @@ async fn forward_auth_accepts_tessera_access_tokens_until_they_are_revoked() {
     let app = spawn_app().await;
     let (id, secret, token) = access_token(&app).await;
     let url = app.url("/v1/auth/check");
-    let res = app
-        .client
-        .get(&url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("check");
+    let res = check(&app.address, &token).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["x-auth-client-id"], id.as_str());
     assert_eq!(res.headers()["x-auth-subject"], id.as_str());
@@ -415,13 +367,7 @@ async fn forward_auth_accepts_tessera_access_tokens_until_they_are_revoked() {
         .expect("check");
     assert_error(res, 403, "insufficient_permissions").await;
     assert_eq!(app.revoke(&id, &secret, &token).await, 200);
-    let res = app
-        .client
-        .get(&url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("check");
+    let res = check(&app.address, &token).await;
     assert_error(res, 401, "invalid_api_key").await;
 }
 
@@ -435,49 +381,35 @@ async fn access_token(app: &TestApp) -> (String, String, String) {
     (id, secret, token)
 }
 
-async fn check_token(app: &TestApp, node: &str, token: &str) -> u16 {
-    app.client
-        .get(format!("{node}/v1/auth/check"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("check")
-        .status()
-        .as_u16()
-}
-
 #[actix_web::test]
 async fn a_cached_access_token_is_refused_at_once_by_the_revoking_node_and_within_5s_by_the_others()
 {
     let a = spawn_app().await;
-    let b = second_node(&a, |_| {}).await;
+    let b = spawn_second_node(&a, |_| {}).await;
     let (id, secret, token) = access_token(&a).await;
     // Both nodes verify it, then answer from their caches.
     for node in [&a.address, &b, &a.address, &b] {
-        assert_eq!(check_token(&a, node, &token).await, 200);
+        assert_eq!(check(node, &token).await.status(), 200);
     }
     assert_eq!(a.revoke(&id, &secret, &token).await, 200);
     assert_eq!(
-        check_token(&a, &a.address, &token).await,
+        check(&a.address, &token).await.status(),
         401,
         "the revoking node drops its cached answer at once"
     );
-    let start = Instant::now();
-    loop {
-        let status = check_token(&a, &b, &token).await;
-        if status == 401 {
-            break;
-        }
-        assert_eq!(status, 200);
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "the other node still accepts a revoked token after 5 s"
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(5),
+        "the other node refuses the revoked token",
+        || async {
+            let status = check(&b, &token).await.status();
+            assert!(status == 200 || status == 401, "{status}");
+            status == 401
+        },
+    )
+    .await;
     // A disabled client's tokens are refused too (once the cached answer is gone).
     let (id, _, token) = access_token(&a).await;
-    assert_eq!(check_token(&a, &b, &token).await, 200);
+    assert_eq!(check(&b, &token).await.status(), 200);
     {
         use diesel::RunQueryDsl as _;
         let mut conn = a.conn();
@@ -487,27 +419,12 @@ async fn a_cached_access_token_is_refused_at_once_by_the_revoking_node_and_withi
         .execute(&mut conn)
         .expect("disable the client");
     }
-    let start = Instant::now();
-    while check_token(&a, &b, &token).await != 401 {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "a disabled client's token is still accepted after 5 s"
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn introspect(app: &TestApp, id: &str, secret: &str, token: &str) -> Value {
-    let res = app
-        .client
-        .post(app.url("/oauth/introspect"))
-        .basic_auth(id, Some(secret))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .expect("introspect");
-    assert_eq!(res.status(), 200);
-    res.json().await.expect("json")
+    eventually(
+        Duration::from_secs(5),
+        "the disabled client's token is refused",
+        || async { check(&b, &token).await.status() == 401 },
+    )
+    .await;
 }
 
 #[actix_web::test]
@@ -515,22 +432,18 @@ async fn cached_clients_and_tokens_follow_revocation_and_disabling() {
     let a = spawn_app().await;
     let (id, secret, token) = access_token(&a).await;
     // Introspected twice: the second answer comes from the node's caches, and is the same.
-    let first = introspect(&a, &id, &secret, &token).await;
+    let first = a.introspect((id.as_str(), secret.as_str()), &token).await;
     assert_eq!(first["active"], true);
-    assert_eq!(introspect(&a, &id, &secret, &token).await, first);
-    let res = a
-        .client
-        .post(a.url("/oauth/introspect"))
-        .basic_auth(&id, Some("wrong-secret"))
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .expect("introspect");
+    assert_eq!(
+        a.introspect((id.as_str(), secret.as_str()), &token).await,
+        first
+    );
+    let res = a.introspection((id.as_str(), "wrong-secret"), &token).await;
     assert_eq!(res.status(), 401, "a cached client still checks the secret");
     // Revoked through this node: inactive on the very next introspection.
     assert_eq!(a.revoke(&id, &secret, &token).await, 200);
     assert_eq!(
-        introspect(&a, &id, &secret, &token).await,
+        a.introspect((id.as_str(), secret.as_str()), &token).await,
         json!({ "active": false })
     );
     // Disabled elsewhere (another node, or the database directly): its credentials stop working
@@ -552,21 +465,20 @@ async fn cached_clients_and_tokens_follow_revocation_and_disabling() {
         .execute(&mut conn)
         .expect("disable the client");
     }
-    let start = Instant::now();
-    loop {
-        let res = token_request().await.expect("token");
-        if res.status() == 401 {
-            let body: Value = res.json().await.expect("json");
-            assert_eq!(body["error"], "invalid_client");
-            break;
-        }
-        assert_eq!(res.status(), 200);
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "a disabled client still gets tokens after 5 s"
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-    }
+    let refused = eventually(
+        Duration::from_secs(5),
+        "the disabled client gets no more tokens",
+        || async {
+            let res = token_request().await.expect("token");
+            if res.status() != 401 {
+                assert_eq!(res.status(), 200);
+            }
+            (res.status() == 401).then_some(res)
+        },
+    )
+    .await;
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(body["error"], "invalid_client");
 }
 
 #[actix_web::test]
@@ -576,13 +488,7 @@ async fn switched_off_places_are_not_looked_at() {
             .await;
     let (_, secret) = key(&app, "sk", "live", &[]);
     let url = app.url("/v1/auth/check");
-    let res = app
-        .client
-        .get(&url)
-        .header("X-API-Key", &secret)
-        .send()
-        .await
-        .expect("check");
+    let res = check(&app.address, Credential::ApiKey(&secret)).await;
     assert_eq!(res.status(), 200);
     for req in [
         app.client.get(&url).bearer_auth(&secret),
@@ -616,7 +522,7 @@ async fn operator_key_types_limit_scopes_and_lifetimes() {
         ..Default::default()
     };
     let (_, pak_key) =
-        create(&app, &settings, input(&["activation:write"], None)).expect("pak key");
+        create_key(&app, &settings, input(&["activation:write"], None)).expect("pak key");
     assert!(pak_key.starts_with("pak_live_"));
     let info = verify(&app, json!({ "key": pak_key })).await;
     assert_eq!(info["type"], "pak");
@@ -630,7 +536,7 @@ async fn operator_key_types_limit_scopes_and_lifetimes() {
         (&["activation:read"][..], Some(2 * 86_400)),
     ] {
         assert_eq!(
-            create(&app, &settings, input(scopes, ttl)),
+            create_key(&app, &settings, input(scopes, ttl)),
             Err("invalid_request".to_owned()),
             "{scopes:?} {ttl:?}"
         );
@@ -643,7 +549,7 @@ async fn operator_key_types_limit_scopes_and_lifetimes() {
         ..Default::default()
     };
     assert_eq!(
-        create(&app, &settings, full_with_scopes),
+        create_key(&app, &settings, full_with_scopes),
         Err("invalid_request".to_owned())
     );
     let unknown_type = KeyInput {
@@ -653,7 +559,7 @@ async fn operator_key_types_limit_scopes_and_lifetimes() {
         ..Default::default()
     };
     assert_eq!(
-        create(&app, &settings, unknown_type),
+        create_key(&app, &settings, unknown_type),
         Err("invalid_request".to_owned())
     );
 }
@@ -680,14 +586,10 @@ async fn a_rotated_key_keeps_working_through_its_grace_then_expires() {
     assert_eq!(new_key.scopes, "read");
     assert_eq!(verify(&app, json!({ "key": old })).await["code"], "valid");
     assert_eq!(verify(&app, json!({ "key": new.0 })).await["code"], "valid");
-    let start = Instant::now();
-    while verify(&app, json!({ "key": old })).await["code"] == "valid" {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the grace never ended"
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(Duration::from_secs(10), "the grace ends", || async {
+        verify(&app, json!({ "key": old })).await["code"] != "valid"
+    })
+    .await;
     assert_eq!(
         verify(&app, json!({ "key": old })).await["code"],
         "expired_api_key"
@@ -703,25 +605,12 @@ async fn keys_and_ips_are_rate_limited_with_headers() {
     })
     .await;
     let (_, secret) = key(&app, "sk", "live", &[]);
-    let url = app.url("/v1/auth/check");
     for i in 0..2 {
-        let res = app
-            .client
-            .get(&url)
-            .bearer_auth(&secret)
-            .send()
-            .await
-            .expect("check");
+        let res = check(&app.address, &secret).await;
         assert_eq!(res.status(), 200, "request {i}");
         assert_eq!(res.headers()["x-ratelimit-limit"], "2");
     }
-    let res = app
-        .client
-        .get(&url)
-        .bearer_auth(&secret)
-        .send()
-        .await
-        .expect("check");
+    let res = check(&app.address, &secret).await;
     assert!(res.headers().contains_key("retry-after"));
     assert_error(res, 429, "rate_limited").await;
     let info = verify(&app, json!({ "key": secret })).await;
@@ -747,7 +636,7 @@ async fn api_keys_can_be_introspected_and_revoked_by_their_owning_client() {
     let (rs, rs_secret) = app.create_client(&["client_credentials"], &["read"], &[], false);
     let rs_secret = rs_secret.expect("secret");
     app.allow_introspection(&rs);
-    let (key_id, secret) = create(
+    let (key_id, secret) = create_key(
         &app,
         &Settings::default(),
         KeyInput {
@@ -792,7 +681,7 @@ async fn api_keys_can_be_introspected_and_revoked_by_their_owning_client() {
 #[actix_web::test]
 async fn usage_is_counted_in_memory_and_flushed_in_batches_with_per_key_limits() {
     let app = spawn_app_with(|s| s.usage_flush_interval = Duration::from_millis(200)).await;
-    let (id, secret) = create(
+    let (id, secret) = create_key(
         &app,
         &Settings::default(),
         KeyInput {
@@ -808,13 +697,7 @@ async fn usage_is_counted_in_memory_and_flushed_in_batches_with_per_key_limits()
     let url = app.url("/v1/auth/check");
     let mut statuses = Vec::new();
     for _ in 0..4 {
-        let res = app
-            .client
-            .get(&url)
-            .bearer_auth(&secret)
-            .send()
-            .await
-            .expect("check");
+        let res = check(&app.address, &secret).await;
         statuses.push(res.status().as_u16());
     }
     assert_eq!(statuses, [200, 200, 200, 429], "the key's own limit of 3");
@@ -829,8 +712,7 @@ async fn usage_is_counted_in_memory_and_flushed_in_batches_with_per_key_limits()
 
     use diesel::prelude::*;
     use tessera::db::schema::{api_key_usage, api_keys};
-    let start = Instant::now();
-    let counts = loop {
+    let counts = eventually(Duration::from_secs(10), "the usage is flushed", || async {
         let mut conn = app.conn();
         let row: Option<(i64, i64, i64)> = api_key_usage::table
             .filter(api_key_usage::key_id.eq(&id))
@@ -843,14 +725,12 @@ async fn usage_is_counted_in_memory_and_flushed_in_batches_with_per_key_limits()
             .optional()
             .expect("query");
         if row == Some((3, 1, 1)) {
-            break row;
+            Ok(row)
+        } else {
+            Err(format!("{row:?}"))
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "never flushed: {row:?}"
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     assert_eq!(counts, Some((3, 1, 1)));
     let mut conn = app.conn();
     let last_used: Option<i64> = api_keys::table
@@ -859,6 +739,51 @@ async fn usage_is_counted_in_memory_and_flushed_in_batches_with_per_key_limits()
         .first(&mut conn)
         .expect("key");
     assert!(last_used.is_some());
+}
+
+/// Rotations of one key sent at once: exactly one makes its successor, every other is refused with
+/// 409 `api_key_already_rotated` (a second successor would fork the key).
+#[actix_web::test]
+async fn of_rotations_of_one_key_at_once_exactly_one_wins() {
+    use diesel::prelude::*;
+    use tessera::db::schema::api_keys;
+    let app = spawn_app().await;
+    let (_, admin) = key(&app, "sk", "live", &[]);
+    let (id, _) = key(&app, "rk", "live", &["read"]);
+    let rotate = || {
+        app.client
+            .post(app.url(&format!("/v1/keys/{id}/rotate")))
+            .bearer_auth(&admin)
+            .json(&json!({ "grace": 60 }))
+            .send()
+    };
+    let answers = futures_util::future::join_all((0..4).map(|_| rotate())).await;
+    let mut successors = Vec::new();
+    for res in answers {
+        let res = res.expect("rotate");
+        if res.status() == 201 {
+            let body: Value = res.json().await.expect("json");
+            successors.push(body["id"].as_str().expect("id").to_owned());
+        } else {
+            assert_error(res, 409, "api_key_already_rotated").await;
+        }
+    }
+    assert_eq!(successors.len(), 1, "exactly one rotation wins");
+    let mut conn = app.conn();
+    let replaced_by: Option<String> = api_keys::table
+        .find(&id)
+        .select(api_keys::replaced_by)
+        .first(&mut conn)
+        .expect("the rotated key");
+    assert_eq!(replaced_by.as_ref(), successors.first());
+    let keys: i64 = api_keys::table
+        .count()
+        .get_result(&mut conn)
+        .expect("count");
+    assert_eq!(
+        keys, 3,
+        "the admin key, the rotated key and its one successor"
+    );
 }
 
 #[actix_web::test]
@@ -1050,18 +975,7 @@ async fn failed_client_authentication_is_limited_per_ip_and_forwarded_for_needs_
     assert!(res.headers().contains_key("retry-after"));
     assert_error(res, 429, "rate_limited").await;
     // Failed client authentication and failed sign-ins are counted apart.
-    let csrf = app.login_csrf(&app.client).await;
-    let res = app
-        .client
-        .post(app.url("/login"))
-        .form(&[
-            ("email", "a@example.com"),
-            ("password", "x"),
-            ("csrf_token", &csrf),
-        ])
-        .send()
-        .await
-        .expect("login");
+    let res = app.log_in(&app.client, "a@example.com", "x").await;
     assert_eq!(res.status(), 401);
 
     // Behind a trusted proxy, each forwarded client has its own budget of failures.
@@ -1087,19 +1001,14 @@ async fn failed_client_authentication_is_limited_per_ip_and_forwarded_for_needs_
     );
 }
 
-/// A second node on `app`'s database with the same settings (plus `adjust`).
-async fn second_node(app: &TestApp, adjust: impl FnOnce(&mut Settings)) -> String {
-    crate::helpers::spawn_second_node(app, adjust).await
-}
-
-const REDIS: &str = "redis://127.0.0.1:6379";
-
 #[actix_web::test]
 async fn two_nodes_share_their_counters_in_redis() {
-    let redis = url::Url::parse(REDIS).expect("url");
+    let Some(redis) = redis("apikeys::two_nodes_share_their_counters_in_redis") else {
+        return;
+    };
     let a = spawn_app_with(|s| s.redis_url = Some(redis.clone())).await;
-    let b = second_node(&a, |s| s.redis_url = Some(redis.clone())).await;
-    let (_, secret) = create(
+    let b = spawn_second_node(&a, |s| s.redis_url = Some(redis.clone())).await;
+    let (_, secret) = create_key(
         &a,
         &Settings::default(),
         KeyInput {
@@ -1161,13 +1070,7 @@ async fn an_unreachable_redis_follows_the_failure_policy_without_hanging() {
         let start = Instant::now();
         let mut statuses = Vec::new();
         for _ in 0..3 {
-            let res = app
-                .client
-                .get(app.url("/v1/auth/check"))
-                .bearer_auth(&secret)
-                .send()
-                .await
-                .expect("check");
+            let res = check(&app.address, &secret).await;
             statuses.push(res.status().as_u16());
         }
         assert_eq!(statuses, expected, "{policy:?}");
@@ -1192,43 +1095,26 @@ async fn an_api_key_with_the_introspect_scope_may_call_introspection() {
     let (_, reader) = key(&app, "rk", "live", &["read"]);
     // Of the caller's environment: a key sees only keys of its own environment.
     let (target_id, target) = key(&app, "rk", "live", &["read"]);
-    let introspect = |credential: (&'static str, String), token: String| {
-        let app = &app;
-        async move {
-            app.client
-                .post(app.url("/oauth/introspect"))
-                .header(credential.0, credential.1)
-                .form(&[("token", token.as_str())])
-                .send()
-                .await
-                .expect("introspect")
-        }
-    };
-    for place in ["Authorization", "X-API-Key"] {
-        let value = if place == "Authorization" {
-            format!("Bearer {caller}")
-        } else {
-            caller.clone()
-        };
-        let res = introspect((place, value), target.clone()).await;
-        assert_eq!(res.status(), 200, "{place}");
+    for caller in [Credential::Bearer(&caller), Credential::ApiKey(&caller)] {
+        let res = app.introspection(caller, &target).await;
+        assert_eq!(res.status(), 200, "{caller:?}");
         assert!(res.headers().contains_key("x-ratelimit-remaining"));
         let info: Value = res.json().await.expect("json");
         assert_eq!(info["active"], true, "{info}");
         assert_eq!(info["key_id"], target_id.as_str());
     }
-    let res = introspect(
-        ("Authorization", format!("Bearer {caller}")),
-        "not-a-token".into(),
-    )
-    .await;
+    let res = app
+        .introspection(Credential::Bearer(&caller), "not-a-token")
+        .await;
     assert_eq!(
         res.json::<Value>().await.expect("json"),
         json!({ "active": false })
     );
 
     // A key without the scope: 403 insufficient_scope, in the RFC 6749 shape.
-    let res = introspect(("X-API-Key", reader.clone()), target.clone()).await;
+    let res = app
+        .introspection(Credential::ApiKey(&reader), &target)
+        .await;
     assert_eq!(res.status(), 403);
     let body: Value = res.json().await.expect("json");
     assert_eq!(body["error"], "insufficient_scope");
@@ -1237,20 +1123,14 @@ async fn an_api_key_with_the_introspect_scope_may_call_introspection() {
 
     // An unknown, revoked or malformed credential: 401 invalid_client.
     let unknown = tessera::apikeys::format::generate("rk_", "live");
-    let res = introspect(
-        ("Authorization", format!("Bearer {unknown}")),
-        target.clone(),
-    )
-    .await;
-    assert_eq!(res.status(), 401);
-    assert_eq!(
-        res.json::<Value>().await.expect("json")["error"],
-        "invalid_client"
-    );
-    let res = introspect(("Authorization", "Bearer nonsense".into()), target.clone()).await;
-    assert_eq!(res.status(), 401);
-    assert_eq!(
-        res.json::<Value>().await.expect("json")["error"],
-        "invalid_client"
-    );
+    for credential in [unknown.as_str(), "nonsense"] {
+        let res = app
+            .introspection(Credential::Bearer(credential), &target)
+            .await;
+        assert_eq!(res.status(), 401, "{credential}");
+        assert_eq!(
+            res.json::<Value>().await.expect("json")["error"],
+            "invalid_client"
+        );
+    }
 }

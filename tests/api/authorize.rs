@@ -5,7 +5,10 @@ use std::collections::HashMap;
 
 use ring::digest::{SHA256, digest};
 
-use crate::helpers::{TestApp, client, hidden_field, spawn_app, verify_with_jwks};
+use crate::helpers::{
+    TestApp, check, client, hidden_field, hidden_inputs, location, spawn_app, unescape,
+    verify_with_jwks,
+};
 
 pub const PASSWORD: &str = "correct horse battery";
 pub const REDIRECT: &str = "http://127.0.0.1:9876/callback";
@@ -22,41 +25,6 @@ fn pkce() -> Pkce {
         verifier,
         challenge,
     }
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("&#34;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#38;", "&")
-        .replace("&amp;", "&")
-}
-
-/// Every `<input type="hidden" name=… value=…>` of a page, in order.
-pub fn hidden_inputs(page: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut rest = page;
-    while let Some(i) = rest.find("<input type=\"hidden\" name=\"") {
-        rest = &rest[i + 27..];
-        let name_end = rest.find('"').expect("name end");
-        let name = unescape(&rest[..name_end]);
-        let v = rest.find("value=\"").expect("value") + 7;
-        let v_end = rest[v..].find('"').expect("value end") + v;
-        out.push((name, unescape(&rest[v..v_end])));
-        rest = &rest[v_end..];
-    }
-    out
-}
-
-pub fn location(res: &reqwest::Response) -> String {
-    res.headers()
-        .get("location")
-        .expect("a Location header")
-        .to_str()
-        .expect("ascii")
-        .to_owned()
 }
 
 pub fn query_of(url: &str) -> HashMap<String, String> {
@@ -716,6 +684,35 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     assert_eq!(error_of(res, 400).await, "invalid_grant");
 }
 
+/// How many requests race in each of the races below.
+const RACERS: usize = 4;
+
+/// Of the answers to requests sent at once, exactly one is 200 and every other is 400
+/// `invalid_grant`; the winner's token response.
+async fn exactly_one_winner(answers: Vec<reqwest::Response>, what: &str) -> serde_json::Value {
+    let mut winners = Vec::new();
+    let mut losers = Vec::new();
+    for res in answers {
+        let status = res.status().as_u16();
+        let body: serde_json::Value = res.json().await.expect("a JSON answer");
+        if status == 200 {
+            winners.push(body);
+        } else {
+            losers.push((status, body));
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one {what} wins; the losers: {losers:?}"
+    );
+    for (status, body) in losers {
+        assert_eq!(status, 400, "a losing {what}: {body}");
+        assert_eq!(body["error"], "invalid_grant", "a losing {what}: {body}");
+    }
+    winners.remove(0)
+}
+
 #[actix_web::test]
 async fn concurrent_redemptions_have_exactly_one_winner() {
     let (app, id) = public_web_app().await;
@@ -741,28 +738,13 @@ async fn concurrent_redemptions_have_exactly_one_winner() {
         let url = app.url("/oauth/token");
         async move { c.post(url).form(&form).send().await.expect("sent") }
     };
-    let (a, b) = tokio::join!(send(form.clone()), send(form.clone()));
-    let mut statuses = [a.status().as_u16(), b.status().as_u16()];
-    statuses.sort_unstable();
-    // At most one redemption wins. The loser counts as a replay and revokes what the code bought
-    // (RFC 6749 §4.1.2); when it gets there before the winner has finished issuing, the winner is
-    // refused too ([400, 400]), which is just as safe.
-    assert!(
-        statuses == [200, 400] || statuses == [400, 400],
-        "at most one code redemption wins: {statuses:?}"
-    );
-    let winner = if a.status() == 200 {
-        Some(a)
-    } else if b.status() == 200 {
-        Some(b)
-    } else {
-        None
+    let race = |form: Vec<(String, String)>| {
+        futures_util::future::join_all((0..RACERS).map(|_| send(form.clone())))
     };
-    if let Some(winner) = winner {
-        let winner: serde_json::Value = winner.json().await.expect("json");
-        // What the winner got is revoked by the losing (replayed) redemption.
-        assert_refresh_refused(&app, &id, &winner).await;
-    }
+    // Exactly one redemption wins; each loser is a replay and revokes what the code bought
+    // (RFC 6749 §4.1.2), which was issued whole before any loser could see the code used.
+    let winner = exactly_one_winner(race(form).await, "code redemption").await;
+    assert_refresh_refused(&app, &id, &winner).await;
 
     let fresh = tokens_for(&app, &id).await;
     let refresh = fresh["refresh_token"].as_str().expect("refresh").to_owned();
@@ -771,22 +753,11 @@ async fn concurrent_redemptions_have_exactly_one_winner() {
         ("refresh_token".into(), refresh),
         ("client_id".into(), id.clone()),
     ];
-    let (a, b) = tokio::join!(send(rform.clone()), send(rform));
-    let mut statuses = [a.status().as_u16(), b.status().as_u16()];
-    statuses.sort_unstable();
-    assert_eq!(statuses, [200, 400], "exactly one refresh wins");
-    // The loser is a reuse: it revokes the family, including what the winner was just given (the
+    let winner = exactly_one_winner(race(rform).await, "refresh").await;
+    // Each loser is a reuse: it revokes the family, including what the winner was just given (the
     // rotation holds the family until it commits, so the revocation sees its tokens).
-    let winner = if a.status() == 200 { a } else { b };
-    let winner: serde_json::Value = winner.json().await.expect("json");
     let access = winner["access_token"].as_str().expect("access token");
-    let res = app
-        .client
-        .get(app.url("/v1/auth/check"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .expect("check");
+    let res = check(&app.address, access).await;
     assert_eq!(res.status(), 401, "the winner's access token is revoked");
     assert_refresh_refused(&app, &id, &winner).await;
 }

@@ -601,12 +601,22 @@ fn no_test_starts_the_binary_on_a_fixed_port() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api");
     let bin = ["CARGO_BIN_EXE", "_tessera"].concat();
     let bind_var = ["\"TESSERA_", "BIND\""].concat();
-    for entry in std::fs::read_dir(&dir).expect("tests/api") {
-        let path = entry.expect("entry").path();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
+    // Every file of the suite, in its folders too (tests/api/dashboard/, tests/api/helpers/).
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("a folder of tests/api") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() > 30, "the suite's files: {files:?}");
+    for path in files {
+        let name = path.strip_prefix(&dir).unwrap_or(&path).display();
         let source = std::fs::read_to_string(&path).expect("read");
         let port_0 = [bind_var.as_str(), ", \"127.0.0.1:0\""].concat();
         assert!(
@@ -699,10 +709,13 @@ async fn healthcheck_answers_0_for_a_running_server_and_1_otherwise() {
 /// reach its own node: deleting a client, disabling or deleting a user, revoking a key.
 #[test]
 fn cli_changes_tell_the_running_nodes_on_postgresql() {
-    let cli = Cli::new();
-    if !cli.db.is_postgres() {
-        return; // One node: its caches expire within TESSERA_API_KEY_CACHE_TTL.
+    if !crate::helpers::postgres_only(
+        "cli_admin::cli_changes_tell_the_running_nodes_on_postgresql",
+        "SQLite has no NOTIFY (one node: its caches expire within TESSERA_API_KEY_CACHE_TTL)",
+    ) {
+        return;
     }
+    let cli = Cli::new();
     let (_, made) = cli.json(&[
         "client",
         "create",

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tessera::config::SigningAlg;
 use tessera::oauth::ClientInput;
 
-use crate::helpers::{TestApp, assert_error, spawn_app, verify_with_jwks};
+use crate::helpers::{Credential, TestApp, assert_error, spawn_app, verify_with_jwks};
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -252,16 +252,8 @@ async fn introspect(
     token: &str,
 ) -> reqwest::Response {
     let assertion = key.sign(&with(claims(app, client_id), json!({ "aud": app.address })));
-    post_form(
-        app,
-        "/oauth/introspect",
-        &[
-            ("token", token),
-            ("client_assertion_type", ASSERTION_TYPE),
-            ("client_assertion", &assertion),
-        ],
-    )
-    .await
+    app.introspection(Credential::Assertion(&assertion), token)
+        .await
 }
 
 /// `header.claims.` with no signature, as `alg: none` JWTs are.

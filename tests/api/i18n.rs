@@ -5,8 +5,7 @@
 use serde_json::{Value, json};
 use tessera::audit::{Actor, Origin};
 
-use crate::apikeys::key;
-use crate::helpers::{TestApp, assert_error, spawn_app};
+use crate::helpers::{TestApp, assert_error, key, spawn_app};
 
 /// Words that give away English prose (outside quoted values).
 const ENGLISH: &[&str] = &[
@@ -347,7 +346,8 @@ async fn rate_limit_messages_are_in_the_callers_language_with_the_right_plural()
 
 #[actix_web::test]
 async fn authorization_errors_sent_back_to_the_client_describe_them_from_the_catalogue() {
-    use crate::authorize::{authorize_url, location, query_of};
+    use crate::authorize::{authorize_url, query_of};
+    use crate::helpers::location;
     let app = spawn_app().await;
     app.create_user("ana@example.com", "correct horse battery", false);
     let (id, _) = app.create_client(&["authorization_code"], &["read"], &[REDIRECT], true);

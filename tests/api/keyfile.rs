@@ -255,10 +255,13 @@ fn a_database_from_before_fingerprints_records_the_key_in_use() {
 
 #[test]
 fn with_postgresql_the_key_file_is_in_the_data_directory() {
-    let db = TestDb::fresh();
-    if !db.is_postgres() {
-        return; // A PostgreSQL URL has no directory to sit beside; runs with TESSERA_TEST_POSTGRES_URL.
+    if !crate::helpers::postgres_only(
+        "keyfile::with_postgresql_the_key_file_is_in_the_data_directory",
+        "with SQLite the key file sits beside the database file (tested above)",
+    ) {
+        return;
     }
+    let db = TestDb::fresh();
     let root = tempfile::tempdir().expect("tmp");
     let data = root.path().join("data");
     let (a, b) = (root.path().join("a"), root.path().join("b"));

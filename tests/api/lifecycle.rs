@@ -1,14 +1,14 @@
 //! Token lifecycle: revocation (RFC 7009), introspection (RFC 7662), signing-key rotation, purging.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel::connection::SimpleConnection as _;
 use serde_json::Value;
 
 use crate::authorize::{PASSWORD, REDIRECT, tokens_for};
 use crate::helpers::{
-    TEST_MASTER_KEY, TEST_PEPPER, TestApp, assert_error, service_token, spawn_app, spawn_app_with,
-    verify_with_jwks,
+    TEST_MASTER_KEY, TEST_PEPPER, TestApp, assert_error, check, eventually, service_token,
+    spawn_app, spawn_app_with, verify_with_jwks,
 };
 
 /// A resource server: a confidential client that introspects (the default API's tokens).
@@ -44,19 +44,6 @@ fn count(app: &TestApp, sql_table: &str, filter: &str) -> i64 {
     .load(&mut conn)
     .expect("count");
     rows[0].n
-}
-
-/// Polls `check` every 100 ms until it holds; fails after `limit`. Used for background jobs.
-async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < limit, "timed out waiting for: {what}");
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[actix_web::test]
@@ -359,25 +346,11 @@ async fn introspection_is_rate_limited_per_caller() {
     let (other, other_secret) = resource_server(&app);
     let token = service_token(&app, &rs, &rs_secret).await;
     for i in 0..3 {
-        let res = app
-            .client
-            .post(app.url("/oauth/introspect"))
-            .basic_auth(&rs, Some(&rs_secret))
-            .form(&[("token", token.as_str())])
-            .send()
-            .await
-            .expect("introspect");
+        let res = app.introspection((&rs, &rs_secret), &token).await;
         assert_eq!(res.status(), 200, "request {i} is within the limit");
         assert_eq!(res.headers()["x-ratelimit-limit"], "3");
     }
-    let res = app
-        .client
-        .post(app.url("/oauth/introspect"))
-        .basic_auth(&rs, Some(&rs_secret))
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .expect("introspect");
+    let res = app.introspection((&rs, &rs_secret), &token).await;
     let retry: u64 = res.headers()["retry-after"]
         .to_str()
         .expect("ascii")
@@ -523,18 +496,14 @@ async fn the_schedule_rotates_publishes_first_and_retires_after_the_last_token_e
     let during = service_token(&app, &id, &secret).await;
     assert_eq!(kid_of(&during), k1, "published before it signs");
 
-    let start = Instant::now();
-    let switched = loop {
-        let token = service_token(&app, &id, &secret).await;
-        if kid_of(&token) != k1 {
-            break token;
+    let switched = eventually(Duration::from_secs(15), "the next key signs", || {
+        let (app, id, secret, k1) = (&app, &id, &secret, &k1);
+        async move {
+            let token = service_token(app, id, secret).await;
+            (kid_of(&token) != *k1).then_some(token)
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "the next key never signed"
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     assert_eq!(kid_of(&switched), k2);
     verify_with_jwks(&app, &switched).await;
     assert!(
@@ -737,13 +706,7 @@ async fn every_signing_algorithm_issues_tokens_resource_servers_can_verify() {
             assert_eq!(header.typ.as_deref(), Some("at+jwt"));
             assert_eq!(claims["client_id"], id.as_str());
             assert_eq!(claims["scope"], "read");
-            let res = app
-                .client
-                .get(app.url("/v1/auth/check"))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .expect("check");
+            let res = check(&app.address, &token).await;
             assert_eq!(res.status(), 200, "{alg:?}");
             seen.push(token);
         }

@@ -6,45 +6,18 @@
 use std::time::Duration;
 
 use diesel::prelude::*;
-use tessera::apikeys::{self, KeyInput};
-use tessera::audit::{self, Actor, Event, Origin};
-use tessera::config::{SecretBytes, Settings};
+use tessera::apikeys::KeyInput;
+use tessera::audit::{self, Actor, Event};
+use tessera::config::Settings;
 use tessera::db::schema::{api_key_usage, api_keys};
 
-use crate::helpers::{TEST_PEPPER, TestApp, client, spawn_app};
-
-const PASSWORD: &str = "correct horse battery";
-
-/// A user and a client signed in as them.
-async fn signed_in(app: &TestApp, email: &str, admin: bool) -> (reqwest::Client, String) {
-    let id = app.create_user(email, PASSWORD, admin);
-    let c = client();
-    app.sign_in(&c, email, PASSWORD).await;
-    (c, id)
-}
-
-/// A page that must answer 200.
-async fn page(app: &TestApp, c: &reqwest::Client, path: &str) -> String {
-    let res = c.get(app.url(path)).send().await.expect("request sent");
-    let status = res.status().as_u16();
-    let body = res.text().await.expect("body");
-    assert_eq!(status, 200, "GET {path}: {body}");
-    body
-}
+use crate::helpers::{PASSWORD, TestApp, client, create_key_as, sign_in_as, spawn_app};
 
 /// A key made as the CLI and the dashboard make them; its id.
 fn make_key(app: &TestApp, input: KeyInput, actor: Actor) -> String {
-    let hasher = tessera::crypto::Hasher::new(&SecretBytes::new(TEST_PEPPER.to_vec()));
-    let (key, _) = apikeys::create_key(
-        &mut app.conn(),
-        &Settings::default(),
-        &hasher,
-        &input,
-        actor,
-        Origin::default(),
-    )
-    .expect("key");
-    key.id.into_string()
+    create_key_as(app, &Settings::default(), &input, actor)
+        .expect("key")
+        .0
 }
 
 fn key_input(name: &str, user: Option<&str>, client: Option<&str>) -> KeyInput {
@@ -109,7 +82,8 @@ fn utc(t: i64) -> String {
 #[actix_web::test]
 async fn the_audit_log_names_people_and_apps_and_shows_dates_and_readable_details() {
     let app = spawn_app().await;
-    let (admin, admin_id) = signed_in(&app, "root@example.com", true).await;
+    let admin = sign_in_as(&app, "root@example.com", true).await;
+    let admin_id = admin.user_id.clone();
     let dev_id = app.create_user("dev@example.com", PASSWORD, false);
     let (client_id, _) = app
         .register_client(tessera::oauth::ClientInput {
@@ -158,7 +132,7 @@ async fn the_audit_log_names_people_and_apps_and_shows_dates_and_readable_detail
         .expect("event");
     }
 
-    let html = page(&app, &admin, "/dashboard/audit").await;
+    let html = admin.ok_page("/dashboard/audit").await;
 
     // No JSON anywhere in the table: neither raw nor HTML-escaped.
     let table = &html[html.find("<table").expect("a table")..];
@@ -242,8 +216,9 @@ async fn the_audit_log_names_people_and_apps_and_shows_dates_and_readable_detail
 #[actix_web::test]
 async fn key_pages_name_the_owner_by_email_or_app_name() {
     let app = spawn_app().await;
-    let (admin, _) = signed_in(&app, "root@example.com", true).await;
-    let (dev, dev_id) = signed_in(&app, "ana@example.com", false).await;
+    let admin = sign_in_as(&app, "root@example.com", true).await;
+    let dev = sign_in_as(&app, "ana@example.com", false).await;
+    let dev_id = dev.user_id.clone();
     let (client_id, _) = app
         .register_client(tessera::oauth::ClientInput {
             name: "Billing service".into(),
@@ -264,7 +239,7 @@ async fn key_pages_name_the_owner_by_email_or_app_name() {
     );
 
     // The list: an Owner column with the email or the app's name.
-    let list = page(&app, &admin, "/dashboard/keys").await;
+    let list = admin.ok_page("/dashboard/keys").await;
     assert!(list.contains("<th scope=\"col\">Owner</th>"));
     let row = row_with(&list, &format!("data-key-id=\"{user_key}\""));
     assert!(row.contains("ana@example.com"), "{row}");
@@ -277,15 +252,15 @@ async fn key_pages_name_the_owner_by_email_or_app_name() {
     );
 
     // The key's page.
-    let detail = page(&app, &admin, &format!("/dashboard/keys/{user_key}")).await;
+    let detail = admin.ok_page(&format!("/dashboard/keys/{user_key}")).await;
     assert_eq!(text_in(&detail, "owner"), "ana@example.com");
-    let detail = page(&app, &admin, &format!("/dashboard/keys/{app_key}")).await;
+    let detail = admin.ok_page(&format!("/dashboard/keys/{app_key}")).await;
     assert_eq!(text_in(&detail, "owner"), "app Billing service");
 
     // A developer sees their own email on their key.
-    let detail = page(&app, &dev, &format!("/dashboard/keys/{user_key}")).await;
+    let detail = dev.ok_page(&format!("/dashboard/keys/{user_key}")).await;
     assert_eq!(text_in(&detail, "owner"), "ana@example.com");
-    let list = page(&app, &dev, "/dashboard/keys").await;
+    let list = dev.ok_page("/dashboard/keys").await;
     assert!(row_with(&list, &format!("data-key-id=\"{user_key}\"")).contains("ana@example.com"));
 }
 
@@ -318,10 +293,11 @@ fn x_labels(html: &str) -> Vec<String> {
 #[actix_web::test]
 async fn the_usage_chart_has_a_y_axis_of_round_counts_and_a_tick_for_today() {
     let app = spawn_app().await;
-    let (admin, admin_id) = signed_in(&app, "root@example.com", true).await;
+    let admin = sign_in_as(&app, "root@example.com", true).await;
+    let admin_id = admin.user_id.clone();
 
     // No usage yet: still an axis from 0, and today labelled.
-    let html = page(&app, &admin, "/dashboard/usage").await;
+    let html = admin.ok_page("/dashboard/usage").await;
     assert_eq!(y_labels(&html), ["0", "1"]);
     assert_eq!(x_labels(&html).last().map(String::as_str), Some("today"));
 
@@ -343,7 +319,9 @@ async fn the_usage_chart_has_a_y_axis_of_round_counts_and_a_tick_for_today() {
             .execute(&mut app.conn())
             .expect("usage");
     }
-    let html = page(&app, &admin, &format!("/dashboard/usage?of=key:{key_id}")).await;
+    let html = admin
+        .ok_page(&format!("/dashboard/usage?of=key:{key_id}"))
+        .await;
     // 1234 at the peak: round steps of 500 from 0 to 1.5k.
     assert_eq!(y_labels(&html), ["0", "500", "1k", "1.5k"]);
     let x = x_labels(&html);
@@ -362,9 +340,9 @@ async fn the_usage_chart_has_a_y_axis_of_round_counts_and_a_tick_for_today() {
 #[actix_web::test]
 async fn the_users_tables_buttons_sit_in_a_wrapper_inside_their_cell() {
     let app = spawn_app().await;
-    let (admin, _) = signed_in(&app, "root@example.com", true).await;
+    let admin = sign_in_as(&app, "root@example.com", true).await;
     let dev_id = app.create_user("dev@example.com", PASSWORD, false);
-    let html = page(&app, &admin, "/dashboard/users").await;
+    let html = admin.ok_page("/dashboard/users").await;
     // The flex rule belongs on a wrapper: a <td> with display:flex is no longer a table cell.
     assert!(!html.contains("<td class=\"row-actions\""), "{html}");
     let row = row_with(&html, &format!("data-user-id=\"{dev_id}\""));
@@ -376,14 +354,7 @@ async fn the_users_tables_buttons_sit_in_a_wrapper_inside_their_cell() {
     );
     assert_eq!(cell.matches("<button").count(), 2, "{cell}");
     // And the stylesheet puts it there.
-    let css = client()
-        .get(app.url("/static/tessera.css"))
-        .send()
-        .await
-        .expect("css")
-        .text()
-        .await
-        .expect("body");
+    let css = app.fetch_text(&client(), "/static/tessera.css").await;
     assert!(css.contains(".row-actions { display: flex;"));
     assert!(!css.contains("td.row-actions"));
 }

@@ -24,6 +24,7 @@ mod ops;
 mod pages;
 mod people;
 mod reach;
+mod redirects;
 mod requests;
 mod settings;
 mod shutdown;

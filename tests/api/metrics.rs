@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use tessera::startup::Application;
 
-use crate::apikeys::key;
-use crate::helpers::{TestApp, TestDb, assert_error, client, spawn_app_with, test_settings};
+use crate::helpers::{
+    Credential, TestApp, TestDb, assert_error, check, client, key, spawn_app_with, test_settings,
+};
 
 /// The value of the series `name` with exactly `labels` (in any order) in an exposition; `None` when
 /// the series is absent.
@@ -69,36 +70,10 @@ async fn token_request(app: &TestApp, id: &str, secret: &str, grant: &str) -> u1
 }
 
 async fn sign_in(app: &TestApp, email: &str, password: &str) -> u16 {
-    let browser = client();
-    let csrf = app.login_csrf(&browser).await;
-    browser
-        .post(app.url("/login"))
-        .form(&[
-            ("email", email),
-            ("password", password),
-            ("csrf_token", &csrf),
-        ])
-        .send()
+    app.log_in(&client(), email, password)
         .await
-        .expect("sign-in")
         .status()
         .as_u16()
-}
-
-/// Waits (at most 30 s) until the node's cache invalidation listener reports itself connected.
-async fn listener_up(app: &TestApp) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let text = scrape(app).await;
-        if count(&text, "tessera_invalidation_listener_up", &[]) == 1.0 {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the invalidation listener never connected:\n{text}"
-        );
-        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
 }
 
 #[actix_web::test]
@@ -116,11 +91,8 @@ async fn each_event_is_counted_once_under_bounded_labels() {
     let (_, api_key) = key(&app, "sk", "live", &[]);
     app.create_user("ops@example.com", "correct horse battery", false);
 
-    if app.db.is_postgres() {
-        // The invalidation listener clears every cache when it connects (it may have missed drops):
-        // wait for it, so that it does not empty a cache in the middle of the counts.
-        listener_up(&app).await;
-    }
+    // (On PostgreSQL, spawn_app waited for the invalidation listener, which clears every cache when
+    // it connects: it cannot empty a cache in the middle of the counts.)
     let before = scrape(&app).await;
     let issued = [
         ("client_type", "confidential"),
@@ -203,13 +175,7 @@ async fn each_event_is_counted_once_under_bounded_labels() {
     assert_eq!(verify(&app, &api_key).await, "rate_limited");
     assert_eq!(verify(&app, "sk_live_not-a-key").await, "invalid_api_key");
     // Forward-auth: a bad key, and no credential at all.
-    let res = app
-        .client
-        .get(app.url("/v1/auth/check"))
-        .header("X-API-Key", "sk_live_not-a-key")
-        .send()
-        .await
-        .expect("check");
+    let res = check(&app.address, Credential::ApiKey("sk_live_not-a-key")).await;
     assert_error(res, 401, "invalid_api_key").await;
     let res = app.get("/v1/auth/check").await;
     assert_error(res, 401, "missing_api_key").await;

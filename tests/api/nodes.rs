@@ -5,17 +5,16 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use tessera::apikeys::{self, KeyInput};
 use tessera::audit::{Actor, Origin};
 use tessera::config::{SecretBytes, Settings};
 
-use crate::helpers::{TEST_PEPPER, TestApp, service_token, spawn_app_with, spawn_second_node};
+use crate::helpers::{
+    TestApp, eventually, key, postgres_only, service_token, spawn_app_with, spawn_second_node,
+};
 
 /// The cache TTL of both nodes: long enough that the TTL alone (an entry is re-read after half of
 /// it) cannot explain a refusal within the PostgreSQL bound.
 const TTL: Duration = Duration::from_secs(5);
-/// How often the tests look at the other node.
-const POLL: Duration = Duration::from_millis(50);
 
 fn with_ttl(s: &mut Settings) {
     s.api_key_cache_ttl = TTL;
@@ -46,59 +45,28 @@ fn bound(app: &TestApp) -> Duration {
     }
 }
 
-/// Polls `probe` every [`POLL`] until it says true; panics with `what` after `bound`. The time taken.
-async fn within<F, Fut>(bound: Duration, what: &str, mut probe: F) -> Duration
+/// [`eventually`] `probe` holds, within `bound`: the time it took.
+async fn within<F, Fut>(bound: Duration, what: &str, probe: F) -> Duration
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
     let start = Instant::now();
-    loop {
-        if probe().await {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < bound, "{what}: not seen within {bound:?}");
-        actix_web::rt::time::sleep(POLL).await;
-    }
-}
-
-fn create_key(app: &TestApp, key_type: &str, scopes: &[&str]) -> (String, String) {
-    let hasher = tessera::crypto::Hasher::new(&SecretBytes::new(TEST_PEPPER.to_vec()));
-    let input = KeyInput {
-        name: "Node test".into(),
-        key_type: key_type.into(),
-        env: "live".into(),
-        scopes: scopes.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    };
-    let mut conn = app.conn();
-    apikeys::create_key(
-        &mut conn,
-        &Settings::default(),
-        &hasher,
-        &input,
-        Actor::System,
-        Origin::default(),
-    )
-    .map(|(k, s)| (k.id.into_string(), s.0))
-    .expect("key created")
+    eventually(bound, what, probe).await;
+    start.elapsed()
 }
 
 /// The status of `/v1/auth/check` on `node` with `credential` as a bearer token.
 async fn check(node: &str, credential: &str) -> u16 {
-    crate::helpers::client()
-        .get(format!("{node}/v1/auth/check"))
-        .bearer_auth(credential)
-        .send()
+    crate::helpers::check(node, credential)
         .await
-        .expect("check")
         .status()
         .as_u16()
 }
 
 /// Revokes the key `id` through `app`'s management API (an admin key), as an operator would.
 async fn revoke_key(app: &TestApp, id: &str) {
-    let (_, admin) = create_key(app, "sk", &[]);
+    let (_, admin) = key(app, "sk", "live", &[]);
     let res = app
         .client
         .post(app.url(&format!("/v1/keys/{id}/revoke")))
@@ -135,7 +103,7 @@ async fn revoked_on_one_refused_on_the_other(
 #[actix_web::test]
 async fn a_key_revoked_on_one_node_is_refused_on_the_other_within_a_second() {
     let (a, b) = two_nodes(|_| {}).await;
-    let (id, secret) = create_key(&a, "rk", &["read"]);
+    let (id, secret) = key(&a, "rk", "live", &["read"]);
     revoked_on_one_refused_on_the_other(&a, &b, &secret, revoke_key(&a, &id)).await;
 }
 
@@ -154,8 +122,14 @@ async fn an_access_token_revoked_on_one_node_is_refused_at_forward_auth_on_the_o
 
 #[actix_web::test]
 async fn after_postgresql_cuts_the_listener_revocations_still_reach_the_other_node() {
+    if !postgres_only(
+        "nodes::after_postgresql_cuts_the_listener_revocations_still_reach_the_other_node",
+        "SQLite has no listener and no connection to cut",
+    ) {
+        return;
+    }
     let (a, b) = two_nodes(|_| {}).await;
-    let (id, secret) = create_key(&a, "rk", &["read"]);
+    let (id, secret) = key(&a, "rk", "live", &["read"]);
     for node in [a.address.as_str(), b.as_str()] {
         assert_eq!(check(node, &secret).await, 200);
     }
@@ -229,30 +203,24 @@ async fn a_signing_key_rotated_on_one_node_is_published_and_trusted_by_the_other
     eprintln!("node 2 published the new signing key after {took:?}");
 
     // Node 1 signs with the new key; node 2 verifies what it signed.
-    let start = Instant::now();
-    let token = loop {
+    let token = eventually(bound, "node 1 signs with the new key", || async {
         let token = service_token(&a, &id, &secret).await;
         let header = jsonwebtoken::decode_header(&token).expect("a JWT");
-        if header.kid.as_deref() == Some(kid.as_str()) {
-            break token;
-        }
-        assert!(
-            start.elapsed() < bound,
-            "node 1 still signs with the old key"
-        );
-        actix_web::rt::time::sleep(POLL).await;
-    };
+        (header.kid.as_deref() == Some(kid.as_str())).then_some(token)
+    })
+    .await;
     assert_eq!(check(&b, &token).await, 200, "node 2 trusts the new key");
 }
 
 #[actix_web::test]
-async fn nodes_starting_together_on_a_fresh_database_all_start() {
-    let db = crate::helpers::TestDb::fresh();
-    if !db.is_postgres() {
-        // Several nodes need PostgreSQL (README, "Two or more nodes"); SQLite is one node's file, and
-        // the CI PostgreSQL run (.ci/run) covers this test.
+async fn on_postgresql_nodes_starting_together_on_a_fresh_database_all_start() {
+    if !postgres_only(
+        "nodes::on_postgresql_nodes_starting_together_on_a_fresh_database_all_start",
+        "several nodes need PostgreSQL (README, \"Two or more nodes\"); SQLite is one node's file",
+    ) {
         return;
     }
+    let db = crate::helpers::TestDb::fresh();
     let start = || async {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
         tessera::startup::Application::build_with_listener(

@@ -11,8 +11,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::apikeys::key;
-use crate::helpers::{assert_error, spawn_app, spawn_app_with};
+use crate::helpers::{assert_error, key, spawn_app, spawn_app_with};
 
 /// Every JSON route: method and path as the document writes them.
 const JSON_ROUTES: &[(&str, &str)] = &[

@@ -1,8 +1,10 @@
 //! `/healthz`, `/readyz`, `/metrics`, request ids and migrations.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_with};
+use crate::helpers::{
+    assert_error, create_key, eventually, postgres_only, spawn_app, spawn_app_with,
+};
 
 #[actix_web::test]
 async fn healthz_answers_with_a_request_id() {
@@ -48,15 +50,17 @@ async fn a_sane_caller_request_id_is_kept_and_an_odd_one_replaced() {
     assert_eq!(body["request_id"], id.as_str());
 }
 
+/// The first `/readyz` answer with the status `want` (within 20 s).
 async fn wait_for_status(app: &crate::helpers::TestApp, want: u16) -> reqwest::Response {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let res = app.get("/readyz").await;
-        if res.status().as_u16() == want || Instant::now() > deadline {
-            return res;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        Duration::from_secs(20),
+        &format!("/readyz answers {want}"),
+        || async {
+            let res = app.get("/readyz").await;
+            (res.status() == want).then_some(res)
+        },
+    )
+    .await
 }
 
 #[actix_web::test]
@@ -85,29 +89,28 @@ async fn readyz_follows_the_database_away_and_back_without_a_restart() {
 
 /// A busy connection is handed out again without a ping (`db::TRUSTED_FOR`); one idle for longer is
 /// pinged first, so connections the database cut (a restart, a failover) are replaced, not used.
+/// PostgreSQL only: nothing outside the process can cut a connection to a SQLite file.
 #[actix_web::test]
-async fn connections_the_database_cut_are_replaced_without_failing_requests() {
+async fn on_postgresql_connections_the_database_cut_are_replaced_without_failing_requests() {
+    if !postgres_only(
+        "ops::on_postgresql_connections_the_database_cut_are_replaced_without_failing_requests",
+        "nothing outside the process can cut a connection to a SQLite file",
+    ) {
+        return;
+    }
     // The key cache off: every verification reads the database through the pool.
     let app = spawn_app_with(|s| s.api_key_cache_ttl = Duration::ZERO).await;
-    let mut conn = app.conn();
-    let secret = tessera::apikeys::create_key(
-        &mut conn,
+    let (_, secret) = create_key(
+        &app,
         &tessera::config::Settings::default(),
-        &tessera::crypto::Hasher::new(&tessera::config::SecretBytes::new(
-            crate::helpers::TEST_PEPPER.to_vec(),
-        )),
-        &tessera::apikeys::KeyInput {
+        tessera::apikeys::KeyInput {
             name: "pool".into(),
             key_type: "sk".into(),
             env: "live".into(),
             ..Default::default()
         },
-        tessera::audit::Actor::System,
-        tessera::audit::Origin::default(),
     )
-    .map(|(_, secret)| secret.0)
     .expect("key");
-    drop(conn);
     let verify_many = |n: usize| {
         let app = &app;
         let secret = &secret;

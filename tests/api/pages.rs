@@ -6,8 +6,10 @@
 use diesel::prelude::*;
 use tessera::db::schema::{api_keys, flashes, oauth_clients};
 
-use crate::dashboard::{Browser, location, sign_in_as, text_of};
-use crate::helpers::{TestApp, assert_error, assert_page_error, client, hidden_field, spawn_app};
+use crate::helpers::{
+    Browser, TestApp, assert_error, assert_page_error, client, hidden_field, location, sign_in_as,
+    spawn_app, text_of,
+};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -411,19 +413,11 @@ async fn a_flash_is_for_its_own_session_and_only_for_a_few_minutes() {
 
 /// Signs in through the form with `return_to`; the `Location` it answers.
 async fn sign_in_returning_to(app: &TestApp, return_to: Option<&str>) -> String {
-    let c = client();
-    let token = app.login_csrf(&c).await;
-    let mut form = vec![
-        ("email", "ana@example.com"),
-        ("password", PASSWORD),
-        ("csrf_token", token.as_str()),
-    ];
-    if let Some(r) = return_to {
-        form.push(("return_to", r));
-    }
-    let res = c
-        .post(app.url("/login"))
-        .form(&form)
+    let mut form = vec![("email", "ana@example.com"), ("password", PASSWORD)];
+    form.extend(return_to.map(|r| ("return_to", r)));
+    let res = app
+        .login_request(&client(), &form)
+        .await
         .send()
         .await
         .expect("sent");
@@ -459,14 +453,9 @@ async fn sign_in_lands_on_the_dashboard_or_a_same_origin_return_to() {
         );
     }
     // The sign-in page carries only a safe return_to in its form.
-    let page = client()
-        .get(app.url("/login?return_to=https%3A%2F%2Fevil.example%2F"))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("body");
+    let page = app
+        .fetch_text(&client(), "/login?return_to=https%3A%2F%2Fevil.example%2F")
+        .await;
     assert_eq!(
         hidden_field(&page, "return_to").as_deref(),
         Some("/dashboard")
@@ -561,14 +550,7 @@ async fn the_sign_in_page_of_an_authorization_request_names_the_app() {
                 .collect::<String>()
         ),
     ] {
-        let page = client()
-            .get(app.url(&path))
-            .send()
-            .await
-            .expect("sent")
-            .text()
-            .await
-            .expect("body");
+        let page = app.fetch_text(&client(), &path).await;
         assert!(!page.contains("continue-to"), "{path}: {page}");
     }
 }

@@ -6,8 +6,7 @@ use diesel::prelude::*;
 use serde_json::Value;
 
 use crate::authorize::{PASSWORD, REDIRECT, error_of, exchange, tokens_for};
-use crate::dashboard::{key_of_app, sign_in_as};
-use crate::helpers::{TestApp, service_token, spawn_app};
+use crate::helpers::{TestApp, check, key_of_app, service_token, sign_in_as, spawn_app};
 
 /// A public client with the code and refresh grants (owned by nobody), and a refresh token of
 /// ana@example.com for it.
@@ -150,10 +149,13 @@ impl Credentials {
             ),
             (
                 "access token at /v1/auth/check",
-                check(app, &self.access).await,
+                forward_auth(app, &self.access).await,
             ),
             ("API key at /v1/keys/verify", verify(app, &self.key).await),
-            ("API key at /v1/auth/check", check(app, &self.key).await),
+            (
+                "API key at /v1/auth/check",
+                forward_auth(app, &self.key).await,
+            ),
             ("app's client_credentials", outcome(app_token).await),
             (
                 "app's token at introspection",
@@ -161,7 +163,7 @@ impl Credentials {
             ),
             (
                 "app's token at /v1/auth/check",
-                check(app, &self.app_access).await,
+                forward_auth(app, &self.app_access).await,
             ),
             (
                 "app's API key at /v1/keys/verify",
@@ -169,7 +171,7 @@ impl Credentials {
             ),
             (
                 "app's API key at /v1/auth/check",
-                check(app, &self.app_key).await,
+                forward_auth(app, &self.app_key).await,
             ),
         ]
     }
@@ -185,15 +187,9 @@ async fn outcome(res: reqwest::Response) -> String {
     format!("{status} {}", body["error"].as_str().unwrap_or("?"))
 }
 
-async fn check(app: &TestApp, credential: &str) -> String {
-    let res = app
-        .client
-        .get(app.url("/v1/auth/check"))
-        .bearer_auth(credential)
-        .send()
-        .await
-        .expect("check");
-    outcome(res).await
+/// Forward-auth's outcome for `credential` (as a bearer token).
+async fn forward_auth(app: &TestApp, credential: &str) -> String {
+    outcome(check(&app.address, credential).await).await
 }
 
 async fn verify(app: &TestApp, key: &str) -> String {
@@ -209,18 +205,9 @@ async fn verify(app: &TestApp, key: &str) -> String {
     body["code"].as_str().expect("code").to_owned()
 }
 
+/// `active` or `inactive`: what the resource server `rs` is told of `token` at introspection.
 async fn introspect(app: &TestApp, rs: &(String, String), token: &str) -> String {
-    let res = app
-        .client
-        .post(app.url("/oauth/introspect"))
-        .basic_auth(&rs.0, Some(&rs.1))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .expect("introspection");
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.expect("json");
-    let active = body["active"] == true;
+    let active = app.introspect(rs, token).await["active"] == true;
     (if active { "active" } else { "inactive" }).to_owned()
 }
 

@@ -7,8 +7,10 @@ use tessera::apikeys::KeyInput;
 use tessera::audit::Actor;
 use tessera::config::{KeyTypeSetting, Settings};
 
-use crate::apikeys::{create, key};
-use crate::helpers::{TestApp, assert_error, service_token, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Credential, TestApp, assert_error, check_request, create_key, key, service_token, spawn_app,
+    spawn_app_with,
+};
 
 const BILLING: &str = "https://billing.example/api";
 
@@ -37,7 +39,7 @@ fn key_for(app: &TestApp, key_type: &str, env: &str, scopes: &[&str], apis: &[&s
         apis: apis.iter().map(|s| s.to_string()).collect(),
         ..Default::default()
     };
-    create(app, &Settings::default(), input).expect("key").1
+    create_key(app, &Settings::default(), input).expect("key").1
 }
 
 /// A client_credentials token of the client `id` for the API `resource`.
@@ -87,34 +89,20 @@ async fn keys_api(
     req.send().await.expect("keys API")
 }
 
+/// Forward-auth of `credential` (a bearer token or key), with the audience it must have in the
+/// `query` or in the `X-Required-Audience` header (`("header", …)`).
 async fn check(
     app: &TestApp,
     credential: &str,
     audience: Option<(&str, &str)>,
 ) -> reqwest::Response {
-    let mut req = app
-        .client
-        .get(app.url("/v1/auth/check"))
-        .bearer_auth(credential);
+    let mut req = check_request(&app.address, credential);
     match audience {
         Some(("query", a)) => req = req.query(&[("audience", a)]),
         Some((_, a)) => req = req.header("X-Required-Audience", a),
         None => {}
     }
     req.send().await.expect("check")
-}
-
-async fn introspect_as_key(app: &TestApp, caller: &str, token: &str) -> Value {
-    let res = app
-        .client
-        .post(app.url("/oauth/introspect"))
-        .header("X-API-Key", caller)
-        .form(&[("token", token)])
-        .send()
-        .await
-        .expect("introspection");
-    assert_eq!(res.status(), 200);
-    res.json().await.expect("json")
 }
 
 #[actix_web::test]
@@ -138,7 +126,7 @@ async fn a_test_key_manages_only_test_keys() {
         env: env.into(),
         ..Default::default()
     };
-    let (_, ak_test) = create(&app, &settings, custom("test")).expect("ak key");
+    let (_, ak_test) = create_key(&app, &settings, custom("test")).expect("ak key");
     let (_, sk_test) = key(&app, "sk", "test", &[]);
     for caller in [&sk_test, &ak_test] {
         let res = keys_api(
@@ -301,7 +289,7 @@ async fn keys_take_only_registered_scopes_and_apis() {
         ..Default::default()
     };
     assert_eq!(
-        create(&app, &Settings::default(), typo),
+        create_key(&app, &Settings::default(), typo),
         Err("invalid_request".to_owned()),
         "the CLI and the dashboard create keys through the same function"
     );
@@ -388,30 +376,36 @@ async fn introspecting_keys_see_their_environment_and_apis() {
 
     let test_caller = key_for(&app, "rk", "test", &["introspect"], &[]);
     assert_eq!(
-        introspect_as_key(&app, &test_caller, &test_key).await["active"],
+        app.introspect(Credential::ApiKey(&test_caller), &test_key)
+            .await["active"],
         true
     );
     assert_eq!(
-        introspect_as_key(&app, &test_caller, &live_key).await,
+        app.introspect(Credential::ApiKey(&test_caller), &live_key)
+            .await,
         json!({ "active": false })
     );
     assert_eq!(
-        introspect_as_key(&app, &test_caller, &default_token).await["active"],
+        app.introspect(Credential::ApiKey(&test_caller), &default_token)
+            .await["active"],
         true
     );
 
     // A caller made for the billing API sees that API's tokens only.
     let billing_caller = key_for(&app, "rk", "live", &["introspect"], &[BILLING]);
     assert_eq!(
-        introspect_as_key(&app, &billing_caller, &billing_token).await["active"],
+        app.introspect(Credential::ApiKey(&billing_caller), &billing_token)
+            .await["active"],
         true
     );
     assert_eq!(
-        introspect_as_key(&app, &billing_caller, &default_token).await["active"],
+        app.introspect(Credential::ApiKey(&billing_caller), &default_token)
+            .await["active"],
         false
     );
     assert_eq!(
-        introspect_as_key(&app, &billing_caller, &live_key).await["active"],
+        app.introspect(Credential::ApiKey(&billing_caller), &live_key)
+            .await["active"],
         true
     );
 }

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::authorize::{
-    PASSWORD, REDIRECT, authorize_url, hidden_inputs, location, public_web_app, query_of,
+use crate::authorize::{PASSWORD, REDIRECT, authorize_url, public_web_app, query_of};
+use crate::helpers::{
+    TestApp, assert_error, assert_page_error, client, hidden_inputs, location, spawn_app,
+    spawn_app_with,
 };
-use crate::helpers::{TestApp, assert_error, assert_page_error, client, spawn_app, spawn_app_with};
 
 /// A well-formed S256 challenge (RFC 7636 appendix B); no test here redeems a code.
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCgJIgk4n7U_c-N6hT0Z6Q1Y";

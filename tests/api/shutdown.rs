@@ -7,6 +7,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::cli::{LogLines, serve, tessera};
+use crate::helpers::eventually;
 
 fn signal(child: &tokio::process::Child, name: &str) {
     let pid = child.id().expect("pid").to_string();
@@ -73,19 +74,13 @@ async fn ctrl_c_lets_requests_in_flight_finish_and_exits_0() {
 
     signal(&child, "INT");
     wait_for_log(&mut lines, "shutting down").await;
-    // The listener is closed: nothing new is accepted.
-
-    // The request in flight still gets its whole answer.
     // The listener closes: nothing new is accepted (the accept thread stops just after the log line).
-    let mut refused = false;
-    for _ in 0..100 {
-        if TcpStream::connect(&address).await.is_err() {
-            refused = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(refused, "new connections are refused after Ctrl-C");
+    eventually(
+        Duration::from_secs(5),
+        "new connections are refused after Ctrl-C",
+        || async { TcpStream::connect(&address).await.is_err() },
+    )
+    .await;
     // The request in flight still gets its whole answer.
     conn.write_all(rest).await.expect("the rest of the body");
     let mut answer = Vec::new();

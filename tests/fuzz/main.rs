@@ -7,8 +7,12 @@
 mod api_keys;
 mod basic;
 mod forms;
-#[path = "../api/helpers.rs"]
-#[expect(dead_code, reason = "the API suite's helpers: this binary uses a few")]
+#[path = "../api/helpers/mod.rs"]
+#[expect(
+    dead_code,
+    unused_imports,
+    reason = "the API suite's helpers: this binary uses a few"
+)]
 mod helpers;
 mod http;
 mod jwks;

@@ -87,7 +87,7 @@ async fn scope_choices(
     state: &AppState,
     checked: &[String],
 ) -> Result<Vec<Choice>, AppError> {
-    let scopes = db::run(&state.pool, oauth::list_scopes).await?;
+    let scopes = db::run(&state.pool, crate::apis::list_scopes).await?;
     let mut out: Vec<Choice> = Vec::new();
     for s in scopes {
         if out.iter().any(|c| c.value == s.name) || (s.name == "admin" && !dash.is_admin()) {

@@ -1,18 +1,16 @@
-//! `POST /oauth/revoke` (RFC 7009) and `POST /oauth/introspect` (RFC 7662).
-//!
-//! Token kinds are told apart by shape, whatever `token_type_hint` says (the hint only orders the
-//! lookups): a JWT has two dots, a refresh token is 43 base64url characters, an API key has a
-//! configured prefix and a valid checksum.
-
-use std::collections::HashMap;
+//! `POST /oauth/introspect` (RFC 7662): a resource server (a confidential client marked as one, or
+//! an API key granting `introspect`) asks whether a token is active. Token kinds are told apart by
+//! shape, as at revocation.
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use serde_json::json;
 
-use super::client_auth::{AuthMethod, client_auth, no_store, read_request};
-use super::flow::REFRESH_PURPOSE;
+use super::credentials::{AuthenticatedClient, Credentials, authenticate, throttle_failed_auth};
+use super::params::{RevokeForm, TokenKind, no_store, request_parts};
 use super::store;
-use crate::audit::{self, Actor, Origin};
+use super::token::REFRESH_PURPOSE;
+
+use super::access::{access_token_hash, cached_access, verify_access};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::i18n::Detail;
@@ -20,197 +18,7 @@ use crate::jwt::AccessClaims;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(revoke).service(introspect);
-}
-
-/// The kinds of token Tessera issues.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    AccessToken,
-    RefreshToken,
-    ApiKey,
-}
-
-impl Kind {
-    /// The lookup order: the hinted kind first (an unknown hint is ignored, RFC 7009 §2.1).
-    fn order(hint: Option<&str>) -> [Kind; 3] {
-        match hint {
-            Some("refresh_token") => [Kind::RefreshToken, Kind::AccessToken, Kind::ApiKey],
-            Some("api_key") => [Kind::ApiKey, Kind::AccessToken, Kind::RefreshToken],
-            _ => [Kind::AccessToken, Kind::RefreshToken, Kind::ApiKey],
-        }
-    }
-
-    /// Whether `token` can be of this kind at all (no database work for the wrong shape).
-    fn fits(self, token: &str, settings: &crate::config::Settings) -> bool {
-        match self {
-            Kind::ApiKey => crate::apikeys::well_formed(settings, token),
-            Kind::AccessToken => token.bytes().filter(|b| *b == b'.').count() == 2,
-            Kind::RefreshToken => {
-                token.len() == 43
-                    && token
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            }
-        }
-    }
-}
-
-/// The parts of a revocation or introspection request.
-struct TokenRequest {
-    params: HashMap<String, String>,
-    authorization: Option<String>,
-    token: String,
-}
-
-fn request_parts(req: &HttpRequest, body: &[u8]) -> Result<TokenRequest, AppError> {
-    let (params, authorization) = read_request(req, body)?;
-    let token = params.get("token").cloned().ok_or_else(|| {
-        AppError::oauth(
-            "invalid_request",
-            Detail::MissingParameter { name: "token" },
-        )
-    })?;
-    Ok(TokenRequest {
-        params,
-        authorization,
-        token,
-    })
-}
-
-/// RFC 7009: the client revokes one of its own tokens. Revoking a refresh token revokes its family
-/// and the access tokens issued from it; revoking an access token records its `jti` until it
-/// expires. The answer is 200 whether the token existed, was already revoked, or is another
-/// client's (which is left alone): the endpoint is no oracle.
-#[utoipa::path(
-    operation_id = "revoke",
-    tag = "oauth",
-    request_body(content = RevokeForm, content_type = "application/x-www-form-urlencoded"),
-    security(("client_basic" = []), ()),
-    responses(
-        (status = 200, description = "Revoked, or nothing to revoke (no oracle); empty body"),
-        (status = 400, description = "invalid_request: a malformed request"),
-        (status = 401, description = "invalid_client"),
-        (status = 413, description = "The body is too large"),
-        (status = 429, description = "Too many failed authentications from this IP"),
-        (status = 503, description = "The database cannot serve now"),
-    )
-)]
-#[post("/oauth/revoke")]
-#[tracing::instrument(skip_all)]
-async fn revoke(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    body: web::Bytes,
-) -> Result<HttpResponse, AppError> {
-    let work = revoke_request(req.clone(), state.clone(), body);
-    super::client_auth::throttle_failed_auth(&state, &req, work).await
-}
-
-async fn revoke_request(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    body: web::Bytes,
-) -> Result<HttpResponse, AppError> {
-    let TokenRequest {
-        params,
-        authorization,
-        token,
-    } = request_parts(&req, &body)?;
-    let auth = client_auth(&state, "/oauth/revoke", authorization, &params).await?;
-    let order = Kind::order(params.get("token_type_hint").map(String::as_str));
-    let origin = Origin::of(&req);
-    let st = state.clone();
-    db::run(&state.pool, move |conn| {
-        let (client, _) = auth.resolve(conn, &st)?;
-        for kind in order.into_iter().filter(|k| k.fits(&token, &st.settings)) {
-            if revoke_one(conn, &st, &client.id, kind, &token, origin.clone())? {
-                break;
-            }
-        }
-        Ok(())
-    })
-    .await?;
-    Ok(no_store(HttpResponse::Ok().finish()))
-}
-
-/// Revokes `token` as `kind` when it is one and belongs to `client_id`; true when it was found.
-fn revoke_one(
-    conn: &mut DbConn,
-    state: &AppState,
-    client_id: &str,
-    kind: Kind,
-    token: &str,
-    origin: Origin,
-) -> Result<bool, AppError> {
-    let now = db::now();
-    let event = |kind: &str| {
-        audit::Event::new(Actor::Client(client_id.to_owned()), "token.revoke")
-            .origin(origin.clone())
-            .details(json!({ "token_type": kind }))
-    };
-    match kind {
-        Kind::ApiKey => {
-            let (_, key) =
-                crate::apikeys::verify(conn, &state.settings, &state.hasher, token, &[], None)?;
-            let Some(key) = key else {
-                return Ok(false);
-            };
-            if key.owner_client_id.as_deref() == Some(client_id) {
-                crate::apikeys::revoke_key(
-                    conn,
-                    &key.id,
-                    Actor::Client(client_id.to_owned()),
-                    origin,
-                )?;
-                state.key_cache.forget_key(&key.id);
-            }
-            Ok(true)
-        }
-        Kind::RefreshToken => {
-            let hash = state.hasher.hash(REFRESH_PURPOSE, token.as_bytes());
-            let Some(row) = store::find_refresh(conn, &hash)? else {
-                return Ok(false);
-            };
-            if row.client_id == client_id && !row.family_revoked {
-                use diesel::Connection as _;
-                conn.transaction(|conn| -> Result<(), AppError> {
-                    store::revoke_family(conn, &row.family_id, now, "revoked by the client")?;
-                    audit::record(
-                        conn,
-                        event("refresh_token").target("refresh_token_family", &row.family_id),
-                    )?;
-                    Ok(())
-                })?;
-                // The family's access tokens are revoked too: drop this client's cached ones.
-                state
-                    .token_cache
-                    .forget_where(|c| c.client_id == row.client_id);
-            }
-            Ok(true)
-        }
-        Kind::AccessToken => {
-            let Some(claims) = state
-                .keyring
-                .verify_fresh(conn, token, state.settings.issuer_str())
-            else {
-                return Ok(false);
-            };
-            if claims.client_id == client_id && !store::is_jti_revoked(conn, &claims.jti)? {
-                use diesel::Connection as _;
-                conn.transaction(|conn| -> Result<(), AppError> {
-                    store::insert_revoked_jti(conn, &claims.jti, None, now, claims.exp)?;
-                    audit::record(
-                        conn,
-                        event("access_token").target("access_token", &claims.jti),
-                    )?;
-                    Ok(())
-                })?;
-                state.token_cache.forget_where(|c| c.jti == claims.jti);
-            }
-            Ok(true)
-        }
-    }
+    cfg.service(introspect);
 }
 
 /// RFC 7662: a confidential client (a resource server) asks whether a token is active. Expired,
@@ -244,7 +52,7 @@ async fn introspect(
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let work = introspect_request(req.clone(), state.clone(), body);
-    super::client_auth::throttle_failed_auth(&state, &req, work).await
+    throttle_failed_auth(&state, &req, work).await
 }
 
 async fn introspect_request(
@@ -252,24 +60,25 @@ async fn introspect_request(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    let TokenRequest {
-        params,
-        authorization,
-        token,
-    } = request_parts(&req, &body)?;
-    let caller = match caller_api_key(&req, authorization.as_deref(), &state.settings) {
+    let (form, token) = request_parts(&req, &body)?;
+    let caller = match caller_api_key(&req, form.authorization.as_deref(), &state.settings) {
         Some(key) => Caller::ApiKey(key),
         None => {
-            let auth = client_auth(&state, "/oauth/introspect", authorization, &params).await?;
-            Caller::Client(Box::new(auth))
+            let client =
+                authenticate(&state, Credentials::parse(&form)?, "/oauth/introspect").await?;
+            if !client.is_confidential() {
+                return Err(AppError::oauth(
+                    "invalid_client",
+                    Detail::IntrospectionNeedsConfidential,
+                ));
+            }
+            Caller::Client(client)
         }
     };
-    let order = Kind::order(params.get("token_type_hint").map(String::as_str));
-    // Fast path: a client and an access token this node checked within the cache TTL.
-    if let Caller::Client(auth) = &caller
-        && let Some((client, method)) = auth.checked()
-        && method != AuthMethod::None
-        && Kind::AccessToken.fits(&token, &state.settings)
+    let order = TokenKind::order(form.get("token_type_hint"));
+    // Fast path: an access token this node checked within the cache TTL.
+    if let Caller::Client(AuthenticatedClient { client, .. }) = &caller
+        && TokenKind::AccessToken.fits(&token, &state.settings)
         && let Some(claims) = cached_access(&state, &access_token_hash(&state, &token), &token)
     {
         let answer = match Reach::of_client(client) {
@@ -285,16 +94,8 @@ async fn introspect_request(
     // is counted after (an over-limit caller gets 429 and never sees the answer).
     let (caller, answer) = db::run(&state.pool, move |conn| {
         let (caller, reach) = match caller {
-            Caller::Client(auth) => {
-                let (client, method) = auth.resolve(conn, &st)?;
-                if method == AuthMethod::None {
-                    return Err(AppError::oauth(
-                        "invalid_client",
-                        Detail::IntrospectionNeedsConfidential,
-                    ));
-                }
-                let reach = Reach::of_client(&client);
-                (client.id, reach)
+            Caller::Client(AuthenticatedClient { client, .. }) => {
+                (client.id.clone(), Reach::of_client(&client))
             }
             Caller::ApiKey(key) => {
                 let (id, reach) = introspecting_key(conn, &st, &key)?;
@@ -413,7 +214,7 @@ pub const INTROSPECT_SCOPE: &str = "introspect";
 
 /// Who calls the introspection endpoint: a confidential client, or an API key granting `introspect`.
 enum Caller {
-    Client(Box<super::client_auth::ClientAuth>),
+    Client(AuthenticatedClient),
     ApiKey(String),
 }
 
@@ -472,13 +273,13 @@ fn introspecting_key(
 fn introspect_one(
     conn: &mut DbConn,
     state: &AppState,
-    kind: Kind,
+    kind: TokenKind,
     token: &str,
 ) -> Result<Option<serde_json::Value>, AppError> {
     let now = db::now();
     let inactive = || Ok(Some(json!({ "active": false })));
     match kind {
-        Kind::ApiKey => {
+        TokenKind::ApiKey => {
             let (code, key) =
                 crate::apikeys::verify(conn, &state.settings, &state.hasher, token, &[], None)?;
             let Some(key) = key else {
@@ -507,7 +308,7 @@ fn introspect_one(
             }
             Ok(Some(answer))
         }
-        Kind::AccessToken => {
+        TokenKind::AccessToken => {
             // A JWT that fails any check is inactive (no other kind has this shape).
             match verify_access(conn, state, access_token_hash(state, token), token)? {
                 Some(c) => serde_json::to_value(active_access(&c))
@@ -516,7 +317,7 @@ fn introspect_one(
                 None => inactive(),
             }
         }
-        Kind::RefreshToken => {
+        TokenKind::RefreshToken => {
             let hash = state.hasher.hash(REFRESH_PURPOSE, token.as_bytes());
             let Some(row) = store::find_refresh(conn, &hash)? else {
                 return Ok(None);
@@ -581,85 +382,6 @@ fn client_active(conn: &mut DbConn, client_id: &str) -> Result<bool, AppError> {
     Ok(store::find_client(conn, client_id)?.is_some_and(|c| c.enabled()))
 }
 
-/// The cache key of an access token: its HMAC under the pepper (the token itself is never kept).
-pub fn access_token_hash(state: &AppState, token: &str) -> crate::cache::KeyHash {
-    crate::cache::KeyHash(state.hasher.hash_raw("at", token.as_bytes()))
-}
-
-/// The claims of an access token this node verified within the cache TTL (signature, issuer,
-/// revocation and client checked then), if it has not expired since. Past half the TTL one caller
-/// re-verifies it in the background (a token found bad is dropped at once) and still gets the old
-/// answer.
-pub fn cached_access(
-    state: &web::Data<AppState>,
-    hash: &crate::cache::KeyHash,
-    token: &str,
-) -> Option<std::sync::Arc<AccessClaims>> {
-    let found = match state.token_cache.lookup(hash) {
-        crate::cache::Lookup::Hit(found) => found,
-        crate::cache::Lookup::Refresh(found) => {
-            let st = state.clone();
-            let (hash, token) = (*hash, token.to_owned());
-            actix_web::rt::spawn(async move {
-                let s = st.clone();
-                let verified =
-                    db::run(&st.pool, move |conn| verify_access(conn, &s, hash, &token)).await;
-                // No longer good: dropped now. On a database error the old answer stays until
-                // its limit, then requests verify the token themselves.
-                if matches!(verified, Ok(None)) {
-                    st.token_cache.forget(&hash);
-                }
-            });
-            found
-        }
-        crate::cache::Lookup::Miss => None,
-    };
-    found.filter(|c| c.exp >= db::now())
-}
-
-/// Verifies an access token in full: signature, issuer and expiry (the keyring), then in one query
-/// not revoked, its client (and the client's owner) still enabled and its user not disabled. An
-/// active token is cached for the credential-cache TTL.
-pub fn verify_access(
-    conn: &mut DbConn,
-    state: &AppState,
-    hash: crate::cache::KeyHash,
-    token: &str,
-) -> Result<Option<std::sync::Arc<AccessClaims>>, AppError> {
-    let generation = state.token_cache.generation();
-    let Some(claims) = state
-        .keyring
-        .verify_fresh(conn, token, state.settings.issuer_str())
-    else {
-        return Ok(None);
-    };
-    if !store::access_token_live(conn, &claims.jti, &claims.client_id, &claims.sub)? {
-        return Ok(None);
-    }
-    let claims = std::sync::Arc::new(claims);
-    state
-        .token_cache
-        .put(hash, Some(claims.clone()), generation);
-    Ok(Some(claims))
-}
-
-/// The form of `POST /oauth/revoke` and `POST /oauth/introspect` (read as pairs by `request_parts`;
-/// this describes them).
-#[derive(utoipa::ToSchema)]
-#[expect(dead_code, reason = "only the OpenAPI description names it")]
-struct RevokeForm {
-    /// An access token, a refresh token or an API key.
-    #[schema(min_length = 1)]
-    token: String,
-    /// `access_token`, `refresh_token` or `api_key`: which kind to look for first.
-    token_type_hint: Option<String>,
-    client_id: Option<String>,
-    /// `client_secret_post`.
-    client_secret: Option<String>,
-    client_assertion_type: Option<String>,
-    client_assertion: Option<String>,
-}
-
 /// An introspection answer (RFC 7662 §2.2): `{"active": false}` for anything not active or out of
 /// the caller's reach, else the token's facts (built by `active_access` and `introspect_one`).
 #[derive(utoipa::ToSchema)]
@@ -693,5 +415,5 @@ enum Audience {
 
 /// The operations and types of this module, for `/openapi.json`.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(revoke, introspect))]
+#[openapi(paths(introspect))]
 pub(super) struct Docs;

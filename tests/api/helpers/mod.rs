@@ -1,11 +1,31 @@
-//! `spawn_app()`: the real app on port 0 with a fresh database (temp SQLite, or a new PostgreSQL database).
+//! The test helpers, in one place. Here: `spawn_app()`, the real app on port 0 with a fresh database
+//! (temp SQLite, or a new PostgreSQL database), [`TestApp`] and the assertions on error shapes.
+//! Beside it: [`eventually`] (poll), [`check`] and [`TestApp::introspect`] (credentials), the
+//! page helpers and [`Browser`] (pages), API keys (keys), and the services a test may need
+//! (backends).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
 use tessera::config::{DatabaseUrl, SecretBytes, Settings};
 use tessera::startup::Application;
+
+mod backends;
+mod credentials;
+mod keys;
+mod pages;
+mod poll;
+
+pub use backends::{postgres_only, redis};
+pub use credentials::{Credential, check, check_request};
+pub use keys::{create_key, create_key_as, key, key_of_app};
+pub use pages::{
+    Browser, PASSWORD, attr_values, browser_of, hidden_field, hidden_inputs, link, location,
+    sign_in_as, text_of, unescape,
+};
+pub use poll::eventually;
 
 /// The PostgreSQL server to make test databases on, when the suite runs against PostgreSQL.
 pub fn postgres_admin_url() -> Option<String> {
@@ -86,31 +106,32 @@ impl TestDb {
             }
             Self::Postgres {
                 admin_url, name, ..
-            } => {
-                let mut admin = PgConnection::establish(admin_url).expect("admin connection");
-                admin
-                    .batch_execute(&format!(
-                        "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
-                         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}';"
-                    ))
-                    .expect("lock the test database");
-            }
+            } => as_admin(
+                admin_url,
+                &format!(
+                    "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
+                     SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}';"
+                ),
+            ),
         }
     }
 
     /// Cuts every open connection to the PostgreSQL database (as a restart or failover would) and
-    /// leaves it accepting new ones. Nothing outside the process can cut a connection to a SQLite file.
+    /// leaves it accepting new ones. Nothing outside the process can cut a connection to a SQLite
+    /// file, so on SQLite this panics: a test of it runs on PostgreSQL only ([`postgres_only`]).
     pub fn cut_connections(&self) {
-        if let Self::Postgres {
-            admin_url, name, ..
-        } = self
-        {
-            let mut admin = PgConnection::establish(admin_url).expect("admin connection");
-            admin
-                .batch_execute(&format!(
+        match self {
+            Self::Postgres {
+                admin_url, name, ..
+            } => as_admin(
+                admin_url,
+                &format!(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-                ))
-                .expect("cut the connections");
+                ),
+            ),
+            Self::Sqlite { .. } => {
+                panic!("a SQLite file has no connections to cut: run this test with postgres_only")
+            }
         }
     }
 
@@ -122,14 +143,20 @@ impl TestDb {
             }
             Self::Postgres {
                 admin_url, name, ..
-            } => {
-                let mut admin = PgConnection::establish(admin_url).expect("admin connection");
-                admin
-                    .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
-                    .expect("unlock the test database");
-            }
+            } => as_admin(
+                admin_url,
+                &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"),
+            ),
         }
     }
+}
+
+/// Runs `sql` on the PostgreSQL server as the suite's administrator.
+fn as_admin(admin_url: &str, sql: &str) {
+    PgConnection::establish(admin_url)
+        .expect("admin connection")
+        .batch_execute(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 impl Drop for TestDb {
@@ -150,7 +177,7 @@ pub fn test_settings(db: &TestDb) -> Settings {
         bind: "127.0.0.1:0".parse().expect("static address"),
         database_url: db.url(),
         database_pool_size: 4,
-        database_timeout: std::time::Duration::from_secs(2),
+        database_timeout: Duration::from_secs(2),
         secret_pepper: Some(SecretBytes::new(
             b"test-pepper-test-pepper-test-pepper!".to_vec(),
         )),
@@ -215,25 +242,21 @@ fn listens_for_invalidations(settings: &Settings) -> bool {
 /// drops whatever the node cached before it (messages sent meanwhile were missed), so a test that
 /// counts cache hits must not race it.
 async fn invalidation_listener_up(address: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let http = reqwest::Client::new();
-    loop {
-        let up = match http.get(format!("{address}/metrics")).send().await {
-            Ok(res) => res
-                .text()
-                .await
-                .is_ok_and(|t| t.lines().any(|l| l == "tessera_invalidation_listener_up 1")),
-            Err(_) => false,
-        };
-        if up {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the invalidation listener of {address} never connected"
-        );
-        actix_web::rt::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    eventually(
+        Duration::from_secs(30),
+        &format!("the invalidation listener of {address} connects"),
+        || async {
+            match http.get(format!("{address}/metrics")).send().await {
+                Ok(res) => res
+                    .text()
+                    .await
+                    .is_ok_and(|t| t.lines().any(|l| l == "tessera_invalidation_listener_up 1")),
+                Err(_) => false,
+            }
+        },
+    )
+    .await;
 }
 
 /// Another node on `app`'s database, with the same key material and issuer (as two replicas behind
@@ -366,70 +389,21 @@ impl TestApp {
             .expect("client marked");
         assert_eq!(marked, 1, "client {id} exists");
     }
-
-    /// RFC 7662 introspection of `token` by the client `caller` (id, secret): the answer, which must be
-    /// 200 and not cached.
-    pub async fn introspect(&self, caller: (&str, &str), token: &str) -> serde_json::Value {
-        let res = self
-            .client
-            .post(self.url("/oauth/introspect"))
-            .basic_auth(caller.0, Some(caller.1))
-            .form(&[("token", token)])
-            .send()
-            .await
-            .expect("introspection request");
-        assert_eq!(res.status(), 200, "introspection answers 200");
-        assert_eq!(res.headers()["cache-control"], "no-store");
-        res.json().await.expect("json")
-    }
-
-    /// The CSRF token of the sign-in form (and the cookie it is bound to, now in the client's jar).
-    pub async fn login_csrf(&self, client: &reqwest::Client) -> String {
-        let page = client
-            .get(self.url("/login"))
-            .send()
-            .await
-            .expect("login page")
-            .text()
-            .await
-            .expect("body");
-        hidden_field(&page, "csrf_token").expect("the login form has a csrf_token")
-    }
-
-    /// Signs `client` in; panics unless the server answers 303.
-    pub async fn sign_in(&self, client: &reqwest::Client, email: &str, password: &str) {
-        let token = self.login_csrf(client).await;
-        let res = client
-            .post(self.url("/login"))
-            .form(&[
-                ("email", email),
-                ("password", password),
-                ("csrf_token", &token),
-            ])
-            .send()
-            .await
-            .expect("login sent");
-        assert_eq!(res.status(), 303, "sign-in of {email} should succeed");
-    }
 }
 
-/// The value of `<input type="hidden" name="NAME" value="…">` in a page.
-pub fn hidden_field(page: &str, name: &str) -> Option<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = page.find(&marker)? + marker.len();
-    let end = page[start..].find('"')? + start;
-    Some(page[start..end].to_owned())
+/// The `X-Request-Id` of an answer (every answer has one).
+pub fn request_id(res: &reqwest::Response) -> String {
+    res.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .expect("X-Request-Id on every response")
 }
 
 /// Asserts the JSON error shape and returns the body.
 pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
     assert_eq!(res.status().as_u16(), status, "status for {code}");
-    let header_id = res
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .expect("X-Request-Id on every response");
+    let header_id = request_id(&res);
     let body: serde_json::Value = res.json().await.expect("error body is JSON");
     assert_eq!(body["error"], code, "error code in {body}");
     assert!(
@@ -448,12 +422,7 @@ pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> se
 /// in `data-error` and the `X-Request-Id` shown on the page, never a JSON body. Returns the page.
 pub async fn assert_page_error(res: reqwest::Response, status: u16, code: &str) -> String {
     assert_eq!(res.status().as_u16(), status, "status for {code}");
-    let header_id = res
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .expect("X-Request-Id on every response");
+    let header_id = request_id(&res);
     let content_type = res
         .headers()
         .get("content-type")

@@ -1,0 +1,119 @@
+//! The RFC 8414 authorization server metadata, at its own path and at the OpenID Connect discovery
+//! path that many client libraries look for.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, get, web};
+
+use crate::db;
+use crate::error::AppError;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(metadata).service(openid_metadata);
+}
+
+/// Client authentication methods, in the RFC 8414 names (introspection takes the first four: a
+/// public client cannot introspect).
+const AUTH_METHODS: [&str; 5] = [
+    "client_secret_basic",
+    "client_secret_post",
+    "client_secret_jwt",
+    "private_key_jwt",
+    "none",
+];
+/// Algorithms of client assertions: HS256 for client_secret_jwt, the others for private_key_jwt.
+const AUTH_SIGNING_ALGS: [&str; 4] = ["RS256", "ES256", "EdDSA", "HS256"];
+
+/// The RFC 8414 authorization server metadata document.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Metadata {
+    issuer: String,
+    token_endpoint: String,
+    jwks_uri: String,
+    authorization_endpoint: String,
+    revocation_endpoint: String,
+    introspection_endpoint: String,
+    grant_types_supported: Vec<&'static str>,
+    token_endpoint_auth_methods_supported: Vec<&'static str>,
+    token_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
+    revocation_endpoint_auth_methods_supported: Vec<&'static str>,
+    revocation_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
+    introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+    introspection_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
+    response_modes_supported: Vec<&'static str>,
+    scopes_supported: Vec<String>,
+    response_types_supported: Vec<&'static str>,
+    code_challenge_methods_supported: Vec<&'static str>,
+    authorization_response_iss_parameter_supported: bool,
+    access_token_signing_alg_values_supported: Vec<&'static str>,
+}
+
+fn metadata_document(state: &AppState, scopes: Vec<String>) -> Metadata {
+    let issuer = state.settings.issuer_str();
+    Metadata {
+        issuer: issuer.to_owned(),
+        token_endpoint: format!("{issuer}/oauth/token"),
+        jwks_uri: format!("{issuer}/.well-known/jwks.json"),
+        authorization_endpoint: format!("{issuer}/oauth/authorize"),
+        revocation_endpoint: format!("{issuer}/oauth/revoke"),
+        introspection_endpoint: format!("{issuer}/oauth/introspect"),
+        grant_types_supported: vec![
+            "authorization_code",
+            "client_credentials",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        ],
+        token_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
+        token_endpoint_auth_signing_alg_values_supported: AUTH_SIGNING_ALGS.to_vec(),
+        revocation_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
+        revocation_endpoint_auth_signing_alg_values_supported: AUTH_SIGNING_ALGS.to_vec(),
+        introspection_endpoint_auth_methods_supported: AUTH_METHODS[..4].to_vec(),
+        introspection_endpoint_auth_signing_alg_values_supported: AUTH_SIGNING_ALGS.to_vec(),
+        response_modes_supported: vec!["query"],
+        scopes_supported: scopes,
+        response_types_supported: vec!["code"],
+        code_challenge_methods_supported: vec!["S256"],
+        authorization_response_iss_parameter_supported: true,
+        access_token_signing_alg_values_supported: vec![state.settings.signing_alg.as_str()],
+    }
+}
+
+async fn metadata_response(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let scopes = db::run(&state.pool, crate::apis::registered_scope_names).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .json(metadata_document(&state, scopes)))
+}
+
+/// RFC 8414 authorization server metadata.
+#[utoipa::path(
+    operation_id = "authorization_server_metadata",
+    tag = "oauth",
+    responses(
+        (status = 200, description = "The authorization server metadata", body = Metadata),
+        (status = 503, description = "The database cannot serve now"),
+    )
+)]
+#[get("/.well-known/oauth-authorization-server")]
+async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    metadata_response(state).await
+}
+
+/// The same document at the OpenID Connect discovery path, which many client libraries look for.
+#[utoipa::path(
+    operation_id = "openid_configuration",
+    tag = "oauth",
+    responses(
+        (status = 200, description = "The authorization server metadata", body = Metadata),
+        (status = 503, description = "The database cannot serve now"),
+    )
+)]
+#[get("/.well-known/openid-configuration")]
+async fn openid_metadata(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    metadata_response(state).await
+}
+
+/// The operations and types of this module, for `/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(metadata, openid_metadata))]
+pub(super) struct Docs;

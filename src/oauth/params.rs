@@ -1,0 +1,185 @@
+//! The parameters of an OAuth request, read once: a form body without repeated parameters (RFC 6749
+//! §3.1, §3.2), its `Authorization` header, and the headers of a response that carries tokens.
+
+use std::collections::HashMap;
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+
+use crate::error::AppError;
+use crate::i18n::Detail;
+
+/// Parses an `application/x-www-form-urlencoded` OAuth request body; a repeated parameter is an error
+/// (RFC 6749 §3.1), even one sent once without a value, as is a body of another type.
+pub fn parse_form(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<HashMap<String, String>, AppError> {
+    let is_form = content_type
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|ct| {
+            ct.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return Err(AppError::oauth("invalid_request", Detail::FormBodyRequired));
+    }
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
+    if let Some(name) = repeated(&pairs) {
+        return Err(AppError::oauth(
+            "invalid_request",
+            Detail::RepeatedParameter {
+                name: printable(name),
+            },
+        ));
+    }
+    // RFC 6749 §3.1: parameters sent without a value are treated as omitted.
+    Ok(pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect())
+}
+
+/// The first parameter name that occurs more than once, with or without a value. RFC 6749 §3.1:
+/// "Request and response parameters MUST NOT be included more than once."
+pub fn repeated(params: &[(String, String)]) -> Option<&str> {
+    let mut seen = std::collections::HashSet::with_capacity(params.len());
+    params
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .find(|k| !seen.insert(*k))
+}
+
+/// A caller's parameter name fit for an `error_description` (RFC 6749 §5.2: printable ASCII
+/// without `"` and `\`), at most 64 characters.
+pub fn printable(name: &str) -> String {
+    name.chars()
+        .take(64)
+        .map(|c| match c {
+            ' ' | '!' | '#'..='[' | ']'..='~' => c,
+            _ => '?',
+        })
+        .collect()
+}
+
+/// A form request to the token, revocation or introspection endpoint: its parameters and its
+/// `Authorization` header. `Debug` shows neither (they hold secrets, codes and tokens).
+pub struct FormRequest {
+    pub params: HashMap<String, String>,
+    pub authorization: Option<String>,
+}
+
+impl std::fmt::Debug for FormRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FormRequest([redacted])")
+    }
+}
+
+impl FormRequest {
+    /// Reads the body and the `Authorization` header (a header that is not visible ASCII is a
+    /// malformed client authentication: 401 `invalid_client`).
+    pub fn read(req: &HttpRequest, body: &[u8]) -> Result<Self, AppError> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let params = parse_form(content_type, body)?;
+        let authorization = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.to_str().map(str::to_owned))
+            .transpose()
+            .map_err(|_| AppError::oauth("invalid_client", Detail::AuthorizationHeaderMalformed))?;
+        Ok(Self {
+            params,
+            authorization,
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.params.get(name).map(String::as_str)
+    }
+
+    /// A parameter the request cannot do without (`invalid_request` when absent).
+    pub fn require(&self, name: &'static str) -> Result<&str, AppError> {
+        self.get(name)
+            .ok_or_else(|| AppError::oauth("invalid_request", Detail::MissingParameter { name }))
+    }
+}
+
+/// `Cache-Control: no-store` and `Pragma: no-cache` on a response that carries tokens (RFC 6749 §5.1).
+pub fn no_store(mut res: actix_web::HttpResponse) -> actix_web::HttpResponse {
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    res.headers_mut()
+        .insert(header::PRAGMA, header::HeaderValue::from_static("no-cache"));
+    res
+}
+
+/// The kinds of token Tessera issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    AccessToken,
+    RefreshToken,
+    ApiKey,
+}
+
+impl TokenKind {
+    /// The lookup order: the hinted kind first (an unknown hint is ignored, RFC 7009 §2.1).
+    pub fn order(hint: Option<&str>) -> [TokenKind; 3] {
+        match hint {
+            Some("refresh_token") => [
+                TokenKind::RefreshToken,
+                TokenKind::AccessToken,
+                TokenKind::ApiKey,
+            ],
+            Some("api_key") => [
+                TokenKind::ApiKey,
+                TokenKind::AccessToken,
+                TokenKind::RefreshToken,
+            ],
+            _ => [
+                TokenKind::AccessToken,
+                TokenKind::RefreshToken,
+                TokenKind::ApiKey,
+            ],
+        }
+    }
+
+    /// Whether `token` can be of this kind at all (no database work for the wrong shape).
+    pub fn fits(self, token: &str, settings: &crate::config::Settings) -> bool {
+        match self {
+            TokenKind::ApiKey => crate::apikeys::well_formed(settings, token),
+            TokenKind::AccessToken => token.bytes().filter(|b| *b == b'.').count() == 2,
+            TokenKind::RefreshToken => {
+                token.len() == 43
+                    && token
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            }
+        }
+    }
+}
+
+/// A revocation or introspection request: the form, and the token it is about.
+pub fn request_parts(req: &HttpRequest, body: &[u8]) -> Result<(FormRequest, String), AppError> {
+    let form = FormRequest::read(req, body)?;
+    let token = form.require("token")?.to_owned();
+    Ok((form, token))
+}
+
+/// The form of `POST /oauth/revoke` and `POST /oauth/introspect` (read as pairs by `request_parts`;
+/// this describes them).
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "only the OpenAPI description names it")]
+pub struct RevokeForm {
+    /// An access token, a refresh token or an API key.
+    #[schema(min_length = 1)]
+    token: String,
+    /// `access_token`, `refresh_token` or `api_key`: which kind to look for first.
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    /// `client_secret_post`.
+    client_secret: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
+}

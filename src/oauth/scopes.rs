@@ -1,0 +1,59 @@
+//! The API a service token is for, and the scopes a grant gets on it.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use crate::apis::{ApiScopes, find_api};
+use crate::error::AppError;
+use crate::i18n::Detail;
+use crate::state::AppState;
+
+/// The API a service token is asked for (`resource`, else the default API: the issuer), or
+/// `invalid_target`.
+pub async fn requested_api(
+    state: &actix_web::web::Data<AppState>,
+    resource: Option<&str>,
+) -> Result<Arc<ApiScopes>, AppError> {
+    let audience = resource.unwrap_or_else(|| state.settings.issuer_str());
+    find_api(state, audience).await?.ok_or_else(|| {
+        AppError::oauth(
+            "invalid_target",
+            Detail::Value {
+                value: audience.chars().take(128).collect(),
+            },
+        )
+    })
+}
+
+/// The scopes a token gets: the requested ones (each allowed to the client and defined on the API),
+/// or, when none are requested, every allowed scope the API defines except `offline_access`.
+pub fn grant_scopes(
+    requested: Option<&str>,
+    allowed: &[&str],
+    defined: &[String],
+) -> Result<Vec<String>, AppError> {
+    match requested {
+        Some(req) => {
+            let mut out = BTreeSet::new();
+            for s in req.split(' ').filter(|s| !s.is_empty()) {
+                if !allowed.contains(&s) || !defined.iter().any(|d| d == s) {
+                    return Err(AppError::oauth(
+                        "invalid_scope",
+                        Detail::ScopeNotAllowed {
+                            scope: s.chars().take(64).collect(),
+                        },
+                    ));
+                }
+                out.insert(s.to_owned());
+            }
+            Ok(out.into_iter().collect())
+        }
+        None => Ok(allowed
+            .iter()
+            .filter(|s| **s != "offline_access" && defined.iter().any(|d| d == *s))
+            .map(|s| (*s).to_owned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()),
+    }
+}

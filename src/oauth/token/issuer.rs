@@ -1,0 +1,207 @@
+//! The one `Issuer`: it builds every access token's claims (RFC 9068) and signs them, stores the
+//! refresh tokens a grant gets, and answers the token request (RFC 6749 §5.1), counting the client's
+//! usage and the issuance metric. No other module builds claims or stores refresh tokens.
+
+use actix_web::HttpResponse;
+
+use super::super::credentials::AuthenticatedClient;
+use super::super::params::no_store;
+use super::super::store;
+use crate::crypto::random_id;
+use crate::db::{self, DbConn};
+use crate::error::AppError;
+use crate::jwt::AccessClaims;
+use crate::state::AppState;
+
+/// Purpose string of refresh-token hashes (keeps them apart from other HMACs under the pepper).
+pub const REFRESH_PURPOSE: &str = "refresh_token";
+
+/// The identity of an access token about to be issued: its `jti` and lifetime. A grant that must
+/// record the `jti` before signing (the code exchange, so a replay can revoke it) takes it first.
+#[derive(Debug, Clone)]
+pub struct AccessId {
+    pub jti: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// What an access token says besides its identity.
+#[derive(Debug)]
+pub struct AccessGrant<'a> {
+    pub client_id: &'a str,
+    /// The user, or the client itself for a service token.
+    pub subject: &'a str,
+    pub audience: &'a str,
+    /// Space-separated, sorted.
+    pub scope: &'a str,
+}
+
+/// A signed access token and its claims. `Debug` shows the claims, not the token.
+pub struct SignedAccess {
+    pub token: String,
+    pub claims: AccessClaims,
+}
+
+impl std::fmt::Debug for SignedAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedAccess")
+            .field("claims", &self.claims)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The tokens a grant produced. `Debug` shows no token.
+pub struct Issued {
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub expires_in: i64,
+    pub scope: String,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TokenBody<'a> {
+    access_token: &'a str,
+    #[schema(value_type = String, example = "Bearer")]
+    token_type: &'static str,
+    /// Seconds until the access token expires.
+    expires_in: i64,
+    scope: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Issuer<'a> {
+    state: &'a AppState,
+}
+
+impl<'a> Issuer<'a> {
+    pub fn new(state: &'a AppState) -> Self {
+        Self { state }
+    }
+
+    /// Seconds an access token lives.
+    pub fn access_ttl(&self) -> i64 {
+        self.state.settings.access_token_ttl.as_secs() as i64
+    }
+
+    /// A fresh `jti`, valid from now for the access-token lifetime.
+    pub fn next_access(&self) -> AccessId {
+        let now = db::now();
+        AccessId {
+            jti: random_id("at", 22),
+            iat: now,
+            exp: now + self.access_ttl(),
+        }
+    }
+
+    /// Builds the claims of an access token and signs them with the current signing key. Nothing is
+    /// written: an access token is verified by its signature, revoked by its `jti`.
+    pub fn sign(&self, id: AccessId, grant: AccessGrant<'_>) -> Result<SignedAccess, AppError> {
+        let claims = AccessClaims {
+            iss: self.state.settings.issuer_str().to_owned(),
+            sub: grant.subject.to_owned(),
+            aud: grant.audience.to_owned(),
+            client_id: grant.client_id.to_owned(),
+            scope: grant.scope.to_owned(),
+            jti: id.jti,
+            iat: id.iat,
+            exp: id.exp,
+        };
+        let token = self.state.keyring.sign(&claims)?;
+        Ok(SignedAccess { token, claims })
+    }
+
+    /// A service token (client_credentials, jwt-bearer): an access token, no refresh token.
+    pub fn service_token(&self, grant: AccessGrant<'_>) -> Result<Issued, AppError> {
+        let access = self.sign(self.next_access(), grant)?;
+        Ok(self.issued(access, None))
+    }
+
+    /// The HMAC a refresh token is stored and looked up by.
+    pub fn refresh_hash(&self, token: &str) -> String {
+        self.state.hasher.hash(REFRESH_PURPOSE, token.as_bytes())
+    }
+
+    /// Stores a new refresh token (256 random bits, kept only as its HMAC) in `family`, recording the
+    /// access token issued beside it so that revoking the family revokes that token too. `None` when
+    /// the family was revoked meanwhile (a concurrent replay of the code that started it).
+    pub fn store_refresh(
+        &self,
+        conn: &mut DbConn,
+        family: &str,
+        expires_at: i64,
+        access: &SignedAccess,
+        rotation: bool,
+    ) -> Result<Option<String>, AppError> {
+        let token = crate::crypto::random_token();
+        let hash = self.refresh_hash(&token);
+        let new = store::NewRefresh {
+            token_hash: &hash,
+            family_id: family,
+            now: access.claims.iat,
+            expires_at,
+            jti: &access.claims.jti,
+            jti_exp: access.claims.exp,
+        };
+        if rotation {
+            store::insert_rotated_refresh_token(conn, &new)?;
+        } else if !store::insert_refresh_token(conn, &new)? {
+            return Ok(None);
+        }
+        Ok(Some(token))
+    }
+
+    /// When a refresh token issued now expires: the configured lifetime, never past its family's end.
+    pub fn refresh_expiry(&self, now: i64, family_expires_at: Option<i64>) -> i64 {
+        let exp = now + self.state.settings.refresh_token_ttl.as_secs() as i64;
+        family_expires_at.map_or(exp, |f| exp.min(f))
+    }
+
+    /// What a grant answers with.
+    pub fn issued(&self, access: SignedAccess, refresh_token: Option<String>) -> Issued {
+        Issued {
+            access_token: access.token,
+            refresh_token,
+            expires_in: self.access_ttl(),
+            scope: access.claims.scope,
+        }
+    }
+
+    /// The token response: `no-store`, the client's rate-limit headers, its usage counted (in
+    /// memory; written with the API-key usage) and the issuance metric.
+    pub fn deliver(
+        &self,
+        issued: &Issued,
+        client: &AuthenticatedClient,
+        grant: &'static str,
+        limit: &crate::ratelimit::Decision,
+    ) -> HttpResponse {
+        self.state.usage.record(
+            client.id(),
+            crate::apikeys::usage::Outcome::Allowed,
+            db::now(),
+        );
+        self.state
+            .metrics
+            .token_issued(grant, client.client.is_public);
+        let res = HttpResponse::Ok().json(TokenBody {
+            access_token: &issued.access_token,
+            token_type: "Bearer",
+            expires_in: issued.expires_in,
+            scope: &issued.scope,
+            refresh_token: issued.refresh_token.as_deref(),
+        });
+        crate::ratelimit::with_headers(no_store(res), limit)
+    }
+}

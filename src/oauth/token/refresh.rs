@@ -1,0 +1,176 @@
+//! `refresh_token` (RFC 6749 §6, ours: oxide-auth's refresh has no rotation): every use rotates; a
+//! used token presented again by its client revokes the whole family (RFC 9700 §4.14.2); scope may
+//! narrow, never widen; of two concurrent uses exactly one wins. A refused request (unknown, expired
+//! or revoked token, wrong client, wider scope, disabled user) changes nothing: the token stays
+//! usable by its client. Another client presenting it is audited (`refresh_token.wrong_client`).
+
+use diesel::Connection as _;
+use serde_json::json;
+
+use super::super::credentials::AuthenticatedClient;
+use super::super::model::GrantType;
+use super::super::store;
+use super::issuer::{AccessGrant, Issued, Issuer};
+use crate::audit::{self, Actor};
+use crate::db::{self, DbConn};
+use crate::error::AppError;
+use crate::i18n::Detail;
+use crate::state::AppState;
+
+/// A rotation that commits: the new tokens, or a reuse (the family stays revoked).
+enum Rotation {
+    Rotated(Issued),
+    Reused,
+}
+
+/// A refusal that rolls the rotation back: the presented token stays as it was.
+#[derive(Debug)]
+enum Refused {
+    Unknown,
+    /// Another client's token: audited after the rollback.
+    OtherClient {
+        family: String,
+        owner: String,
+    },
+    Expired,
+    UserDisabled,
+    ScopeNotGranted(String),
+    Failed(AppError),
+}
+
+impl From<diesel::result::Error> for Refused {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
+impl From<AppError> for Refused {
+    fn from(e: AppError) -> Self {
+        Self::Failed(e)
+    }
+}
+
+fn invalid(why: Detail) -> AppError {
+    AppError::oauth("invalid_grant", why)
+}
+
+pub async fn exchange(
+    state: &actix_web::web::Data<AppState>,
+    client: &AuthenticatedClient,
+    refresh_token: String,
+    scope: Option<String>,
+) -> Result<Issued, AppError> {
+    if !client.client.has_grant(GrantType::RefreshToken) {
+        return Err(AppError::oauth(
+            "unauthorized_client",
+            Detail::GrantNotRegistered {
+                grant_type: "refresh_token",
+            },
+        ));
+    }
+    let st = state.clone();
+    let client_id = client.id().to_owned();
+    db::run(&state.pool, move |conn| {
+        let outcome = conn
+            .transaction(|conn| rotate(conn, &st, &client_id, &refresh_token, scope.as_deref()));
+        match outcome {
+            Ok(Rotation::Rotated(issued)) => Ok(issued),
+            Ok(Rotation::Reused) => {
+                tracing::warn!(client_id = %client_id, "refresh token reuse: family revoked");
+                Err(invalid(Detail::RefreshTokenReused))
+            }
+            Err(Refused::OtherClient { family, owner }) => {
+                // Refused and rolled back; the attempt itself is kept (never the token).
+                audit::record(
+                    conn,
+                    audit::Event::new(
+                        Actor::Client(client_id.clone()),
+                        "refresh_token.wrong_client",
+                    )
+                    .target("refresh_token_family", &family)
+                    .details(json!({ "client_id": client_id, "owner_client_id": owner })),
+                )?;
+                tracing::warn!(client_id = %client_id, owner_client_id = %owner,
+                    "a refresh token was presented by another client");
+                Err(invalid(Detail::RefreshTokenOfOtherClient))
+            }
+            Err(Refused::Unknown) => Err(invalid(Detail::RefreshTokenUnknown)),
+            Err(Refused::Expired) => Err(invalid(Detail::RefreshTokenExpired)),
+            Err(Refused::UserDisabled) => Err(invalid(Detail::RefreshTokenUserDisabled)),
+            Err(Refused::ScopeNotGranted(scope)) => Err(AppError::oauth(
+                "invalid_scope",
+                Detail::ScopeNotGranted { scope },
+            )),
+            Err(Refused::Failed(e)) => Err(e),
+        }
+    })
+    .await
+}
+
+/// One rotation, in the caller's transaction: `Ok` commits (a reuse must stay revoked), `Err` rolls
+/// back.
+fn rotate(
+    conn: &mut DbConn,
+    state: &AppState,
+    client_id: &str,
+    presented: &str,
+    requested: Option<&str>,
+) -> Result<Rotation, Refused> {
+    let issuer = Issuer::new(state);
+    let hash = issuer.refresh_hash(presented);
+    let access = issuer.next_access();
+    let now = access.iat;
+    // Write first (see the code exchange): the rotation race has exactly one winner.
+    let won = store::use_refresh_token(conn, &hash, now)?;
+    // Locks the family until commit: a concurrent revocation waits, then revokes what this rotation
+    // issued too.
+    let row = store::find_refresh_for_rotation(conn, &hash)?.ok_or(Refused::Unknown)?;
+    if row.client_id != client_id {
+        return Err(Refused::OtherClient {
+            family: row.family_id,
+            owner: row.client_id,
+        });
+    }
+    if !won {
+        // Reuse of a rotated token: someone holds a copy. End the whole family.
+        store::revoke_family(conn, &row.family_id, now, "refresh token reused")?;
+        state
+            .token_cache
+            .forget_where(|c| c.client_id == row.client_id);
+        return Ok(Rotation::Reused);
+    }
+    if row.family_revoked || row.family_expires_at <= now || row.token_expires_at <= now {
+        return Err(Refused::Expired);
+    }
+    if row.user_disabled {
+        return Err(Refused::UserDisabled);
+    }
+    let scope = narrowed(&row.scope, requested)?;
+    let signed = issuer.sign(
+        access,
+        AccessGrant {
+            client_id,
+            subject: row.user_id.as_deref().unwrap_or(client_id),
+            audience: &row.audience,
+            scope: &scope,
+        },
+    )?;
+    let expires = issuer.refresh_expiry(now, Some(row.family_expires_at));
+    let refresh = issuer.store_refresh(conn, &row.family_id, expires, &signed, true)?;
+    Ok(Rotation::Rotated(issuer.issued(signed, refresh)))
+}
+
+/// The scope of the new tokens: the family's, or the requested part of it (never more).
+fn narrowed(granted: &str, requested: Option<&str>) -> Result<String, Refused> {
+    let Some(requested) = requested else {
+        return Ok(granted.to_owned());
+    };
+    let granted: Vec<&str> = granted.split(' ').filter(|s| !s.is_empty()).collect();
+    let mut asked: Vec<&str> = requested.split(' ').filter(|s| !s.is_empty()).collect();
+    if let Some(extra) = asked.iter().find(|s| !granted.contains(s)) {
+        return Err(Refused::ScopeNotGranted(extra.chars().take(64).collect()));
+    }
+    asked.sort_unstable();
+    asked.dedup();
+    Ok(asked.join(" "))
+}
