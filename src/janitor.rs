@@ -11,7 +11,7 @@ use crate::db::schema::{
 };
 use crate::db::{self, DbConn};
 use crate::error::AppError;
-use crate::state::AppState;
+use crate::node::Node;
 
 /// The tables the janitor purges, in the order it purges them (tokens before their families).
 pub const TABLES: [Table; 6] = [
@@ -135,7 +135,7 @@ pub fn purge_all(conn: &mut DbConn, now: i64, batch: u32) -> QueryResult<Purged>
 
 /// The server's purge: each batch takes a pooled connection of its own and gives it back, so
 /// requests are served between batches however much there is to delete.
-pub async fn purge_pool(state: &web::Data<AppState>) -> Result<Purged, AppError> {
+pub async fn purge_pool(state: &web::Data<Node>) -> Result<Purged, AppError> {
     let batch = state.settings.purge_batch_size;
     let now = db::now();
     let mut purged = Purged::default();
@@ -157,10 +157,10 @@ pub async fn purge_pool(state: &web::Data<AppState>) -> Result<Purged, AppError>
 }
 
 /// Writes the API-key usage counted since the last flush; a failure keeps the counts for the next try.
-pub async fn flush_usage(state: &web::Data<AppState>) {
+pub async fn flush_usage(state: &web::Data<Node>) {
     let st = state.clone();
     let result = db::run(&state.pool, move |conn| {
-        st.usage.flush(conn).map_err(AppError::internal)
+        st.keys.usage.flush(conn).map_err(AppError::internal)
     })
     .await;
     if let Err(e) = result {
@@ -169,7 +169,7 @@ pub async fn flush_usage(state: &web::Data<AppState>) {
 }
 
 /// Starts the node's background jobs; they end when the returned handles are aborted.
-pub fn spawn(state: web::Data<AppState>) -> Vec<actix_web::rt::task::JoinHandle<()>> {
+pub fn spawn(state: web::Data<Node>) -> Vec<actix_web::rt::task::JoinHandle<()>> {
     let keys = {
         let state = state.clone();
         actix_web::rt::spawn(async move {
@@ -203,10 +203,10 @@ pub fn spawn(state: web::Data<AppState>) -> Vec<actix_web::rt::task::JoinHandle<
         loop {
             actix_web::rt::time::sleep(every).await;
             state.limits.forget_idle();
-            state.key_cache.forget_stale();
-            state.token_cache.forget_stale();
-            state.client_cache.forget_stale();
-            state.api_cache.forget_stale();
+            state.keys.key_cache.forget_stale();
+            state.oauth.token_cache.forget_stale();
+            state.oauth.client_cache.forget_stale();
+            state.apis.api_cache.forget_stale();
             match purge_pool(&state).await {
                 Ok(p) if p.total() > 0 => {
                     tracing::info!(rows = p.total(), "purged expired rows");
@@ -229,7 +229,7 @@ pub const APIS: &str = "apis";
 /// here, a signing-key change is re-read at once, and after a reconnection everything cached is
 /// dropped (messages may have been missed). It stops when the returned guard is dropped; `None` on
 /// SQLite.
-pub fn listen(state: web::Data<AppState>) -> Option<crate::invalidate::Listening> {
+pub fn listen(state: web::Data<Node>) -> Option<crate::invalidate::Listening> {
     let crate::config::DatabaseUrl::Postgres(url) = &state.settings.database_url else {
         return None;
     };
@@ -239,7 +239,7 @@ pub fn listen(state: web::Data<AppState>) -> Option<crate::invalidate::Listening
 }
 
 /// Applies one message from the invalidation listener (on its thread).
-fn apply(state: &AppState, incoming: crate::invalidate::Incoming) {
+fn apply(state: &Node, incoming: crate::invalidate::Incoming) {
     use crate::invalidate::{Event, Incoming, Selector};
     match incoming {
         Incoming::Reconnected => {
@@ -255,19 +255,19 @@ fn apply(state: &AppState, incoming: crate::invalidate::Incoming) {
     }
 }
 
-fn apply_to_cache(state: &AppState, cache: &str, selector: &crate::invalidate::Selector) {
+fn apply_to_cache(state: &Node, cache: &str, selector: &crate::invalidate::Selector) {
     match cache {
-        KEYS => state.key_cache.apply(selector),
-        TOKENS => state.token_cache.apply(selector),
-        CLIENTS => state.client_cache.apply(selector),
-        APIS => state.api_cache.apply(selector),
+        KEYS => state.keys.key_cache.apply(selector),
+        TOKENS => state.oauth.token_cache.apply(selector),
+        CLIENTS => state.oauth.client_cache.apply(selector),
+        APIS => state.apis.api_cache.apply(selector),
         other => tracing::warn!(cache = other, "invalidation for an unknown cache ignored"),
     }
 }
 
 /// Re-reads the signing keys now (a rotation on another node or by the CLI); a failure leaves it to
 /// the periodic reload.
-fn reload_keys(state: &AppState) {
+fn reload_keys(state: &Node) {
     let result = state
         .pool
         .get()

@@ -45,6 +45,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = Root::openapi();
     for part in [
         crate::ops::openapi(),
+        crate::gateway::Docs::openapi(),
         crate::apikeys::openapi(),
         crate::oauth::openapi(),
         crate::jwt::openapi(),

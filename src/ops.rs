@@ -6,7 +6,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 
 use crate::error::AppError;
-use crate::state::AppState;
+use crate::node::Node;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(healthz).service(readyz).service(metrics);
@@ -72,7 +72,7 @@ async fn healthz() -> HttpResponse {
     )
 )]
 #[get("/readyz")]
-async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+async fn readyz(state: web::Data<Node>) -> Result<HttpResponse, AppError> {
     let timeout = state.settings.database_timeout.min(Duration::from_secs(2));
     let st = state.clone();
     let result =
@@ -95,7 +95,7 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
 /// The Prometheus text exposition. With `TESSERA_METRICS_TOKEN`, only for `Authorization: Bearer
 /// <token>` (401 with `WWW-Authenticate` otherwise); queue lengths and cache sizes are read now.
 #[get("/metrics")]
-async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+async fn metrics(req: HttpRequest, state: web::Data<Node>) -> Result<HttpResponse, AppError> {
     if let Some(expected) = &state.settings.metrics_token
         && !bearer_matches(&req, &state, expected.expose())
     {
@@ -117,7 +117,7 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
 /// True when the request carries `Authorization: Bearer <expected>`. Both sides are compared as HMACs
 /// under the pepper (ring's constant-time check), so neither the token's bytes nor its length leak
 /// through timing.
-fn bearer_matches(req: &HttpRequest, state: &AppState, expected: &[u8]) -> bool {
+fn bearer_matches(req: &HttpRequest, state: &Node, expected: &[u8]) -> bool {
     let Some(given) = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -135,15 +135,15 @@ fn bearer_matches(req: &HttpRequest, state: &AppState, expected: &[u8]) -> bool 
 }
 
 /// Reads the gauges that are sampled rather than counted: background-queue lengths and cache sizes.
-fn sample(state: &AppState) {
+fn sample(state: &Node) {
     let m = &state.metrics;
-    m.set_queue_length("usage_flush", state.usage.pending());
+    m.set_queue_length("usage_flush", state.keys.usage.pending());
     m.set_queue_length("cache_invalidation", state.bus.queued());
     m.set_invalidation_up(state.bus.connected());
-    m.set_queue_length("password_hashing", state.password_gate.in_use());
-    m.set_cache_entries("keys", state.key_cache.len());
-    m.set_cache_entries("tokens", state.token_cache.len());
-    m.set_cache_entries("clients", state.client_cache.len());
-    m.set_cache_entries("apis", state.api_cache.len());
-    m.set_cache_entries("jwks", state.jwks_cache.len());
+    m.set_queue_length("password_hashing", state.accounts.password_gate.in_use());
+    m.set_cache_entries("keys", state.keys.key_cache.len());
+    m.set_cache_entries("tokens", state.oauth.token_cache.len());
+    m.set_cache_entries("clients", state.oauth.client_cache.len());
+    m.set_cache_entries("apis", state.apis.api_cache.len());
+    m.set_cache_entries("jwks", state.oauth.jwks_cache.len());
 }

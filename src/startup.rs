@@ -12,6 +12,7 @@ use crate::db::{self, Pool};
 use crate::error::AppError;
 use crate::jwt::Keyring;
 use crate::metrics::Metrics;
+use crate::node::Node;
 use crate::state::AppState;
 use crate::{accounts, jwt, oauth, ops, web as pages};
 
@@ -48,7 +49,7 @@ pub struct Application {
     port: u16,
     pool: Pool,
     server: Server,
-    state: web::Data<AppState>,
+    state: web::Data<Node>,
     /// The `/metrics` listener of its own (`TESSERA_METRICS_BIND`) and its port.
     metrics: Option<(Server, u16)>,
 }
@@ -98,40 +99,15 @@ impl Application {
             crate::config::DatabaseUrl::Postgres(_) => crate::invalidate::Bus::new(),
             crate::config::DatabaseUrl::Sqlite(_) => crate::invalidate::Bus::disabled(),
         };
-        let state = web::Data::new(AppState {
+        let core = web::Data::new(AppState {
             hasher: Hasher::new(&keys.pepper),
-            keyring,
             master_key: keys.master_key.clone(),
-            jwks_cache: oauth::JwksCache::new().counted_in(&metrics),
-            limits,
-            password_gate: crate::accounts::password::PasswordGate::for_this_machine(),
-            usage: Default::default(),
-            key_cache: crate::apikeys::cache::KeyCache::new(
-                settings.api_key_cache_ttl,
-                crate::apikeys::cache::CAPACITY,
-            )
-            .publishing(crate::janitor::KEYS, &bus)
-            .counted_in(&metrics),
-            token_cache: crate::jwt::TokenCache::new(
-                settings.api_key_cache_ttl,
-                crate::cache::CAPACITY,
-            )
-            .publishing(crate::janitor::TOKENS, &bus)
-            .counted_in(&metrics),
-            client_cache: crate::oauth::ClientCache::new(
-                settings.api_key_cache_ttl,
-                crate::cache::CAPACITY,
-            )
-            .publishing(crate::janitor::CLIENTS, &bus)
-            .counted_in(&metrics),
-            api_cache: crate::apis::ApiCache::new(settings.api_key_cache_ttl, 1_000)
-                .publishing(crate::janitor::APIS, &bus)
-                .counted_in(&metrics),
             bus,
             settings: settings.clone(),
             pool: pool.clone(),
             metrics,
         });
+        let state = web::Data::new(build_node(core, limits, keyring));
         let limit = settings.body_limit;
         let edge = web::Data::new(crate::request::Edge::new(&settings, &state.metrics));
         let app_state = state.clone();
@@ -142,7 +118,10 @@ impl Application {
         };
         let mut server = HttpServer::new(move || {
             App::new()
-                .app_data(state.clone())
+                .configure(|cfg| {
+                    state.register(cfg);
+                    cfg.app_data(state.clone());
+                })
                 .app_data(edge.clone())
                 .app_data(web::Data::new(accounts::AppOfReturnTo(
                     oauth::app_named_by_return_to,
@@ -154,6 +133,7 @@ impl Application {
                 // Hot paths first: routing (and the metrics' route label) walks the routes in this
                 // order, and every dynamic route passed costs a pattern match.
                 .configure(ops_routes)
+                .configure(crate::gateway::configure)
                 .configure(crate::apikeys::configure)
                 .configure(oauth::configure)
                 .configure(jwt::configure)
@@ -276,7 +256,7 @@ pub enum Stopped {
 /// other path 404s), no signal handling of its own (it stops when the main server has stopped).
 fn metrics_server(
     settings: &Settings,
-    state: &web::Data<AppState>,
+    state: &web::Data<Node>,
 ) -> Result<Option<(Server, u16)>, StartupError> {
     let Some(addr) = settings.metrics_bind else {
         return Ok(None);
@@ -294,7 +274,10 @@ fn metrics_server(
     let edge = web::Data::new(crate::request::Edge::new(settings, &state.metrics));
     let server = HttpServer::new(move || {
         App::new()
-            .app_data(state.clone())
+            .configure(|cfg| {
+                state.register(cfg);
+                cfg.app_data(state.clone());
+            })
             .app_data(edge.clone())
             .configure(ops::configure_metrics)
             .default_service(web::to(|| async {
@@ -557,4 +540,59 @@ fn holds_data(conn: &mut db::DbConn) -> Result<bool, StartupError> {
             .map_err(err)?
             .is_some();
     Ok(any)
+}
+
+/// Every feature's state, each around the shared [`AppState`].
+fn build_node(
+    core: web::Data<AppState>,
+    limits: crate::ratelimit::RateLimits,
+    keyring: crate::jwt::Keyring,
+) -> Node {
+    let settings = &core.settings;
+    let (metrics, bus) = (&core.metrics, &core.bus);
+    let ttl = settings.api_key_cache_ttl;
+    let limits = web::Data::new(limits);
+    let keyring = web::Data::new(keyring);
+    let accounts = web::Data::new(crate::accounts::Accounts {
+        core: core.clone(),
+        password_gate: crate::accounts::password::PasswordGate::for_this_machine(),
+        limits: limits.clone(),
+    });
+    let apis = web::Data::new(crate::apis::Apis {
+        core: core.clone(),
+        api_cache: crate::apis::ApiCache::new(ttl, 1_000)
+            .publishing(crate::janitor::APIS, bus)
+            .counted_in(metrics),
+    });
+    let keys = web::Data::new(crate::apikeys::ApiKeys {
+        core: core.clone(),
+        limits: limits.clone(),
+        key_cache: crate::apikeys::cache::KeyCache::new(ttl, crate::apikeys::cache::CAPACITY)
+            .publishing(crate::janitor::KEYS, bus)
+            .counted_in(metrics),
+        usage: Default::default(),
+    });
+    let oauth = web::Data::new(oauth::OAuth {
+        core: core.clone(),
+        keyring: keyring.clone(),
+        limits: limits.clone(),
+        keys: keys.clone(),
+        apis: apis.clone(),
+        client_cache: oauth::ClientCache::new(ttl, crate::cache::CAPACITY)
+            .publishing(crate::janitor::CLIENTS, bus)
+            .counted_in(metrics),
+        token_cache: crate::jwt::TokenCache::new(ttl, crate::cache::CAPACITY)
+            .publishing(crate::janitor::TOKENS, bus)
+            .counted_in(metrics),
+        jwks_cache: oauth::JwksCache::new().counted_in(metrics),
+    });
+    Node {
+        core,
+        limits,
+        keyring,
+        accounts,
+        apis,
+        keys,
+        oauth,
+    }
 }

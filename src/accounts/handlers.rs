@@ -12,6 +12,7 @@ use super::{
     AppOfReturnTo, CurrentUser, Email, Password, SESSION_COOKIE, SESSION_PURPOSE, UserView,
 };
 use super::{create_user, current_user, password, session_cookie, store};
+use crate::accounts::Accounts;
 use crate::audit::{self, Actor};
 use crate::db;
 use crate::error::AppError;
@@ -19,7 +20,6 @@ use crate::i18n::{self, Lang};
 use crate::pages::{AFTER_SIGN_IN, csrf_token, html, new_csrf, safe_return_path, verify_csrf};
 use crate::ratelimit::failures::{Failure, ip_key};
 use crate::request::RequestContext;
-use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(home)
@@ -54,7 +54,7 @@ struct LoginQuery {
 /// "Sign in to continue to <app>" when `return_to` is an authorization request of a known app.
 async fn continue_to(
     req: &HttpRequest,
-    state: &AppState,
+    state: &Accounts,
     lang: Lang,
     return_to: &str,
 ) -> Result<Option<String>, AppError> {
@@ -73,7 +73,7 @@ async fn continue_to(
 }
 
 async fn login_form(
-    state: &AppState,
+    state: &Accounts,
     req: &HttpRequest,
     lang: Lang,
     status: StatusCode,
@@ -104,7 +104,7 @@ async fn login_form(
 async fn login_page(
     req: HttpRequest,
     ctx: RequestContext,
-    state: web::Data<AppState>,
+    state: web::Data<Accounts>,
     query: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, AppError> {
     let return_to = safe_return_path(&state.settings.issuer, query.return_to.as_deref());
@@ -121,7 +121,7 @@ struct LoginForm {
 
 /// The key under which an account's failed sign-ins count: an HMAC of the address as typed
 /// (trimmed, lower-cased), so neither memory nor Redis holds the address itself.
-fn account_key(state: &AppState, typed: &str) -> String {
+fn account_key(state: &Accounts, typed: &str) -> String {
     state.hasher.hash(
         "signin-account",
         typed.trim().to_ascii_lowercase().as_bytes(),
@@ -136,7 +136,7 @@ fn account_key(state: &AppState, typed: &str) -> String {
 async fn login(
     req: HttpRequest,
     ctx: RequestContext,
-    state: web::Data<AppState>,
+    state: web::Data<Accounts>,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, AppError> {
     if let Err(e) = verify_csrf(&state, &req, &form.csrf_token) {
@@ -279,7 +279,7 @@ struct LogoutForm {
 #[post("/logout")]
 async fn logout(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<Accounts>,
     form: web::Form<LogoutForm>,
 ) -> Result<HttpResponse, AppError> {
     verify_csrf(&state, &req, &form.csrf_token)?;
@@ -338,7 +338,7 @@ struct UserPage {
 #[get("/v1/users")]
 async fn list_users(
     current: CurrentUser,
-    state: web::Data<AppState>,
+    state: web::Data<Accounts>,
     paging: web::Query<Paging>,
 ) -> Result<HttpResponse, AppError> {
     current.require_admin()?;
@@ -391,7 +391,7 @@ struct NewUser {
 async fn post_user(
     req: HttpRequest,
     current: CurrentUser,
-    state: web::Data<AppState>,
+    state: web::Data<Accounts>,
     body: web::Json<NewUser>,
 ) -> Result<HttpResponse, AppError> {
     current.require_admin()?;
@@ -413,7 +413,7 @@ async fn post_user(
 }
 
 /// Cookie-authenticated writes must come from our own pages or from non-browser clients (no `Origin`).
-pub fn same_origin(state: &AppState, req: &HttpRequest) -> Result<(), AppError> {
+pub fn same_origin(state: &crate::state::AppState, req: &HttpRequest) -> Result<(), AppError> {
     let Some(origin) = req.headers().get(header::ORIGIN) else {
         return Ok(());
     };

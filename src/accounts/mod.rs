@@ -21,6 +21,17 @@ use crate::error::AppError;
 use crate::state::AppState;
 pub use model::{Email, Password, User, UserId, UserView};
 
+/// The state of this feature: the password-hashing gate and the rate limits (failed sign-ins),
+/// beside the [`AppState`] it derefs to.
+#[derive(Debug)]
+pub struct Accounts {
+    pub core: web::Data<AppState>,
+    /// Bounds concurrent password hashing (Argon2id, 19 MiB each) and its queue.
+    pub password_gate: password::PasswordGate,
+    pub limits: web::Data<crate::ratelimit::RateLimits>,
+}
+crate::feature_state!(Accounts);
+
 pub const SESSION_COOKIE: &str = "tessera_session";
 const SESSION_PURPOSE: &str = "session";
 

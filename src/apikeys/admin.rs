@@ -9,11 +9,11 @@ use super::{
     ApiKeyId, KeyInput, create_key, find_key_in, list_env_keys, list_keys, revoke_key, rotate_key,
     verify,
 };
+use crate::apikeys::ApiKeys;
 use crate::audit::{Actor, Origin};
 use crate::db;
 use crate::error::AppError;
 use crate::i18n::Detail;
-use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(create)
@@ -46,7 +46,7 @@ impl Manager {
 /// Who may manage keys: an administrator's session (from our own origin), or a caller presenting an
 /// API key that grants `admin` (an `sk` key, a custom full-access type, or a restricted key with the
 /// `admin` scope), bound to its own environment.
-async fn admin(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Manager, AppError> {
+async fn admin(req: &HttpRequest, state: &web::Data<ApiKeys>) -> Result<Manager, AppError> {
     let bearer = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
@@ -207,7 +207,7 @@ struct KeyPage {
 #[tracing::instrument(skip_all)]
 async fn create(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<ApiKeys>,
     body: web::Json<NewKey>,
 ) -> Result<HttpResponse, AppError> {
     let manager = admin(&req, &state).await?;
@@ -268,7 +268,7 @@ struct Paging {
 #[get("/v1/keys")]
 async fn list(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<ApiKeys>,
     paging: web::Query<Paging>,
 ) -> Result<HttpResponse, AppError> {
     let env = admin(&req, &state).await?.env;
@@ -304,7 +304,7 @@ async fn list(
 #[get("/v1/keys/{id}")]
 async fn show(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<ApiKeys>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let env = admin(&req, &state).await?.env;
@@ -333,7 +333,7 @@ async fn show(
 #[tracing::instrument(skip_all)]
 async fn revoke(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<ApiKeys>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let Manager { actor, env } = admin(&req, &state).await?;
@@ -408,7 +408,7 @@ fn optional_body<T: Default>(
 #[tracing::instrument(skip_all)]
 async fn rotate(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<ApiKeys>,
     id: web::Path<String>,
     body: Result<web::Json<Rotation>, actix_web::Error>,
 ) -> Result<HttpResponse, AppError> {

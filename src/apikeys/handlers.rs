@@ -1,4 +1,4 @@
-//! `POST /v1/keys/verify` and the forward-auth endpoint `GET|POST /v1/auth/check`.
+//! `POST /v1/keys/verify`, and the API-key half of the forward-auth endpoint (`crate::gateway`).
 
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, post, web};
@@ -8,20 +8,15 @@ use super::usage::Outcome;
 use std::sync::Arc;
 
 use super::{ApiKey, Code, Presentation};
+use crate::apikeys::ApiKeys;
 use crate::cache::Lookup;
 use crate::db;
 use crate::error::AppError;
 use crate::i18n::{Detail, Lang};
-use crate::oauth::verified as access;
 use crate::ratelimit::{Bucket, Decision};
-use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(verify_key).service(
-        web::resource("/v1/auth/check")
-            .route(web::get().to(check))
-            .route(web::post().to(check)),
-    );
+    cfg.service(verify_key);
 }
 
 /// Scopes from a list or a space/comma-separated string.
@@ -41,7 +36,7 @@ impl Scopes {
     }
 }
 
-fn split_scopes(text: &str) -> Vec<String> {
+pub fn split_scopes(text: &str) -> Vec<String> {
     text.split([' ', ','])
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
@@ -63,7 +58,7 @@ struct VerifyRequest {
 use crate::request::client_ip;
 
 /// 403 `invalid_audience`: the credential is not for the API the gateway asked about.
-fn wrong_audience(audience: &str) -> AppError {
+pub fn wrong_audience(audience: &str) -> AppError {
     AppError::forbidden(
         "invalid_audience",
         Detail::Value {
@@ -73,7 +68,7 @@ fn wrong_audience(audience: &str) -> AppError {
 }
 
 /// Counts an allowed or rate-limited request in the key's usage.
-fn record(state: &AppState, key: &ApiKey, limit: &Decision) {
+fn record(state: &ApiKeys, key: &ApiKey, limit: &Decision) {
     let outcome = if limit.allowed {
         Outcome::Allowed
     } else {
@@ -83,7 +78,7 @@ fn record(state: &AppState, key: &ApiKey, limit: &Decision) {
 }
 
 /// Counts a request against the key's limit: its own, else `TESSERA_API_KEY_RATE_LIMIT` per 15 minutes.
-async fn key_limit(state: &AppState, key: &ApiKey) -> Decision {
+async fn key_limit(state: &ApiKeys, key: &ApiKey) -> Decision {
     let own = key.rate_limit.and_then(|r| u32::try_from(r).ok());
     state.limits.check(Bucket::ApiKey, &key.id, own).await
 }
@@ -113,7 +108,7 @@ async fn key_limit(state: &AppState, key: &ApiKey) -> Decision {
 #[tracing::instrument(skip_all)]
 async fn verify_key(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<ApiKeys>,
     ctx: crate::request::RequestContext,
     body: web::Json<VerifyRequest>,
 ) -> Result<HttpResponse, AppError> {
@@ -130,7 +125,7 @@ async fn verify_key(
 /// The answer of `POST /v1/keys/verify` and its code.
 async fn verify(
     req: &HttpRequest,
-    state: &web::Data<AppState>,
+    state: &web::Data<ApiKeys>,
     lang: crate::i18n::Lang,
     body: web::Json<VerifyRequest>,
 ) -> Result<(HttpResponse, Code), AppError> {
@@ -263,7 +258,7 @@ struct RateLimitFacts {
 /// Verifies a presented key: format and checksum first (no database work, nothing counted), then the
 /// per-node cache of recent lookups by HMAC, then one indexed query. Writes nothing.
 async fn lookup(
-    state: &web::Data<AppState>,
+    state: &web::Data<ApiKeys>,
     key: String,
     scopes: Vec<String>,
     env: Option<String>,
@@ -308,7 +303,7 @@ async fn lookup(
 /// Reads the key with this hash from the database and caches the answer (unless an invalidation
 /// happened meanwhile).
 async fn read_key(
-    state: &web::Data<AppState>,
+    state: &web::Data<ApiKeys>,
     hash: super::cache::KeyHash,
 ) -> Result<Option<Arc<ApiKey>>, AppError> {
     let generation = state.key_cache.generation();
@@ -321,9 +316,16 @@ async fn read_key(
 }
 
 /// Where the credential of a forward-auth request was found.
-struct Presented {
-    value: String,
-    place: Presentation,
+pub struct Presented {
+    pub value: String,
+    pub place: Presentation,
+}
+
+impl Presented {
+    /// A JWT (three dot-separated parts) rather than an API key.
+    pub fn is_jwt(&self) -> bool {
+        self.value.bytes().filter(|b| *b == b'.').count() == 2
+    }
 }
 
 /// `Debug` never prints the presented credential.
@@ -344,7 +346,7 @@ impl std::fmt::Debug for VerifyRequest {
     }
 }
 
-fn allowed(state: &AppState, place: Presentation) -> bool {
+fn allowed(state: &ApiKeys, place: Presentation) -> bool {
     place.allowed(&state.settings)
 }
 
@@ -358,7 +360,7 @@ fn query_key(query: &str) -> Option<String> {
 /// the `api_key` query parameter (of this request, or of the original request a gateway names in
 /// `X-Original-URI` / `X-Forwarded-Uri`), or an `api_key` field of a JSON body. Places switched off in
 /// the configuration are not looked at; a Bearer JWT (an OAuth access token) is always accepted.
-fn presented(req: &HttpRequest, state: &AppState, body: &[u8]) -> Option<Presented> {
+pub fn presented(req: &HttpRequest, state: &ApiKeys, body: &[u8]) -> Option<Presented> {
     let headers = req.headers();
     if let Some(auth) = headers
         .get(header::AUTHORIZATION)
@@ -418,108 +420,15 @@ fn presented(req: &HttpRequest, state: &AppState, body: &[u8]) -> Option<Present
     None
 }
 
-/// A forward-auth body: a JSON object whose `api_key` field is read when
-/// `TESSERA_API_KEY_PRESENTATIONS` allows `body` (anything else in it is ignored).
-#[derive(utoipa::ToSchema)]
-#[expect(dead_code, reason = "only the OpenAPI description names it")]
-struct CheckBody {
-    api_key: Option<String>,
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-struct CheckQuery {
-    /// Scopes the credential must grant, space- or comma-separated (else `X-Required-Scopes`).
-    scopes: Option<String>,
-    /// The environment an API key must belong to (else `X-Required-Env`).
+/// The API-key half of forward-auth (`/v1/auth/check`, in [`crate::gateway`]): the key, its
+/// scopes, environment and API, its rate limit, and the headers that say who the caller is.
+pub async fn check_key(
+    state: &web::Data<ApiKeys>,
+    credential: Presented,
+    required: Vec<String>,
     env: Option<String>,
-    /// The API the credential must be for (else `X-Required-Audience`).
     audience: Option<String>,
-}
-
-/// Forward-auth for gateways (nginx `auth_request`, Traefik `forwardAuth`, Envoy `ext_authz`): 200 with
-/// `X-Auth-Subject`, `X-Auth-Scopes` and `X-Auth-Key-Id` or `X-Auth-Client-Id`; 401 / 403 / 429 with
-/// the JSON error otherwise. Required scopes come from `?scopes=` or `X-Required-Scopes`, the required
-/// API from `?audience=` or `X-Required-Audience` (a token must carry it as `aud`; a key made for named
-/// APIs must name it, a key made for no API in particular passes for any).
-#[utoipa::path(
-    method(get, post),
-    path = "/v1/auth/check",
-    operation_id = "forward_auth",
-    tag = "forward-auth",
-    params(CheckQuery),
-    request_body(content = Option<CheckBody>, description = "Optional: a JSON body with `api_key` (when that place is allowed)"),
-    security(("x_api_key" = []), ("bearer" = []), ()),
-    responses(
-        (status = 200, description = "Allowed; who the caller is travels in the headers", headers(
-            ("X-Auth-Subject" = String, description = "The user, client or key the credential stands for"),
-            ("X-Auth-Scopes" = String, description = "Granted scopes, space-separated (`*`: all)"),
-            ("X-Auth-Key-Id" = String, description = "The API key's id (API keys)"),
-            ("X-Auth-Env" = String, description = "The API key's environment (API keys)"),
-            ("X-Auth-Client-Id" = String, description = "The client the token was issued to (JWTs)"),
-            ("X-Auth-Audience" = String, description = "The token's audience (JWTs)"),
-            ("X-RateLimit-Limit" = u32, description = "Requests allowed per window"),
-            ("X-RateLimit-Remaining" = u32, description = "Requests left in the window"),
-            ("X-RateLimit-Reset" = i64, description = "When the window is full again (Unix seconds)"),
-        )),
-        (status = 401, description = "No credential, or not a valid one"),
-        (status = 403, description = "Missing scopes, another API or environment"),
-        (status = 413, description = "The body is too large"),
-        (status = 429, description = "The credential's rate limit is used up"),
-        (status = 503, description = "The database cannot serve now"),
-    )
-)]
-#[tracing::instrument(skip_all)]
-async fn check(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    let out = check_request(&req, &state, &body).await;
-    let code = match &out {
-        Ok(_) => Code::Valid.as_str(),
-        Err(e) => e.code(),
-    };
-    state.metrics.key_verified("forward_auth", code);
-    out
-}
-
-async fn check_request(
-    req: &HttpRequest,
-    state: &web::Data<AppState>,
-    body: &[u8],
-) -> Result<HttpResponse, AppError> {
-    let query = web::Query::<CheckQuery>::from_query(req.query_string())
-        .map(web::Query::into_inner)
-        .unwrap_or(CheckQuery {
-            scopes: None,
-            env: None,
-            audience: None,
-        });
-    let header_text = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let required = query
-        .scopes
-        .or_else(|| header_text("x-required-scopes"))
-        .map(|s| split_scopes(&s))
-        .unwrap_or_default();
-    let env = query.env.or_else(|| header_text("x-required-env"));
-    let audience = query
-        .audience
-        .or_else(|| header_text("x-required-audience"))
-        .map(|a| a.trim().to_owned())
-        .filter(|a| !a.is_empty());
-    let Some(credential) = presented(req, state, body) else {
-        return Err(AppError::Unauthorized("missing_api_key"));
-    };
-    tracing::debug!(place = credential.place.as_str(), "credential presented");
-    if credential.value.bytes().filter(|b| *b == b'.').count() == 2 {
-        return check_jwt(state, credential.value, required, audience).await;
-    }
     let (code, key) = lookup(state, credential.value, required, env).await?;
     if let (false, Some(key)) = (code == Code::Valid, &key) {
         state.usage.record(&key.id, Outcome::Denied, db::now());
@@ -567,75 +476,7 @@ async fn check_request(
         .finish())
 }
 
-/// A Tessera access token: signature, issuer and expiry from the keyring, then the revoked-jti list and
-/// the client (a disabled or deleted client's tokens are refused). A verified token is cached by HMAC
-/// for `TESSERA_API_KEY_CACHE_TTL` like an API key, so a busy token costs one verification per TTL per
-/// node; its expiry is checked on every request, and a revocation through this node drops it at once.
-/// A token is counted against `TESSERA_API_KEY_RATE_LIMIT` per client and subject, like a key.
-async fn check_jwt(
-    state: &web::Data<AppState>,
-    token: String,
-    required: Vec<String>,
-    audience: Option<String>,
-) -> Result<HttpResponse, AppError> {
-    let hash = access::access_token_hash(state, &token);
-    let claims = match access::cached_access(state, &hash, &token) {
-        Some(claims) => claims,
-        None => {
-            let st = state.clone();
-            db::run(&state.pool, move |conn| {
-                access::verify_access(conn, &st, hash, &token)
-            })
-            .await?
-            .ok_or(AppError::Unauthorized("invalid_api_key"))?
-        }
-    };
-    let granted: Vec<&str> = claims.scope.split(' ').filter(|s| !s.is_empty()).collect();
-    if required.iter().any(|r| !granted.contains(&r.as_str())) {
-        return Err(AppError::Forbidden("insufficient_permissions"));
-    }
-    if let Some(audience) = audience
-        && audience != claims.aud
-    {
-        return Err(wrong_audience(&audience));
-    }
-    let limit = state
-        .limits
-        .check(
-            Bucket::ApiKey,
-            &format!("at:{}:{}", claims.client_id, claims.sub),
-            None,
-        )
-        .await;
-    if !limit.allowed {
-        return Err(limit.refused());
-    }
-    let mut res = HttpResponse::Ok();
-    for (name, value) in limit.headers() {
-        res.insert_header((name, value));
-    }
-    Ok(res
-        .insert_header((
-            HeaderName::from_static("x-auth-subject"),
-            claims.sub.clone(),
-        ))
-        .insert_header((
-            HeaderName::from_static("x-auth-scopes"),
-            claims.scope.clone(),
-        ))
-        .insert_header((
-            HeaderName::from_static("x-auth-client-id"),
-            claims.client_id.clone(),
-        ))
-        .insert_header((
-            HeaderName::from_static("x-auth-audience"),
-            claims.aud.clone(),
-        ))
-        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .finish())
-}
-
 /// The operations and types of this module, for `/openapi.json`.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(verify_key, check))]
+#[openapi(paths(verify_key))]
 pub(super) struct Docs;

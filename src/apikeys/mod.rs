@@ -21,7 +21,21 @@ use crate::crypto::{Hasher, random_id};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::i18n::Detail;
+pub use handlers::{Presented, check_key, presented, split_scopes, wrong_audience};
 pub use model::{ALL_SCOPES, ApiKey, ApiKeyId, KeyStatus, KeyView};
+
+/// The state of this feature: the key cache, the usage counters and the rate limits, beside the
+/// [`AppState`](crate::state::AppState) it derefs to.
+#[derive(Debug)]
+pub struct ApiKeys {
+    pub core: web::Data<crate::state::AppState>,
+    pub limits: web::Data<crate::ratelimit::RateLimits>,
+    /// Recent API-key lookups by HMAC, for `TESSERA_API_KEY_CACHE_TTL`.
+    pub key_cache: cache::KeyCache,
+    /// API-key (and OAuth-client) usage counted since the last flush.
+    pub usage: usage::Usage,
+}
+crate::feature_state!(ApiKeys);
 
 /// Purpose string of API-key hashes under the pepper. Short on purpose: with the key's secret part
 /// (see [`hash_input`]) the message fits one SHA-256 block, so an HMAC costs two compressions, not

@@ -219,6 +219,15 @@ pub fn described_scopes(conn: &mut DbConn, audience: &str) -> Result<Vec<ScopeRo
     Ok(store::find_scopes(conn, &api.id)?)
 }
 
+/// The state of this feature: the cache of APIs, beside the [`AppState`] it derefs to.
+#[derive(Debug)]
+pub struct Apis {
+    pub core: actix_web::web::Data<AppState>,
+    /// Recently read APIs and their scopes, by HMAC of the audience, for the credential-cache TTL.
+    pub api_cache: ApiCache,
+}
+crate::feature_state!(Apis);
+
 fn api_key(state: &AppState, audience: &str) -> crate::cache::KeyHash {
     crate::cache::KeyHash(state.hasher.hash_raw("api", audience.as_bytes()))
 }
@@ -226,7 +235,7 @@ fn api_key(state: &AppState, audience: &str) -> crate::cache::KeyHash {
 /// The API with this audience: from the node's cache when it holds a fresh answer, else read (and
 /// cached). Unknown audiences are not cached.
 pub async fn find_api(
-    state: &actix_web::web::Data<AppState>,
+    state: &actix_web::web::Data<Apis>,
     audience: &str,
 ) -> Result<Option<Arc<ApiScopes>>, AppError> {
     if let Some(api) = state.api_cache.get(&api_key(state, audience)).flatten() {
@@ -240,7 +249,7 @@ pub async fn find_api(
 /// [`find_api`] on a connection the caller holds.
 pub fn load_cached_api(
     conn: &mut DbConn,
-    state: &AppState,
+    state: &Apis,
     audience: &str,
 ) -> Result<Option<Arc<ApiScopes>>, AppError> {
     let key = api_key(state, audience);

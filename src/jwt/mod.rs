@@ -17,7 +17,6 @@ use crate::config::{Settings, SigningAlg};
 use crate::crypto::SecretBytes;
 use crate::db::{self, DbConn};
 use crate::error::AppError;
-use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(jwks);
@@ -456,10 +455,10 @@ impl Keyring {
     responses((status = 200, description = "The keys that verify Tessera's tokens now", body = JwkSet))
 )]
 #[get("/.well-known/jwks.json")]
-async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+async fn jwks(keyring: web::Data<Keyring>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=300"))
-        .json(state.keyring.jwks())
+        .json(keyring.jwks())
 }
 
 /// How long a key stays published after it stops signing: the last token it signed must still be

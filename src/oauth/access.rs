@@ -1,16 +1,18 @@
 //! Access-token verification (signature, issuer, expiry, revocation, client and user still
-//! enabled) with the node's cache, for introspection and the forward-auth check.
+//! enabled) with the node's cache, for introspection and the forward-auth check; the access-token
+//! half of forward-auth (`/v1/auth/check`, in `crate::gateway`).
 
-use actix_web::web;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::{HttpResponse, web};
 
 use super::store;
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::jwt::AccessClaims;
-use crate::state::AppState;
+use crate::oauth::OAuth;
 
 /// The cache key of an access token: its HMAC under the pepper (the token itself is never kept).
-pub fn access_token_hash(state: &AppState, token: &str) -> crate::cache::KeyHash {
+pub fn access_token_hash(state: &OAuth, token: &str) -> crate::cache::KeyHash {
     crate::cache::KeyHash(state.hasher.hash_raw("at", token.as_bytes()))
 }
 
@@ -19,7 +21,7 @@ pub fn access_token_hash(state: &AppState, token: &str) -> crate::cache::KeyHash
 /// re-verifies it in the background (a token found bad is dropped at once) and still gets the old
 /// answer.
 pub fn cached_access(
-    state: &web::Data<AppState>,
+    state: &web::Data<OAuth>,
     hash: &crate::cache::KeyHash,
     token: &str,
 ) -> Option<std::sync::Arc<AccessClaims>> {
@@ -50,7 +52,7 @@ pub fn cached_access(
 /// active token is cached for the credential-cache TTL.
 pub fn verify_access(
     conn: &mut DbConn,
-    state: &AppState,
+    state: &OAuth,
     hash: crate::cache::KeyHash,
     token: &str,
 ) -> Result<Option<std::sync::Arc<AccessClaims>>, AppError> {
@@ -69,4 +71,72 @@ pub fn verify_access(
         .token_cache
         .put(hash, Some(claims.clone()), generation);
     Ok(Some(claims))
+}
+
+/// A Tessera access token: signature, issuer and expiry from the keyring, then the revoked-jti list and
+/// the client (a disabled or deleted client's tokens are refused). A verified token is cached by HMAC
+/// for `TESSERA_API_KEY_CACHE_TTL` like an API key, so a busy token costs one verification per TTL per
+/// node; its expiry is checked on every request, and a revocation through this node drops it at once.
+/// A token is counted against `TESSERA_API_KEY_RATE_LIMIT` per client and subject, like a key.
+pub async fn check_bearer(
+    state: &web::Data<OAuth>,
+    token: String,
+    required: Vec<String>,
+    audience: Option<String>,
+) -> Result<HttpResponse, AppError> {
+    let hash = access_token_hash(state, &token);
+    let claims = match cached_access(state, &hash, &token) {
+        Some(claims) => claims,
+        None => {
+            let st = state.clone();
+            db::run(&state.pool, move |conn| {
+                verify_access(conn, &st, hash, &token)
+            })
+            .await?
+            .ok_or(AppError::Unauthorized("invalid_api_key"))?
+        }
+    };
+    let granted: Vec<&str> = claims.scope.split(' ').filter(|s| !s.is_empty()).collect();
+    if required.iter().any(|r| !granted.contains(&r.as_str())) {
+        return Err(AppError::Forbidden("insufficient_permissions"));
+    }
+    if let Some(audience) = audience
+        && audience != claims.aud
+    {
+        return Err(crate::apikeys::wrong_audience(&audience));
+    }
+    let limit = state
+        .limits
+        .check(
+            crate::ratelimit::Bucket::ApiKey,
+            &format!("at:{}:{}", claims.client_id, claims.sub),
+            None,
+        )
+        .await;
+    if !limit.allowed {
+        return Err(limit.refused());
+    }
+    let mut res = HttpResponse::Ok();
+    for (name, value) in limit.headers() {
+        res.insert_header((name, value));
+    }
+    Ok(res
+        .insert_header((
+            HeaderName::from_static("x-auth-subject"),
+            claims.sub.clone(),
+        ))
+        .insert_header((
+            HeaderName::from_static("x-auth-scopes"),
+            claims.scope.clone(),
+        ))
+        .insert_header((
+            HeaderName::from_static("x-auth-client-id"),
+            claims.client_id.clone(),
+        ))
+        .insert_header((
+            HeaderName::from_static("x-auth-audience"),
+            claims.aud.clone(),
+        ))
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .finish())
 }

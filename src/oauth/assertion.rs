@@ -10,7 +10,7 @@ use super::store;
 use crate::db;
 use crate::error::AppError;
 use crate::i18n::Detail;
-use crate::state::AppState;
+use crate::oauth::OAuth;
 
 pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// AEAD associated data of a `client_secret_jwt` secret: binds the ciphertext to its client.
@@ -88,7 +88,7 @@ fn unverified_issuer(jwt: &str) -> Option<String> {
 /// `sub` = the client, `aud` one of `audiences`, `exp` within one hour (± the clock skew), `iat`, and a
 /// `jti` not seen before. Returns the client and the claims.
 pub async fn verify(
-    state: &actix_web::web::Data<AppState>,
+    state: &actix_web::web::Data<OAuth>,
     jwt: &str,
     use_: Use,
     audiences: &[String],

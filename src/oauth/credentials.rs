@@ -14,7 +14,7 @@ use super::{CLIENT_SECRET_PURPOSE, store};
 use crate::crypto::Hasher;
 use crate::error::AppError;
 use crate::i18n::Detail;
-use crate::state::AppState;
+use crate::oauth::OAuth;
 
 /// How the client proved itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,7 +190,7 @@ impl AuthenticatedClient {
 /// may name). Every failure to prove the client is 401 `invalid_client`, whatever the reason, so
 /// nothing is learnt about which ids exist.
 pub async fn authenticate(
-    state: &actix_web::web::Data<AppState>,
+    state: &actix_web::web::Data<OAuth>,
     credentials: Option<Credentials>,
     endpoint: &str,
 ) -> Result<AuthenticatedClient, AppError> {
@@ -265,14 +265,14 @@ fn accepts(client: &Client, hasher: &Hasher, secret: Option<&str>) -> Result<(),
     }
 }
 
-fn cache_key(state: &AppState, client_id: &str) -> crate::cache::KeyHash {
+fn cache_key(state: &OAuth, client_id: &str) -> crate::cache::KeyHash {
     crate::cache::KeyHash(state.hasher.hash_raw("cl", client_id.as_bytes()))
 }
 
 /// The client `client_id`: from the node's client cache when it holds a fresh answer, else read
 /// (and then cached). The one way the OAuth endpoints find a client.
 pub async fn find(
-    state: &actix_web::web::Data<AppState>,
+    state: &actix_web::web::Data<OAuth>,
     client_id: &str,
 ) -> Result<Option<Arc<Client>>, AppError> {
     if let Some(client) = cached(state, client_id) {
@@ -284,7 +284,7 @@ pub async fn find(
 }
 
 /// The client from the cache, when it holds a fresh answer (counted as a hit or a miss).
-pub fn cached(state: &AppState, client_id: &str) -> Option<Arc<Client>> {
+pub fn cached(state: &OAuth, client_id: &str) -> Option<Arc<Client>> {
     state
         .client_cache
         .get(&cache_key(state, client_id))
@@ -296,7 +296,7 @@ pub fn cached(state: &AppState, client_id: &str) -> Option<Arc<Client>> {
 /// Unknown ids are not cached.
 pub fn load(
     conn: &mut crate::db::DbConn,
-    state: &AppState,
+    state: &OAuth,
     client_id: &str,
 ) -> Result<Option<Arc<Client>>, AppError> {
     let key = cache_key(state, client_id);
@@ -314,7 +314,7 @@ pub fn load(
 }
 
 /// Drops the cached client `client_id` on this node (its secret changed, or it was deleted).
-pub fn forget_client(state: &AppState, client_id: &str) {
+pub fn forget_client(state: &OAuth, client_id: &str) {
     state.client_cache.forget_where(|c| c.id == client_id);
 }
 
@@ -322,7 +322,7 @@ pub fn forget_client(state: &AppState, client_id: &str) {
 /// authentications: an IP with too many recent failures gets 429 before any secret is checked, and
 /// an `invalid_client` answer counts one failure. Successes never count.
 pub async fn throttle_failed_auth<T>(
-    state: &AppState,
+    state: &OAuth,
     req: &actix_web::HttpRequest,
     work: impl std::future::Future<Output = Result<T, AppError>>,
 ) -> Result<T, AppError> {

@@ -15,7 +15,7 @@ use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::i18n::Detail;
 use crate::jwt::AccessClaims;
-use crate::state::AppState;
+use crate::oauth::OAuth;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(introspect);
@@ -48,7 +48,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[tracing::instrument(skip_all)]
 async fn introspect(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<OAuth>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let work = introspect_request(req.clone(), state.clone(), body);
@@ -57,7 +57,7 @@ async fn introspect(
 
 async fn introspect_request(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<OAuth>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let (form, token) = request_parts(&req, &body)?;
@@ -122,7 +122,7 @@ async fn introspect_request(
 /// The answer, once the caller's introspection limit allows it (an over-limit caller gets 429 and
 /// never sees the answer).
 async fn introspection_answer(
-    state: &AppState,
+    state: &OAuth,
     caller: &str,
     answer: impl serde::Serialize,
 ) -> Result<HttpResponse, AppError> {
@@ -244,7 +244,7 @@ fn caller_api_key(
 /// `introspect`.
 fn introspecting_key(
     conn: &mut DbConn,
-    state: &AppState,
+    state: &OAuth,
     key: &str,
 ) -> Result<(String, Reach), AppError> {
     use crate::apikeys::Code;
@@ -272,7 +272,7 @@ fn introspecting_key(
 /// The introspection answer for `token` as `kind`, or `None` when it is not a token of that kind.
 fn introspect_one(
     conn: &mut DbConn,
-    state: &AppState,
+    state: &OAuth,
     kind: TokenKind,
     token: &str,
 ) -> Result<Option<serde_json::Value>, AppError> {

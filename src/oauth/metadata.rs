@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, get, web};
 
 use crate::db;
 use crate::error::AppError;
-use crate::state::AppState;
+use crate::oauth::OAuth;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(metadata).service(openid_metadata);
@@ -48,7 +48,7 @@ struct Metadata {
     access_token_signing_alg_values_supported: Vec<&'static str>,
 }
 
-fn metadata_document(state: &AppState, scopes: Vec<String>) -> Metadata {
+fn metadata_document(state: &OAuth, scopes: Vec<String>) -> Metadata {
     let issuer = state.settings.issuer_str();
     Metadata {
         issuer: issuer.to_owned(),
@@ -78,7 +78,7 @@ fn metadata_document(state: &AppState, scopes: Vec<String>) -> Metadata {
     }
 }
 
-async fn metadata_response(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+async fn metadata_response(state: web::Data<OAuth>) -> Result<HttpResponse, AppError> {
     let scopes = db::run(&state.pool, crate::apis::registered_scope_names).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
@@ -95,7 +95,7 @@ async fn metadata_response(state: web::Data<AppState>) -> Result<HttpResponse, A
     )
 )]
 #[get("/.well-known/oauth-authorization-server")]
-async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+async fn metadata(state: web::Data<OAuth>) -> Result<HttpResponse, AppError> {
     metadata_response(state).await
 }
 
@@ -109,7 +109,7 @@ async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, AppError> 
     )
 )]
 #[get("/.well-known/openid-configuration")]
-async fn openid_metadata(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+async fn openid_metadata(state: web::Data<OAuth>) -> Result<HttpResponse, AppError> {
     metadata_response(state).await
 }
 

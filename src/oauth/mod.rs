@@ -16,9 +16,7 @@ mod store;
 pub mod token;
 
 /// Access-token verification with the node's cache, for the forward-auth check.
-pub mod verified {
-    pub use super::access::{access_token_hash, cached_access, verify_access};
-}
+pub use access::check_bearer;
 
 use actix_web::web;
 use diesel::Connection as _;
@@ -40,6 +38,27 @@ pub use scopes::grant_scopes;
 
 /// OAuth clients by HMAC of the id, for client authentication (the secret is still checked on every request).
 pub type ClientCache = crate::cache::HashCache<Client>;
+
+/// The state of OAuth: its caches, the signing keys, the rate limits, and the features it builds on
+/// (API keys for introspection and revocation, the APIs), beside the
+/// [`AppState`](crate::state::AppState) it derefs to.
+#[derive(Debug)]
+pub struct OAuth {
+    pub core: web::Data<crate::state::AppState>,
+    /// The keys that sign access tokens.
+    pub keyring: web::Data<crate::jwt::Keyring>,
+    pub limits: web::Data<crate::ratelimit::RateLimits>,
+    pub keys: web::Data<crate::apikeys::ApiKeys>,
+    pub apis: web::Data<crate::apis::Apis>,
+    /// Recently read OAuth clients, by HMAC of the client id, for the credential-cache TTL; a
+    /// change through this node (secret regenerated, client deleted) drops the entry at once.
+    pub client_cache: ClientCache,
+    /// Recently verified access tokens (signature, expiry and revocation checked), by HMAC.
+    pub token_cache: crate::jwt::TokenCache,
+    /// Client JWKS fetched from their `jwks_uri`.
+    pub jwks_cache: JwksCache,
+}
+crate::feature_state!(OAuth);
 
 impl crate::cache::Fields for Client {
     fn field(&self, name: &str) -> Option<&str> {

@@ -14,7 +14,7 @@ use super::token::REFRESH_PURPOSE;
 use crate::audit::{self, Actor, Origin};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
-use crate::state::AppState;
+use crate::oauth::OAuth;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(revoke);
@@ -42,7 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[tracing::instrument(skip_all)]
 async fn revoke(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<OAuth>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let work = revoke_request(req.clone(), state.clone(), body);
@@ -51,7 +51,7 @@ async fn revoke(
 
 async fn revoke_request(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<OAuth>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let (form, token) = request_parts(&req, &body)?;
@@ -74,7 +74,7 @@ async fn revoke_request(
 /// Revokes `token` as `kind` when it is one and belongs to `client_id`; true when it was found.
 fn revoke_one(
     conn: &mut DbConn,
-    state: &AppState,
+    state: &OAuth,
     client_id: &str,
     kind: TokenKind,
     token: &str,
@@ -100,7 +100,7 @@ fn revoke_one(
                     Actor::Client(client_id.to_owned()),
                     origin,
                 )?;
-                state.key_cache.forget_key(&key.id);
+                state.keys.key_cache.forget_key(&key.id);
             }
             Ok(true)
         }

@@ -6,16 +6,16 @@ use std::sync::Arc;
 use crate::apis::{ApiScopes, find_api};
 use crate::error::AppError;
 use crate::i18n::Detail;
-use crate::state::AppState;
+use crate::oauth::OAuth;
 
 /// The API a service token is asked for (`resource`, else the default API: the issuer), or
 /// `invalid_target`.
 pub async fn requested_api(
-    state: &actix_web::web::Data<AppState>,
+    state: &actix_web::web::Data<OAuth>,
     resource: Option<&str>,
 ) -> Result<Arc<ApiScopes>, AppError> {
     let audience = resource.unwrap_or_else(|| state.settings.issuer_str());
-    find_api(state, audience).await?.ok_or_else(|| {
+    find_api(&state.apis, audience).await?.ok_or_else(|| {
         AppError::oauth(
             "invalid_target",
             Detail::Value {

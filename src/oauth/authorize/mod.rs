@@ -16,9 +16,9 @@ use super::store;
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::i18n::{Detail, Lang};
+use crate::oauth::OAuth;
 use crate::pages::{csrf_token, html, verify_csrf};
 use crate::request::RequestContext;
-use crate::state::AppState;
 
 /// Purpose string of authorization-code hashes.
 pub const CODE_PURPOSE: &str = "authorization_code";
@@ -34,7 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 async fn authorize_get(
     req: HttpRequest,
     ctx: RequestContext,
-    state: web::Data<AppState>,
+    state: web::Data<OAuth>,
 ) -> Result<HttpResponse, AppError> {
     let params = url::form_urlencoded::parse(req.query_string().as_bytes())
         .into_owned()
@@ -47,7 +47,7 @@ async fn authorize_get(
 async fn authorize_post(
     req: HttpRequest,
     ctx: RequestContext,
-    state: web::Data<AppState>,
+    state: web::Data<OAuth>,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
@@ -121,7 +121,7 @@ enum Answer {
 async fn authorize(
     req: HttpRequest,
     ctx: RequestContext,
-    state: web::Data<AppState>,
+    state: web::Data<OAuth>,
     params: Vec<(String, String)>,
     decision: Option<Decision>,
 ) -> Result<HttpResponse, AppError> {
@@ -181,7 +181,7 @@ async fn authorize(
 }
 
 /// The sign-in page, returning to this request afterwards.
-fn sign_in(state: &AppState, request: &AuthorizeRequest) -> Result<Url, AppError> {
+fn sign_in(state: &OAuth, request: &AuthorizeRequest) -> Result<Url, AppError> {
     let query = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(request.params.iter())
         .finish();
@@ -198,7 +198,7 @@ fn sign_in(state: &AppState, request: &AuthorizeRequest) -> Result<Url, AppError
 /// else the consent page.
 fn answer(
     conn: &mut DbConn,
-    state: &AppState,
+    state: &OAuth,
     request: &AuthorizeRequest,
     owner: &Owner,
     decision: Option<Decision>,
@@ -246,7 +246,7 @@ fn answer(
 /// user, scope, API and PKCE challenge, valid for `code_ttl`; the client's redirect URI with it.
 fn issue_code(
     conn: &mut DbConn,
-    state: &AppState,
+    state: &OAuth,
     request: &AuthorizeRequest,
     user_id: &str,
 ) -> Result<Url, AppError> {

@@ -30,7 +30,7 @@ use crate::apis::load_cached_api;
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::i18n::Detail;
-use crate::state::AppState;
+use crate::oauth::OAuth;
 
 /// A valid authorization request, ready for the user's consent.
 #[derive(Debug)]
@@ -133,7 +133,7 @@ impl AuthorizeRequest {
     /// type, scope syntax, PKCE and the scopes themselves (redirects).
     pub fn validate(
         conn: &mut DbConn,
-        state: &AppState,
+        state: &OAuth,
         mut params: Vec<(String, String)>,
     ) -> Result<Self, AuthorizeError> {
         // RFC 6749 §3.1: no parameter may be included more than once. Refused before anything else
@@ -303,7 +303,7 @@ pub fn scope_string(scope: &Scope) -> String {
 /// one. `None`: show the page.
 fn bind(
     conn: &mut DbConn,
-    state: &AppState,
+    state: &OAuth,
     client_id: &str,
     given: Option<&ExactUrl>,
 ) -> Result<Option<(Arc<Client>, BoundClient<'static>)>, AuthorizeError> {
@@ -377,13 +377,13 @@ fn without_loopback_port(uri: &str) -> Option<String> {
 /// client's allowed scopes that the API defines. `None`: `invalid_scope` (an unknown API too).
 fn negotiate(
     conn: &mut DbConn,
-    state: &AppState,
+    state: &OAuth,
     client: &Client,
     bound: BoundClient<'static>,
     scope: Option<Scope>,
     audience: &str,
 ) -> Result<Option<PreGrant>, AuthorizeError> {
-    let Some(api) = load_cached_api(conn, state, audience)? else {
+    let Some(api) = load_cached_api(conn, &state.apis, audience)? else {
         return Ok(None);
     };
     let defined = &api.1;
@@ -425,7 +425,7 @@ fn negotiate(
 /// sent once).
 fn refuse_repeated(
     conn: &mut DbConn,
-    state: &AppState,
+    state: &OAuth,
     params: &[(String, String)],
     name: &str,
 ) -> AuthorizeError {

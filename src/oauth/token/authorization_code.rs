@@ -25,7 +25,7 @@ use super::issuer::{AccessGrant, Issued, Issuer};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::i18n::Detail;
-use crate::state::AppState;
+use crate::oauth::OAuth;
 
 /// RFC 7636 §4.1: 43 to 128 characters of `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.
 fn valid_verifier(v: &str) -> bool {
@@ -49,7 +49,7 @@ impl std::fmt::Debug for CodeExchange {
 }
 
 pub async fn exchange(
-    state: &actix_web::web::Data<AppState>,
+    state: &actix_web::web::Data<OAuth>,
     client: &AuthenticatedClient,
     request: CodeExchange,
 ) -> Result<Issued, AppError> {
@@ -139,7 +139,7 @@ fn code_invalid() -> AppError {
 /// The exchange, step by step through oxide-auth's state machine.
 fn run(
     conn: &mut DbConn,
-    state: &AppState,
+    state: &OAuth,
     client: &Client,
     exchange: &CodeExchange,
 ) -> Result<Issued, AppError> {
@@ -241,7 +241,7 @@ fn refusal(error: accesstoken::Error, looked_up: bool) -> AppError {
 /// The code, when it is unused and unexpired. A consumed code presented again is a replay: the
 /// tokens it bought are revoked (RFC 6749 §4.1.2) and the answer is `None`, as for an unknown or
 /// expired code (`invalid_grant`). Nothing else is written.
-fn look_up(conn: &mut DbConn, state: &AppState, code: &str) -> Result<Option<Found>, AppError> {
+fn look_up(conn: &mut DbConn, state: &OAuth, code: &str) -> Result<Option<Found>, AppError> {
     let hash = state.hasher.hash(CODE_PURPOSE, code.as_bytes());
     let now = db::now();
     let Some(row) = store::find_code(conn, &hash)? else {
@@ -261,7 +261,7 @@ fn look_up(conn: &mut DbConn, state: &AppState, code: &str) -> Result<Option<Fou
 /// revoked, and the client's cached tokens dropped on this node.
 fn revoke_replayed(
     conn: &mut DbConn,
-    state: &AppState,
+    state: &OAuth,
     row: &store::CodeRow,
     now: i64,
 ) -> diesel::QueryResult<()> {
@@ -293,7 +293,7 @@ enum Redemption {
 /// loses the race is a replay: it revokes what the winner got, and is refused.
 fn redeem(
     conn: &mut DbConn,
-    state: &AppState,
+    state: &OAuth,
     issuer: &Issuer<'_>,
     client: &Client,
     found: Found,

@@ -9,10 +9,10 @@ use super::issuer::{AccessGrant, Issued, Issuer};
 use super::request::ServiceRequest;
 use crate::error::AppError;
 use crate::i18n::Detail;
-use crate::state::AppState;
+use crate::oauth::OAuth;
 
 pub async fn exchange(
-    state: &actix_web::web::Data<AppState>,
+    state: &actix_web::web::Data<OAuth>,
     client: &AuthenticatedClient,
     request: ServiceRequest,
 ) -> Result<Issued, AppError> {
@@ -29,7 +29,7 @@ pub async fn exchange(
 /// assertion's subject for jwt-bearer. Requested scopes must be allowed to the client and defined on
 /// the API; none requested means all allowed but `offline_access`.
 pub async fn service_token(
-    state: &actix_web::web::Data<AppState>,
+    state: &actix_web::web::Data<OAuth>,
     client: &AuthenticatedClient,
     subject: &str,
     request: ServiceRequest,

@@ -11,7 +11,7 @@ use crate::crypto::random_id;
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::jwt::AccessClaims;
-use crate::state::AppState;
+use crate::oauth::OAuth;
 
 /// Purpose string of refresh-token hashes (keeps them apart from other HMACs under the pepper).
 pub const REFRESH_PURPOSE: &str = "refresh_token";
@@ -82,11 +82,11 @@ pub struct TokenBody<'a> {
 
 #[derive(Debug, Clone, Copy)]
 pub struct Issuer<'a> {
-    state: &'a AppState,
+    state: &'a OAuth,
 }
 
 impl<'a> Issuer<'a> {
-    pub fn new(state: &'a AppState) -> Self {
+    pub fn new(state: &'a OAuth) -> Self {
         Self { state }
     }
 
@@ -187,7 +187,7 @@ impl<'a> Issuer<'a> {
         grant: &'static str,
         limit: &crate::ratelimit::Decision,
     ) -> HttpResponse {
-        self.state.usage.record(
+        self.state.keys.usage.record(
             client.id(),
             crate::apikeys::usage::Outcome::Allowed,
             db::now(),

@@ -8,11 +8,11 @@ use super::super::credentials::{AuthMethod, AuthenticatedClient, Credentials, au
 use super::super::model::GrantType;
 use crate::error::AppError;
 use crate::i18n::Detail;
-use crate::state::AppState;
+use crate::oauth::OAuth;
 
 /// The client of a jwt-bearer request, proven by its assertion; and the assertion's subject.
 pub async fn authenticate_by_assertion(
-    state: &actix_web::web::Data<AppState>,
+    state: &actix_web::web::Data<OAuth>,
     assertion: &str,
     credentials: Option<Credentials>,
     body_client_id: Option<&str>,

@@ -20,7 +20,7 @@ use request::{Grant, TokenRequest};
 use super::credentials::{authenticate, throttle_failed_auth};
 use super::model::Client;
 use crate::error::AppError;
-use crate::state::AppState;
+use crate::oauth::OAuth;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(token);
@@ -52,7 +52,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[tracing::instrument(skip_all, fields(grant_type))]
 async fn token(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<OAuth>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     // The grant as a metric label, once the body is read (`none` until then or when absent).
@@ -66,7 +66,7 @@ async fn token(
 
 async fn exchange(
     req: &HttpRequest,
-    state: &web::Data<AppState>,
+    state: &web::Data<OAuth>,
     body: &[u8],
     label: &mut &'static str,
 ) -> Result<HttpResponse, AppError> {
@@ -123,7 +123,7 @@ async fn exchange(
 
 /// The client's token rate limit (its own, else `TESSERA_TOKEN_RATE_LIMIT`), as 429 when used up.
 async fn client_limit(
-    state: &AppState,
+    state: &OAuth,
     client: &Client,
 ) -> Result<crate::ratelimit::Decision, AppError> {
     let own = client.token_rate_limit.and_then(|n| u32::try_from(n).ok());

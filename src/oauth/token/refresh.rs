@@ -15,7 +15,7 @@ use crate::audit::{self, Actor};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::i18n::Detail;
-use crate::state::AppState;
+use crate::oauth::OAuth;
 
 /// A rotation that commits: the new tokens, or a reuse (the family stays revoked).
 enum Rotation {
@@ -55,7 +55,7 @@ fn invalid(why: Detail) -> AppError {
 }
 
 pub async fn exchange(
-    state: &actix_web::web::Data<AppState>,
+    state: &actix_web::web::Data<OAuth>,
     client: &AuthenticatedClient,
     refresh_token: String,
     scope: Option<String>,
@@ -111,7 +111,7 @@ pub async fn exchange(
 /// back.
 fn rotate(
     conn: &mut DbConn,
-    state: &AppState,
+    state: &OAuth,
     client_id: &str,
     presented: &str,
     requested: Option<&str>,

@@ -10,8 +10,8 @@ use crate::accounts::{self, Email, Password, UserChange};
 use crate::audit::{self, Origin};
 use crate::db;
 use crate::error::AppError;
+use crate::node::Node;
 use crate::oauth;
-use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(signing_keys)
@@ -23,10 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 #[get("/dashboard/signing-keys")]
-async fn signing_keys(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
+async fn signing_keys(req: HttpRequest, state: web::Data<Node>) -> Result<HttpResponse, AppError> {
     let dash = dash!(req, state);
     dash.require_admin()?;
     let keys = db::run(&state.pool, crate::jwt::list_keys).await?;
@@ -53,7 +50,7 @@ async fn signing_keys(
 #[tracing::instrument(skip_all)]
 async fn rotate_signing_key(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<Node>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let form = Form::parse(&req, &body)?;
@@ -109,7 +106,7 @@ fn day_start(s: &str) -> Option<i64> {
 }
 
 #[get("/dashboard/audit")]
-async fn audit_log(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+async fn audit_log(req: HttpRequest, state: web::Data<Node>) -> Result<HttpResponse, AppError> {
     let dash = dash!(req, state);
     let q = web::Query::<AuditQuery>::from_query(req.query_string())
         .map(web::Query::into_inner)
@@ -218,7 +215,7 @@ fn user_rows(list: Vec<accounts::User>, me: &str) -> Vec<UserRow> {
 }
 
 #[get("/dashboard/users")]
-async fn users(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+async fn users(req: HttpRequest, state: web::Data<Node>) -> Result<HttpResponse, AppError> {
     let dash = dash!(req, state);
     dash.require_admin()?;
     let list = db::run(&state.pool, |conn| accounts::list_users(conn, 1000, 0)).await?;
@@ -237,7 +234,7 @@ async fn users(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespo
 #[tracing::instrument(skip_all)]
 async fn create_user(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<Node>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let form = Form::parse(&req, &body)?;
@@ -264,6 +261,7 @@ async fn create_user(
     if let (Some(email), Some(password)) = (email, password) {
         let (actor, origin) = (dash.actor(), Origin::of(&req));
         let hash = state
+            .accounts
             .password_gate
             .run(move || accounts::password::hash(password.expose()))
             .await??;
@@ -293,7 +291,7 @@ async fn create_user(
 #[tracing::instrument(skip_all)]
 async fn change_user(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<Node>,
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
@@ -324,11 +322,13 @@ async fn change_user(
     .await?;
     if follows {
         // This node's caches answer from the new state at once (other nodes within the TTL).
-        state.key_cache.forget_owner(&user, &apps);
+        state.keys.key_cache.forget_owner(&user, &apps);
         state
+            .oauth
             .token_cache
             .forget_where(|c| c.sub == user || apps.contains(&c.client_id));
         state
+            .oauth
             .client_cache
             .forget_where(|c| c.owner_user_id.as_deref() == Some(user.as_str()));
     }

@@ -8,8 +8,8 @@ use super::{Dash, FieldErrors, Form, dash, form_message, notice, see_other};
 use crate::audit::Origin;
 use crate::db;
 use crate::error::AppError;
+use crate::node::Node;
 use crate::oauth::{self, Client, ClientInput};
-use crate::state::AppState;
 use crate::web::flash::Flash;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -45,7 +45,7 @@ fn kind(c: &Client) -> &'static str {
     }
 }
 
-fn discovery_url(state: &AppState) -> String {
+fn discovery_url(state: &Node) -> String {
     format!(
         "{}/.well-known/oauth-authorization-server",
         state.settings.issuer_str().trim_end_matches('/')
@@ -53,7 +53,7 @@ fn discovery_url(state: &AppState) -> String {
 }
 
 #[get("/dashboard/apps")]
-async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+async fn list(req: HttpRequest, state: web::Data<Node>) -> Result<HttpResponse, AppError> {
     let dash = dash!(req, state);
     let owner = dash.owner_filter();
     let apps = db::run(&state.pool, move |conn| {
@@ -84,7 +84,7 @@ async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
 /// The registered scopes as checkboxes; `admin` only for administrators.
 async fn scope_choices(
     dash: &Dash,
-    state: &AppState,
+    state: &Node,
     checked: &[String],
 ) -> Result<Vec<Choice>, AppError> {
     let scopes = db::run(&state.pool, crate::apis::list_scopes).await?;
@@ -124,7 +124,7 @@ struct Submitted {
 
 async fn form_page(
     dash: &Dash,
-    state: &AppState,
+    state: &Node,
     s: &Submitted,
     errors: FieldErrors,
 ) -> Result<AppFormPage, AppError> {
@@ -141,7 +141,7 @@ async fn form_page(
 }
 
 #[get("/dashboard/apps/new")]
-async fn new_form(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+async fn new_form(req: HttpRequest, state: web::Data<Node>) -> Result<HttpResponse, AppError> {
     let dash = dash!(req, state);
     let page = AppFormPage {
         lang: "en-US",
@@ -160,7 +160,7 @@ async fn new_form(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 #[tracing::instrument(skip_all)]
 async fn create(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<Node>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let form = Form::parse(&req, &body)?;
@@ -265,7 +265,7 @@ async fn create(
 #[get("/dashboard/apps/{id}/created")]
 async fn shown_once(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<Node>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let dash = dash!(req, state);
@@ -313,7 +313,7 @@ fn detail(client: &Client) -> AppDetail {
 /// The client `id` if `dash` may see it; 404 otherwise (another user's app looks like no app).
 async fn load_owned(
     dash: &Dash,
-    state: &AppState,
+    state: &Node,
     id: String,
 ) -> Result<(Client, Vec<String>), AppError> {
     let (admin, user) = (dash.is_admin(), dash.user_id().to_owned());
@@ -330,7 +330,7 @@ async fn load_owned(
 #[get("/dashboard/apps/{id}")]
 async fn show(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<Node>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let dash = dash!(req, state);
@@ -350,7 +350,7 @@ async fn show(
 #[tracing::instrument(skip_all)]
 async fn save_redirect_uris(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<Node>,
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
@@ -401,7 +401,7 @@ async fn save_redirect_uris(
 #[tracing::instrument(skip_all)]
 async fn regenerate_secret(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<Node>,
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
@@ -419,7 +419,7 @@ async fn regenerate_secret(
     })
     .await?;
     // The old secret stops at once on this node (and within the cache TTL on the others).
-    oauth::forget_client(&state, &client.id);
+    oauth::forget_client(&state.oauth, &client.id);
     let flash = Flash {
         kind: "secret_regenerated".into(),
         secret: Some(secret.0),
@@ -433,7 +433,7 @@ async fn regenerate_secret(
 #[get("/dashboard/apps/{id}/delete")]
 async fn confirm_delete(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<Node>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let dash = dash!(req, state);
@@ -458,7 +458,7 @@ async fn confirm_delete(
 #[tracing::instrument(skip_all)]
 async fn delete(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<Node>,
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
@@ -471,8 +471,11 @@ async fn delete(
     })
     .await?;
     // Its keys went with it: no node-local cache may keep accepting them.
-    state.key_cache.forget_client(&client.id);
-    state.token_cache.forget_where(|c| c.client_id == client.id);
-    oauth::forget_client(&state, &client.id);
+    state.keys.key_cache.forget_client(&client.id);
+    state
+        .oauth
+        .token_cache
+        .forget_where(|c| c.client_id == client.id);
+    oauth::forget_client(&state.oauth, &client.id);
     Ok(see_other("/dashboard/apps?notice=app_deleted"))
 }

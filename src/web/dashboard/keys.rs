@@ -11,7 +11,7 @@ use crate::apikeys::{self, ApiKey, KeyInput};
 use crate::audit::{NameRequest, Names, Origin};
 use crate::db;
 use crate::error::AppError;
-use crate::state::AppState;
+use crate::node::Node;
 use crate::web::flash::Flash;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -69,7 +69,7 @@ fn owner_names(conn: &mut db::DbConn, keys: &[ApiKey]) -> Result<Names, AppError
 }
 
 #[get("/dashboard/keys")]
-async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+async fn list(req: HttpRequest, state: web::Data<Node>) -> Result<HttpResponse, AppError> {
     let dash = dash!(req, state);
     let owner = dash.owner_filter();
     let (keys, names) = db::run(&state.pool, move |conn| {
@@ -88,7 +88,7 @@ async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
 
 /// Key types `dash` may create: a developer only gets types with a scope list (a full-access key
 /// would grant `admin`).
-fn creatable_types(dash: &Dash, state: &AppState, selected: &str) -> Vec<Choice> {
+fn creatable_types(dash: &Dash, state: &Node, selected: &str) -> Vec<Choice> {
     use apikeys::Access;
     apikeys::key_types(&state.settings)
         .filter(|t| dash.is_admin() || t.access != Access::Full)
@@ -106,7 +106,7 @@ fn creatable_types(dash: &Dash, state: &AppState, selected: &str) -> Vec<Choice>
 }
 
 #[get("/dashboard/keys/new")]
-async fn new_form(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+async fn new_form(req: HttpRequest, state: web::Data<Node>) -> Result<HttpResponse, AppError> {
     let dash = dash!(req, state);
     let page = KeyFormPage {
         lang: "en-US",
@@ -125,7 +125,7 @@ async fn new_form(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 #[tracing::instrument(skip_all)]
 async fn create(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<Node>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let form = Form::parse(&req, &body)?;
@@ -233,7 +233,7 @@ async fn create(
 #[get("/dashboard/keys/{id}/created")]
 async fn shown_once(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<Node>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let dash = dash!(req, state);
@@ -266,7 +266,7 @@ async fn shown_once(
 }
 
 /// The key `id` if `dash` may see it; 404 otherwise.
-async fn load_owned(dash: &Dash, state: &AppState, id: String) -> Result<ApiKey, AppError> {
+async fn load_owned(dash: &Dash, state: &Node, id: String) -> Result<ApiKey, AppError> {
     let (admin, user) = (dash.is_admin(), dash.user_id().to_owned());
     db::run(&state.pool, move |conn| {
         let key = apikeys::find_key(conn, &apikeys::ApiKeyId::from(id))?;
@@ -281,7 +281,7 @@ async fn load_owned(dash: &Dash, state: &AppState, id: String) -> Result<ApiKey,
 #[get("/dashboard/keys/{id}")]
 async fn show(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<Node>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let dash = dash!(req, state);
@@ -300,7 +300,7 @@ async fn show(
 
 async fn key_page(
     dash: &Dash,
-    state: &AppState,
+    state: &Node,
     key: &ApiKey,
     notice: Option<&'static str>,
     grace: &str,
@@ -334,7 +334,7 @@ async fn key_page(
 #[get("/dashboard/keys/{id}/revoke")]
 async fn confirm_revoke(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<Node>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let dash = dash!(req, state);
@@ -360,7 +360,7 @@ async fn confirm_revoke(
 #[tracing::instrument(skip_all)]
 async fn revoke(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<Node>,
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
@@ -372,7 +372,7 @@ async fn revoke(
         apikeys::revoke_key(conn, &id, actor, origin)
     })
     .await?;
-    state.key_cache.forget_key(&key.id);
+    state.keys.key_cache.forget_key(&key.id);
     Ok(see_other(&format!(
         "/dashboard/keys/{}?notice=key_revoked",
         key.id
@@ -383,7 +383,7 @@ async fn revoke(
 #[tracing::instrument(skip_all)]
 async fn rotate(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<Node>,
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
@@ -414,7 +414,7 @@ async fn rotate(
         apikeys::rotate_key(conn, &st.settings, &st.hasher, &id, grace, actor, origin)
     })
     .await?;
-    state.key_cache.forget_key(&key.id);
+    state.keys.key_cache.forget_key(&key.id);
     let flash = Flash {
         kind: "key_rotated".into(),
         secret: Some(secret.0),

@@ -17,7 +17,7 @@ use askama::Template;
 use crate::accounts::{self, CurrentUser, current_user};
 use crate::db;
 use crate::error::AppError;
-use crate::state::AppState;
+use crate::node::Node;
 use crate::web::{csrf_token, html, verify_csrf};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -58,10 +58,7 @@ impl std::fmt::Debug for Dash {
 
 impl Dash {
     /// The signed-in user, or the redirect to the sign-in page that comes back here.
-    async fn load(
-        req: &HttpRequest,
-        state: &AppState,
-    ) -> Result<Result<Self, HttpResponse>, AppError> {
+    async fn load(req: &HttpRequest, state: &Node) -> Result<Result<Self, HttpResponse>, AppError> {
         let Some(user) = current_user(req).await? else {
             let back = match req.uri().path_and_query() {
                 Some(pq) if req.method() == actix_web::http::Method::GET => pq.as_str().to_owned(),
@@ -79,7 +76,7 @@ impl Dash {
     /// As [`Dash::load`] for a form post: the CSRF token must match this browser's cookie.
     async fn load_post(
         req: &HttpRequest,
-        state: &AppState,
+        state: &Node,
         form: &Form,
     ) -> Result<Result<Self, HttpResponse>, AppError> {
         let dash = Self::load(req, state).await?;
@@ -114,7 +111,7 @@ impl Dash {
     /// Leaves `flash` for the next GET of `target` in this session (see [`crate::web::flash`]).
     pub async fn leave_flash(
         &self,
-        state: &AppState,
+        state: &Node,
         target: String,
         flash: crate::web::flash::Flash,
     ) -> Result<(), AppError> {
@@ -128,7 +125,7 @@ impl Dash {
     /// The flash waiting for `target` in this session, deleted as it is read.
     pub async fn take_flash(
         &self,
-        state: &AppState,
+        state: &Node,
         target: String,
     ) -> Result<Option<crate::web::flash::Flash>, AppError> {
         let (master, session) = (state.master_key.clone(), self.user.session_hash.clone());

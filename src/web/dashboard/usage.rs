@@ -9,8 +9,8 @@ use super::{dash, display, when};
 use crate::apikeys::{self, usage::DayCounts};
 use crate::db;
 use crate::error::AppError;
+use crate::node::Node;
 use crate::oauth;
-use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(show);
@@ -25,7 +25,7 @@ struct Query {
 }
 
 #[get("/dashboard/usage")]
-async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+async fn show(req: HttpRequest, state: web::Data<Node>) -> Result<HttpResponse, AppError> {
     let dash = dash!(req, state);
     let query = web::Query::<Query>::from_query(req.query_string())
         .map(web::Query::into_inner)
