@@ -455,7 +455,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }) => with_database(&settings, json, |conn, _| {
             oauth::set_token_rate_limit(
                 conn,
-                &client_id,
+                &oauth::ClientId::from(client_id.as_str()),
                 token_rate_limit,
                 Actor::Cli,
                 Origin::default(),
@@ -686,7 +686,7 @@ fn client_command(settings: &Settings, json: bool, command: ClientCommand) -> Ex
                 .iter()
                 .map(|c| {
                     vec![
-                        c.id.clone(),
+                        c.id.to_string(),
                         c.name.clone(),
                         if c.is_public {
                             "public"
@@ -713,10 +713,10 @@ fn client_command(settings: &Settings, json: bool, command: ClientCommand) -> Ex
             ))
         }),
         ClientCommand::Show { client_id } => with_database(settings, json, |conn, _| {
-            let (c, uris) = oauth::find_client(conn, &client_id)?;
+            let (c, uris) = oauth::find_client(conn, &oauth::ClientId::from(client_id.as_str()))?;
             let none = || "-".to_owned();
             let text = record(&[
-                ("client_id", c.id.clone()),
+                ("client_id", c.id.to_string()),
                 ("name", c.name.clone()),
                 (
                     "type",
@@ -747,7 +747,12 @@ fn client_command(settings: &Settings, json: bool, command: ClientCommand) -> Ex
             Ok((client_json(&c, Some(&uris)), text))
         }),
         ClientCommand::Delete { client_id } => with_database(settings, json, |conn, _| {
-            oauth::delete_client(conn, &client_id, Actor::Cli, Origin::default())?;
+            oauth::delete_client(
+                conn,
+                &oauth::ClientId::from(client_id.as_str()),
+                Actor::Cli,
+                Origin::default(),
+            )?;
             tell_nodes(conn)?;
             Ok((
                 json!({ "client_id": client_id, "deleted": true }),

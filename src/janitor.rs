@@ -156,11 +156,13 @@ pub async fn purge_pool(state: &web::Data<Node>) -> Result<Purged, AppError> {
     Ok(purged)
 }
 
-/// Writes the API-key usage counted since the last flush; a failure keeps the counts for the next try.
+/// Writes the usage counted since the last flush (API-key requests, tokens issued to clients); a
+/// failure keeps the counts for the next try.
 pub async fn flush_usage(state: &web::Data<Node>) {
     let st = state.clone();
     let result = db::run(&state.pool, move |conn| {
-        st.keys.usage.flush(conn).map_err(AppError::internal)
+        st.keys.usage.flush(conn).map_err(AppError::internal)?;
+        st.oauth.usage.flush(conn).map_err(AppError::internal)
     })
     .await;
     if let Err(e) = result {

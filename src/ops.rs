@@ -137,7 +137,10 @@ fn bearer_matches(req: &HttpRequest, state: &Node, expected: &[u8]) -> bool {
 /// Reads the gauges that are sampled rather than counted: background-queue lengths and cache sizes.
 fn sample(state: &Node) {
     let m = &state.metrics;
-    m.set_queue_length("usage_flush", state.keys.usage.pending());
+    m.set_queue_length(
+        "usage_flush",
+        state.keys.usage.pending() + state.oauth.usage.pending(),
+    );
     m.set_queue_length("cache_invalidation", state.bus.queued());
     m.set_invalidation_up(state.bus.connected());
     m.set_queue_length("password_hashing", state.accounts.password_gate.in_use());

@@ -585,6 +585,7 @@ fn build_node(
             .publishing(crate::janitor::TOKENS, bus)
             .counted_in(metrics),
         jwks_cache: oauth::JwksCache::new().counted_in(metrics),
+        usage: crate::apikeys::usage::Usage::new(crate::apikeys::usage::Meter::Clients),
     });
     Node {
         core,

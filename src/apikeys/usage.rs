@@ -25,20 +25,30 @@ struct Counts {
     last_used_at: i64,
 }
 
+/// What a [`Usage`] counts: requests with API keys, or tokens issued to OAuth clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Meter {
+    #[default]
+    ApiKeys,
+    Clients,
+}
+
+impl Meter {
+    /// Where its counts go: (usage table, id column, owning table).
+    fn tables(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Self::ApiKeys => ("api_key_usage", "key_id", "api_keys"),
+            Self::Clients => ("client_usage", "client_id", "oauth_clients"),
+        }
+    }
+}
+
 /// Counts per UTC day and key (or client) since the last flush. Keyed day first so that counting a
 /// request for an id already seen today allocates nothing.
 #[derive(Debug, Default)]
 pub struct Usage {
+    meter: Meter,
     pending: Mutex<HashMap<i64, HashMap<String, Counts>>>,
-}
-
-/// Where the counts of an id go: client ids (`cli_…`) to `client_usage`, key ids to `api_key_usage`.
-fn tables(id: &str) -> (&'static str, &'static str, &'static str) {
-    if id.starts_with("cli_") {
-        ("client_usage", "client_id", "oauth_clients")
-    } else {
-        ("api_key_usage", "key_id", "api_keys")
-    }
 }
 
 /// Key ids are `key_` + base62: anything else is never written into SQL text.
@@ -47,6 +57,14 @@ fn safe_id(id: &str) -> bool {
 }
 
 impl Usage {
+    /// Counters for `meter`'s ids.
+    pub fn new(meter: Meter) -> Self {
+        Self {
+            meter,
+            pending: Mutex::default(),
+        }
+    }
+
     /// Counts one request (a few hundred nanoseconds: a map update under a short lock).
     pub fn record(&self, key_id: &str, outcome: Outcome, now: i64) {
         let day = now.div_euclid(86_400) * 86_400;
@@ -100,7 +118,7 @@ impl Usage {
             if !safe_id(id) {
                 continue;
             }
-            let (table, column, owner) = tables(id);
+            let (table, column, owner) = self.meter.tables();
             sql.push_str(&format!(
                 "INSERT INTO {table} ({column}, day, allowed, denied, rate_limited) \
                  SELECT '{id}', {day}, {a}, {d}, {r} WHERE EXISTS (SELECT 1 FROM {owner} WHERE id = '{id}') \

@@ -95,7 +95,7 @@ async fn introspect_request(
     let (caller, answer) = db::run(&state.pool, move |conn| {
         let (caller, reach) = match caller {
             Caller::Client(AuthenticatedClient { client, .. }) => {
-                (client.id.clone(), Reach::of_client(&client))
+                (client.id.to_string(), Reach::of_client(&client))
             }
             Caller::ApiKey(key) => {
                 let (id, reach) = introspecting_key(conn, &st, &key)?;

@@ -31,7 +31,7 @@ use crate::error::AppError;
 use crate::i18n::Detail;
 pub use client_keys::JwksCache;
 pub use credentials::{basic_credentials, forget_client};
-pub use model::{Client, GrantType, RedirectUri, TokenAuthMethod};
+pub use model::{Client, ClientId, GrantType, RedirectUri, TokenAuthMethod};
 pub use pages::app_named_by_return_to;
 pub use params::parse_form;
 pub use scopes::grant_scopes;
@@ -57,6 +57,8 @@ pub struct OAuth {
     pub token_cache: crate::jwt::TokenCache,
     /// Client JWKS fetched from their `jwks_uri`.
     pub jwks_cache: JwksCache,
+    /// Tokens issued per client, counted since the last flush.
+    pub usage: crate::apikeys::usage::Usage,
 }
 crate::feature_state!(OAuth);
 
@@ -356,7 +358,7 @@ pub fn list_clients(
 }
 
 /// A client and its redirect URIs; 404 when unknown.
-pub fn find_client(conn: &mut DbConn, id: &str) -> Result<(Client, Vec<String>), AppError> {
+pub fn find_client(conn: &mut DbConn, id: &ClientId) -> Result<(Client, Vec<String>), AppError> {
     let client = store::find_client(conn, id)?.ok_or(AppError::NotFound)?;
     let uris = store::find_redirect_uris(conn, id)?;
     Ok((client, uris))
@@ -365,7 +367,7 @@ pub fn find_client(conn: &mut DbConn, id: &str) -> Result<(Client, Vec<String>),
 /// Replaces a client's redirect URIs (already validated), audited, in one transaction.
 pub fn set_redirect_uris(
     conn: &mut DbConn,
-    id: &str,
+    id: &ClientId,
     uris: &[RedirectUri],
     actor: Actor,
     origin: Origin,
@@ -399,7 +401,7 @@ pub fn regenerate_secret(
     conn: &mut DbConn,
     hasher: &Hasher,
     master: &SecretBytes,
-    id: &str,
+    id: &ClientId,
     actor: Actor,
     origin: Origin,
 ) -> Result<ClientSecret, AppError> {
@@ -432,7 +434,7 @@ pub fn regenerate_secret(
 /// audited. Nodes pick it up when their cached copy of the client expires (within the cache TTL).
 pub fn set_token_rate_limit(
     conn: &mut DbConn,
-    id: &str,
+    id: &ClientId,
     limit: Option<u32>,
     actor: Actor,
     origin: Origin,
@@ -460,7 +462,7 @@ pub fn set_token_rate_limit(
 /// audited. Its access tokens fail introspection from now on.
 pub fn delete_client(
     conn: &mut DbConn,
-    id: &str,
+    id: &ClientId,
     actor: Actor,
     origin: Origin,
 ) -> Result<(), AppError> {

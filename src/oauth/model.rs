@@ -6,10 +6,16 @@ use crate::db::schema::{oauth_clients, users};
 use crate::error::AppError;
 use crate::i18n::Detail;
 
+crate::db::string_id! {
+    /// An OAuth client's id (`cli_…`).
+    ClientId
+}
+
 #[derive(Clone, Queryable, Selectable)]
 #[diesel(table_name = oauth_clients)]
 pub struct Client {
-    pub id: String,
+    #[diesel(deserialize_as = String)]
+    pub id: ClientId,
     pub name: String,
     pub owner_user_id: Option<String>,
     pub is_public: bool,

@@ -307,7 +307,7 @@ async fn rate_limit_messages_are_in_the_callers_language_with_the_right_plural()
     let (id, secret) = confidential_client(&app);
     tessera::oauth::set_token_rate_limit(
         &mut app.conn(),
-        &id,
+        &tessera::oauth::ClientId::from(id.as_str()),
         Some(1),
         Actor::System,
         Origin::default(),

@@ -67,7 +67,7 @@ async fn the_token_endpoint_limits_each_client_and_counts_only_failed_authentica
     // A client's own limit overrides the default.
     tessera::oauth::set_token_rate_limit(
         &mut app.conn(),
-        &other,
+        &tessera::oauth::ClientId::from(other.as_str()),
         Some(1),
         Actor::System,
         Origin::default(),
@@ -116,7 +116,7 @@ async fn the_token_endpoint_limits_each_client_and_counts_only_failed_authentica
     // Other addresses are not affected.
     tessera::oauth::set_token_rate_limit(
         &mut app.conn(),
-        &other,
+        &tessera::oauth::ClientId::from(other.as_str()),
         None,
         Actor::System,
         Origin::default(),

@@ -328,7 +328,7 @@ fn bind(
         return Ok(None);
     };
     let bound = BoundClient {
-        client_id: Cow::Owned(client.id.clone()),
+        client_id: Cow::Owned(client.id.to_string()),
         redirect_uri: Cow::Owned(RegisteredUrl::Exact(exact)),
     };
     Ok(Some((client, bound)))

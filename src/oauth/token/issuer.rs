@@ -187,7 +187,7 @@ impl<'a> Issuer<'a> {
         grant: &'static str,
         limit: &crate::ratelimit::Decision,
     ) -> HttpResponse {
-        self.state.keys.usage.record(
+        self.state.usage.record(
             client.id(),
             crate::apikeys::usage::Outcome::Allowed,
             db::now(),

@@ -317,7 +317,10 @@ async fn change_user(
         } else {
             Vec::new()
         };
-        Ok(apps.into_iter().map(|c| c.id).collect::<Vec<_>>())
+        Ok(apps
+            .into_iter()
+            .map(|c| c.id.into_string())
+            .collect::<Vec<_>>())
     })
     .await?;
     if follows {

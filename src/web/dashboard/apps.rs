@@ -66,7 +66,7 @@ async fn list(req: HttpRequest, state: web::Data<Node>) -> Result<HttpResponse, 
                     kind: kind(&c),
                     grants: c.grant_types.replace(' ', ", "),
                     redirect_uris: uris.len(),
-                    id: c.id,
+                    id: c.id.to_string(),
                     name: c.name,
                 })
             })
@@ -287,7 +287,7 @@ async fn shown_once(
         } else {
             "App registered"
         },
-        client_id: client.id,
+        client_id: client.id.to_string(),
         name: client.name,
         secret: flash.secret,
         discovery_url: discovery_url(&state),
@@ -297,7 +297,7 @@ async fn shown_once(
 
 fn detail(client: &Client) -> AppDetail {
     AppDetail {
-        id: client.id.clone(),
+        id: client.id.to_string(),
         name: client.name.clone(),
         kind: kind(client),
         auth_method: client.token_endpoint_auth_method.clone(),
@@ -318,7 +318,7 @@ async fn load_owned(
 ) -> Result<(Client, Vec<String>), AppError> {
     let (admin, user) = (dash.is_admin(), dash.user_id().to_owned());
     db::run(&state.pool, move |conn| {
-        let (client, uris) = oauth::find_client(conn, &id)?;
+        let (client, uris) = oauth::find_client(conn, &oauth::ClientId::from(id.as_str()))?;
         if !admin && client.owner_user_id.as_deref() != Some(user.as_str()) {
             return Err(AppError::NotFound);
         }
@@ -364,7 +364,13 @@ async fn save_redirect_uris(
         Ok(uris) => {
             let (actor, origin) = (dash.actor(), Origin::of(&req));
             let saved = db::run(&state.pool, move |conn| {
-                oauth::set_redirect_uris(conn, &id, &uris, actor, origin)
+                oauth::set_redirect_uris(
+                    conn,
+                    &oauth::ClientId::from(id.as_str()),
+                    &uris,
+                    actor,
+                    origin,
+                )
             })
             .await;
             match saved {

@@ -374,7 +374,7 @@ impl TestApp {
             tessera::audit::Actor::System,
             tessera::audit::Origin::default(),
         )
-        .map(|(client, _, secret)| (client.id, secret.map(|s| s.0)))
+        .map(|(client, _, secret)| (client.id.into_string(), secret.map(|s| s.0)))
         .map_err(|e| e.code())
     }
 
