@@ -45,6 +45,26 @@ async fn authorize(
     (res.status().as_u16(), location)
 }
 
+/// Opens the consent page of an authorization request and allows it; the redirect to the client.
+async fn consent(app: &TestApp, browser: &reqwest::Client, authorize: String) -> String {
+    let res = browser.get(authorize).send().await.expect("authorize");
+    assert_eq!(res.status(), 200, "the consent page");
+    let page = res.text().await.expect("page");
+    let mut form = crate::helpers::hidden_inputs(&page);
+    form.push(("decision".into(), "allow".into()));
+    let res = browser
+        .post(app.url("/oauth/authorize"))
+        .form(&form)
+        .send()
+        .await
+        .expect("consent");
+    assert_eq!(res.status(), 303);
+    res.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned()
+}
+
 #[actix_web::test]
 async fn a_loopback_redirect_uri_may_name_any_port_and_nothing_else_may_differ() {
     let app = spawn_app().await;
@@ -61,22 +81,12 @@ async fn a_loopback_redirect_uri_may_name_any_port_and_nothing_else_may_differ()
     let verifier = tessera::crypto::random_token();
     let pkce = challenge(&verifier);
     // Consent once, through the page.
-    let res = browser
-        .get(authorize_url(&app, &id, registered[0], &pkce))
-        .send()
-        .await
-        .expect("authorize");
-    assert_eq!(res.status(), 200, "the consent page");
-    let page = res.text().await.expect("page");
-    let mut form = crate::helpers::hidden_inputs(&page);
-    form.push(("decision".into(), "allow".into()));
-    let res = browser
-        .post(app.url("/oauth/authorize"))
-        .form(&form)
-        .send()
-        .await
-        .expect("consent");
-    assert_eq!(res.status(), 303);
+    consent(
+        &app,
+        &browser,
+        authorize_url(&app, &id, registered[0], &pkce),
+    )
+    .await;
 
     for (asked, ok) in [
         ("http://127.0.0.1:51234/callback", true),
@@ -147,29 +157,12 @@ async fn a_code_is_redeemed_only_with_the_redirect_uri_it_was_issued_for() {
     app.sign_in(&browser, "ana@example.com", PASSWORD).await;
     let verifier = tessera::crypto::random_token();
     let pkce = challenge(&verifier);
-    let res = browser
-        .get(authorize_url(
-            &app,
-            &id,
-            "http://127.0.0.1:5000/callback",
-            &pkce,
-        ))
-        .send()
-        .await
-        .expect("authorize");
-    let page = res.text().await.expect("consent page");
-    let mut form = crate::helpers::hidden_inputs(&page);
-    form.push(("decision".into(), "allow".into()));
-    let res = browser
-        .post(app.url("/oauth/authorize"))
-        .form(&form)
-        .send()
-        .await
-        .expect("consent");
-    let location = res.headers()["location"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
+    let location = consent(
+        &app,
+        &browser,
+        authorize_url(&app, &id, "http://127.0.0.1:5000/callback", &pkce),
+    )
+    .await;
     let code = url::Url::parse(&location)
         .expect("url")
         .query_pairs()
