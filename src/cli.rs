@@ -509,8 +509,8 @@ pub fn run(cli: Cli) -> ExitCode {
             })
         }
         Command::SigningKey(SigningKeyCommand::Rotate { alg, now }) => {
-            let alg = match alg.as_deref().map(crate::config::SigningAlg::parse) {
-                None => settings.signing_alg,
+            let alg = match alg.as_deref().map(crate::jwt::SigningAlg::parse) {
+                None => crate::jwt::SigningAlg::of(&settings),
                 Some(Some(a)) => a,
                 Some(None) => {
                     return fail(

@@ -145,32 +145,13 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
-/// The algorithm of the keys Tessera generates to sign access tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SigningAlg {
-    EdDSA,
-    ES256,
-    RS256,
-}
-
-impl SigningAlg {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::EdDSA => "EdDSA",
-            Self::ES256 => "ES256",
-            Self::RS256 => "RS256",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "EdDSA" | "eddsa" | "Ed25519" | "ed25519" => Some(Self::EdDSA),
-            "ES256" | "es256" => Some(Self::ES256),
-            "RS256" | "rs256" => Some(Self::RS256),
-            _ => None,
-        }
-    }
-}
+/// The algorithms `TESSERA_SIGNING_ALG` accepts, each with the other spellings taken for it;
+/// `jwt::SigningAlg` is built from the first name.
+pub const SIGNING_ALGS: [(&str, &[&str]); 3] = [
+    ("EdDSA", &["eddsa", "Ed25519", "ed25519"]),
+    ("ES256", &["es256"]),
+    ("RS256", &["rs256"]),
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -208,7 +189,9 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     pub workers: Option<usize>,
     pub session_ttl: Duration,
-    pub signing_alg: SigningAlg,
+    /// The algorithm of the keys Tessera generates to sign access tokens: one of the names of
+    /// [`SIGNING_ALGS`] (the typed value is `jwt::SigningAlg::of(settings)`).
+    pub signing_alg: &'static str,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub code_ttl: Duration,
@@ -931,13 +914,17 @@ fn parse_log_level(name: &str, v: &str) -> Result<String, ConfigError> {
     Ok(v.to_owned())
 }
 
-fn parse_signing_alg(name: &str, v: &str) -> Result<SigningAlg, ConfigError> {
-    SigningAlg::parse(v).ok_or_else(|| {
-        ConfigError::new(
-            name,
-            format!("unknown algorithm '{v}' (expected EdDSA, ES256 or RS256)"),
-        )
-    })
+fn parse_signing_alg(name: &str, v: &str) -> Result<&'static str, ConfigError> {
+    SIGNING_ALGS
+        .iter()
+        .find(|(canonical, others)| *canonical == v || others.contains(&v))
+        .map(|(canonical, _)| *canonical)
+        .ok_or_else(|| {
+            ConfigError::new(
+                name,
+                format!("unknown algorithm '{v}' (expected EdDSA, ES256 or RS256)"),
+            )
+        })
 }
 
 fn parse_presentations(name: &str, v: &str) -> Result<Vec<String>, ConfigError> {

@@ -308,7 +308,7 @@ async fn prepare(
 ) -> Result<Keyring, StartupError> {
     let pool = pool.clone();
     let issuer = settings.issuer_str().to_owned();
-    let alg = settings.signing_alg;
+    let alg = crate::jwt::SigningAlg::of(settings);
     web::block(move || -> Result<Keyring, StartupError> {
         let mut conn = pool
             .get()

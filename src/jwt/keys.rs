@@ -7,9 +7,40 @@ use ring::signature::{
 };
 use serde_json::json;
 
-use crate::config::SigningAlg;
 use crate::crypto::SecretBytes;
 use crate::crypto::{base64url, random_bytes};
+
+/// The algorithm of the keys Tessera generates to sign access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningAlg {
+    EdDSA,
+    ES256,
+    RS256,
+}
+
+impl SigningAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EdDSA => "EdDSA",
+            Self::ES256 => "ES256",
+            Self::RS256 => "RS256",
+        }
+    }
+
+    /// The algorithm `TESSERA_SIGNING_ALG` names (checked when the settings load).
+    pub fn of(settings: &crate::config::Settings) -> Self {
+        Self::parse(settings.signing_alg).unwrap_or(Self::EdDSA)
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "EdDSA" | "eddsa" | "Ed25519" | "ed25519" => Some(Self::EdDSA),
+            "ES256" | "es256" => Some(Self::ES256),
+            "RS256" | "rs256" => Some(Self::RS256),
+            _ => None,
+        }
+    }
+}
 
 /// ring or the `rsa` crate refused to make or use a key; the library's own message.
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +205,16 @@ pub fn open(master: &SecretBytes, aad: &str, sealed: &[u8]) -> Result<Vec<u8>, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_name_the_setting_accepts_is_an_algorithm_of_the_same_name() {
+        for (canonical, others) in crate::config::SIGNING_ALGS {
+            for name in std::iter::once(canonical).chain(others.iter().copied()) {
+                let alg = SigningAlg::parse(name).expect(name);
+                assert_eq!(alg.as_str(), canonical, "{name}");
+            }
+        }
+    }
 
     #[test]
     fn sealed_keys_open_only_with_the_same_master_and_kid() {

@@ -13,10 +13,11 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Actor};
-use crate::config::{Settings, SigningAlg};
+use crate::config::Settings;
 use crate::crypto::SecretBytes;
 use crate::db::{self, DbConn};
 use crate::error::AppError;
+pub use keys::SigningAlg;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(jwks);
@@ -252,14 +253,14 @@ impl Keyring {
                     - settings.signing_key_lead_time.as_secs() as i64;
                 h.sign_from <= now
                     && (age >= rotate_at
-                        || SigningAlg::parse(&h.algorithm) != Some(settings.signing_alg))
+                        || SigningAlg::parse(&h.algorithm) != Some(SigningAlg::of(settings)))
             }
         };
         if due {
             let outcome = rotate(
                 conn,
                 &self.master,
-                settings.signing_alg,
+                SigningAlg::of(settings),
                 settings.signing_key_lead_time.as_secs() as i64,
                 retire_after(settings),
                 Actor::System,

@@ -74,7 +74,9 @@ fn metadata_document(state: &OAuth, scopes: Vec<String>) -> Metadata {
         response_types_supported: vec!["code"],
         code_challenge_methods_supported: vec!["S256"],
         authorization_response_iss_parameter_supported: true,
-        access_token_signing_alg_values_supported: vec![state.settings.signing_alg.as_str()],
+        access_token_signing_alg_values_supported: vec![
+            crate::jwt::SigningAlg::of(&state.settings).as_str(),
+        ],
     }
 }
 

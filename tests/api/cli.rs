@@ -212,7 +212,7 @@ fn client_create_validates_and_prints_the_secret_once() {
         "public clients have no secret"
     );
 
-    let key = tessera::jwt::keys::generate(tessera::config::SigningAlg::EdDSA).expect("key");
+    let key = tessera::jwt::keys::generate(tessera::jwt::SigningAlg::EdDSA).expect("key");
     let jwks_file = dir.path().join("client-jwks.json");
     std::fs::write(
         &jwks_file,

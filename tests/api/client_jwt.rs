@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use tessera::config::SigningAlg;
+use tessera::jwt::SigningAlg;
 use tessera::oauth::ClientInput;
 
 use crate::helpers::{Credential, TestApp, assert_error, spawn_app, verify_with_jwks};

@@ -693,9 +693,9 @@ async fn a_node_rereads_the_keys_when_it_meets_a_kid_it_has_not_loaded() {
 
 #[actix_web::test]
 async fn every_signing_algorithm_issues_tokens_resource_servers_can_verify() {
-    use tessera::config::SigningAlg;
+    use tessera::jwt::SigningAlg;
     for alg in [SigningAlg::EdDSA, SigningAlg::ES256, SigningAlg::RS256] {
-        let app = spawn_app_with(|s| s.signing_alg = alg).await;
+        let app = spawn_app_with(|s| s.signing_alg = alg.as_str()).await;
         let (id, secret) = app.create_client(&["client_credentials"], &["read"], &[], false);
         let secret = secret.expect("secret");
         let mut seen = Vec::new();

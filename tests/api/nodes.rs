@@ -186,7 +186,7 @@ async fn a_signing_key_rotated_on_one_node_is_published_and_trusted_by_the_other
         let outcome = tessera::jwt::rotate(
             &mut conn,
             &SecretBytes::new(crate::helpers::TEST_MASTER_KEY.to_vec()),
-            Settings::default().signing_alg,
+            tessera::jwt::SigningAlg::of(&Settings::default()),
             0,
             3600,
             Actor::Cli,

@@ -522,7 +522,7 @@ async fn client_registration_validates_its_input() {
 
 #[actix_web::test]
 async fn es256_and_rs256_can_be_chosen_instead_of_eddsa() {
-    use tessera::config::SigningAlg;
+    use tessera::jwt::SigningAlg;
     for (alg, kty, expected) in [
         (SigningAlg::ES256, "EC", jsonwebtoken::Algorithm::ES256),
         (SigningAlg::RS256, "RSA", jsonwebtoken::Algorithm::RS256),
@@ -531,12 +531,8 @@ async fn es256_and_rs256_can_be_chosen_instead_of_eddsa() {
     }
 }
 
-async fn signs_with(
-    alg: tessera::config::SigningAlg,
-    kty: &str,
-    expected: jsonwebtoken::Algorithm,
-) {
-    let app = spawn_app_with(|s| s.signing_alg = alg).await;
+async fn signs_with(alg: tessera::jwt::SigningAlg, kty: &str, expected: jsonwebtoken::Algorithm) {
+    let app = spawn_app_with(|s| s.signing_alg = alg.as_str()).await;
     let jwks: serde_json::Value = app
         .get("/.well-known/jwks.json")
         .await

@@ -9,7 +9,8 @@ use proptest::test_runner::{TestCaseError, TestCaseResult, TestRunner};
 use serde_json::{Value, json};
 use tessera::apikeys::{self, KeyInput};
 use tessera::audit::{Actor, Origin};
-use tessera::config::{SecretBytes, Settings, SigningAlg};
+use tessera::config::{SecretBytes, Settings};
+use tessera::jwt::SigningAlg;
 use tessera::oauth::ClientInput;
 
 use crate::config;

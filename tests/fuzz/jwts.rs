@@ -7,7 +7,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree as _;
 use proptest::test_runner::{TestCaseResult, TestRunner};
-use tessera::config::{DatabaseUrl, SecretBytes, SigningAlg};
+use tessera::config::{DatabaseUrl, SecretBytes};
+use tessera::jwt::SigningAlg;
 use tessera::jwt::{AccessClaims, Keyring};
 
 use crate::{config, insert_at, replace_char};

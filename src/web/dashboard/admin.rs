@@ -61,7 +61,7 @@ async fn rotate_signing_key(
         crate::jwt::rotate(
             conn,
             &st.master_key,
-            st.settings.signing_alg,
+            crate::jwt::SigningAlg::of(&st.settings),
             st.settings.signing_key_lead_time.as_secs() as i64,
             crate::jwt::retire_after(&st.settings),
             actor,
