@@ -229,7 +229,7 @@ pub struct Apis {
 crate::feature_state!(Apis);
 
 fn api_key(state: &AppState, audience: &str) -> crate::cache::KeyHash {
-    crate::cache::KeyHash(state.hasher.hash_raw("api", audience.as_bytes()))
+    crate::cache::KeyHash(state.hasher.lookup_key("api", audience.as_bytes()))
 }
 
 /// The API with this audience: from the node's cache when it holds a fresh answer, else read (and
@@ -238,7 +238,12 @@ pub async fn find_api(
     state: &actix_web::web::Data<Apis>,
     audience: &str,
 ) -> Result<Option<Arc<ApiScopes>>, AppError> {
-    if let Some(api) = state.api_cache.get(&api_key(state, audience)).flatten() {
+    if let Some(api) = state
+        .api_cache
+        .get(&api_key(state, audience))
+        .flatten()
+        .filter(|api| api.0 == audience)
+    {
         return Ok(Some(api));
     }
     let st = state.clone();
@@ -253,7 +258,12 @@ pub fn load_cached_api(
     audience: &str,
 ) -> Result<Option<Arc<ApiScopes>>, AppError> {
     let key = api_key(state, audience);
-    if let Some(api) = state.api_cache.get(&key).flatten() {
+    if let Some(api) = state
+        .api_cache
+        .get(&key)
+        .flatten()
+        .filter(|api| api.0 == audience)
+    {
         return Ok(Some(api));
     }
     let generation = state.api_cache.generation();

@@ -152,6 +152,9 @@ pub fn basic_credentials(header: &str) -> Result<(String, String), AppError> {
 /// everything else (`&` and `=` included) stays as sent. A `%` without two hex digits, or bytes that
 /// are not UTF-8, make it malformed: no U+FFFD stand-ins, so two secrets never decode alike.
 fn form_decode(s: &str) -> Option<String> {
+    if !s.bytes().any(|b| b == b'%' || b == b'+') {
+        return Some(s.to_owned()); // nothing to decode (a generated id or secret)
+    }
     let mut out = Vec::with_capacity(s.len());
     let mut bytes = s.bytes();
     while let Some(b) = bytes.next() {
@@ -266,7 +269,7 @@ fn accepts(client: &Client, hasher: &Hasher, secret: Option<&str>) -> Result<(),
 }
 
 fn cache_key(state: &OAuth, client_id: &str) -> crate::cache::KeyHash {
-    crate::cache::KeyHash(state.hasher.hash_raw("cl", client_id.as_bytes()))
+    crate::cache::KeyHash(state.hasher.lookup_key("cl", client_id.as_bytes()))
 }
 
 /// The client `client_id`: from the node's client cache when it holds a fresh answer, else read
@@ -289,6 +292,7 @@ pub fn cached(state: &OAuth, client_id: &str) -> Option<Arc<Client>> {
         .client_cache
         .get(&cache_key(state, client_id))
         .flatten()
+        .filter(|c| c.id == client_id)
 }
 
 /// [`find`] on a connection the caller holds, after [`cached`] missed: the cache is looked at once
@@ -300,7 +304,12 @@ pub fn load(
     client_id: &str,
 ) -> Result<Option<Arc<Client>>, AppError> {
     let key = cache_key(state, client_id);
-    if let Some(client) = state.client_cache.recheck(&key).flatten() {
+    if let Some(client) = state
+        .client_cache
+        .recheck(&key)
+        .flatten()
+        .filter(|c| c.id == client_id)
+    {
         return Ok(Some(client));
     }
     let generation = state.client_cache.generation();

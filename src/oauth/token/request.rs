@@ -90,7 +90,7 @@ impl TokenRequest {
         tracing::Span::current().record("grant_type", grant_type);
         let kind = GrantType::parse(grant_type);
         *label = grant_label(kind);
-        let take = |form: &mut FormRequest, name: &str| form.params.remove(name);
+        let take = |form: &mut FormRequest, name: &str| form.take(name);
         let grant = match kind {
             Some(GrantType::JwtBearer) => {
                 let assertion = form.require("assertion")?.to_owned();
@@ -130,7 +130,7 @@ impl TokenRequest {
         let credentials = Credentials::parse(&form)?;
         Ok(Self {
             credentials,
-            client_id: form.params.remove("client_id"),
+            client_id: form.take("client_id"),
             grant,
         })
     }
