@@ -1,4 +1,4 @@
-//! `POST /v1/keys/verify`, and the API-key half of the forward-auth endpoint (`crate::gateway`).
+//! `POST /v1/keys/verify`, and the API-key half of the forward-auth endpoint (the gateway module).
 
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, post, web};
@@ -420,7 +420,7 @@ pub fn presented(req: &HttpRequest, state: &ApiKeys, body: &[u8]) -> Option<Pres
     None
 }
 
-/// The API-key half of forward-auth (`/v1/auth/check`, in [`crate::gateway`]): the key, its
+/// The API-key half of forward-auth (`/v1/auth/check`, in the gateway module): the key, its
 /// scopes, environment and API, its rate limit, and the headers that say who the caller is.
 pub async fn check_key(
     state: &web::Data<ApiKeys>,

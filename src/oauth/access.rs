@@ -1,6 +1,6 @@
 //! Access-token verification (signature, issuer, expiry, revocation, client and user still
 //! enabled) with the node's cache, for introspection and the forward-auth check; the access-token
-//! half of forward-auth (`/v1/auth/check`, in `crate::gateway`).
+//! half of forward-auth (`/v1/auth/check`, in the gateway module).
 
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpResponse, web};
