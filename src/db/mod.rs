@@ -1,7 +1,9 @@
 //! Storage: one Diesel schema over SQLite or PostgreSQL, an r2d2 pool, embedded migrations, `db::run`.
 
 pub mod schema;
+pub mod writer;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection as _;
@@ -11,6 +13,7 @@ use diesel::r2d2::R2D2Connection as _;
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+use self::writer::Writer;
 use crate::config::DatabaseUrl;
 use crate::error::AppError;
 
@@ -30,7 +33,37 @@ impl std::fmt::Debug for DbConn {
     }
 }
 
-pub type Pool = r2d2::Pool<Manager>;
+/// The connection pool, and the turns to use it: [`run`] waits for a turn (first come, first
+/// served, without holding a thread) before it takes a thread and a connection, so no more work
+/// waits inside r2d2 than it has connections. r2d2 alone hands a connection given back to whichever
+/// thread asks first, a newcomer as easily as one that has waited long, and under load the unlucky
+/// ones wait far longer than the rest.
+#[derive(Clone)]
+pub struct Pool {
+    inner: r2d2::Pool<Manager>,
+    turns: Arc<tokio::sync::Semaphore>,
+}
+
+impl Pool {
+    fn new(inner: r2d2::Pool<Manager>) -> Self {
+        let turns = Arc::new(tokio::sync::Semaphore::new(inner.max_size() as usize));
+        Self { inner, turns }
+    }
+}
+
+impl std::ops::Deref for Pool {
+    type Target = r2d2::Pool<Manager>;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
 pub type PooledConn = r2d2::PooledConnection<Manager>;
 
 /// How long a connection that just finished work without an error is handed out again without a
@@ -43,9 +76,43 @@ pub const TRUSTED_FOR: Duration = Duration::from_millis(500);
 pub struct Conn {
     conn: DbConn,
     proven_at: Option<std::time::Instant>,
+    /// SQLite: the node's one writer ([`Conn::write`]).
+    writer: Option<Arc<Writer>>,
 }
 
 impl Conn {
+    /// Runs `f` in a write transaction: committed when it returns `Ok`, rolled back on `Err`. On a
+    /// SQLite pool it runs on the node's one writer ([`writer`]), with the other writes queued at
+    /// that moment, and returns once their commit is done. Keep `f` short: every read, hash and
+    /// signature that can come before belongs before (it takes owned values for that reason); its
+    /// first statement should be the write that decides (a conditional `UPDATE`).
+    pub fn write<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<diesel::result::Error> + Send + 'static,
+    {
+        match &self.writer {
+            Some(writer) => writer.write(f),
+            None => self.conn.transaction(f),
+        }
+    }
+
+    /// [`Conn::write`] for a write that is atomic by itself on PostgreSQL (one statement): there it
+    /// runs with no transaction around it, sparing the two round trips of `BEGIN` and `COMMIT`; on
+    /// SQLite, where it may take several statements, it runs as [`Conn::write`] does.
+    pub fn atomic<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<diesel::result::Error> + Send + 'static,
+    {
+        match &mut self.conn {
+            DbConn::Pg(_) => f(&mut self.conn),
+            DbConn::Sqlite(_) => self.write(f),
+        }
+    }
+
     /// Records how the work just done on this connection ended (see [`TRUSTED_FOR`]).
     pub fn worked(&mut self, ok: bool) {
         self.proven_at = ok.then(std::time::Instant::now);
@@ -85,11 +152,22 @@ const MIGRATION_LOCK_KEY: i64 = 0x0074_6573_7365_7261;
 #[derive(Debug, Clone)]
 pub struct Manager {
     url: DatabaseUrl,
+    /// SQLite: the pool's one writer, shared by its connections.
+    writer: Option<Arc<Writer>>,
+    /// SQLite: WAL checkpoints are left to [`checkpointer`] instead of the committing connection.
+    background_checkpoints: bool,
+    /// Tells the background checkpointer that the pool is still there.
+    alive: Arc<()>,
 }
 
 impl Manager {
     pub fn new(url: DatabaseUrl) -> Self {
-        Self { url }
+        Self {
+            url,
+            writer: None,
+            background_checkpoints: false,
+            alive: Arc::default(),
+        }
     }
 }
 
@@ -98,9 +176,11 @@ impl r2d2::ManageConnection for Manager {
     type Error = ConnectionError;
 
     fn connect(&self) -> Result<Conn, ConnectionError> {
+        let conn = self.open()?;
         Ok(Conn {
-            conn: self.open()?,
+            conn,
             proven_at: None,
+            writer: self.writer.clone(),
         })
     }
 
@@ -139,6 +219,15 @@ impl Manager {
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                 )
                 .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                if self.background_checkpoints {
+                    // A commit that fills the WAL past 1 000 pages would copy it back into the
+                    // database (and fsync) before returning, every few dozen writes under load.
+                    // The WAL file is cut back to 64 MiB whenever it restarts.
+                    conn.batch_execute(
+                        "PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;",
+                    )
+                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                }
                 Ok(DbConn::Sqlite(conn))
             }
             DatabaseUrl::Postgres(url) => Ok(DbConn::Pg(PgConnection::establish(url)?)),
@@ -168,14 +257,25 @@ pub enum DbError {
 pub fn connect(url: &DatabaseUrl, size: u32, timeout: Duration) -> Result<Pool, DbError> {
     // A direct connect first gives the backend's own reason (refused, unknown database, not a file…).
     drop(connect_one(url)?);
-    let manager = Manager::new(url.clone());
+    let mut manager = Manager::new(url.clone());
+    if let DatabaseUrl::Sqlite(path) = url {
+        match checkpointer(path.clone(), Arc::downgrade(&manager.alive)) {
+            Ok(()) => manager.background_checkpoints = true,
+            Err(e) => tracing::warn!(error = %e, "cannot start the SQLite checkpointer"),
+        }
+        let opener = manager.clone();
+        match Writer::start(move || opener.open()) {
+            Ok(writer) => manager.writer = Some(Arc::new(writer)),
+            Err(e) => tracing::warn!(error = %e, "cannot start the SQLite writer"),
+        }
+    }
     let pool = r2d2::Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
         .connection_timeout(timeout)
         .error_handler(Box::new(LogErrors))
         .build_unchecked(manager);
-    Ok(pool)
+    Ok(Pool::new(pool))
 }
 
 /// One connection without a pool, for short-lived commands: a pool opens connections on background
@@ -191,6 +291,37 @@ pub fn connect_one(url: &DatabaseUrl) -> Result<DbConn, DbError> {
         reason: one_line(&e.to_string()),
     })?;
     Ok(conn.conn)
+}
+
+/// How often the background checkpointer copies the SQLite WAL back into the database.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// The pool's SQLite connections leave checkpoints to this thread, so no request waits for one
+/// (nor holds up the writer meanwhile): every [`CHECKPOINT_EVERY`] a `PASSIVE` checkpoint,
+/// which never blocks readers or writers. It ends when the pool is dropped (`pool_alive`). When
+/// the thread cannot start, the pool's connections keep checkpointing themselves.
+fn checkpointer(path: std::path::PathBuf, pool_alive: std::sync::Weak<()>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            let mut conn: Option<SqliteConnection> = None;
+            while pool_alive.strong_count() > 0 {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                if conn.is_none() {
+                    conn = path.to_str().and_then(|p| {
+                        let mut c = SqliteConnection::establish(p).ok()?;
+                        c.batch_execute("PRAGMA busy_timeout = 1000;").ok()?;
+                        Some(c)
+                    });
+                }
+                let Some(c) = conn.as_mut() else { continue };
+                if let Err(e) = c.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
+                    tracing::warn!(error = %one_line(&e.to_string()), "SQLite checkpoint failed");
+                    conn = None;
+                }
+            }
+        })
+        .map(drop)
 }
 
 fn one_line(s: &str) -> String {
@@ -233,6 +364,19 @@ where
     F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
     T: Send + 'static,
 {
+    run_writing(pool, move |conn| f(conn)).await
+}
+
+/// [`run`] for work that ends in a write: `f` gets the pooled [`Conn`] itself, reads through it
+/// (it dereferences to [`DbConn`]), does its slow work (hashing, signing) with no transaction open,
+/// then writes in one short [`Conn::write`].
+pub async fn run_writing<T, F>(pool: &Pool, f: F) -> Result<T, AppError>
+where
+    F: FnOnce(&mut Conn) -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
+    // Closed only if the pool were; never here.
+    let _turn = pool.turns.acquire().await.ok();
     let pool = pool.clone();
     let span = tracing::Span::current();
     actix_web::web::block(move || {

@@ -136,13 +136,15 @@ pub fn find_code(conn: &mut DbConn, code_hash: &str) -> QueryResult<Option<CodeR
         .optional()
 }
 
-/// Marks an unexpired, unconsumed code consumed; true when this call won (atomic on both backends).
-pub fn consume_code(
+/// Consumes an unused, unexpired code, recording the access token (and the refresh family, when
+/// there is one) it buys; true when this call won.
+fn consume_code(
     conn: &mut DbConn,
     code_hash: &str,
     now: i64,
     jti: &str,
     jti_exp: i64,
+    family_id: Option<&str>,
 ) -> QueryResult<bool> {
     use crate::db::schema::authorization_codes as ac;
     diesel::update(
@@ -155,43 +157,31 @@ pub fn consume_code(
         ac::consumed_at.eq(now),
         ac::access_token_jti.eq(jti),
         ac::access_token_exp.eq(jti_exp),
+        ac::refresh_family_id.eq(family_id),
     ))
     .execute(conn)
     .map(|n| n == 1)
 }
 
-pub fn set_code_family(conn: &mut DbConn, code_hash: &str, family_id: &str) -> QueryResult<()> {
-    use crate::db::schema::authorization_codes as ac;
-    diesel::update(ac::table.filter(ac::code_hash.eq(code_hash)))
-        .set(ac::refresh_family_id.eq(family_id))
-        .execute(conn)
-        .map(|_| ())
-}
-
 /// The columns of a new refresh-token family (one per grant).
-#[derive(Debug)]
-pub struct NewFamily<'a> {
-    pub id: &'a str,
-    pub client_id: &'a str,
-    pub user_id: Option<&'a str>,
-    pub scope: &'a str,
-    pub audience: &'a str,
+#[derive(Debug, Clone)]
+pub struct NewFamily {
+    pub id: String,
+    pub client_id: String,
+    pub user_id: Option<String>,
+    pub scope: String,
+    pub audience: String,
 }
 
-pub fn insert_family(
-    conn: &mut DbConn,
-    f: &NewFamily<'_>,
-    now: i64,
-    expires_at: i64,
-) -> QueryResult<()> {
+fn insert_family(conn: &mut DbConn, f: &NewFamily, now: i64, expires_at: i64) -> QueryResult<()> {
     use crate::db::schema::refresh_token_families as rf;
     diesel::insert_into(rf::table)
         .values((
-            rf::id.eq(f.id),
-            rf::client_id.eq(f.client_id),
-            rf::user_id.eq(f.user_id),
-            rf::scope.eq(f.scope),
-            rf::audience.eq(f.audience),
+            rf::id.eq(&f.id),
+            rf::client_id.eq(&f.client_id),
+            rf::user_id.eq(&f.user_id),
+            rf::scope.eq(&f.scope),
+            rf::audience.eq(&f.audience),
             rf::created_at.eq(now),
             rf::expires_at.eq(expires_at),
         ))
@@ -252,46 +242,240 @@ pub fn insert_revoked_jti(
 }
 
 /// A refresh token to store (by its hash) with the access token issued beside it.
-#[derive(Debug, Clone, Copy)]
-pub struct NewRefresh<'a> {
-    pub token_hash: &'a str,
-    pub family_id: &'a str,
+#[derive(Debug, Clone)]
+pub struct NewRefresh {
+    pub token_hash: String,
+    pub family_id: String,
     pub now: i64,
     pub expires_at: i64,
-    pub jti: &'a str,
+    pub jti: String,
     pub jti_exp: i64,
 }
 
-/// Stores a refresh token in a live family; false (nothing stored) when the family is revoked.
-pub fn insert_refresh_token(conn: &mut DbConn, new: &NewRefresh) -> QueryResult<bool> {
-    use crate::db::schema::refresh_token_families as rf;
-    let live: i64 = rf::table
-        .filter(rf::id.eq(new.family_id))
-        .filter(rf::revoked_at.is_null())
-        .count()
-        .get_result(conn)?;
-    if live == 0 {
-        return Ok(false);
-    }
-    insert_rotated_refresh_token(conn, new).map(|_| true)
-}
-
-/// Inserts the next refresh token of a family the caller holds locked and has seen live in this
-/// transaction ([`find_refresh_for_rotation`]), so no second look at the family is needed.
-pub fn insert_rotated_refresh_token(conn: &mut DbConn, new: &NewRefresh) -> QueryResult<()> {
+/// Inserts the next refresh token of a family the caller holds locked and live in its write
+/// transaction ([`lock_live_family`]).
+fn insert_refresh_token(conn: &mut DbConn, new: &NewRefresh) -> QueryResult<()> {
     use crate::db::schema::refresh_tokens as rt;
     diesel::insert_into(rt::table)
         .values((
-            rt::token_hash.eq(new.token_hash),
-            rt::family_id.eq(new.family_id),
+            rt::token_hash.eq(&new.token_hash),
+            rt::family_id.eq(&new.family_id),
             rt::created_at.eq(new.now),
             rt::expires_at.eq(new.expires_at),
-            rt::access_token_jti.eq(new.jti),
+            rt::access_token_jti.eq(&new.jti),
             rt::access_token_exp.eq(new.jti_exp),
         ))
         .execute(conn)
         .map(|_| ())
 }
+
+/// True when the family is not revoked. On PostgreSQL its row stays locked until the transaction
+/// ends, so a concurrent revocation waits and then sees (and revokes) what this transaction issues;
+/// on SQLite the caller's write transaction holds the database's write lock already.
+fn lock_live_family(conn: &mut DbConn, family_id: &str) -> QueryResult<bool> {
+    use crate::db::schema::refresh_token_families as rf;
+    let query = rf::table
+        .filter(rf::id.eq(family_id))
+        .filter(rf::revoked_at.is_null())
+        .select(rf::id);
+    let found: Option<String> = match &mut *conn {
+        DbConn::Pg(pg) => query.for_update().first(pg).optional()?,
+        DbConn::Sqlite(_) => query.first(conn).optional()?,
+    };
+    Ok(found.is_some())
+}
+
+/// How the write of a rotation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationWrite {
+    /// The presented token is now used and the next one stored.
+    Rotated,
+    /// The presented token was used already (a concurrent use won): nothing written.
+    Lost,
+    /// The family was revoked meanwhile: nothing stored.
+    FamilyRevoked,
+}
+
+/// The write of a rotation: marks the presented token used if it still is unused (so of concurrent
+/// uses exactly one wins) and stores `next` if the family is still live. On PostgreSQL one
+/// statement, which holds the family's row locked until it ends, so a concurrent revocation waits
+/// and then sees (and revokes) `next` too; on SQLite three, in the caller's write transaction
+/// (`db::Conn::atomic`).
+pub fn rotate_refresh(
+    conn: &mut DbConn,
+    presented_hash: &str,
+    next: &NewRefresh,
+) -> QueryResult<RotationWrite> {
+    if let DbConn::Pg(pg) = conn {
+        let (used, stored) = Fixed::<RotateRefreshSql> {
+            sql: "WITH used AS ( \
+                    UPDATE refresh_tokens SET used_at = ? \
+                    WHERE token_hash = ? AND used_at IS NULL RETURNING family_id \
+                  ), live AS ( \
+                    SELECT id FROM refresh_token_families \
+                    WHERE id = ? AND revoked_at IS NULL FOR UPDATE \
+                  ), stored AS ( \
+                    INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at, \
+                      access_token_jti, access_token_exp) \
+                    SELECT ?, live.id, ?, ?, ?, ? FROM live WHERE EXISTS (SELECT 1 FROM used) \
+                    RETURNING 1 \
+                  ) \
+                  SELECT (SELECT count(*) FROM used), (SELECT count(*) FROM stored)",
+            binds: vec![
+                Bind::Int(next.now),
+                Bind::Text(presented_hash),
+                Bind::Text(&next.family_id),
+                Bind::Text(&next.token_hash),
+                Bind::Int(next.now),
+                Bind::Int(next.expires_at),
+                Bind::Text(&next.jti),
+                Bind::Int(next.jti_exp),
+            ],
+            statement: std::marker::PhantomData,
+        }
+        .get_result::<(i64, i64)>(pg)?;
+        return Ok(match (used, stored) {
+            (0, _) => RotationWrite::Lost,
+            (_, 0) => RotationWrite::FamilyRevoked,
+            _ => RotationWrite::Rotated,
+        });
+    }
+    if !use_refresh_token(conn, presented_hash, next.now)? {
+        return Ok(RotationWrite::Lost);
+    }
+    if !lock_live_family(conn, &next.family_id)? {
+        return Ok(RotationWrite::FamilyRevoked);
+    }
+    insert_refresh_token(conn, next)?;
+    Ok(RotationWrite::Rotated)
+}
+
+/// The write of a code exchange: consumes the code if it is unused and unexpired (so of
+/// concurrent redemptions exactly one wins), recording the access token (and the refresh family)
+/// it buys, and when there is a family, creates it with its first token. False when the code was
+/// not consumed (nothing written). On PostgreSQL one statement; on SQLite three, in the caller's
+/// write transaction (`db::Conn::atomic`).
+pub fn redeem_code(
+    conn: &mut DbConn,
+    code_hash: &str,
+    jti: &str,
+    jti_exp: i64,
+    family: Option<(&NewFamily, i64, &NewRefresh)>,
+    now: i64,
+) -> QueryResult<bool> {
+    if let DbConn::Pg(pg) = conn {
+        let (family_id, family_expires, first_hash) = match family {
+            Some((f, expires, first)) => (Some(f.id.as_str()), expires, Some(&*first.token_hash)),
+            None => (None, 0, None),
+        };
+        // The family takes the code's client, user, scope and audience.
+        let (won, _) = Fixed::<RedeemCodeSql> {
+            sql: "WITH won AS ( \
+                    UPDATE authorization_codes SET consumed_at = ?, access_token_jti = ?, \
+                      access_token_exp = ?, refresh_family_id = ? \
+                    WHERE code_hash = ? AND consumed_at IS NULL AND expires_at > ? \
+                    RETURNING client_id, user_id, scope, audience \
+                  ), family AS ( \
+                    INSERT INTO refresh_token_families \
+                      (id, client_id, user_id, scope, audience, created_at, expires_at) \
+                    SELECT ?, client_id, user_id, scope, audience, ?, ? FROM won \
+                    WHERE ?::text IS NOT NULL \
+                    RETURNING id \
+                  ), first AS ( \
+                    INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at, \
+                      access_token_jti, access_token_exp) \
+                    SELECT ?, id, ?, ?, ?, ? FROM family \
+                    RETURNING 1 \
+                  ) \
+                  SELECT (SELECT count(*) FROM won), (SELECT count(*) FROM first)",
+            binds: vec![
+                Bind::Int(now),
+                Bind::Text(jti),
+                Bind::Int(jti_exp),
+                Bind::NullText(family_id),
+                Bind::Text(code_hash),
+                Bind::Int(now),
+                Bind::NullText(family_id),
+                Bind::Int(now),
+                Bind::Int(family_expires),
+                Bind::NullText(family_id),
+                Bind::NullText(first_hash),
+                Bind::Int(now),
+                Bind::Int(family_expires),
+                Bind::Text(jti),
+                Bind::Int(jti_exp),
+            ],
+            statement: std::marker::PhantomData,
+        }
+        .get_result::<(i64, i64)>(pg)?;
+        return Ok(won == 1);
+    }
+    let family_id = family.map(|(f, _, _)| f.id.as_str());
+    if !consume_code(conn, code_hash, now, jti, jti_exp, family_id)? {
+        return Ok(false);
+    }
+    if let Some((f, expires, first)) = family {
+        insert_family(conn, f, now, expires)?;
+        insert_refresh_token(conn, first)?;
+    }
+    Ok(true)
+}
+
+/// A fixed PostgreSQL statement (`?` where each bind goes) that Diesel's statement cache prepares
+/// once per connection, as it does its own select queries: `sql_query` is never cached, so
+/// PostgreSQL would parse and plan these statements on every call. `S` names the statement: one
+/// type per SQL text.
+struct Fixed<'a, S> {
+    sql: &'static str,
+    binds: Vec<Bind<'a>>,
+    statement: std::marker::PhantomData<S>,
+}
+
+enum Bind<'a> {
+    Int(i64),
+    Text(&'a str),
+    NullText(Option<&'a str>),
+}
+
+struct RotateRefreshSql;
+struct RedeemCodeSql;
+
+impl<S: 'static> diesel::query_builder::QueryId for Fixed<'_, S> {
+    type QueryId = S;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<S> diesel::query_builder::QueryFragment<diesel::pg::Pg> for Fixed<'_, S> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Nullable, Text};
+        let mut binds = self.binds.iter();
+        for (i, part) in self.sql.split('?').enumerate() {
+            if i > 0 {
+                match binds.next() {
+                    Some(Bind::Int(v)) => out.push_bind_param::<BigInt, _>(v)?,
+                    Some(Bind::Text(v)) => out.push_bind_param::<Text, _>(*v)?,
+                    Some(Bind::NullText(v)) => out.push_bind_param::<Nullable<Text>, _>(v)?,
+                    None => {
+                        return Err(diesel::result::Error::QueryBuilderError(
+                            "a fixed statement has fewer binds than placeholders".into(),
+                        ));
+                    }
+                }
+            }
+            out.push_sql(part);
+        }
+        Ok(())
+    }
+}
+
+impl<S> diesel::query_builder::Query for Fixed<'_, S> {
+    type SqlType = (diesel::sql_types::BigInt, diesel::sql_types::BigInt);
+}
+
+impl<S> RunQueryDsl<diesel::pg::PgConnection> for Fixed<'_, S> {}
 
 /// A refresh token with its family.
 #[derive(Debug, Clone)]
@@ -311,24 +495,6 @@ pub struct RefreshRow {
 }
 
 pub fn find_refresh(conn: &mut DbConn, token_hash: &str) -> QueryResult<Option<RefreshRow>> {
-    read_refresh(conn, token_hash, false)
-}
-
-/// [`find_refresh`] for a rotation, in its transaction: on PostgreSQL the token and its family rows
-/// stay locked until the transaction ends, so a concurrent family revocation waits for the rotation
-/// and then sees (and revokes) what it issued. SQLite serializes writing transactions already.
-pub fn find_refresh_for_rotation(
-    conn: &mut DbConn,
-    token_hash: &str,
-) -> QueryResult<Option<RefreshRow>> {
-    read_refresh(conn, token_hash, true)
-}
-
-fn read_refresh(
-    conn: &mut DbConn,
-    token_hash: &str,
-    lock: bool,
-) -> QueryResult<Option<RefreshRow>> {
     use crate::db::schema::refresh_token_families as rf;
     use crate::db::schema::refresh_tokens as rt;
     type Row = (
@@ -344,8 +510,7 @@ fn read_refresh(
         Option<i64>,
         bool,
     );
-    // The user's state is a subquery, not a join: PostgreSQL cannot lock the nullable side of an
-    // outer join (a family may have no user).
+    // The user's state is a subquery (a family may have no user).
     let user_disabled = diesel::dsl::exists(
         users::table
             .select(users::id)
@@ -368,10 +533,7 @@ fn read_refresh(
             rt::used_at,
             user_disabled,
         ));
-    let row: Option<Row> = match &mut *conn {
-        DbConn::Pg(pg) if lock => query.for_update().first(pg).optional()?,
-        _ => query.first(conn).optional()?,
-    };
+    let row: Option<Row> = query.first(conn).optional()?;
     Ok(row.map(|r| RefreshRow {
         family_id: r.0,
         client_id: r.1,
@@ -453,7 +615,7 @@ pub fn record_assertion_jti(
 }
 
 /// Marks a refresh token used; true when this call won the rotation.
-pub fn use_refresh_token(conn: &mut DbConn, token_hash: &str, now: i64) -> QueryResult<bool> {
+fn use_refresh_token(conn: &mut DbConn, token_hash: &str, now: i64) -> QueryResult<bool> {
     use crate::db::schema::refresh_tokens as rt;
     diesel::update(
         rt::table

@@ -2,14 +2,13 @@
 //! checks (its `AccessToken` state machine: the request's shape, the code bound to this client and
 //! redirect URI and not expired) and its PKCE verification, driven step by step from here with our
 //! own data: the client authenticated before, the code looked up in our store, the tokens made by
-//! the [`Issuer`]. Nothing is written until every check has passed; then the code is consumed and
-//! the tokens it buys are stored in one transaction, so of concurrent redemptions exactly one wins
-//! and a replay revokes everything the winner got (RFC 6749 §4.1.2).
+//! the [`Issuer`]. Nothing is written until every check has passed; then one write consumes the code
+//! and stores the tokens it buys (`store::redeem_code`), so of concurrent redemptions exactly one
+//! wins and a replay revokes everything the winner got (RFC 6749 §4.1.2).
 
 use std::borrow::Cow;
 
 use chrono::{TimeZone as _, Utc};
-use diesel::Connection as _;
 use oxide_auth::code_grant::accesstoken::{self, AccessToken, Authorization, Input, Output};
 use oxide_auth::code_grant::error::AccessTokenErrorType;
 use oxide_auth::frontends::simple::extensions::Pkce;
@@ -21,8 +20,8 @@ use super::super::authorize::{CODE_PURPOSE, PKCE_EXTENSION};
 use super::super::credentials::AuthenticatedClient;
 use super::super::model::{Client, GrantType};
 use super::super::store;
-use super::issuer::{AccessGrant, Issued, Issuer};
-use crate::db::{self, DbConn};
+use super::issuer::{AccessGrant, Issued, Issuer, PendingRefresh};
+use crate::db::{self, Conn, DbConn};
 use crate::error::AppError;
 use crate::i18n::Detail;
 use crate::oauth::OAuth;
@@ -62,7 +61,7 @@ pub async fn exchange(
     }
     let st = state.clone();
     let client = client.client.clone();
-    db::run(&state.pool, move |conn| run(conn, &st, &client, &request)).await
+    db::run_writing(&state.pool, move |conn| run(conn, &st, &client, &request)).await
 }
 
 /// The request as oxide-auth's code-grant checks read it. The client is already authenticated by
@@ -138,7 +137,7 @@ fn code_invalid() -> AppError {
 
 /// The exchange, step by step through oxide-auth's state machine.
 fn run(
-    conn: &mut DbConn,
+    conn: &mut Conn,
     state: &OAuth,
     client: &Client,
     exchange: &CodeExchange,
@@ -241,14 +240,16 @@ fn refusal(error: accesstoken::Error, looked_up: bool) -> AppError {
 /// The code, when it is unused and unexpired. A consumed code presented again is a replay: the
 /// tokens it bought are revoked (RFC 6749 §4.1.2) and the answer is `None`, as for an unknown or
 /// expired code (`invalid_grant`). Nothing else is written.
-fn look_up(conn: &mut DbConn, state: &OAuth, code: &str) -> Result<Option<Found>, AppError> {
+fn look_up(conn: &mut Conn, state: &OAuth, code: &str) -> Result<Option<Found>, AppError> {
     let hash = state.hasher.hash(CODE_PURPOSE, code.as_bytes());
     let now = db::now();
     let Some(row) = store::find_code(conn, &hash)? else {
         return Ok(None);
     };
     if row.consumed_at.is_some() {
-        conn.transaction(|conn| revoke_replayed(conn, state, &row, now))?;
+        let replayed = row.clone();
+        conn.write(move |conn| revoke_replayed(conn, &replayed, now))?;
+        replayed_revoked(state, &row);
         return Ok(None);
     }
     if row.expires_at <= now {
@@ -258,13 +259,8 @@ fn look_up(conn: &mut DbConn, state: &OAuth, code: &str) -> Result<Option<Found>
 }
 
 /// A consumed code was presented again: the access token and the refresh family it bought are
-/// revoked, and the client's cached tokens dropped on this node.
-fn revoke_replayed(
-    conn: &mut DbConn,
-    state: &OAuth,
-    row: &store::CodeRow,
-    now: i64,
-) -> diesel::QueryResult<()> {
+/// revoked.
+fn revoke_replayed(conn: &mut DbConn, row: &store::CodeRow, now: i64) -> diesel::QueryResult<()> {
     if let Some(jti) = &row.access_token_jti {
         let exp = row.access_token_exp.unwrap_or(now);
         store::insert_revoked_jti(conn, jti, row.refresh_family_id.as_deref(), now, exp)?;
@@ -272,27 +268,32 @@ fn revoke_replayed(
     if let Some(family) = &row.refresh_family_id {
         store::revoke_family(conn, family, now, "authorization code replayed")?;
     }
+    Ok(())
+}
+
+/// After [`revoke_replayed`] committed: the client's cached tokens are dropped on this node.
+fn replayed_revoked(state: &OAuth, row: &store::CodeRow) {
     state
         .token_cache
         .forget_where(|c| c.client_id == row.client_id);
     tracing::warn!(client_id = %row.client_id, "authorization code replayed: its tokens are revoked");
-    Ok(())
 }
 
 /// How a redemption ended: it consumed the code (and stored its tokens), or another redemption had
 /// consumed it first (this one revoked what that one got), or it expired meanwhile.
 enum Redemption {
-    Won,
-    Replayed,
+    Won(Option<PendingRefresh>),
+    Replayed(Box<store::CodeRow>),
     Expired,
 }
 
-/// Signs the access token, then in one transaction consumes the code (exactly one concurrent
-/// redemption wins), records the token's `jti` on it, and, when the client may refresh and
-/// `offline_access` was granted, starts a refresh family with its first token. A redemption that
-/// loses the race is a replay: it revokes what the winner got, and is refused.
+/// Signs the access token, then in one write ([`store::redeem_code`]) consumes the code (exactly
+/// one concurrent redemption wins), records the token's `jti` (and the refresh family) on it, and,
+/// when the client may refresh and `offline_access` was granted, starts a refresh family with its
+/// first token. A redemption that loses the race is a replay: it revokes what the winner got, and
+/// is refused.
 fn redeem(
-    conn: &mut DbConn,
+    conn: &mut Conn,
     state: &OAuth,
     issuer: &Issuer<'_>,
     client: &Client,
@@ -309,43 +310,51 @@ fn redeem(
         },
     )?;
     let now = access.claims.iat;
+    let family_expires = issuer.refresh_expiry(now, None);
     let family = (client.has_grant(GrantType::RefreshToken)
         && row.scope.split(' ').any(|s| s == "offline_access"))
-    .then(|| crate::crypto::random_id("fam", 22));
-    let family_expires = issuer.refresh_expiry(now, None);
-    // Write first: the transaction takes the write lock (SQLite) or the code's row lock (PostgreSQL)
-    // at its first statement, so concurrent redemptions queue and exactly one wins.
-    let (outcome, refresh) = conn.transaction(|conn| -> Result<_, AppError> {
-        let won = store::consume_code(conn, &hash, now, &access.claims.jti, access.claims.exp)?;
-        if !won {
-            return match store::find_code(conn, &hash)? {
-                Some(row) if row.consumed_at.is_some() => {
-                    revoke_replayed(conn, state, &row, now)?;
-                    Ok((Redemption::Replayed, None))
-                }
-                _ => Ok((Redemption::Expired, None)),
-            };
-        }
-        let refresh = match &family {
-            Some(family) => {
-                let new = store::NewFamily {
-                    id: family,
-                    client_id: &row.client_id,
-                    user_id: Some(&row.user_id),
-                    scope: &row.scope,
-                    audience: &row.audience,
-                };
-                store::insert_family(conn, &new, now, family_expires)?;
-                store::set_code_family(conn, &hash, family)?;
-                issuer.store_refresh(conn, family, family_expires, &access, true)?
-            }
-            None => None,
+    .then(|| {
+        let family = store::NewFamily {
+            id: crate::crypto::random_id("fam", 22),
+            client_id: row.client_id.clone(),
+            user_id: Some(row.user_id.clone()),
+            scope: row.scope.clone(),
+            audience: row.audience.clone(),
         };
-        Ok((Redemption::Won, refresh))
+        let first = issuer.new_refresh(&family.id, family_expires, &access);
+        (family, first)
+    });
+    let (jti, jti_exp) = (access.claims.jti.clone(), access.claims.exp);
+    // The write decides: the code's row lock (PostgreSQL) or SQLite's one writer orders concurrent
+    // redemptions, and exactly one consumes the code.
+    let code = hash.clone();
+    let (won, family) = conn.atomic(move |conn| -> Result<_, AppError> {
+        let written = family
+            .as_ref()
+            .map(|(f, first)| (f, family_expires, first.row()));
+        let won = store::redeem_code(conn, &code, &jti, jti_exp, written, now)?;
+        Ok((won, family))
     })?;
+    let outcome = if won {
+        Redemption::Won(family.map(|(_, first)| first))
+    } else {
+        // Another redemption consumed it first (a replay: what it got is revoked), or it expired.
+        conn.write(move |conn| -> Result<_, AppError> {
+            match store::find_code(conn, &hash)? {
+                Some(row) if row.consumed_at.is_some() => {
+                    revoke_replayed(conn, &row, now)?;
+                    Ok(Redemption::Replayed(Box::new(row)))
+                }
+                _ => Ok(Redemption::Expired),
+            }
+        })?
+    };
     match outcome {
-        Redemption::Won => Ok(issuer.issued(access, refresh)),
-        Redemption::Replayed => Err(AppError::oauth("invalid_grant", Detail::CodeRedeemedTwice)),
+        Redemption::Won(first) => Ok(issuer.issued(access, first.map(PendingRefresh::into_token))),
+        Redemption::Replayed(row) => {
+            replayed_revoked(state, &row);
+            Err(AppError::oauth("invalid_grant", Detail::CodeRedeemedTwice))
+        }
         Redemption::Expired => Err(code_invalid()),
     }
 }

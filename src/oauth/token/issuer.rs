@@ -1,6 +1,7 @@
-//! The one `Issuer`: it builds every access token's claims (RFC 9068) and signs them, stores the
-//! refresh tokens a grant gets, and answers the token request (RFC 6749 §5.1), counting the client's
-//! usage and the issuance metric. No other module builds claims or stores refresh tokens.
+//! The one `Issuer`: it builds every access token's claims (RFC 9068) and signs them, makes the
+//! refresh tokens a grant gets (the grant's one write stores them), and answers the token request
+//! (RFC 6749 §5.1), counting the client's usage and the issuance metric. No other module builds
+//! claims or makes refresh tokens.
 
 use actix_web::HttpResponse;
 
@@ -8,7 +9,7 @@ use super::super::credentials::AuthenticatedClient;
 use super::super::params::no_store;
 use super::super::store;
 use crate::crypto::random_id;
-use crate::db::{self, DbConn};
+use crate::db;
 use crate::error::AppError;
 use crate::jwt::AccessClaims;
 use crate::oauth::OAuth;
@@ -80,6 +81,32 @@ pub struct TokenBody<'a> {
     refresh_token: Option<&'a str>,
 }
 
+/// A refresh token made by [`Issuer::new_refresh`] and not stored yet. `Debug` shows no token.
+pub struct PendingRefresh {
+    token: String,
+    row: store::NewRefresh,
+}
+
+impl PendingRefresh {
+    /// The row to store (by `store::rotate_refresh` or `store::redeem_code`).
+    pub fn row(&self) -> &store::NewRefresh {
+        &self.row
+    }
+
+    /// The token for the client, once stored.
+    pub fn into_token(self) -> String {
+        self.token
+    }
+}
+
+impl std::fmt::Debug for PendingRefresh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingRefresh")
+            .field("family_id", &self.row.family_id)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Issuer<'a> {
     state: &'a OAuth,
@@ -133,33 +160,25 @@ impl<'a> Issuer<'a> {
         self.state.hasher.hash(REFRESH_PURPOSE, token.as_bytes())
     }
 
-    /// Stores a new refresh token (256 random bits, kept only as its HMAC) in `family`, recording the
-    /// access token issued beside it so that revoking the family revokes that token too. `None` when
-    /// the family was revoked meanwhile (a concurrent replay of the code that started it).
-    pub fn store_refresh(
+    /// A new refresh token (256 random bits, kept only as its HMAC) for `family`, recording the
+    /// access token issued beside it so that revoking the family revokes that token too. Made
+    /// before the write transaction; [`PendingRefresh::store`] inside it.
+    pub fn new_refresh(
         &self,
-        conn: &mut DbConn,
         family: &str,
         expires_at: i64,
         access: &SignedAccess,
-        rotation: bool,
-    ) -> Result<Option<String>, AppError> {
+    ) -> PendingRefresh {
         let token = crate::crypto::random_token();
-        let hash = self.refresh_hash(&token);
-        let new = store::NewRefresh {
-            token_hash: &hash,
-            family_id: family,
+        let row = store::NewRefresh {
+            token_hash: self.refresh_hash(&token),
+            family_id: family.to_owned(),
             now: access.claims.iat,
             expires_at,
-            jti: &access.claims.jti,
+            jti: access.claims.jti.clone(),
             jti_exp: access.claims.exp,
         };
-        if rotation {
-            store::insert_rotated_refresh_token(conn, &new)?;
-        } else if !store::insert_refresh_token(conn, &new)? {
-            return Ok(None);
-        }
-        Ok(Some(token))
+        PendingRefresh { token, row }
     }
 
     /// When a refresh token issued now expires: the configured lifetime, never past its family's end.

@@ -4,15 +4,14 @@
 //! or revoked token, wrong client, wider scope, disabled user) changes nothing: the token stays
 //! usable by its client. Another client presenting it is audited (`refresh_token.wrong_client`).
 
-use diesel::Connection as _;
 use serde_json::json;
 
 use super::super::credentials::AuthenticatedClient;
 use super::super::model::GrantType;
-use super::super::store;
+use super::super::store::{self, RotationWrite};
 use super::issuer::{AccessGrant, Issued, Issuer};
 use crate::audit::{self, Actor};
-use crate::db::{self, DbConn};
+use crate::db::{self, Conn, DbConn};
 use crate::error::AppError;
 use crate::i18n::Detail;
 use crate::oauth::OAuth;
@@ -70,17 +69,15 @@ pub async fn exchange(
     }
     let st = state.clone();
     let client_id = client.id().to_owned();
-    db::run(&state.pool, move |conn| {
-        let outcome = conn
-            .transaction(|conn| rotate(conn, &st, &client_id, &refresh_token, scope.as_deref()));
-        match outcome {
+    db::run_writing(&state.pool, move |conn| {
+        match rotate(conn, &st, &client_id, &refresh_token, scope.as_deref()) {
             Ok(Rotation::Rotated(issued)) => Ok(issued),
             Ok(Rotation::Reused) => {
                 tracing::warn!(client_id = %client_id, "refresh token reuse: family revoked");
                 Err(invalid(Detail::RefreshTokenReused))
             }
             Err(Refused::OtherClient { family, owner }) => {
-                // Refused and rolled back; the attempt itself is kept (never the token).
+                // Refused, nothing changed; the attempt itself is kept (never the token).
                 audit::record(
                     conn,
                     audit::Event::new(
@@ -107,10 +104,12 @@ pub async fn exchange(
     .await
 }
 
-/// One rotation, in the caller's transaction: `Ok` commits (a reuse must stay revoked), `Err` rolls
-/// back.
+/// One rotation. The token is read, checked and the new access token signed with no transaction
+/// open; then one short write decides ([`store::rotate_refresh`]): it marks the presented token
+/// used only if it still is unused (so of concurrent uses exactly one wins), and stores the next
+/// token only if the family is still live. A refusal writes nothing; a reuse revokes the family.
 fn rotate(
-    conn: &mut DbConn,
+    conn: &mut Conn,
     state: &OAuth,
     client_id: &str,
     presented: &str,
@@ -118,27 +117,20 @@ fn rotate(
 ) -> Result<Rotation, Refused> {
     let issuer = Issuer::new(state);
     let hash = issuer.refresh_hash(presented);
-    let access = issuer.next_access();
-    let now = access.iat;
-    // Write first (see the code exchange): the rotation race has exactly one winner.
-    let won = store::use_refresh_token(conn, &hash, now)?;
-    // Locks the family until commit: a concurrent revocation waits, then revokes what this rotation
-    // issued too.
-    let row = store::find_refresh_for_rotation(conn, &hash)?.ok_or(Refused::Unknown)?;
+    let row = store::find_refresh(conn, &hash)?.ok_or(Refused::Unknown)?;
     if row.client_id != client_id {
         return Err(Refused::OtherClient {
             family: row.family_id,
             owner: row.client_id,
         });
     }
-    if !won {
-        // Reuse of a rotated token: someone holds a copy. End the whole family.
-        store::revoke_family(conn, &row.family_id, now, "refresh token reused")?;
-        state
-            .token_cache
-            .forget_where(|c| c.client_id == row.client_id);
-        return Ok(Rotation::Reused);
+    if row.token_used {
+        let family = row.family_id.clone();
+        conn.write(move |conn| revoke_reused(conn, &family))?;
+        return Ok(reused(state, &row));
     }
+    let access = issuer.next_access();
+    let now = access.iat;
     if row.family_revoked || row.family_expires_at <= now || row.token_expires_at <= now {
         return Err(Refused::Expired);
     }
@@ -156,8 +148,40 @@ fn rotate(
         },
     )?;
     let expires = issuer.refresh_expiry(now, Some(row.family_expires_at));
-    let refresh = issuer.store_refresh(conn, &row.family_id, expires, &signed, true)?;
-    Ok(Rotation::Rotated(issuer.issued(signed, refresh)))
+    let next = issuer.new_refresh(&row.family_id, expires, &signed);
+    let (written, next) = conn.atomic(move |conn| -> Result<_, Refused> {
+        Ok((store::rotate_refresh(conn, &hash, next.row())?, next))
+    })?;
+    match written {
+        RotationWrite::Rotated => Ok(Rotation::Rotated(
+            issuer.issued(signed, Some(next.into_token())),
+        )),
+        // Used since the read: a concurrent use of the same token won.
+        RotationWrite::Lost => {
+            let family = row.family_id.clone();
+            conn.write(move |conn| revoke_reused(conn, &family))?;
+            Ok(reused(state, &row))
+        }
+        RotationWrite::FamilyRevoked => Err(Refused::Expired),
+    }
+}
+
+/// Reuse of a used token: someone holds a copy. The whole family ends.
+fn revoke_reused(conn: &mut DbConn, family: &str) -> Result<(), Refused> {
+    Ok(store::revoke_family(
+        conn,
+        family,
+        db::now(),
+        "refresh token reused",
+    )?)
+}
+
+/// After [`revoke_reused`] committed: the client's cached tokens are dropped on this node.
+fn reused(state: &OAuth, row: &store::RefreshRow) -> Rotation {
+    state
+        .token_cache
+        .forget_where(|c| c.client_id == row.client_id);
+    Rotation::Reused
 }
 
 /// The scope of the new tokens: the family's, or the requested part of it (never more).
