@@ -14,13 +14,17 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
 
-use diesel::connection::{AnsiTransactionManager, TransactionManager as _};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection as _, TransactionManager as _};
 use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
 
 use super::DbConn;
 
 /// The most writes one transaction carries.
 pub const MAX_BATCH: usize = 64;
+
+/// How often, at most, the writer restarts the WAL (below).
+pub const RESTART_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Writes waiting beyond this many block their callers (each caller is a blocking-pool thread
 /// with a request behind it, so the queue is bounded by them anyway).
@@ -87,6 +91,7 @@ fn failure(reason: &str) -> diesel::result::Error {
 
 fn run(queue: &mpsc::Receiver<Job>, open: &dyn Fn() -> Result<DbConn, diesel::ConnectionError>) {
     let mut conn: Option<DbConn> = None;
+    let mut restarted = std::time::Instant::now();
     while let Ok(first) = queue.recv() {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         batch.push(first);
@@ -136,7 +141,13 @@ fn run(queue: &mpsc::Receiver<Job>, open: &dyn Fn() -> Result<DbConn, diesel::Co
             continue;
         };
         match AnsiTransactionManager::commit_transaction(c) {
-            Ok(()) => finishes.into_iter().for_each(|f| f(None)),
+            Ok(()) => {
+                finishes.into_iter().for_each(|f| f(None));
+                if restarted.elapsed() >= RESTART_EVERY {
+                    restarted = std::time::Instant::now();
+                    restart_wal(c);
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "a SQLite write transaction failed");
                 let reason = e.to_string();
@@ -147,6 +158,20 @@ fn run(queue: &mpsc::Receiver<Job>, open: &dyn Fn() -> Result<DbConn, diesel::Co
                 }
             }
         }
+    }
+}
+
+/// Starts the WAL over. Checkpoints (the background checkpointer's `PASSIVE` ones) copy the WAL
+/// back into the database, but the WAL only starts over from its first frame when a writer finds
+/// it fully copied and no reader inside it, which a busy node's readers rarely allow: the file then
+/// grows without end (hundreds of megabytes in a minute of rotations), and every read searches an
+/// ever longer WAL index. `RESTART` copies what is left, waits (`busy_timeout`) for the readers
+/// still inside the WAL to finish, which takes a millisecond or two, and makes the next write start
+/// it over (`journal_size_limit` then cuts the file back). Between batches, so no caller waits on it
+/// but the writes queued meanwhile.
+fn restart_wal(conn: &mut SqliteConnection) {
+    if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(RESTART);") {
+        tracing::debug!(error = %e, "the WAL could not be restarted; next time");
     }
 }
 

@@ -13,7 +13,7 @@ pub use request::{AuthorizeError, AuthorizeRequest, ClientError, redirect_matche
 
 use super::params::{printable, repeated};
 use super::store;
-use crate::db::{self, DbConn};
+use crate::db::{self, Conn};
 use crate::error::AppError;
 use crate::i18n::{Detail, Lang};
 use crate::oauth::OAuth;
@@ -135,7 +135,7 @@ async fn authorize(
             csrf_token: csrf,
         });
     let st = state.clone();
-    let answer = db::run(&state.pool, move |conn| {
+    let answer = db::run_writing(&state.pool, move |conn| {
         let request = match AuthorizeRequest::validate(conn, &st, params) {
             Ok(request) => request,
             Err(AuthorizeError::Page) => return Ok(Answer::Page),
@@ -197,7 +197,7 @@ fn sign_in(state: &OAuth, request: &AuthorizeRequest) -> Result<Url, AppError> {
 /// a decision, a code at once when an earlier consent covers the scopes (unless `prompt=consent`),
 /// else the consent page.
 fn answer(
-    conn: &mut DbConn,
+    conn: &mut Conn,
     state: &OAuth,
     request: &AuthorizeRequest,
     owner: &Owner,
@@ -206,15 +206,7 @@ fn answer(
     let client_id = &request.client.id;
     match decision {
         Some(Decision::Allow) => {
-            store::upsert_consent(
-                conn,
-                &owner.user_id,
-                client_id,
-                &request.audience,
-                &request.scope,
-                db::now(),
-            )?;
-            issue_code(conn, state, request, &owner.user_id).map(Answer::Client)
+            issue_code(conn, state, request, &owner.user_id, true).map(Answer::Client)
         }
         Some(Decision::Deny) => Ok(Answer::Client(error_url(
             request.redirect_uri.clone(),
@@ -229,7 +221,8 @@ fn answer(
             {
                 let given: Vec<&str> = given.split(' ').collect();
                 if request.scope.split(' ').all(|s| given.contains(&s)) {
-                    return issue_code(conn, state, request, &owner.user_id).map(Answer::Client);
+                    return issue_code(conn, state, request, &owner.user_id, false)
+                        .map(Answer::Client);
                 }
             }
             let page = super::pages::ConsentPage {
@@ -243,30 +236,42 @@ fn answer(
 }
 
 /// Stores a new code (256 random bits, kept only as its HMAC) bound to the client, redirect URI,
-/// user, scope, API and PKCE challenge, valid for `code_ttl`; the client's redirect URI with it.
+/// user, scope, API and PKCE challenge, valid for `code_ttl`, after remembering the consent when it
+/// was just given (one write); the client's redirect URI with it.
 fn issue_code(
-    conn: &mut DbConn,
+    conn: &mut Conn,
     state: &OAuth,
     request: &AuthorizeRequest,
     user_id: &str,
+    consented: bool,
 ) -> Result<Url, AppError> {
     let code = crate::crypto::random_token();
     let hash = state.hasher.hash(CODE_PURPOSE, code.as_bytes());
     let now = db::now();
-    store::insert_code(
-        conn,
-        &store::NewCode {
-            code_hash: &hash,
-            client_id: &request.client.id,
-            user_id,
-            redirect_uri: request.redirect_uri.as_str(),
-            scope: &request.scope,
-            audience: &request.audience,
-            code_challenge: &request.challenge,
-            created_at: now,
-            expires_at: now + state.settings.code_ttl.as_secs() as i64,
-        },
-    )?;
+    let expires_at = now + state.settings.code_ttl.as_secs() as i64;
+    let (client_id, user_id) = (request.client.id.to_string(), user_id.to_owned());
+    let (redirect_uri, scope) = (request.redirect_uri.to_string(), request.scope.clone());
+    let (audience, challenge) = (request.audience.clone(), request.challenge.clone());
+    conn.write(move |conn| -> Result<(), AppError> {
+        if consented {
+            store::upsert_consent(conn, &user_id, &client_id, &audience, &scope, now)?;
+        }
+        store::insert_code(
+            conn,
+            &store::NewCode {
+                code_hash: &hash,
+                client_id: &client_id,
+                user_id: &user_id,
+                redirect_uri: &redirect_uri,
+                scope: &scope,
+                audience: &audience,
+                code_challenge: &challenge,
+                created_at: now,
+                expires_at,
+            },
+        )?;
+        Ok(())
+    })?;
     let mut to = request.redirect_uri.clone();
     to.query_pairs_mut()
         .append_pair("code", &code)
