@@ -85,7 +85,9 @@ impl Conn {
     /// SQLite pool it runs on the node's one writer ([`writer`]), with the other writes queued at
     /// that moment, and returns once their commit is done. Keep `f` short: every read, hash and
     /// signature that can come before belongs before (it takes owned values for that reason); its
-    /// first statement should be the write that decides (a conditional `UPDATE`).
+    /// first statement should be the write that decides (a conditional `UPDATE`). Never call it
+    /// while this connection holds a write transaction of its own: on SQLite the writer would wait
+    /// for that lock (up to `busy_timeout`) while the caller waits for the writer.
     pub fn write<T, E, F>(&mut self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
