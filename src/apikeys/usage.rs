@@ -93,32 +93,62 @@ impl Usage {
             .map_or(0, |p| p.values().map(HashMap::len).sum())
     }
 
-    /// Takes everything counted so far (the counts start again from zero).
-    fn take(&self) -> HashMap<(String, i64), Counts> {
+    /// Takes everything counted so far (the counts start again from zero), for one flush.
+    pub fn take(&self) -> Pending {
         let by_day = self
             .pending
             .lock()
             .map(|mut p| std::mem::take(&mut *p))
             .unwrap_or_default();
-        by_day
-            .into_iter()
-            .flat_map(|(day, ids)| ids.into_iter().map(move |(id, c)| ((id, day), c)))
-            .collect()
+        Pending {
+            meter: self.meter,
+            counts: by_day
+                .into_iter()
+                .flat_map(|(day, ids)| ids.into_iter().map(move |(id, c)| ((id, day), c)))
+                .collect(),
+        }
     }
 
-    /// Adds the pending counts to `api_key_usage` and moves `last_used_at` forward, in one transaction;
-    /// on failure the counts are put back for the next flush. Returns the rows written.
-    pub fn flush(&self, conn: &mut DbConn) -> Result<usize, diesel::result::Error> {
-        let batch = self.take();
-        if batch.is_empty() {
+    /// Puts back the counts of a flush that failed, for the next one.
+    pub fn put_back(&self, failed: Pending) {
+        let Ok(mut pending) = self.pending.lock() else {
+            return;
+        };
+        for ((id, day), c) in failed.counts {
+            let p = pending.entry(day).or_default().entry(id).or_default();
+            p.allowed += c.allowed;
+            p.denied += c.denied;
+            p.rate_limited += c.rate_limited;
+            p.last_used_at = p.last_used_at.max(c.last_used_at);
+        }
+    }
+}
+
+/// Counts taken from a [`Usage`] by one flush ([`Usage::take`]).
+#[derive(Debug, Clone)]
+pub struct Pending {
+    meter: Meter,
+    counts: HashMap<(String, i64), Counts>,
+}
+
+impl Pending {
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+
+    /// Adds the counts to the usage table and moves `last_used_at` forward, inside the caller's
+    /// write (`db::Conn::write`: on SQLite, the writer's transaction). Returns the rows written. On
+    /// failure the caller rolls back and puts the counts back ([`Usage::put_back`]).
+    pub fn write(&self, conn: &mut DbConn) -> Result<usize, diesel::result::Error> {
+        if self.counts.is_empty() {
             return Ok(0);
         }
-        let mut sql = String::from("BEGIN;\n");
-        for ((id, day), c) in &batch {
+        let (table, column, owner) = self.meter.tables();
+        let mut sql = String::new();
+        for ((id, day), c) in &self.counts {
             if !safe_id(id) {
                 continue;
             }
-            let (table, column, owner) = self.meter.tables();
             sql.push_str(&format!(
                 "INSERT INTO {table} ({column}, day, allowed, denied, rate_limited) \
                  SELECT '{id}', {day}, {a}, {d}, {r} WHERE EXISTS (SELECT 1 FROM {owner} WHERE id = '{id}') \
@@ -137,23 +167,8 @@ impl Usage {
                 ));
             }
         }
-        sql.push_str("COMMIT;");
-        match conn.batch_execute(&sql) {
-            Ok(()) => Ok(batch.len()),
-            Err(e) => {
-                let _ = conn.batch_execute("ROLLBACK;");
-                if let Ok(mut pending) = self.pending.lock() {
-                    for ((id, day), c) in batch {
-                        let p = pending.entry(day).or_default().entry(id).or_default();
-                        p.allowed += c.allowed;
-                        p.denied += c.denied;
-                        p.rate_limited += c.rate_limited;
-                        p.last_used_at = p.last_used_at.max(c.last_used_at);
-                    }
-                }
-                Err(e)
-            }
-        }
+        conn.batch_execute(&sql)?;
+        Ok(self.counts.len())
     }
 }
 
@@ -204,4 +219,31 @@ pub fn client_daily(
         .order(u::day.asc())
         .select((u::day, u::allowed, u::denied, u::rate_limited))
         .load(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A flush that failed puts its counts back, merged with what was counted meanwhile.
+    #[test]
+    fn counts_put_back_after_a_failed_flush_are_merged_into_the_next() {
+        let usage = Usage::new(Meter::ApiKeys);
+        usage.record("key_a", Outcome::Allowed, 100);
+        usage.record("key_a", Outcome::Denied, 100);
+        let failed = usage.take();
+        assert_eq!(usage.pending(), 0, "taken");
+        usage.record("key_a", Outcome::Allowed, 200);
+        usage.record("key_b", Outcome::RateLimited, 200);
+        usage.put_back(failed);
+        let next = usage.take();
+        let a = next.counts[&("key_a".to_owned(), 0)];
+        assert_eq!(
+            (a.allowed, a.denied, a.rate_limited, a.last_used_at),
+            (2, 1, 0, 200)
+        );
+        let b = next.counts[&("key_b".to_owned(), 0)];
+        assert_eq!((b.allowed, b.rate_limited), (0, 1));
+        assert_eq!(next.counts.len(), 2);
+    }
 }

@@ -4,6 +4,7 @@ pub mod schema;
 pub mod writer;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection as _;
@@ -207,6 +208,9 @@ impl r2d2::ManageConnection for Manager {
     }
 }
 
+/// How long a SQLite connection waits for a lock another connection holds before failing.
+pub const BUSY_TIMEOUT_MS: u32 = 5000;
+
 impl Manager {
     fn open(&self) -> Result<DbConn, ConnectionError> {
         match &self.url {
@@ -216,10 +220,10 @@ impl Manager {
                 })?;
                 let mut conn = SqliteConnection::establish(path)?;
                 // WAL lets readers run beside the writer; busy_timeout makes writers queue instead of failing.
-                conn.batch_execute(
-                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                )
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+                ))
                 .map_err(ConnectionError::CouldntSetupConfiguration)?;
                 if self.background_checkpoints {
                     // A commit that fills the WAL past 1 000 pages would copy it back into the
@@ -261,12 +265,17 @@ pub fn connect(url: &DatabaseUrl, size: u32, timeout: Duration) -> Result<Pool, 
     drop(connect_one(url)?);
     let mut manager = Manager::new(url.clone());
     if let DatabaseUrl::Sqlite(path) = url {
-        match checkpointer(path.clone(), Arc::downgrade(&manager.alive)) {
+        let restart_due = Arc::new(AtomicBool::new(false));
+        match checkpointer(
+            path.clone(),
+            Arc::downgrade(&manager.alive),
+            restart_due.clone(),
+        ) {
             Ok(()) => manager.background_checkpoints = true,
             Err(e) => tracing::warn!(error = %e, "cannot start the SQLite checkpointer"),
         }
         let opener = manager.clone();
-        match Writer::start(move || opener.open()) {
+        match Writer::start(move || opener.open(), restart_due) {
             Ok(writer) => manager.writer = Some(Arc::new(writer)),
             Err(e) => tracing::warn!(error = %e, "cannot start the SQLite writer"),
         }
@@ -298,11 +307,36 @@ pub fn connect_one(url: &DatabaseUrl) -> Result<DbConn, DbError> {
 /// How often the background checkpointer copies the SQLite WAL back into the database.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
+/// What `PRAGMA wal_checkpoint` answers.
+#[derive(Debug, QueryableByName)]
+pub(crate) struct Checkpoint {
+    /// It could not finish: a lock was taken (another checkpoint, a reader, a writer).
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub busy: bool,
+    /// Frames in the WAL.
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub log: i32,
+    /// Frames of the WAL copied back into the database.
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub checkpointed: i32,
+}
+
+/// `PRAGMA wal_checkpoint(mode)` on SQLite.
+pub(crate) fn checkpoint(conn: &mut SqliteConnection, mode: &str) -> QueryResult<Checkpoint> {
+    diesel::sql_query(format!("PRAGMA wal_checkpoint({mode})")).get_result(conn)
+}
+
 /// The pool's SQLite connections leave checkpoints to this thread, so no request waits for one
 /// (nor holds up the writer meanwhile): every [`CHECKPOINT_EVERY`] a `PASSIVE` checkpoint,
-/// which never blocks readers or writers. It ends when the pool is dropped (`pool_alive`). When
-/// the thread cannot start, the pool's connections keep checkpointing themselves.
-fn checkpointer(path: std::path::PathBuf, pool_alive: std::sync::Weak<()>) -> std::io::Result<()> {
+/// which never blocks readers or writers. Once one has copied back a WAL of
+/// [`writer::RESTART_AFTER_FRAMES`] or more (all but a few batches' frames), it sets `restart_due` for the writer, which restarts
+/// the WAL between two batches. It ends when the pool is dropped (`pool_alive`). When the thread
+/// cannot start, the pool's connections keep checkpointing themselves.
+fn checkpointer(
+    path: std::path::PathBuf,
+    pool_alive: std::sync::Weak<()>,
+    restart_due: Arc<AtomicBool>,
+) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
@@ -317,13 +351,35 @@ fn checkpointer(path: std::path::PathBuf, pool_alive: std::sync::Weak<()>) -> st
                     });
                 }
                 let Some(c) = conn.as_mut() else { continue };
-                if let Err(e) = c.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
-                    tracing::warn!(error = %one_line(&e.to_string()), "SQLite checkpoint failed");
-                    conn = None;
+                match catch_up(c) {
+                    Ok(true) => restart_due.store(true, Ordering::Relaxed),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %one_line(&e.to_string()), "SQLite checkpoint failed");
+                        conn = None;
+                    }
                 }
             }
         })
         .map(drop)
+}
+
+/// One `PASSIVE` checkpoint; when the WAL is long enough to restart, more of them right away, each
+/// copying what was written during the one before, until little is left: the writer's `RESTART`
+/// then has only that to copy (and to sync) while writes wait. True when the restart is due.
+fn catch_up(conn: &mut SqliteConnection) -> QueryResult<bool> {
+    let left_for_restart = writer::RESTART_AFTER_FRAMES / 16;
+    let mut done = checkpoint(conn, "PASSIVE")?;
+    if done.log < writer::RESTART_AFTER_FRAMES {
+        return Ok(false);
+    }
+    for _ in 0..3 {
+        if done.log - done.checkpointed <= left_for_restart {
+            break;
+        }
+        done = checkpoint(conn, "PASSIVE")?;
+    }
+    Ok(done.log - done.checkpointed <= left_for_restart)
 }
 
 fn one_line(s: &str) -> String {
