@@ -329,9 +329,10 @@ pub(crate) fn checkpoint(conn: &mut SqliteConnection, mode: &str) -> QueryResult
 /// The pool's SQLite connections leave checkpoints to this thread, so no request waits for one
 /// (nor holds up the writer meanwhile): every [`CHECKPOINT_EVERY`] a `PASSIVE` checkpoint,
 /// which never blocks readers or writers. Once one has copied back a WAL of
-/// [`writer::RESTART_AFTER_FRAMES`] or more (all but a few batches' frames), it sets `restart_due` for the writer, which restarts
-/// the WAL between two batches. It ends when the pool is dropped (`pool_alive`). When the thread
-/// cannot start, the pool's connections keep checkpointing themselves.
+/// [`writer::RESTART_AFTER_FRAMES`] or more (all but a few batches' frames), it sets
+/// `restart_due` for the writer, which restarts the WAL between two batches. It ends when the pool
+/// is dropped (`pool_alive`). When the thread cannot start, the pool's connections keep
+/// checkpointing themselves.
 fn checkpointer(
     path: std::path::PathBuf,
     pool_alive: std::sync::Weak<()>,
@@ -370,7 +371,7 @@ fn checkpointer(
 fn catch_up(conn: &mut SqliteConnection) -> QueryResult<bool> {
     let left_for_restart = writer::RESTART_AFTER_FRAMES / 16;
     let mut done = checkpoint(conn, "PASSIVE")?;
-    if done.log < writer::RESTART_AFTER_FRAMES {
+    if done.busy || done.log < writer::RESTART_AFTER_FRAMES {
         return Ok(false);
     }
     for _ in 0..3 {
@@ -379,7 +380,8 @@ fn catch_up(conn: &mut SqliteConnection) -> QueryResult<bool> {
         }
         done = checkpoint(conn, "PASSIVE")?;
     }
-    Ok(done.log - done.checkpointed <= left_for_restart)
+    // Busy (the writer's own `RESTART` held the checkpoint lock): the counts are -1, nothing known.
+    Ok(!done.busy && done.log - done.checkpointed <= left_for_restart)
 }
 
 fn one_line(s: &str) -> String {
