@@ -7,7 +7,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use std::path::{Path, PathBuf};
 
-const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+pub const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// `N` bytes from the operating system's CSPRNG (through ring).
 pub fn random_bytes<const N: usize>() -> [u8; N] {

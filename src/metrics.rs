@@ -7,10 +7,15 @@
 //! cache): nothing a request sends becomes a label as it is, so the number of series is bounded by the
 //! program text (an unknown `grant_type` is `other`, a client is `confidential` or `public`, never its id).
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use prometheus::{
-    Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+use rustc_hash::FxHashMap;
 
 use crate::db::Pool;
 
@@ -98,6 +103,11 @@ pub struct Metrics {
     tokens_issued: IntCounterVec,
     token_failures: IntCounterVec,
     key_verifications: IntCounterVec,
+    /// `key_verifications` of every (`VIAS`, `VERIFY_CODES`) pair, in that order: no label lookup on
+    /// the forward-auth and verify paths.
+    verified: Vec<IntCounter>,
+    /// Which registry this is, for the per-thread series of [`Metrics::observe`].
+    id: u64,
     sign_ins: IntCounter,
     sign_in_failures: IntCounterVec,
     rate_limited: IntCounterVec,
@@ -216,9 +226,10 @@ impl Metrics {
         for error in TOKEN_ERRORS {
             token_failures.with_label_values(&["none", error]);
         }
+        let mut verified = Vec::with_capacity(VIAS.len() * VERIFY_CODES.len());
         for via in VIAS {
             for code in VERIFY_CODES {
-                key_verifications.with_label_values(&[via, code]);
+                verified.push(key_verifications.with_label_values(&[via, code]));
             }
         }
         for reason in SIGN_IN_FAILURES {
@@ -268,6 +279,8 @@ impl Metrics {
             tokens_issued,
             token_failures,
             key_verifications,
+            verified,
+            id: NEXT_REGISTRY.fetch_add(1, Ordering::Relaxed),
             sign_ins,
             sign_in_failures,
             rate_limited,
@@ -294,7 +307,11 @@ impl Metrics {
 
     /// Counts a verification at `via` (one of [`VIAS`]) that answered `code`.
     pub fn key_verified(&self, via: &'static str, code: &'static str) {
-        self.key_verifications.with_label_values(&[via, code]).inc();
+        let at = |all: &[&str], x: &str| all.iter().position(|a| *a == x);
+        match (at(&VIAS, via), at(&VERIFY_CODES, code)) {
+            (Some(i), Some(j)) => self.verified[i * VERIFY_CODES.len() + j].inc(),
+            _ => self.key_verifications.with_label_values(&[via, code]).inc(),
+        }
     }
 
     /// Counts a successful sign-in.
@@ -365,14 +382,46 @@ impl Metrics {
 
     /// Records one finished request. `route` is the matched pattern, never the raw path, and `method`
     /// is labelled by [`method_label`] (bounded labels).
+    ///
+    /// Each worker thread keeps the series it has used (a label lookup hashes every label and takes
+    /// the vector's lock): they are as many as the registry's own, bounded by the routes, the method
+    /// labels and the statuses the app answers.
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let method = method_label(method);
-        self.requests
-            .with_label_values(&[method, route, status.to_string().as_str()])
-            .inc();
-        self.duration
-            .with_label_values(&[method, route])
-            .observe(seconds);
+        SERIES.with_borrow_mut(|series| {
+            if series.registry != Some(self.id) {
+                *series = Series {
+                    registry: Some(self.id),
+                    by_route: FxHashMap::default(),
+                };
+            }
+            let of_route = match series.by_route.get_mut(route) {
+                Some(list) => list,
+                None => series.by_route.entry(route.into()).or_default(),
+            };
+            let i = match of_route
+                .iter()
+                .position(|s| s.status == status && s.method == method)
+            {
+                Some(i) => i,
+                None => {
+                    of_route.push(RouteSeries {
+                        method,
+                        status,
+                        requests: self.requests.with_label_values(&[
+                            method,
+                            route,
+                            status.to_string().as_str(),
+                        ]),
+                        duration: self.duration.with_label_values(&[method, route]),
+                    });
+                    of_route.len() - 1
+                }
+            };
+            let s = &of_route[i];
+            s.requests.inc();
+            s.duration.observe(seconds);
+        });
     }
 
     /// The Prometheus text exposition of every metric, with the pool's state read now.
@@ -393,16 +442,40 @@ impl Metrics {
     }
 }
 
+/// Numbers the registries of a process (tests run many apps in one).
+static NEXT_REGISTRY: AtomicU64 = AtomicU64::new(0);
+
+/// A method and status of one route, and its series.
+struct RouteSeries {
+    method: &'static str,
+    status: u16,
+    requests: IntCounter,
+    duration: Histogram,
+}
+
+/// The request series a worker thread has used, for one registry.
+#[derive(Default)]
+struct Series {
+    registry: Option<u64>,
+    /// FxHash: the routes are the app's patterns (and `unmatched`), not what a request sends.
+    by_route: FxHashMap<Box<str>, Vec<RouteSeries>>,
+}
+
+thread_local! {
+    static SERIES: RefCell<Series> = RefCell::default();
+}
+
 /// The `method` label: a standard method as it is, any other `other`. HTTP lets a client send any token
 /// as a method, and each distinct label value is a series (a counter and a histogram) kept for the
 /// process's life: labelled as they came, random methods grew memory and `/metrics` without bound.
-pub fn method_label(method: &str) -> &str {
-    match method {
-        "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" | "TRACE" | "CONNECT" => {
-            method
-        }
-        _ => "other",
-    }
+pub fn method_label(method: &str) -> &'static str {
+    const STANDARD: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
+    ];
+    STANDARD
+        .into_iter()
+        .find(|m| *m == method)
+        .unwrap_or("other")
 }
 
 /// The hits and misses of one cache (hot path: an atomic add each).
@@ -452,5 +525,51 @@ fn process_registry() -> Registry {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn requests(m: &Metrics, method: &str, route: &str, status: &str) -> u64 {
+        m.requests.with_label_values(&[method, route, status]).get()
+    }
+
+    #[test]
+    fn each_registry_counts_its_own_requests_on_a_shared_thread() {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        for _ in 0..3 {
+            a.observe("GET", "/healthz", 200, 0.001);
+            b.observe("GET", "/healthz", 200, 0.001);
+            a.observe("POST", "/oauth/token", 400, 0.002);
+        }
+        b.observe("BREW", "/healthz", 200, 0.001);
+        a.observe("GET", "/healthz", 503, 0.001);
+        assert_eq!(requests(&a, "GET", "/healthz", "200"), 3);
+        assert_eq!(requests(&a, "POST", "/oauth/token", "400"), 3);
+        assert_eq!(requests(&a, "GET", "/healthz", "503"), 1);
+        assert_eq!(requests(&b, "GET", "/healthz", "200"), 3);
+        assert_eq!(requests(&b, "other", "/healthz", "200"), 1);
+        assert_eq!(requests(&b, "POST", "/oauth/token", "400"), 0);
+        let count = a
+            .duration
+            .with_label_values(&["GET", "/healthz"])
+            .get_sample_count();
+        assert_eq!(count, 4);
+    }
+
+    #[test]
+    fn verifications_count_under_their_labels() {
+        let m = Metrics::new();
+        m.key_verified("forward_auth", "valid");
+        m.key_verified("forward_auth", "valid");
+        m.key_verified("verify", "rate_limited");
+        m.key_verified("verify", "something_new");
+        let get = |via: &str, code: &str| m.key_verifications.with_label_values(&[via, code]).get();
+        assert_eq!(get("forward_auth", "valid"), 2);
+        assert_eq!(get("verify", "rate_limited"), 1);
+        assert_eq!(get("verify", "something_new"), 1);
+        assert_eq!(get("verify", "valid"), 0);
     }
 }

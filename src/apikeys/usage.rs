@@ -2,6 +2,7 @@
 //! path and added to the database in batches (every `TESSERA_USAGE_FLUSH_INTERVAL` and at shutdown),
 //! so verifying a key or issuing a token never writes a counter.
 
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -48,7 +49,8 @@ impl Meter {
 #[derive(Debug, Default)]
 pub struct Usage {
     meter: Meter,
-    pending: Mutex<HashMap<i64, HashMap<String, Counts>>>,
+    /// FxHash: the ids are keys' and clients' own (found in the database), never a presented value.
+    pending: Mutex<FxHashMap<i64, FxHashMap<String, Counts>>>,
 }
 
 /// Key ids are `key_` + base62: anything else is never written into SQL text.
@@ -90,7 +92,7 @@ impl Usage {
     pub fn pending(&self) -> usize {
         self.pending
             .lock()
-            .map_or(0, |p| p.values().map(HashMap::len).sum())
+            .map_or(0, |p| p.values().map(FxHashMap::len).sum())
     }
 
     /// Takes everything counted so far (the counts start again from zero), for one flush.

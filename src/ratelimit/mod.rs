@@ -180,23 +180,17 @@ impl LimiterSet {
     /// Counts one request for `key` under `limit` (the default when `None`).
     pub fn check(&self, key: &str, limit: Option<u32>) -> Decision {
         let limit = limit.unwrap_or(self.default_limit).max(1);
-        let existing = self
-            .by_limit
-            .read()
-            .ok()
-            .and_then(|m| m.get(&limit).cloned());
-        let limiter = match existing {
-            Some(l) => l,
-            None => {
-                let Ok(mut m) = self.by_limit.write() else {
-                    return Limiter::new(limit, self.period).check(key);
-                };
-                m.entry(limit)
-                    .or_insert_with(|| std::sync::Arc::new(Limiter::new(limit, self.period)))
-                    .clone()
-            }
+        if let Ok(m) = self.by_limit.read()
+            && let Some(l) = m.get(&limit)
+        {
+            return l.check(key);
+        }
+        let Ok(mut m) = self.by_limit.write() else {
+            return Limiter::new(limit, self.period).check(key);
         };
-        limiter.check(key)
+        m.entry(limit)
+            .or_insert_with(|| std::sync::Arc::new(Limiter::new(limit, self.period)))
+            .check(key)
     }
 
     /// Forgets idle keys in every limiter.
