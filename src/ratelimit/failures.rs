@@ -217,6 +217,9 @@ fn make_room(keys: &mut HashMap<(Failure, String), State>, now: i64) {
 /// The key under which an IP's failures count: the address, or for IPv6 its /64 (one host usually
 /// has a whole /64, so counting single addresses would give it 2^64 budgets).
 pub fn ip_key(ip: &str) -> String {
+    if !ip.contains(':') {
+        return ip.to_owned(); // IPv4 (or `unknown`): the address itself, without parsing it again
+    }
     match ip.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
             let s = v6.segments();

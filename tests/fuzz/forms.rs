@@ -38,8 +38,36 @@ fn name() -> impl Strategy<Value = String> {
     ]
 }
 
+/// What `parse_form` must answer for `body`: the pairs as the `url` crate reads them, refused when a
+/// name repeats, without the empty values.
+fn as_the_url_crate_reads(body: &[u8]) -> Result<HashMap<String, String>, &'static str> {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
+    for (i, (k, _)) in pairs.iter().enumerate() {
+        if pairs[..i].iter().any(|(seen, _)| seen == k) {
+            return Err("invalid_request");
+        }
+    }
+    Ok(pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect())
+}
+
 proptest! {
     #![proptest_config(config(4096))]
+
+    /// Any bytes, with the characters that matter to form encoding over-represented, read as the
+    /// `url` crate reads them (the plain parts are not run through its decoder).
+    #[test]
+    fn any_body_reads_as_the_url_crate_reads_it(
+        body in prop::collection::vec(
+            prop_oneof![
+                Just(b'&'), Just(b'='), Just(b'%'), Just(b'+'), Just(b'a'), Just(b'F'), Just(b'3'),
+                Just(b'.'), any::<u8>(),
+            ],
+            0..64,
+        )
+    ) {
+        let got = parse_form(Some(FORM), &body).map_err(|e| e.code());
+        prop_assert_eq!(got, as_the_url_crate_reads(&body));
+    }
 
     /// Distinct names with values round-trip exactly, whatever the characters.
     #[test]
