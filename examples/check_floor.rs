@@ -37,14 +37,12 @@
 //! ready with the key, the token and the Ed25519 public key (base64url), so the benchmark can send
 //! them and check the answers.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
@@ -55,7 +53,10 @@ use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{self, Ed25519KeyPair, KeyPair as _};
 use serde::{Deserialize, Serialize};
 
-const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+#[path = "floor/mod.rs"]
+mod floor;
+use floor::{bind_address, common_headers, now, other, random_id, rate_limit_headers};
+
 /// The floor's access token lives a day: the benchmark keeps the floor up for its whole run.
 const TOKEN_TTL_SECS: i64 = 86_400;
 /// The `X-RateLimit-Limit` figures Tessera sends by default (per key, per IP for verify).
@@ -215,97 +216,6 @@ impl Floor {
     }
 }
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-fn other(msg: &str) -> io::Error {
-    io::Error::other(msg.to_owned())
-}
-
-/// `prefix` + `len` base62 characters from the system's random source (start-up only).
-fn random_id(rng: &SystemRandom, prefix: &str, len: usize) -> io::Result<String> {
-    let mut out = String::from(prefix);
-    while out.len() < prefix.len() + len {
-        let mut bytes = [0u8; 32];
-        rng.fill(&mut bytes)
-            .map_err(|_| other("no system randomness"))?;
-        for b in bytes {
-            if b < 248 && out.len() < prefix.len() + len {
-                out.push(BASE62[usize::from(b % 62)] as char);
-            }
-        }
-    }
-    Ok(out)
-}
-
-thread_local! {
-    /// Each worker thread's request-id counter; its start is drawn once per thread.
-    static NEXT_ID: Cell<u64> = Cell::new({
-        let mut seed = [0u8; 8];
-        let _ = SystemRandom::new().fill(&mut seed);
-        u64::from_le_bytes(seed)
-    });
-}
-
-/// SplitMix64's output function: consecutive counters give unrelated-looking values.
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// `req_` + 24 base62 characters, unique per request (as Tessera's `X-Request-Id`).
-fn request_id() -> HeaderValue {
-    let n = NEXT_ID.with(|c| {
-        let n = c.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
-        c.set(n);
-        n
-    });
-    let mut out = [0u8; 28];
-    out[..4].copy_from_slice(b"req_");
-    for (i, chunk) in out[4..].chunks_mut(8).enumerate() {
-        let mut x = mix(n ^ (i as u64).wrapping_mul(0xd6e8_feb8_6659_fd93));
-        for slot in chunk {
-            *slot = BASE62[(x % 62) as usize];
-            x /= 62;
-        }
-    }
-    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("req_0"))
-}
-
-/// The headers on every answer of Tessera's (its outermost middleware adds them).
-fn common(res: &mut actix_web::HttpResponseBuilder) {
-    res.insert_header((
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    ))
-    .insert_header((
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    ))
-    .insert_header((HeaderName::from_static("x-request-id"), request_id()));
-}
-
-/// `X-RateLimit-*` with fixed figures: the floor does not count (see the module doc).
-fn rate_limit_headers(res: &mut actix_web::HttpResponseBuilder, limit: u32) {
-    res.insert_header((
-        HeaderName::from_static("x-ratelimit-limit"),
-        HeaderValue::from(limit),
-    ))
-    .insert_header((
-        HeaderName::from_static("x-ratelimit-remaining"),
-        HeaderValue::from(limit - 1),
-    ))
-    .insert_header((
-        HeaderName::from_static("x-ratelimit-reset"),
-        HeaderValue::from(now() + 1),
-    ));
-}
-
 #[derive(Serialize)]
 struct ErrorAnswer<'a> {
     error: &'a str,
@@ -314,7 +224,7 @@ struct ErrorAnswer<'a> {
 
 fn unauthorized() -> HttpResponse {
     let mut res = HttpResponse::Unauthorized();
-    common(&mut res);
+    common_headers(&mut res);
     res.insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="tessera""#))
         .json(ErrorAnswer {
@@ -386,7 +296,7 @@ async fn check(floor: web::Data<Floor>, req: HttpRequest) -> HttpResponse {
         ));
     }
     res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
-    common(&mut res);
+    common_headers(&mut res);
     res.finish()
 }
 
@@ -450,7 +360,7 @@ async fn verify(floor: web::Data<Floor>, body: web::Json<VerifyRequest>) -> Http
     rate_limit_headers(&mut res, IP_LIMIT);
     res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .insert_header((header::CONTENT_LANGUAGE, HeaderValue::from_static("en-US")));
-    common(&mut res);
+    common_headers(&mut res);
     let Some(key) = floor.known_key(&body.key) else {
         return res.json(Refusal {
             valid: false,
@@ -474,25 +384,6 @@ async fn verify(floor: web::Data<Floor>, body: web::Json<VerifyRequest>) -> Http
             reset: now() + 1,
         },
     })
-}
-
-/// `--bind ADDR` or `--bind=ADDR`; nothing else.
-fn bind_address() -> io::Result<SocketAddr> {
-    let usage = || other("usage: check_floor --bind 127.0.0.1:PORT");
-    let mut args = std::env::args().skip(1);
-    let mut bind = None;
-    while let Some(arg) = args.next() {
-        if arg == "--bind" {
-            bind = args.next();
-        } else if let Some(v) = arg.strip_prefix("--bind=") {
-            bind = Some(v.to_owned());
-        } else {
-            return Err(usage());
-        }
-    }
-    bind.ok_or_else(usage)?
-        .parse()
-        .map_err(|e: std::net::AddrParseError| other(&format!("--bind: {e}")))
 }
 
 /// The floor with one API key in its map, and one access token signed for it (not yet verified:
@@ -559,7 +450,7 @@ fn setup(addr: SocketAddr) -> io::Result<(Floor, String, String)> {
 }
 
 fn main() -> ExitCode {
-    let result = bind_address().and_then(|addr| {
+    let result = bind_address("check_floor").and_then(|addr| {
         let (floor, key, token) = setup(addr)?;
         actix_web::rt::System::new().block_on(serve(addr, floor, key, token))
     });

@@ -36,26 +36,26 @@
 //! prints one line when it is ready with the client's `id:secret`, the token and the Ed25519 public
 //! key (base64url).
 
-use std::borrow::Cow;
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{self, Ed25519KeyPair, KeyPair as _};
 use serde::{Deserialize, Serialize};
 
-const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+#[path = "floor/mod.rs"]
+mod floor;
+use floor::{basic_client, bind_address, now, oauth_answer, other, random_id, rate_limit_headers};
+
 /// The floor's access token lives a day: the benchmark keeps the floor up for its whole run.
 const TOKEN_TTL_SECS: i64 = 86_400;
 /// The `X-RateLimit-Limit` Tessera sends for introspection by default.
@@ -137,27 +137,11 @@ impl Floor {
 
     /// The client of `Authorization: Basic …` if its secret is right.
     fn authenticate(&self, req: &HttpRequest) -> Option<Arc<Client>> {
-        let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-        let (scheme, encoded) = value.trim().split_once(' ')?;
-        if !scheme.eq_ignore_ascii_case("basic") {
-            return None;
-        }
-        let decoded = STANDARD.decode(encoded.trim()).ok()?;
-        let decoded = std::str::from_utf8(&decoded).ok()?;
-        let (id, secret) = decoded.split_once(':')?;
-        let (id, secret) = (form_decode(id), form_decode(secret));
-        let client = self
-            .clients
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(id.as_ref())
-            .cloned()?;
-        // HMAC of the presented secret against the stored tag; ring's verify compares in constant time.
-        let mut data = Vec::with_capacity(14 + secret.len());
-        data.extend_from_slice(b"client_secret\0");
-        data.extend_from_slice(secret.as_bytes());
-        hmac::verify(&self.hmac, &data, &client.secret_tag).ok()?;
-        Some(client)
+        basic_client(req, &self.hmac, |id| {
+            let clients = self.clients.read().unwrap_or_else(PoisonError::into_inner);
+            let client = clients.get(id)?;
+            Some((client.clone(), client.secret_tag))
+        })
     }
 
     /// A token verified before (a map hit), or verified now and remembered. Expiry is checked on
@@ -200,81 +184,6 @@ impl Floor {
     }
 }
 
-/// `application/x-www-form-urlencoded` decoding, only when there is something to decode.
-fn form_decode(s: &str) -> Cow<'_, str> {
-    if s.bytes().any(|b| b == b'%' || b == b'+') {
-        let decoded: String = url::form_urlencoded::parse(s.as_bytes())
-            .next()
-            .map(|(k, _)| k.into_owned())
-            .unwrap_or_default();
-        Cow::Owned(decoded)
-    } else {
-        Cow::Borrowed(s)
-    }
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-fn other(msg: &str) -> io::Error {
-    io::Error::other(msg.to_owned())
-}
-
-/// `prefix` + `len` base62 characters from the system's random source (start-up only).
-fn random_id(rng: &SystemRandom, prefix: &str, len: usize) -> io::Result<String> {
-    let mut out = String::from(prefix);
-    while out.len() < prefix.len() + len {
-        let mut bytes = [0u8; 32];
-        rng.fill(&mut bytes)
-            .map_err(|_| other("no system randomness"))?;
-        for b in bytes {
-            if b < 248 && out.len() < prefix.len() + len {
-                out.push(BASE62[usize::from(b % 62)] as char);
-            }
-        }
-    }
-    Ok(out)
-}
-
-thread_local! {
-    /// Each worker thread's request-id counter; its start is drawn once per thread.
-    static NEXT_ID: Cell<u64> = Cell::new({
-        let mut seed = [0u8; 8];
-        let _ = SystemRandom::new().fill(&mut seed);
-        u64::from_le_bytes(seed)
-    });
-}
-
-/// SplitMix64's output function: consecutive counters give unrelated-looking values.
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// `req_` + 24 base62 characters, unique per request (as Tessera's `X-Request-Id`).
-fn request_id() -> HeaderValue {
-    let n = NEXT_ID.with(|c| {
-        let n = c.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
-        c.set(n);
-        n
-    });
-    let mut out = [0u8; 28];
-    out[..4].copy_from_slice(b"req_");
-    for (i, chunk) in out[4..].chunks_mut(8).enumerate() {
-        let mut x = mix(n ^ (i as u64).wrapping_mul(0xd6e8_feb8_6659_fd93));
-        for slot in chunk {
-            *slot = BASE62[(x % 62) as usize];
-            x /= 62;
-        }
-    }
-    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("req_0"))
-}
-
 /// The answer for an active token, serialized from the claims.
 #[derive(Serialize)]
 struct Active<'a> {
@@ -298,23 +207,6 @@ struct Inactive {
 #[derive(Serialize)]
 struct ErrorAnswer<'a> {
     error: &'a str,
-}
-
-/// Tessera's headers on an introspection answer.
-fn answer(status: actix_web::http::StatusCode) -> actix_web::HttpResponseBuilder {
-    let mut res = HttpResponse::build(status);
-    res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")))
-        .insert_header((
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .insert_header((
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
-        .insert_header((HeaderName::from_static("x-request-id"), request_id()));
-    res
 }
 
 async fn healthz() -> HttpResponse {
@@ -351,30 +243,19 @@ fn introspect(
         .find(|(name, _)| name == "token")
         .map(|(_, value)| value);
     let Some(client) = floor.authenticate(req) else {
-        return answer(StatusCode::UNAUTHORIZED)
+        return oauth_answer(StatusCode::UNAUTHORIZED)
             .insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="tessera""#))
             .json(ErrorAnswer {
                 error: "invalid_client",
             });
     };
     let Some(token) = token else {
-        return answer(StatusCode::BAD_REQUEST).json(ErrorAnswer {
+        return oauth_answer(StatusCode::BAD_REQUEST).json(ErrorAnswer {
             error: "invalid_request",
         });
     };
-    let mut res = answer(StatusCode::OK);
-    res.insert_header((
-        HeaderName::from_static("x-ratelimit-limit"),
-        HeaderValue::from(INTROSPECTION_LIMIT),
-    ))
-    .insert_header((
-        HeaderName::from_static("x-ratelimit-remaining"),
-        HeaderValue::from(INTROSPECTION_LIMIT - 1),
-    ))
-    .insert_header((
-        HeaderName::from_static("x-ratelimit-reset"),
-        HeaderValue::from(now() + 1),
-    ));
+    let mut res = oauth_answer(StatusCode::OK);
+    rate_limit_headers(&mut res, INTROSPECTION_LIMIT);
     match check(floor, &token) {
         Some(c) if c.aud == client.audience => res.json(Active {
             active: true,
@@ -390,25 +271,6 @@ fn introspect(
         }),
         _ => res.json(Inactive { active: false }),
     }
-}
-
-/// `--bind ADDR` or `--bind=ADDR`; nothing else.
-fn bind_address() -> io::Result<SocketAddr> {
-    let usage = || other("usage: introspect_floor --bind 127.0.0.1:PORT");
-    let mut args = std::env::args().skip(1);
-    let mut bind = None;
-    while let Some(arg) = args.next() {
-        if arg == "--bind" {
-            bind = args.next();
-        } else if let Some(v) = arg.strip_prefix("--bind=") {
-            bind = Some(v.to_owned());
-        } else {
-            return Err(usage());
-        }
-    }
-    bind.ok_or_else(usage)?
-        .parse()
-        .map_err(|e: std::net::AddrParseError| other(&format!("--bind: {e}")))
 }
 
 /// The floor with one client in its map, and one access token signed for its issuer (not yet
@@ -471,7 +333,7 @@ fn setup(addr: SocketAddr) -> io::Result<(Floor, String, String)> {
 }
 
 fn main() -> ExitCode {
-    let result = bind_address().and_then(|addr| {
+    let result = bind_address("introspect_floor").and_then(|addr| {
         let (floor, client, token) = setup(addr)?;
         actix_web::rt::System::new().block_on(serve(addr, floor, client, token))
     });
