@@ -21,6 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use actix_web::http::header::{HeaderName, HeaderValue};
+
 /// How many hashes a node keeps at most (a few MB); past it, stale entries go, then all.
 pub const CAPACITY: usize = 20_000;
 
@@ -105,6 +107,43 @@ impl Fields for (String, Vec<String>) {
     }
 }
 
+/// A cached value with the response headers that describe it (forward-auth's `X-Auth-*`), made once
+/// when the value enters the cache: a hit clones reference-counted header values instead of copying
+/// each string and checking its bytes again on every request. `headers` is `None` when a value cannot
+/// be sent as a header (never for what Tessera stores: ids, scope tokens, environments and URLs are
+/// visible ASCII); the caller answers that as an error rather than leave a header out.
+#[derive(Debug)]
+pub struct WithHeaders<T> {
+    pub value: T,
+    pub headers: Option<Box<[(HeaderName, HeaderValue)]>>,
+}
+
+impl<T> WithHeaders<T> {
+    /// `value` with the headers named in `pairs` (texts borrowed from `value` or made for it), each
+    /// value checked once here.
+    pub fn new(value: T, pairs: impl FnOnce(&T) -> Vec<(HeaderName, &str)>) -> Self {
+        let headers = pairs(&value)
+            .into_iter()
+            .map(|(name, text)| HeaderValue::from_str(text).ok().map(|v| (name, v)))
+            .collect();
+        Self { value, headers }
+    }
+}
+
+impl<T> std::ops::Deref for WithHeaders<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T: Fields> Fields for WithHeaders<T> {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.value.field(name)
+    }
+}
+
 /// What [`HashCache::lookup`] found.
 #[derive(Debug)]
 pub enum Lookup<V> {
@@ -186,14 +225,21 @@ impl<V> HashCache<V> {
     /// ([`Lookup::Refresh`]), so it can re-read the entry in the background without waiting for it.
     pub fn lookup(&self, hash: &KeyHash) -> Lookup<V> {
         let found = self.find(hash);
+        self.count(&found);
+        found
+    }
+
+    /// Counts what [`HashCache::find`] found as a hit or a miss.
+    pub fn count(&self, found: &Lookup<V>) {
         match found {
             Lookup::Hit(_) | Lookup::Refresh(_) => self.counts.hit(),
             Lookup::Miss => self.counts.miss(),
         }
-        found
     }
 
-    fn find(&self, hash: &KeyHash) -> Lookup<V> {
+    /// [`HashCache::lookup`] without counting, for a caller that may yet decide the credential was
+    /// never worth a lookup (it counts with [`HashCache::count`] once it has).
+    pub fn find(&self, hash: &KeyHash) -> Lookup<V> {
         if !self.enabled() {
             return Lookup::Miss;
         }
@@ -327,6 +373,18 @@ impl<V> HashCache<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_are_made_once_and_a_value_that_cannot_be_one_leaves_none() {
+        let name = HeaderName::from_static("x-auth-subject");
+        let made = WithHeaders::new("usr_1".to_owned(), |v| vec![(name.clone(), v.as_str())]);
+        let headers = made.headers.as_deref().expect("a plain value is a header");
+        assert_eq!(headers.len(), 1);
+        assert_eq!(headers[0].1, "usr_1");
+        assert_eq!(made.len(), 5, "derefs to the value");
+        let bad = WithHeaders::new("a\nb".to_owned(), |v| vec![(name.clone(), v.as_str())]);
+        assert!(bad.headers.is_none());
+    }
 
     /// A cached row, as a feature's would be.
     #[derive(Debug)]

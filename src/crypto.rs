@@ -107,8 +107,8 @@ impl std::fmt::Debug for SecretBytes {
 #[derive(Clone)]
 pub struct Hasher {
     key: hmac::Key,
-    /// This node's random SipHash keys, for [`Hasher::lookup_key`].
-    lookup: [std::collections::hash_map::RandomState; 2],
+    /// This node's random foldhash seeds, for [`Hasher::lookup_key`].
+    lookup: [foldhash::quality::RandomState; 2],
 }
 
 impl std::fmt::Debug for Hasher {
@@ -126,10 +126,11 @@ impl Hasher {
     }
 
     /// A key to look up a value that is no secret (a client id, an audience) in a node's cache:
-    /// SipHash-1-3 under this node's random keys, twice (128 bits), about a fiftieth of the cost of
-    /// [`Hasher::hash_raw`]. Its keys are unknown outside the process, so callers cannot aim
-    /// collisions at it, and the caches that use it check the id of the row they find. Not for
-    /// secrets, and not the same on two nodes (never published: see `HashCache::forget`).
+    /// foldhash under two of this node's random seeds (128 bits), a small fraction of the cost of
+    /// [`Hasher::hash_raw`] (SipHash-1-3 here was a third of a percent of a token request). Its seeds
+    /// are unknown outside the process, so callers cannot aim collisions at it cheaply, and the
+    /// caches that use it check the id of the row they find: a collision could only cost a miss. Not
+    /// for secrets, and not the same on two nodes (never published: see `HashCache::forget`).
     pub fn lookup_key(&self, purpose: &str, value: &[u8]) -> [u8; 32] {
         use std::hash::{BuildHasher as _, Hasher as _};
         let mut out = [0u8; 32];

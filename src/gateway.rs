@@ -72,13 +72,18 @@ struct CheckQuery {
     )
 )]
 #[tracing::instrument(skip_all)]
-async fn check(
-    req: HttpRequest,
-    keys: web::Data<ApiKeys>,
-    oauth: web::Data<OAuth>,
-    body: MaybeBody,
-) -> Result<HttpResponse, AppError> {
-    let out = check_request(&req, &keys, &oauth, &body.0).await;
+async fn check(req: HttpRequest, body: MaybeBody) -> Result<HttpResponse, AppError> {
+    // Borrowed from the app rather than extracted: an extractor clones each `Arc`, and two worker
+    // threads counting up and down the same reference counts on every request share a cache line.
+    let (Some(keys), Some(oauth)) = (
+        req.app_data::<web::Data<ApiKeys>>(),
+        req.app_data::<web::Data<OAuth>>(),
+    ) else {
+        return Err(AppError::Internal(
+            "the app has no key or OAuth state".into(),
+        ));
+    };
+    let out = check_request(&req, keys, oauth, &body.0).await;
     let code = match &out {
         Ok(_) => Code::Valid.as_str(),
         Err(e) => e.code(),
@@ -124,7 +129,7 @@ async fn check_request(
     };
     tracing::debug!(place = credential.place.as_str(), "credential presented");
     if credential.is_jwt {
-        return check_bearer(oauth, credential.value, required, audience).await;
+        return check_bearer(oauth, &credential.value, required, audience).await;
     }
     check_key(keys, credential, required, env, audience).await
 }

@@ -101,18 +101,29 @@ fn new_request_id() -> String {
         c.set(n);
         n
     });
-    let mut out = String::with_capacity(28);
-    out.push_str("req_");
-    for i in 0..3u64 {
+    let mut out = *b"req_000000000000000000000000";
+    for (i, chunk) in out[4..].chunks_exact_mut(8).enumerate() {
         // 8 characters of 6 bits each (62 and 63 fold onto 0 and 1: ids need not be uniform).
-        let mut x = mix(n ^ i.wrapping_mul(0xd6e8_feb8_6659_fd93));
-        for _ in 0..8 {
-            out.push(char::from(BASE62[(x & 63) as usize % 62]));
+        let mut x = mix(n ^ (i as u64).wrapping_mul(0xd6e8_feb8_6659_fd93));
+        for c in chunk {
+            *c = ID_ALPHABET[(x & 63) as usize];
             x >>= 6;
         }
     }
-    out
+    // Every byte is ASCII, from the literal or the alphabet.
+    String::from_utf8(out.to_vec()).unwrap_or_default()
 }
+
+/// Base62 with its first two characters again at 62 and 63, indexed by 6 bits.
+const ID_ALPHABET: [u8; 64] = {
+    let mut a = [0u8; 64];
+    let mut i = 0;
+    while i < 64 {
+        a[i] = BASE62[i % 62];
+        i += 1;
+    }
+    a
+};
 
 /// A caller's id is kept when it is short and plain (it ends up in logs and headers).
 fn sane_request_id(v: &HeaderValue) -> Option<String> {
@@ -267,15 +278,19 @@ pub async fn context(
             .get(header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok()),
     );
-    req.extensions_mut().insert(RequestContext {
-        id: id.clone(),
-        lang,
-    });
-    let edge = req.app_data::<web::Data<Edge>>().cloned();
-    let body_limit = edge.as_ref().map_or(64 * 1024, |e| e.body_limit);
-    let body_timeout = edge
+    // The response's `X-Request-Id`, made now: the context owns the id from here on, and `id`
+    // below borrows the header's text (a caller's id was checked to be plain ASCII).
+    let id_header = HeaderValue::from_str(&id).ok();
+    req.extensions_mut().insert(RequestContext { id, lang });
+    let id = id_header
         .as_ref()
-        .map_or(Duration::from_secs(10), |e| e.body_timeout);
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    // Read here and again at the end, not cloned: two worker threads counting the same `Arc` up
+    // and down on every request share a cache line.
+    let edge = req.app_data::<web::Data<Edge>>();
+    let body_limit = edge.map_or(64 * 1024, |e| e.body_limit);
+    let body_timeout = edge.map_or(Duration::from_secs(10), |e| e.body_timeout);
     let method = req.method().clone();
     // JSON for programs, an HTML page on the routes a browser visits (`error::Surface`).
     let surface = error::Surface::of(req.path());
@@ -289,7 +304,7 @@ pub async fn context(
         .and_then(|v| v.parse::<u64>().ok());
     let mut body = None;
     let mut res = if declared.is_some_and(|n| n > body_limit as u64) {
-        let body = AppError::PayloadTooLarge { limit: body_limit }.render_for(surface, lang, &id);
+        let body = AppError::PayloadTooLarge { limit: body_limit }.render_for(surface, lang, id);
         req.into_response(body)
     } else {
         body = watch_body(&mut req, body_timeout);
@@ -309,17 +324,17 @@ pub async fn context(
     let rendered: Option<HttpResponse> = if timed_out {
         span.in_scope(|| tracing::info!("request body timed out"));
         let seconds = body_timeout.as_secs().max(1);
-        Some(AppError::RequestTimeout { seconds }.render_for(surface, lang, &id))
+        Some(AppError::RequestTimeout { seconds }.render_for(surface, lang, id))
     } else if let Some(err) = res.response().error() {
         Some(match err.as_error::<AppError>() {
-            Some(app) => app.render_for(surface, lang, &id),
-            None => error::from_actix(err, res.status(), body_limit).render_for(surface, lang, &id),
+            Some(app) => app.render_for(surface, lang, id),
+            None => error::from_actix(err, res.status(), body_limit).render_for(surface, lang, id),
         })
     } else {
         unrouted_error = unrouted(&res);
         unrouted_error
             .as_ref()
-            .map(|e| e.render_for(surface, lang, &id))
+            .map(|e| e.render_for(surface, lang, id))
     };
     if let Some(mut rendered) = rendered {
         if let Some(allow) = res.headers().get(header::ALLOW) {
@@ -342,7 +357,7 @@ pub async fn context(
         });
     }
     let headers = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    if let Some(v) = id_header {
         headers.insert(REQUEST_ID, v);
     }
     for (name, value) in SECURITY_HEADERS {
@@ -357,7 +372,11 @@ pub async fn context(
         _ => "unmatched".to_owned(),
     };
     let elapsed = started.elapsed();
-    if let Some(metrics) = edge.as_ref().and_then(|e| e.metrics.as_ref()) {
+    if let Some(metrics) = res
+        .request()
+        .app_data::<web::Data<Edge>>()
+        .and_then(|e| e.metrics.as_ref())
+    {
         metrics.observe(method.as_str(), &route, status, elapsed.as_secs_f64());
     }
     let micros = elapsed.as_micros() as u64;

@@ -134,6 +134,7 @@ impl Application {
                 // order, and every dynamic route passed costs a pattern match.
                 .configure(ops_routes)
                 .configure(crate::gateway::configure)
+                .configure(crate::apikeys::configure_verify)
                 // OAuth's routes are all static: before the API keys' dynamic admin routes
                 // (`/v1/keys/{id}`…), whose patterns the token endpoint would otherwise try first.
                 .configure(oauth::configure)

@@ -5,7 +5,28 @@
 use super::{ApiKey, ApiKeyId};
 pub use crate::cache::{CAPACITY, KeyHash};
 
-pub type KeyCache = crate::cache::HashCache<ApiKey>;
+pub type KeyCache = crate::cache::HashCache<CachedKey>;
+
+/// A stored key with the headers forward-auth answers for it (`X-Auth-Subject`, `X-Auth-Scopes`,
+/// `X-Auth-Key-Id`, `X-Auth-Env`), made when it enters the cache.
+pub type CachedKey = crate::cache::WithHeaders<ApiKey>;
+
+/// `key` as the cache keeps it.
+pub fn cached(key: ApiKey) -> CachedKey {
+    use actix_web::http::header::HeaderName;
+    CachedKey::new(key, |k| {
+        vec![
+            (HeaderName::from_static("x-auth-subject"), k.subject()),
+            // Stored scopes are already the space-separated list (or `*` for full access).
+            (HeaderName::from_static("x-auth-scopes"), k.scopes.as_str()),
+            (HeaderName::from_static("x-auth-key-id"), k.id.as_str()),
+            (
+                HeaderName::from_static("x-auth-env"),
+                k.environment.as_str(),
+            ),
+        ]
+    })
+}
 
 impl crate::cache::Fields for ApiKey {
     fn field(&self, name: &str) -> Option<&str> {

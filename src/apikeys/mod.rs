@@ -53,8 +53,13 @@ pub fn hash_input(key: &str) -> &[u8] {
 const PEPPER_VERSION: i32 = 1;
 const MAX_METADATA_BYTES: usize = 4096;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// `POST /v1/keys/verify`, a hot path: registered among the first routes (see `startup`).
+pub fn configure_verify(cfg: &mut web::ServiceConfig) {
     handlers::configure(cfg);
+}
+
+/// The key management API (`/v1/keys`, `/v1/keys/{id}`…).
+pub fn configure(cfg: &mut web::ServiceConfig) {
     admin::configure(cfg);
 }
 
@@ -587,6 +592,13 @@ pub fn find_by_hash(conn: &mut DbConn, hash: &str) -> Result<Option<ApiKey>, App
 /// The verdict on the key looked up for `presented` at `now`: unknown, presented with another prefix or
 /// environment than it was issued with, of a type no longer configured, or of the wrong environment →
 /// invalid; then revoked, expired, of a disabled owner, lacking a scope, or valid.
+/// Whether `presented` carries the prefix and length `key` was issued with (its last 49 characters
+/// are what the stored HMAC covers).
+pub fn issued_as(presented: &str, key: &ApiKey) -> bool {
+    presented.len() == key.display_prefix.len() + format::BODY_LEN + format::CHECKSUM_LEN
+        && presented.starts_with(&key.display_prefix)
+}
+
 pub fn judge(
     settings: &Settings,
     presented: &str,
@@ -599,10 +611,10 @@ pub fn judge(
         return Code::InvalidApiKey;
     };
     let known_type = settings.key_types.iter().any(|t| t.name == key.key_type);
-    let issued_as = presented.len()
-        == key.display_prefix.len() + format::BODY_LEN + format::CHECKSUM_LEN
-        && presented.starts_with(&key.display_prefix);
-    if !known_type || !issued_as || required_env.is_some_and(|e| e != key.environment) {
+    if !known_type
+        || !issued_as(presented, key)
+        || required_env.is_some_and(|e| e != key.environment)
+    {
         return Code::InvalidApiKey;
     }
     match key.status(now) {

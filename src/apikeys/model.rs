@@ -79,13 +79,22 @@ impl ApiKey {
         self.scopes == ALL_SCOPES
     }
 
+    /// Who forward-auth says is calling (`X-Auth-Subject`): the owning user, else the owning app,
+    /// else the key itself.
+    pub fn subject(&self) -> &str {
+        self.owner_user_id
+            .as_deref()
+            .or(self.owner_client_id.as_deref())
+            .unwrap_or(self.id.as_str())
+    }
+
     pub fn scope_list(&self) -> Vec<&str> {
         self.scopes.split(' ').filter(|s| !s.is_empty()).collect()
     }
 
     /// Whether the key grants `scope` (a full-access key grants every scope).
     pub fn grants(&self, scope: &str) -> bool {
-        self.full_access() || self.scope_list().contains(&scope)
+        self.full_access() || self.scopes.split(' ').any(|s| s == scope && !s.is_empty())
     }
 
     /// The audiences of the APIs the key is restricted to (none: any API).
@@ -98,7 +107,11 @@ impl ApiKey {
 
     /// Whether the key may be used for the API with this audience (a key with no list: any API).
     pub fn serves(&self, audience: &str) -> bool {
-        self.audiences.is_empty() || self.audience_list().contains(&audience)
+        self.audiences.is_empty()
+            || self
+                .audiences
+                .split(' ')
+                .any(|s| s == audience && !s.is_empty())
     }
 
     pub fn owner(&self) -> Option<Owner> {

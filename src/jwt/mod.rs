@@ -74,7 +74,27 @@ pub struct AccessClaims {
 
 /// Verified access tokens (their claims: signature, expiry and revocation checked) by HMAC, for
 /// `/v1/auth/check`.
-pub type TokenCache = crate::cache::HashCache<AccessClaims>;
+pub type TokenCache = crate::cache::HashCache<CachedClaims>;
+
+/// A verified token's claims with the headers forward-auth answers for it (`X-Auth-Subject`,
+/// `X-Auth-Scopes`, `X-Auth-Client-Id`, `X-Auth-Audience`), made when they enter the cache.
+pub type CachedClaims = crate::cache::WithHeaders<AccessClaims>;
+
+/// `claims` as the cache keeps them.
+pub fn cached(claims: AccessClaims) -> CachedClaims {
+    use actix_web::http::header::HeaderName;
+    CachedClaims::new(claims, |c| {
+        vec![
+            (HeaderName::from_static("x-auth-subject"), c.sub.as_str()),
+            (HeaderName::from_static("x-auth-scopes"), c.scope.as_str()),
+            (
+                HeaderName::from_static("x-auth-client-id"),
+                c.client_id.as_str(),
+            ),
+            (HeaderName::from_static("x-auth-audience"), c.aud.as_str()),
+        ]
+    })
+}
 
 impl crate::cache::Fields for AccessClaims {
     fn field(&self, name: &str) -> Option<&str> {

@@ -2,13 +2,13 @@
 //! enabled) with the node's cache, for introspection and the forward-auth check; the access-token
 //! half of forward-auth (`/v1/auth/check`, in the gateway module).
 
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
 
 use super::store;
 use crate::db::{self, DbConn};
 use crate::error::AppError;
-use crate::jwt::AccessClaims;
+use crate::jwt::CachedClaims;
 use crate::oauth::OAuth;
 
 /// The cache key of an access token: its HMAC under the pepper (the token itself is never kept).
@@ -24,7 +24,7 @@ pub fn cached_access(
     state: &web::Data<OAuth>,
     hash: &crate::cache::KeyHash,
     token: &str,
-) -> Option<std::sync::Arc<AccessClaims>> {
+) -> Option<std::sync::Arc<CachedClaims>> {
     let found = match state.token_cache.lookup(hash) {
         crate::cache::Lookup::Hit(found) => found,
         crate::cache::Lookup::Refresh(found) => {
@@ -55,7 +55,7 @@ pub fn verify_access(
     state: &OAuth,
     hash: crate::cache::KeyHash,
     token: &str,
-) -> Result<Option<std::sync::Arc<AccessClaims>>, AppError> {
+) -> Result<Option<std::sync::Arc<CachedClaims>>, AppError> {
     let generation = state.token_cache.generation();
     let Some(claims) = state
         .keyring
@@ -66,7 +66,7 @@ pub fn verify_access(
     if !store::access_token_live(conn, &claims.jti, &claims.client_id, &claims.sub)? {
         return Ok(None);
     }
-    let claims = std::sync::Arc::new(claims);
+    let claims = std::sync::Arc::new(crate::jwt::cached(claims));
     state
         .token_cache
         .put(hash, Some(claims.clone()), generation);
@@ -91,15 +91,16 @@ fn limit_key(client_id: &str, sub: &str) -> String {
 /// A token is counted against `TESSERA_API_KEY_RATE_LIMIT` per client and subject, like a key.
 pub async fn check_bearer(
     state: &web::Data<OAuth>,
-    token: String,
+    token: &str,
     required: Vec<String>,
     audience: Option<String>,
 ) -> Result<HttpResponse, AppError> {
-    let hash = access_token_hash(state, &token);
-    let claims = match cached_access(state, &hash, &token) {
+    let hash = access_token_hash(state, token);
+    let claims = match cached_access(state, &hash, token) {
         Some(claims) => claims,
         None => {
             let st = state.clone();
+            let token = token.to_owned();
             db::run(&state.pool, move |conn| {
                 verify_access(conn, &st, hash, &token)
             })
@@ -129,27 +130,19 @@ pub async fn check_bearer(
     if !limit.allowed {
         return Err(limit.refused());
     }
+    let Some(identity) = claims.headers.as_deref() else {
+        return Err(AppError::Internal(
+            "a verified token's claim is not a valid header value".into(),
+        ));
+    };
     let mut res = HttpResponse::Ok();
     for (name, value) in limit.headers() {
         res.insert_header((name, value));
     }
+    for (name, value) in identity {
+        res.insert_header((name.clone(), value.clone()));
+    }
     Ok(res
-        .insert_header((
-            HeaderName::from_static("x-auth-subject"),
-            claims.sub.clone(),
-        ))
-        .insert_header((
-            HeaderName::from_static("x-auth-scopes"),
-            claims.scope.clone(),
-        ))
-        .insert_header((
-            HeaderName::from_static("x-auth-client-id"),
-            claims.client_id.clone(),
-        ))
-        .insert_header((
-            HeaderName::from_static("x-auth-audience"),
-            claims.aud.clone(),
-        ))
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .finish())
 }

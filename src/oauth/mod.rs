@@ -72,10 +72,11 @@ impl crate::cache::Fields for Client {
 pub const CLIENT_SECRET_PURPOSE: &str = "client_secret";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // The busiest first: routing tries the routes in order.
     token::configure(cfg);
-    authorize::configure(cfg);
-    revoke::configure(cfg);
     introspect::configure(cfg);
+    revoke::configure(cfg);
+    authorize::configure(cfg);
     metadata::configure(cfg);
 }
 

@@ -19,11 +19,39 @@ use governor::{Quota, RateLimiter};
 use crate::config::ConfigError;
 
 type Keyed = RateLimiter<
-    String,
-    governor::state::keyed::DefaultKeyedStateStore<String>,
+    LimitKey,
+    governor::state::keyed::DashMapStateStore<LimitKey, foldhash::fast::RandomState>,
     DefaultClock,
     StateInformationMiddleware,
 >;
+
+/// How long a key may be and still be kept inline.
+const INLINE: usize = 62;
+
+/// A limiter's key: the bytes of a key id, an IP address or `at:{client}:{subject}`, kept inline up to
+/// [`INLINE`] bytes (all of Tessera's), on the heap beyond, so that counting a request allocates
+/// nothing. A given key is always the same variant (chosen by its length), so the derived `Eq` and
+/// `Hash` are the key's. The map hashes with foldhash under a per-process random seed: keys are
+/// chosen by callers (IP addresses), so no fixed-seed hash.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum LimitKey {
+    Inline(u8, [u8; INLINE]),
+    Heap(Box<str>),
+}
+
+impl LimitKey {
+    fn of(key: &str) -> Self {
+        let bytes = key.as_bytes();
+        match u8::try_from(bytes.len()) {
+            Ok(len) if bytes.len() <= INLINE => {
+                let mut inline = [0u8; INLINE];
+                inline[..bytes.len()].copy_from_slice(bytes);
+                LimitKey::Inline(len, inline)
+            }
+            _ => LimitKey::Heap(key.into()),
+        }
+    }
+}
 
 /// The answer for one request: allowed or not, and what the `RateLimit-*` headers should say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,8 +129,12 @@ impl Limiter {
             .unwrap_or_else(|| Quota::per_second(n))
             .allow_burst(n);
         let clock = DefaultClock::default();
-        let inner = RateLimiter::dashmap_with_clock(quota, clock.clone())
-            .with_middleware::<StateInformationMiddleware>();
+        let inner = RateLimiter::dashmap_with_clock_and_hasher(
+            quota,
+            clock.clone(),
+            foldhash::fast::RandomState::default(),
+        )
+        .with_middleware::<StateInformationMiddleware>();
         Self {
             limit: n.get(),
             period,
@@ -122,7 +154,7 @@ impl Limiter {
 
     /// Counts one request for `key`.
     pub fn check(&self, key: &str) -> Decision {
-        match self.inner.check_key(&key.to_owned()) {
+        match self.inner.check_key(&LimitKey::of(key)) {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
                 Decision {
@@ -493,6 +525,31 @@ impl RateLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_key_has_its_own_bucket_inline_or_not() {
+        let limiter = Limiter::per_minute(2);
+        let long = "k".repeat(INLINE + 1);
+        let edge = "e".repeat(INLINE);
+        // Keys that share a prefix, or a length, or differ only past the inline size, are apart.
+        let keys = [
+            "a".to_owned(),
+            "ab".to_owned(),
+            "a\0".to_owned(),
+            edge.clone(),
+            format!("{edge}x"),
+            long.clone(),
+            format!("{long}y"),
+        ];
+        for key in &keys {
+            assert!(limiter.check(key).allowed, "{key}");
+            assert!(limiter.check(key).allowed, "{key}");
+            assert!(!limiter.check(key).allowed, "{key}: the third of two");
+        }
+        assert!(matches!(LimitKey::of(&edge), LimitKey::Inline(..)));
+        assert!(matches!(LimitKey::of(&long), LimitKey::Heap(_)));
+        assert!(LimitKey::of("a") != LimitKey::of("a\0"));
+    }
 
     #[test]
     fn every_failure_policy_the_settings_accept_is_one() {
