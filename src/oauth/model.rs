@@ -85,6 +85,16 @@ impl Client {
             .map(|a| a.split(' ').filter(|s| !s.is_empty()).collect())
             .unwrap_or_default()
     }
+
+    /// Whether this client, as a resource server, may introspect tokens for `audience` (one of its
+    /// [`Client::introspect_audiences`]).
+    pub fn introspects_for(&self, audience: &str) -> bool {
+        !audience.is_empty()
+            && self
+                .introspect_audiences
+                .as_deref()
+                .is_some_and(|a| a.split(' ').any(|s| s == audience))
+    }
 }
 
 /// How a client authenticates at the token, revocation and introspection endpoints (RFC 7591 names).

@@ -1,6 +1,7 @@
 //! The parameters of an OAuth request, read once: a form body without repeated parameters (RFC 6749
 //! §3.1, §3.2), its `Authorization` header, and the headers of a response that carries tokens.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use actix_web::HttpRequest;
@@ -15,12 +16,20 @@ pub fn parse_form(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<HashMap<String, String>, AppError> {
-    parse_pairs(content_type, body).map(|pairs| pairs.into_iter().collect())
+    parse_pairs(content_type, body).map(|pairs| {
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    })
 }
+
+/// A form's pairs: borrowed from the body when there was nothing to decode.
+type Pairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
 
 /// [`parse_form`] as the pairs in the order sent (a token request has a handful: a list is
 /// cheaper to build and to search than a map).
-fn parse_pairs(content_type: Option<&str>, body: &[u8]) -> Result<Vec<(String, String)>, AppError> {
+fn parse_pairs<'a>(content_type: Option<&str>, body: &'a [u8]) -> Result<Pairs<'a>, AppError> {
     let is_form = content_type
         .and_then(|ct| ct.split(';').next())
         .is_some_and(|ct| {
@@ -47,8 +56,8 @@ fn parse_pairs(content_type: Option<&str>, body: &[u8]) -> Result<Vec<(String, S
 /// The pairs of a form body, as `url::form_urlencoded::parse` reads them, without decoding the
 /// names and values that have nothing to decode (no `%`, no `+`): a token or an assertion is hundreds
 /// of plain base64url characters, which the decoder copied one byte at a time (a sixth of an
-/// introspection's work).
-fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+/// introspection's work), nor copying them out of the body.
+fn form_pairs(body: &[u8]) -> Pairs<'_> {
     let mut pairs = Vec::new();
     let mut rest = body;
     loop {
@@ -67,12 +76,13 @@ fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
 }
 
 /// One `name=value` of a form body (no `=`: an empty value).
-fn form_pair(pair: &[u8]) -> (String, String) {
+fn form_pair(pair: &[u8]) -> (Cow<'_, str>, Cow<'_, str>) {
     if memchr::memchr2(b'%', b'+', pair).is_some() {
-        return url::form_urlencoded::parse(pair)
+        let (name, value) = url::form_urlencoded::parse(pair)
             .into_owned()
             .next()
             .unwrap_or_default();
+        return (Cow::Owned(name), Cow::Owned(value));
     }
     let (name, value) = match memchr::memchr(b'=', pair) {
         Some(at) => (&pair[..at], &pair[at + 1..]),
@@ -82,28 +92,34 @@ fn form_pair(pair: &[u8]) -> (String, String) {
 }
 
 /// Bytes as text, invalid UTF-8 replaced as the form decoder does (checked by the fast path first).
-fn text(bytes: &[u8]) -> String {
+fn text(bytes: &[u8]) -> Cow<'_, str> {
+    // `from_utf8` first: `from_utf8_lossy` walks the bytes in chunks, several times slower on a
+    // 500-byte token.
     match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 
 /// The first parameter name that occurs more than once, with or without a value. RFC 6749 §3.1:
 /// "Request and response parameters MUST NOT be included more than once."
-pub fn repeated(params: &[(String, String)]) -> Option<&str> {
+pub fn repeated<K: AsRef<str>, V>(params: &[(K, V)]) -> Option<&str> {
     // A handful of parameters: comparing each with those before it beats hashing them.
     if params.len() <= 16 {
         return params
             .iter()
             .enumerate()
-            .find(|(i, (k, _))| params[..*i].iter().any(|(seen, _)| seen == k))
-            .map(|(_, (k, _))| k.as_str());
+            .find(|(i, (k, _))| {
+                params[..*i]
+                    .iter()
+                    .any(|(seen, _)| seen.as_ref() == k.as_ref())
+            })
+            .map(|(_, (k, _))| k.as_ref());
     }
     let mut seen = std::collections::HashSet::with_capacity(params.len());
     params
         .iter()
-        .map(|(k, _)| k.as_str())
+        .map(|(k, _)| k.as_ref())
         .find(|k| !seen.insert(*k))
 }
 
@@ -121,22 +137,23 @@ pub fn printable(name: &str) -> String {
 
 /// A form request to the token, revocation or introspection endpoint: its parameters and its
 /// `Authorization` header. `Debug` shows neither (they hold secrets, codes and tokens).
-pub struct FormRequest {
-    /// The parameters with a value, each name once, in the order sent.
-    params: Vec<(String, String)>,
-    pub authorization: Option<String>,
+pub struct FormRequest<'a> {
+    /// The parameters with a value, each name once, in the order sent (borrowed from the body
+    /// when there was nothing to decode).
+    params: Pairs<'a>,
+    pub authorization: Option<&'a str>,
 }
 
-impl std::fmt::Debug for FormRequest {
+impl std::fmt::Debug for FormRequest<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("FormRequest([redacted])")
     }
 }
 
-impl FormRequest {
+impl<'a> FormRequest<'a> {
     /// Reads the body and the `Authorization` header (a header that is not visible ASCII is a
     /// malformed client authentication: 401 `invalid_client`).
-    pub fn read(req: &HttpRequest, body: &[u8]) -> Result<Self, AppError> {
+    pub fn read(req: &'a HttpRequest, body: &'a [u8]) -> Result<Self, AppError> {
         let content_type = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -145,7 +162,7 @@ impl FormRequest {
         let authorization = req
             .headers()
             .get(header::AUTHORIZATION)
-            .map(|v| v.to_str().map(str::to_owned))
+            .map(|v| v.to_str())
             .transpose()
             .map_err(|_| AppError::oauth("invalid_client", Detail::AuthorizationHeaderMalformed))?;
         Ok(Self {
@@ -158,11 +175,16 @@ impl FormRequest {
         self.params
             .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 
     /// Takes a parameter out of the request (its value, when it was sent).
     pub fn take(&mut self, name: &str) -> Option<String> {
+        self.take_text(name).map(Cow::into_owned)
+    }
+
+    /// [`FormRequest::take`], still borrowed from the body when it was not decoded.
+    pub fn take_text(&mut self, name: &str) -> Option<Cow<'a, str>> {
         let at = self.params.iter().position(|(k, _)| k == name)?;
         Some(self.params.swap_remove(at).1)
     }
@@ -231,9 +253,13 @@ impl TokenKind {
 }
 
 /// A revocation or introspection request: the form, and the token it is about.
-pub fn request_parts(req: &HttpRequest, body: &[u8]) -> Result<(FormRequest, String), AppError> {
-    let form = FormRequest::read(req, body)?;
-    let token = form.require("token")?.to_owned();
+pub fn request_parts<'a>(
+    req: &'a HttpRequest,
+    body: &'a [u8],
+) -> Result<(FormRequest<'a>, Cow<'a, str>), AppError> {
+    let mut form = FormRequest::read(req, body)?;
+    form.require("token")?;
+    let token = form.take_text("token").unwrap_or_default();
     Ok((form, token))
 }
 
@@ -272,7 +298,11 @@ mod form_tests {
             b"k=\xff\xfe&%ff=1",
             b"==&=x=y",
         ] {
-            assert_eq!(super::form_pairs(body), reference(body), "{body:?}");
+            let pairs: Vec<(String, String)> = super::form_pairs(body)
+                .into_iter()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            assert_eq!(pairs, reference(body), "{body:?}");
         }
     }
 }

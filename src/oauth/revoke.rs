@@ -59,6 +59,7 @@ async fn revoke_request(
     let order = TokenKind::order(form.get("token_type_hint"));
     let origin = Origin::of(&req);
     let st = state.clone();
+    let token = token.into_owned();
     db::run(&state.pool, move |conn| {
         for kind in order.into_iter().filter(|k| k.fits(&token, &st.settings)) {
             if revoke_one(conn, &st, client.id(), kind, &token, origin.clone())? {
