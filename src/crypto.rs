@@ -21,18 +21,19 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 
 /// A random identifier such as `usr_4Jm…` (`len` base62 characters, ~5.95 bits each).
 pub fn random_id(prefix: &str, len: usize) -> String {
-    let mut out = String::with_capacity(prefix.len() + 1 + len);
-    out.push_str(prefix);
-    out.push('_');
-    while out.len() < prefix.len() + 1 + len {
+    let total = prefix.len() + 1 + len;
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(prefix.as_bytes());
+    out.push(b'_');
+    while out.len() < total {
         for b in random_bytes::<32>() {
             // Rejection sampling keeps the alphabet uniform: 248 = 4 * 62.
-            if b < 248 && out.len() < prefix.len() + 1 + len {
-                out.push(BASE62[(b % 62) as usize] as char);
+            if b < 248 && out.len() < total {
+                out.push(BASE62[(b % 62) as usize]);
             }
         }
     }
-    out
+    String::from_utf8(out).expect("a str prefix and ASCII characters are UTF-8")
 }
 
 /// A 256-bit random token, base64url without padding (43 characters).
@@ -351,6 +352,10 @@ mod tests {
         assert!(id.starts_with("usr_"));
         assert_eq!(id.len(), 24);
         assert_ne!(id, random_id("usr", 20));
+        assert!(id[4..].bytes().all(|b| b.is_ascii_alphanumeric()));
+        let long = random_id("at", 200);
+        assert_eq!(long.len(), 203);
+        assert!(long[3..].bytes().all(|b| b.is_ascii_alphanumeric()));
     }
 
     #[test]

@@ -294,7 +294,10 @@ pub async fn context(
     let method = req.method().clone();
     // JSON for programs, an HTML page on the routes a browser visits (`error::Surface`).
     let surface = error::Surface::of(req.path());
-    let span = tracing::info_span!("request", request_id = %id, method = %method.as_str(), path = %req.path());
+    // `grant_type`: recorded by the token endpoint (a span of its own would grow every token
+    // request's boxed future).
+    let span = tracing::info_span!("request", request_id = %id, method = %method.as_str(), path = %req.path(),
+        grant_type = tracing::field::Empty);
 
     // Refuse an oversized body before any handler reads it (chunked bodies are capped by the extractors).
     let declared = req

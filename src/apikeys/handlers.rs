@@ -304,7 +304,8 @@ async fn lookup(
             });
             found
         }
-        Lookup::Miss => read_key(state, hash).await?,
+        // Boxed: a cache hit, the common case, keeps a small future.
+        Lookup::Miss => Box::pin(read_key(state, hash)).await?,
     };
     let code = super::judge(
         &state.settings,

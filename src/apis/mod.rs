@@ -248,7 +248,11 @@ pub async fn find_api(
     }
     let st = state.clone();
     let wanted = audience.to_owned();
-    db::run(&state.pool, move |conn| load_cached_api(conn, &st, &wanted)).await
+    // Boxed: a cache hit, the common case, keeps a small future.
+    Box::pin(db::run(&state.pool, move |conn| {
+        load_cached_api(conn, &st, &wanted)
+    }))
+    .await
 }
 
 /// [`find_api`] on a connection the caller holds.

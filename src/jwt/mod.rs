@@ -72,6 +72,36 @@ pub struct AccessClaims {
     pub exp: i64,
 }
 
+/// The claims of an access token being signed, borrowed from the grant: serialized exactly as
+/// [`AccessClaims`] (same names, same order), without copying each value into a `String` first.
+#[derive(Debug, Serialize)]
+pub struct NewAccessClaims<'a> {
+    pub iss: &'a str,
+    pub sub: &'a str,
+    pub aud: &'a str,
+    pub client_id: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub scope: &'a str,
+    pub jti: &'a str,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+impl<'a> From<&'a AccessClaims> for NewAccessClaims<'a> {
+    fn from(c: &'a AccessClaims) -> Self {
+        Self {
+            iss: &c.iss,
+            sub: &c.sub,
+            aud: &c.aud,
+            client_id: &c.client_id,
+            scope: &c.scope,
+            jti: &c.jti,
+            iat: c.iat,
+            exp: c.exp,
+        }
+    }
+}
+
 /// Verified access tokens (their claims: signature, expiry and revocation checked) by HMAC, for
 /// `/v1/auth/check`.
 pub type TokenCache = crate::cache::HashCache<CachedClaims>;
@@ -374,7 +404,7 @@ impl Keyring {
     }
 
     /// Signs an RFC 9068 access token (`typ: at+jwt`, `kid` in the header). Writes nothing.
-    pub fn sign(&self, claims: &AccessClaims) -> Result<String, AppError> {
+    pub fn sign(&self, claims: &NewAccessClaims<'_>) -> Result<String, AppError> {
         let keys = self.snapshot();
         let i = Self::current_index(&keys, db::now())
             .ok_or_else(|| AppError::internal("no signing key is active"))?;
@@ -667,4 +697,30 @@ pub fn list_keys(conn: &mut DbConn) -> Result<Vec<ListedKey>, AppError> {
             retire_at: k.retire_at,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_claims_serialize_as_the_claims_they_become() {
+        for scope in ["read write", ""] {
+            let owned = AccessClaims {
+                iss: "https://auth.example".into(),
+                sub: "usr_1".into(),
+                aud: "https://api.example".into(),
+                client_id: "cli_1".into(),
+                scope: scope.into(),
+                jti: "at_1".into(),
+                iat: 1_700_000_000,
+                exp: 1_700_000_900,
+            };
+            let borrowed = NewAccessClaims::from(&owned);
+            let json = serde_json::to_string(&borrowed).expect("serialize");
+            assert_eq!(json, serde_json::to_string(&owned).expect("serialize"));
+            let back: AccessClaims = serde_json::from_str(&json).expect("deserialize");
+            assert_eq!(back, owned);
+        }
+    }
 }

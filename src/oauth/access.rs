@@ -101,9 +101,10 @@ pub async fn check_bearer(
         None => {
             let st = state.clone();
             let token = token.to_owned();
-            db::run(&state.pool, move |conn| {
+            // Boxed: a cached token, the common case, keeps a small future.
+            Box::pin(db::run(&state.pool, move |conn| {
                 verify_access(conn, &st, hash, &token)
-            })
+            }))
             .await?
             .ok_or(AppError::Unauthorized("invalid_api_key"))?
         }

@@ -208,12 +208,14 @@ pub async fn authenticate(
                 format!("{issuer}/oauth/token"),
                 format!("{issuer}{endpoint}"),
             ];
-            let (client, _) = assertion::verify(
+            // Boxed, as the database read below: the common path (a cached client and its
+            // secret) keeps a small future.
+            let (client, _) = Box::pin(assertion::verify(
                 state,
                 &jwt,
                 assertion::Use::ClientAuthentication,
                 &audiences,
-            )
+            ))
             .await?;
             if client_id.is_some_and(|id| id != client.id) {
                 return Err(AppError::oauth(
@@ -283,7 +285,10 @@ pub async fn find(
     }
     let st = state.clone();
     let id = client_id.to_owned();
-    crate::db::run(&state.pool, move |conn| load(conn, &st, &id)).await
+    Box::pin(crate::db::run(&state.pool, move |conn| {
+        load(conn, &st, &id)
+    }))
+    .await
 }
 
 /// The client from the cache, when it holds a fresh answer (counted as a hit or a miss).
@@ -330,18 +335,24 @@ pub fn forget_client(state: &OAuth, client_id: &str) {
 /// Runs `work`, an endpoint that authenticates its client, under the per-IP limit of failed client
 /// authentications: an IP with too many recent failures gets 429 before any secret is checked, and
 /// an `invalid_client` answer counts one failure. Successes never count.
-pub async fn throttle_failed_auth<T>(
+///
+/// `work` makes the endpoint's future once the IP may go on: made here, it is awaited where it is
+/// made (a future passed in would be stored twice in this one, beside its awaited copy).
+pub async fn throttle_failed_auth<T, F>(
     state: &OAuth,
     req: &actix_web::HttpRequest,
-    work: impl std::future::Future<Output = Result<T, AppError>>,
-) -> Result<T, AppError> {
+    work: impl FnOnce() -> F,
+) -> Result<T, AppError>
+where
+    F: std::future::Future<Output = Result<T, AppError>>,
+{
     use crate::ratelimit::failures::{Failure, ip_key};
     let ip = ip_key(&crate::request::client_ip(req));
     state
         .limits
         .failure_gate(Failure::ClientAuthIp, &ip)
         .await?;
-    let out = work.await;
+    let out = work().await;
     if let Err(AppError::OAuth {
         error: "invalid_client",
         ..

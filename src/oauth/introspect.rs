@@ -51,8 +51,10 @@ async fn introspect(
     state: web::Data<OAuth>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    let work = introspect_request(req.clone(), state.clone(), body);
-    throttle_failed_auth(&state, &req, work).await
+    throttle_failed_auth(&state, &req, || {
+        introspect_request(req.clone(), state.clone(), body)
+    })
+    .await
 }
 
 async fn introspect_request(
@@ -93,7 +95,8 @@ async fn introspect_request(
     let token = token.into_owned();
     // The caller is authenticated and the token looked up in one pass on the connection; the limit
     // is counted after (an over-limit caller gets 429 and never sees the answer).
-    let (caller, answer) = db::run(&state.pool, move |conn| {
+    // Boxed: a cached token, the common case, keeps a small future (actix boxes each request's).
+    let (caller, answer) = Box::pin(db::run(&state.pool, move |conn| {
         let (caller, reach) = match caller {
             Caller::Client(AuthenticatedClient { client, .. }) => {
                 (client.id.to_string(), Reach::of_client(&client))
@@ -115,7 +118,7 @@ async fn introspect_request(
             }
         }
         Ok((caller, json!({ "active": false })))
-    })
+    }))
     .await?;
     introspection_answer(&state, &caller, answer).await
 }

@@ -45,8 +45,10 @@ async fn revoke(
     state: web::Data<OAuth>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    let work = revoke_request(req.clone(), state.clone(), body);
-    throttle_failed_auth(&state, &req, work).await
+    throttle_failed_auth(&state, &req, || {
+        revoke_request(req.clone(), state.clone(), body)
+    })
+    .await
 }
 
 async fn revoke_request(

@@ -1,6 +1,5 @@
 //! The API a service token is for, and the scopes a grant gets on it.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::apis::{ApiScopes, find_api};
@@ -25,18 +24,20 @@ pub async fn requested_api(
     })
 }
 
-/// The scopes a token gets: the requested ones (each allowed to the client and defined on the API),
-/// or, when none are requested, every allowed scope the API defines except `offline_access`.
+/// The scopes a token gets, sorted and space-separated: the requested ones (each allowed to the
+/// client and defined on the API), or, when none are requested, every allowed scope the API defines
+/// except `offline_access`.
 pub fn grant_scopes(
     requested: Option<&str>,
     allowed: &[&str],
     defined: &[String],
-) -> Result<Vec<String>, AppError> {
-    match requested {
+) -> Result<String, AppError> {
+    let defines = |s: &str| defined.iter().any(|d| d == s);
+    let mut out: Vec<&str> = match requested {
         Some(req) => {
-            let mut out = BTreeSet::new();
+            let mut out = Vec::new();
             for s in req.split(' ').filter(|s| !s.is_empty()) {
-                if !allowed.contains(&s) || !defined.iter().any(|d| d == s) {
+                if !allowed.contains(&s) || !defines(s) {
                     return Err(AppError::oauth(
                         "invalid_scope",
                         Detail::ScopeNotAllowed {
@@ -44,16 +45,17 @@ pub fn grant_scopes(
                         },
                     ));
                 }
-                out.insert(s.to_owned());
+                out.push(s);
             }
-            Ok(out.into_iter().collect())
+            out
         }
-        None => Ok(allowed
+        None => allowed
             .iter()
-            .filter(|s| **s != "offline_access" && defined.iter().any(|d| d == *s))
-            .map(|s| (*s).to_owned())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect()),
-    }
+            .copied()
+            .filter(|s| *s != "offline_access" && defines(s))
+            .collect(),
+    };
+    out.sort_unstable();
+    out.dedup();
+    Ok(out.join(" "))
 }

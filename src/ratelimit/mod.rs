@@ -429,7 +429,9 @@ impl RateLimits {
         };
         let limit_n = limit.unwrap_or(self.local[i].default_limit).max(1);
         let shared_key = format!("{}:{limit_n}:{key}", bucket.name());
-        match redis.check(&shared_key, limit_n, self.periods[i]).await {
+        // Boxed: the Redis round trip's state would otherwise be carried, unused, by every local
+        // check's future (and by the futures of the handlers awaiting it).
+        match Box::pin(redis.check(&shared_key, limit_n, self.periods[i])).await {
             Ok(decision) => decision,
             Err(e) => {
                 self.redis_failed(&e);
@@ -463,7 +465,7 @@ impl RateLimits {
         key: &str,
     ) -> Result<(), crate::error::AppError> {
         let wait_ms = match self.redis.as_ref() {
-            Some(redis) => match redis.failure_wait(kind, key).await {
+            Some(redis) => match Box::pin(redis.failure_wait(kind, key)).await {
                 Ok(ms) => ms,
                 Err(e) => {
                     self.redis_failed(&e);
@@ -492,7 +494,7 @@ impl RateLimits {
     pub async fn record_failure(&self, kind: failures::Failure, key: &str) {
         let rule = self.failure_rule(kind);
         if let Some(redis) = self.redis.as_ref() {
-            match redis.record_failure(kind, key, &rule).await {
+            match Box::pin(redis.record_failure(kind, key, &rule)).await {
                 Ok(_) => return,
                 Err(e) => self.redis_failed(&e),
             }
@@ -504,7 +506,7 @@ impl RateLimits {
     pub async fn clear_failures(&self, kind: failures::Failure, key: &str) {
         self.failures.clear(kind, key);
         if let Some(redis) = self.redis.as_ref()
-            && let Err(e) = redis.clear_failures(kind, key).await
+            && let Err(e) = Box::pin(redis.clear_failures(kind, key)).await
         {
             self.redis_failed(&e);
         }

@@ -108,7 +108,7 @@ fn signed_tokens_verify_to_their_claims_and_any_edit_is_refused() {
     for (alg, cases) in ALGS {
         let (_dir, ring) = keyring(alg);
         run(cases / 4, claims(), |claims| {
-            let token = ring.sign(&claims).expect("signed");
+            let token = ring.sign(&(&claims).into()).expect("signed");
             prop_assert_eq!(ring.verify(&token, ISSUER), Some(claims.clone()));
             prop_assert_eq!(ring.verify(&token, "https://other.example"), None);
             Ok(())
@@ -117,7 +117,7 @@ fn signed_tokens_verify_to_their_claims_and_any_edit_is_refused() {
             .new_tree(&mut TestRunner::new(config(1)))
             .expect("claims")
             .current();
-        let token = ring.sign(&fixed).expect("signed");
+        let token = ring.sign(&(&fixed).into()).expect("signed");
         run(cases, edit(), |edit| {
             let edited = apply(&token, &edit);
             prop_assume!(edited != token);
@@ -139,8 +139,11 @@ fn foreign_signatures_and_swapped_parts_are_refused() {
     let (_d1, ring) = keyring(SigningAlg::EdDSA);
     let (_d2, other) = keyring(SigningAlg::EdDSA);
     run(1000, (claims(), claims()), |(a, b)| {
-        let (ta, tb) = (ring.sign(&a).expect("a"), ring.sign(&b).expect("b"));
-        let foreign = other.sign(&a).expect("foreign");
+        let (ta, tb) = (
+            ring.sign(&(&a).into()).expect("a"),
+            ring.sign(&(&b).into()).expect("b"),
+        );
+        let foreign = other.sign(&(&a).into()).expect("foreign");
         prop_assert_eq!(ring.verify(&foreign, ISSUER), None);
         let parts = |t: &str| t.split('.').map(str::to_owned).collect::<Vec<_>>();
         let (pa, pb) = (parts(&ta), parts(&tb));

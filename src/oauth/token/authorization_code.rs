@@ -309,7 +309,7 @@ fn redeem(
             scope: &row.scope,
         },
     )?;
-    let now = access.claims.iat;
+    let now = access.id.iat;
     let family_expires = issuer.refresh_expiry(now, None);
     let family = (client.has_grant(GrantType::RefreshToken)
         && row.scope.split(' ').any(|s| s == "offline_access"))
@@ -324,7 +324,7 @@ fn redeem(
         let first = issuer.new_refresh(&family.id, family_expires, &access);
         (family, first)
     });
-    let (jti, jti_exp) = (access.claims.jti.clone(), access.claims.exp);
+    let (jti, jti_exp) = (access.id.jti.clone(), access.id.exp);
     // The write decides: the code's row lock (PostgreSQL) or SQLite's one writer orders concurrent
     // redemptions, and exactly one consumes the code.
     let code = hash.clone();

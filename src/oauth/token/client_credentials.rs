@@ -41,6 +41,6 @@ pub async fn service_token(
         client_id: client.id(),
         subject,
         audience: &api.0,
-        scope: &scopes.join(" "),
+        scope: &scopes,
     })
 }

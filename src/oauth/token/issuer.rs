@@ -11,7 +11,7 @@ use super::super::store;
 use crate::crypto::random_id;
 use crate::db;
 use crate::error::AppError;
-use crate::jwt::AccessClaims;
+use crate::jwt::NewAccessClaims;
 use crate::oauth::OAuth;
 
 /// Purpose string of refresh-token hashes (keeps them apart from other HMACs under the pepper).
@@ -37,16 +37,18 @@ pub struct AccessGrant<'a> {
     pub scope: &'a str,
 }
 
-/// A signed access token and its claims. `Debug` shows the claims, not the token.
+/// A signed access token, its identity and its scope. `Debug` shows no token.
 pub struct SignedAccess {
     pub token: String,
-    pub claims: AccessClaims,
+    pub id: AccessId,
+    pub scope: String,
 }
 
 impl std::fmt::Debug for SignedAccess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SignedAccess")
-            .field("claims", &self.claims)
+            .field("id", &self.id)
+            .field("scope", &self.scope)
             .finish_non_exhaustive()
     }
 }
@@ -135,18 +137,21 @@ impl<'a> Issuer<'a> {
     /// Builds the claims of an access token and signs them with the current signing key. Nothing is
     /// written: an access token is verified by its signature, revoked by its `jti`.
     pub fn sign(&self, id: AccessId, grant: AccessGrant<'_>) -> Result<SignedAccess, AppError> {
-        let claims = AccessClaims {
-            iss: self.state.settings.issuer_str().to_owned(),
-            sub: grant.subject.to_owned(),
-            aud: grant.audience.to_owned(),
-            client_id: grant.client_id.to_owned(),
-            scope: grant.scope.to_owned(),
-            jti: id.jti,
+        let token = self.state.keyring.sign(&NewAccessClaims {
+            iss: self.state.settings.issuer_str(),
+            sub: grant.subject,
+            aud: grant.audience,
+            client_id: grant.client_id,
+            scope: grant.scope,
+            jti: &id.jti,
             iat: id.iat,
             exp: id.exp,
-        };
-        let token = self.state.keyring.sign(&claims)?;
-        Ok(SignedAccess { token, claims })
+        })?;
+        Ok(SignedAccess {
+            token,
+            id,
+            scope: grant.scope.to_owned(),
+        })
     }
 
     /// A service token (client_credentials, jwt-bearer): an access token, no refresh token.
@@ -173,10 +178,10 @@ impl<'a> Issuer<'a> {
         let row = store::NewRefresh {
             token_hash: self.refresh_hash(&token),
             family_id: family.to_owned(),
-            now: access.claims.iat,
+            now: access.id.iat,
             expires_at,
-            jti: access.claims.jti.clone(),
-            jti_exp: access.claims.exp,
+            jti: access.id.jti.clone(),
+            jti_exp: access.id.exp,
         };
         PendingRefresh { token, row }
     }
@@ -193,7 +198,7 @@ impl<'a> Issuer<'a> {
             access_token: access.token,
             refresh_token,
             expires_in: self.access_ttl(),
-            scope: access.claims.scope,
+            scope: access.scope,
         }
     }
 

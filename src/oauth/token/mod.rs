@@ -49,7 +49,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
 )]
 #[post("/oauth/token")]
-#[tracing::instrument(skip_all, fields(grant_type))]
 async fn token(
     req: HttpRequest,
     state: web::Data<OAuth>,
@@ -57,7 +56,8 @@ async fn token(
 ) -> Result<HttpResponse, AppError> {
     // The grant as a metric label, once the body is read (`none` until then or when absent).
     let mut label = "none";
-    let out = throttle_failed_auth(&state, &req, exchange(&req, &state, &body, &mut label)).await;
+    let out =
+        throttle_failed_auth(&state, &req, || exchange(&req, &state, &body, &mut label)).await;
     if let Err(e) = &out {
         state.metrics.token_failed(label, e.code());
     }
@@ -79,12 +79,14 @@ async fn exchange(
     let mut assertion_subject = None;
     let client = match &grant {
         Grant::JwtBearer { assertion, .. } => {
-            let (client, subject) = jwt_bearer::authenticate_by_assertion(
+            // The grants other than client_credentials are boxed: their state (a database write, a
+            // JWKS fetch) would otherwise size every token request's future, which the handler boxes.
+            let (client, subject) = Box::pin(jwt_bearer::authenticate_by_assertion(
                 state,
                 assertion,
                 credentials,
                 client_id.as_deref(),
-            )
+            ))
             .await?;
             assertion_subject = Some(subject);
             client
@@ -106,16 +108,19 @@ async fn exchange(
                 redirect_uri,
                 code_verifier,
             };
-            authorization_code::exchange(state, &client, exchange).await?
+            Box::pin(authorization_code::exchange(state, &client, exchange)).await?
         }
         Grant::RefreshToken {
             refresh_token,
             scope,
-        } => refresh::exchange(state, &client, refresh_token, scope).await?,
+        } => Box::pin(refresh::exchange(state, &client, refresh_token, scope)).await?,
         Grant::JwtBearer { service, .. } => {
             let subject = assertion_subject
                 .ok_or_else(|| AppError::internal("a jwt-bearer grant without its subject"))?;
-            client_credentials::service_token(state, &client, &subject, service).await?
+            Box::pin(client_credentials::service_token(
+                state, &client, &subject, service,
+            ))
+            .await?
         }
     };
     Ok(Issuer::new(state).deliver(&issued, &client, label, &limit))
