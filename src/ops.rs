@@ -8,8 +8,16 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use crate::error::AppError;
 use crate::node::Node;
 
+/// `/healthz`, the first route of the main listener (a load balancer's probe, and the benchmarks'
+/// baseline).
+pub fn configure_liveness(cfg: &mut web::ServiceConfig) {
+    cfg.service(healthz);
+}
+
+/// `/readyz` and `/metrics`, registered after the hot paths: they are polled every few seconds,
+/// and routing tries each route in turn on every request.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(healthz).service(readyz).service(metrics);
+    cfg.service(readyz).service(metrics);
 }
 
 /// The OpenAPI description of `/healthz` and `/readyz` (`/metrics` is Prometheus text, not JSON).
@@ -39,9 +47,9 @@ struct Ready {
     database: &'static str,
 }
 
-/// The main listener's routes when `/metrics` has a listener of its own (`TESSERA_METRICS_BIND`).
-pub fn configure_health(cfg: &mut web::ServiceConfig) {
-    cfg.service(healthz).service(readyz);
+/// [`configure`] when `/metrics` has a listener of its own (`TESSERA_METRICS_BIND`).
+pub fn configure_readiness(cfg: &mut web::ServiceConfig) {
+    cfg.service(readyz);
 }
 
 /// The routes of the metrics listener.

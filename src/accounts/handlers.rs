@@ -160,7 +160,7 @@ async fn login(
             .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
         Ok::<_, AppError>(res)
     };
-    let ip = ip_key(&crate::request::client_ip(&req));
+    let ip = ip_key(crate::request::client_ip(&req));
     let account = account_key(&state, &form.email);
     let gates = [(Failure::SignInIp, &ip), (Failure::SignInAccount, &account)];
     for (kind, key) in gates {

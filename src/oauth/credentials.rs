@@ -30,7 +30,7 @@ pub enum AuthMethod {
 /// The client authentication a request presents. `Debug` never prints a secret or an assertion.
 pub enum Credentials {
     /// `Authorization: Basic` (RFC 6749 §2.3.1), id and secret form-url-decoded.
-    Basic { client_id: String, secret: String },
+    Basic(BasicCredentials),
     /// `client_id` and `client_secret` in the body.
     Post { client_id: String, secret: String },
     /// `client_assertion` (RFC 7523 §2.2), with the body's `client_id` when one was sent.
@@ -45,10 +45,10 @@ pub enum Credentials {
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (kind, id) = match self {
-            Self::Basic { client_id, .. } => ("Basic", Some(client_id)),
-            Self::Post { client_id, .. } => ("Post", Some(client_id)),
-            Self::Assertion { client_id, .. } => ("Assertion", client_id.as_ref()),
-            Self::None { client_id } => ("None", Some(client_id)),
+            Self::Basic(basic) => ("Basic", Some(basic.client_id())),
+            Self::Post { client_id, .. } => ("Post", Some(client_id.as_str())),
+            Self::Assertion { client_id, .. } => ("Assertion", client_id.as_deref()),
+            Self::None { client_id } => ("None", Some(client_id.as_str())),
         };
         f.debug_struct(kind)
             .field("client_id", &id)
@@ -96,20 +96,20 @@ impl Credentials {
         }
         Ok(match &form.authorization {
             Some(header) => {
-                let (client_id, secret) = basic_credentials(header)?;
+                let basic = basic_credentials(header)?;
                 if body_secret.is_some() {
                     return Err(AppError::oauth(
                         "invalid_request",
                         Detail::BasicAndClientSecret,
                     ));
                 }
-                if body_id.is_some_and(|b| b != client_id) {
+                if body_id.is_some_and(|b| b != basic.client_id()) {
                     return Err(AppError::oauth(
                         "invalid_request",
                         Detail::BodyClientIdDiffers,
                     ));
                 }
-                Some(Self::Basic { client_id, secret })
+                Some(Self::Basic(basic))
             }
             None => match (body_id, body_secret) {
                 (Some(id), Some(secret)) => Some(Self::Post {
@@ -125,8 +125,35 @@ impl Credentials {
     }
 }
 
+/// The `client_id` and `client_secret` of an `Authorization: Basic` header, form-url-decoded, in
+/// one string (the header's decoding, reused when there is nothing to form-decode, as for a
+/// generated id and secret). `Debug` shows the id only.
+pub struct BasicCredentials {
+    text: String,
+    /// Where the id ends and the secret begins.
+    split: usize,
+}
+
+impl BasicCredentials {
+    pub fn client_id(&self) -> &str {
+        &self.text[..self.split]
+    }
+
+    pub fn secret(&self) -> &str {
+        &self.text[self.split..]
+    }
+}
+
+impl std::fmt::Debug for BasicCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasicCredentials")
+            .field("client_id", &self.client_id())
+            .finish_non_exhaustive()
+    }
+}
+
 /// The `client_id` and `client_secret` of an `Authorization: Basic` header, form-url-decoded.
-pub fn basic_credentials(header: &str) -> Result<(String, String), AppError> {
+pub fn basic_credentials(header: &str) -> Result<BasicCredentials, AppError> {
     let (scheme, rest) = header
         .trim()
         .split_once(' ')
@@ -137,13 +164,20 @@ pub fn basic_credentials(header: &str) -> Result<(String, String), AppError> {
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(rest.trim())
         .map_err(|_| invalid_client(Detail::BasicCredentialsMalformed))?;
-    let decoded = String::from_utf8(decoded)
+    let mut text = String::from_utf8(decoded)
         .map_err(|_| invalid_client(Detail::BasicCredentialsMalformed))?;
-    let (id, secret) = decoded
-        .split_once(':')
+    let colon = text
+        .find(':')
         .ok_or_else(|| invalid_client(Detail::BasicCredentialsMalformed))?;
-    match (form_decode(id), form_decode(secret)) {
-        (Some(id), Some(secret)) => Ok((id, secret)),
+    if !text.bytes().any(|b| b == b'%' || b == b'+') {
+        text.remove(colon);
+        return Ok(BasicCredentials { text, split: colon });
+    }
+    match (form_decode(&text[..colon]), form_decode(&text[colon + 1..])) {
+        (Some(id), Some(secret)) => Ok(BasicCredentials {
+            split: id.len(),
+            text: id + secret.as_str(),
+        }),
         _ => Err(invalid_client(Detail::BasicCredentialsMalformed)),
     }
 }
@@ -152,9 +186,6 @@ pub fn basic_credentials(header: &str) -> Result<(String, String), AppError> {
 /// everything else (`&` and `=` included) stays as sent. A `%` without two hex digits, or bytes that
 /// are not UTF-8, make it malformed: no U+FFFD stand-ins, so two secrets never decode alike.
 fn form_decode(s: &str) -> Option<String> {
-    if !s.bytes().any(|b| b == b'%' || b == b'+') {
-        return Some(s.to_owned()); // nothing to decode (a generated id or secret)
-    }
     let mut out = Vec::with_capacity(s.len());
     let mut bytes = s.bytes();
     while let Some(b) = bytes.next() {
@@ -191,55 +222,41 @@ impl AuthenticatedClient {
 
 /// Authenticates the client of a request at `endpoint` (its path, an audience a client assertion
 /// may name). Every failure to prove the client is 401 `invalid_client`, whatever the reason, so
-/// nothing is learnt about which ids exist.
+/// nothing is learnt about which ids exist. The credentials are borrowed and an assertion is
+/// checked in a future of its own: this one sits in every token, introspection and revocation
+/// request's future, which actix boxes.
 pub async fn authenticate(
     state: &actix_web::web::Data<OAuth>,
-    credentials: Option<Credentials>,
+    credentials: Option<&Credentials>,
     endpoint: &str,
 ) -> Result<AuthenticatedClient, AppError> {
     let (client_id, secret, method) = match credentials {
         None => return Err(invalid_client(Detail::NoClientAuthentication)),
         Some(Credentials::Assertion { jwt, client_id }) => {
-            let issuer = state.settings.issuer_str();
-            // RFC 7523 §3: the issuer or the token endpoint; at revocation and introspection also
-            // their own URL.
-            let audiences = [
-                issuer.to_owned(),
-                format!("{issuer}/oauth/token"),
-                format!("{issuer}{endpoint}"),
-            ];
-            // Boxed, as the database read below: the common path (a cached client and its
-            // secret) keeps a small future.
-            let (client, _) = Box::pin(assertion::verify(
+            return Box::pin(authenticate_assertion(
                 state,
-                &jwt,
-                assertion::Use::ClientAuthentication,
-                &audiences,
+                jwt,
+                client_id.as_deref(),
+                endpoint,
             ))
-            .await?;
-            if client_id.is_some_and(|id| id != client.id) {
-                return Err(AppError::oauth(
-                    "invalid_request",
-                    Detail::ClientIdNotAssertionIssuer,
-                ));
-            }
-            return Ok(AuthenticatedClient {
-                client,
-                method: AuthMethod::Jwt,
-            });
+            .await;
         }
-        Some(Credentials::Basic { client_id, secret }) => {
-            (client_id, Some(secret), AuthMethod::SecretBasic)
-        }
-        Some(Credentials::Post { client_id, secret }) => {
-            (client_id, Some(secret), AuthMethod::SecretPost)
-        }
-        Some(Credentials::None { client_id }) => (client_id, None, AuthMethod::None),
+        Some(Credentials::Basic(basic)) => (
+            basic.client_id(),
+            Some(basic.secret()),
+            AuthMethod::SecretBasic,
+        ),
+        Some(Credentials::Post { client_id, secret }) => (
+            client_id.as_str(),
+            Some(secret.as_str()),
+            AuthMethod::SecretPost,
+        ),
+        Some(Credentials::None { client_id }) => (client_id.as_str(), None, AuthMethod::None),
     };
-    let client = find(state, &client_id)
+    let client = find(state, client_id)
         .await?
         .ok_or_else(|| invalid_client(Detail::ClientUnknown))?;
-    accepts(&client, &state.hasher, secret.as_deref())?;
+    accepts(&client, &state.hasher, secret)?;
     // A public client proves nothing, whatever it sent.
     let method = if client.is_public {
         AuthMethod::None
@@ -247,6 +264,36 @@ pub async fn authenticate(
         method
     };
     Ok(AuthenticatedClient { client, method })
+}
+
+/// `private_key_jwt` and `client_secret_jwt` (RFC 7523 §2.2): the client is the assertion's issuer,
+/// and a `client_id` sent beside it must name the same client.
+async fn authenticate_assertion(
+    state: &actix_web::web::Data<OAuth>,
+    jwt: &str,
+    client_id: Option<&str>,
+    endpoint: &str,
+) -> Result<AuthenticatedClient, AppError> {
+    let issuer = state.settings.issuer_str();
+    // RFC 7523 §3: the issuer or the token endpoint; at revocation and introspection also their own
+    // URL.
+    let audiences = [
+        issuer.to_owned(),
+        format!("{issuer}/oauth/token"),
+        format!("{issuer}{endpoint}"),
+    ];
+    let (client, _) =
+        assertion::verify(state, jwt, assertion::Use::ClientAuthentication, &audiences).await?;
+    if client_id.is_some_and(|id| id != client.id) {
+        return Err(AppError::oauth(
+            "invalid_request",
+            Detail::ClientIdNotAssertionIssuer,
+        ));
+    }
+    Ok(AuthenticatedClient {
+        client,
+        method: AuthMethod::Jwt,
+    })
 }
 
 /// Whether `client` accepts these credentials: enabled, not a JWT-authenticated client, and the
@@ -347,7 +394,7 @@ where
     F: std::future::Future<Output = Result<T, AppError>>,
 {
     use crate::ratelimit::failures::{Failure, ip_key};
-    let ip = ip_key(&crate::request::client_ip(req));
+    let ip = ip_key(crate::request::client_ip(req));
     state
         .limits
         .failure_gate(Failure::ClientAuthIp, &ip)
@@ -358,10 +405,9 @@ where
         ..
     }) = &out
     {
-        state
-            .limits
-            .record_failure(Failure::ClientAuthIp, &ip)
-            .await;
+        // Boxed, as the failure is rare: its state would otherwise sit in every request's future
+        // beside the answer (which the handler boxes).
+        Box::pin(state.limits.record_failure(Failure::ClientAuthIp, &ip)).await;
     }
     out
 }

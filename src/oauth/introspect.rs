@@ -45,7 +45,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
 )]
 #[post("/oauth/introspect")]
-#[tracing::instrument(skip_all)]
 async fn introspect(
     req: HttpRequest,
     state: web::Data<OAuth>,
@@ -66,8 +65,8 @@ async fn introspect_request(
     let caller = match caller_api_key(&req, form.authorization, &state.settings) {
         Some(key) => Caller::ApiKey(key),
         None => {
-            let client =
-                authenticate(&state, Credentials::parse(&form)?, "/oauth/introspect").await?;
+            let credentials = Credentials::parse(&form)?;
+            let client = authenticate(&state, credentials.as_ref(), "/oauth/introspect").await?;
             if !client.is_confidential() {
                 return Err(AppError::oauth(
                     "invalid_client",
@@ -83,20 +82,35 @@ async fn introspect_request(
         && TokenKind::AccessToken.fits(&token, &state.settings)
         && let Some(claims) = cached_access(&state, &access_token_hash(&state, &token), &token)
     {
+        let limit = introspection_limit(&state, &client.id).await?;
         // `Reach::of_client(client).allows(aud)`, without building the reach.
         let answer = if client.introspects_for(&claims.aud) {
             FastAnswer::Active(active_access(&claims))
         } else {
             FastAnswer::Inactive { active: false }
         };
-        return introspection_answer(&state, &client.id, answer).await;
+        return Ok(introspection_answer(&answer, &limit));
     }
-    let st = state.clone();
-    let token = token.into_owned();
-    // The caller is authenticated and the token looked up in one pass on the connection; the limit
-    // is counted after (an over-limit caller gets 429 and never sees the answer).
     // Boxed: a cached token, the common case, keeps a small future (actix boxes each request's).
-    let (caller, answer) = Box::pin(db::run(&state.pool, move |conn| {
+    Box::pin(introspect_uncached(
+        state,
+        caller,
+        order,
+        token.into_owned(),
+    ))
+    .await
+}
+
+/// A token not in the cache: the caller is authenticated and the token looked up in one pass on the
+/// connection; the limit is counted after (an over-limit caller gets 429 and never sees the answer).
+async fn introspect_uncached(
+    state: web::Data<OAuth>,
+    caller: Caller,
+    order: [TokenKind; 3],
+    token: String,
+) -> Result<HttpResponse, AppError> {
+    let st = state.clone();
+    let (caller, answer) = db::run(&state.pool, move |conn| {
         let (caller, reach) = match caller {
             Caller::Client(AuthenticatedClient { client, .. }) => {
                 (client.id.to_string(), Reach::of_client(&client))
@@ -118,29 +132,38 @@ async fn introspect_request(
             }
         }
         Ok((caller, json!({ "active": false })))
-    }))
+    })
     .await?;
-    introspection_answer(&state, &caller, answer).await
+    let limit = introspection_limit(&state, &caller).await?;
+    Ok(introspection_answer(&answer, &limit))
 }
 
-/// The answer, once the caller's introspection limit allows it (an over-limit caller gets 429 and
-/// never sees the answer).
-async fn introspection_answer(
+/// The caller's introspection limit, counted once it is authenticated and before it sees an answer
+/// (an over-limit caller gets 429 and never sees the answer).
+async fn introspection_limit(
     state: &OAuth,
     caller: &str,
-    answer: impl serde::Serialize,
-) -> Result<HttpResponse, AppError> {
+) -> Result<crate::ratelimit::Decision, AppError> {
     let limit = state
         .limits
         .check(crate::ratelimit::Bucket::Introspection, caller, None)
         .await;
-    if !limit.allowed {
-        return Err(limit.refused());
+    if limit.allowed {
+        Ok(limit)
+    } else {
+        Err(limit.refused())
     }
-    Ok(no_store(crate::ratelimit::with_headers(
+}
+
+/// The answer with the limit's headers; never stored by a cache (it may carry a token's claims).
+fn introspection_answer(
+    answer: &impl serde::Serialize,
+    limit: &crate::ratelimit::Decision,
+) -> HttpResponse {
+    no_store(crate::ratelimit::with_headers(
         HttpResponse::Ok().json(answer),
-        &limit,
-    )))
+        limit,
+    ))
 }
 
 /// What an introspecting caller may learn about. A client marked as a resource server reaches the

@@ -30,7 +30,7 @@ use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::i18n::Detail;
 pub use client_keys::JwksCache;
-pub use credentials::{basic_credentials, forget_client};
+pub use credentials::{BasicCredentials, basic_credentials, forget_client};
 pub use model::{Client, ClientId, GrantType, RedirectUri, TokenAuthMethod};
 pub use pages::app_named_by_return_to;
 pub use params::parse_form;

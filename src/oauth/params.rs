@@ -9,6 +9,7 @@ use actix_web::http::header;
 
 use crate::error::AppError;
 use crate::i18n::Detail;
+use crate::request::header_text;
 
 /// Parses an `application/x-www-form-urlencoded` OAuth request body; a repeated parameter is an error
 /// (RFC 6749 §3.1), even one sent once without a value, as is a body of another type.
@@ -157,14 +158,17 @@ impl<'a> FormRequest<'a> {
         let content_type = req
             .headers()
             .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
+            .and_then(header_text);
         let params = parse_pairs(content_type, body)?;
         let authorization = req
             .headers()
             .get(header::AUTHORIZATION)
-            .map(|v| v.to_str())
-            .transpose()
-            .map_err(|_| AppError::oauth("invalid_client", Detail::AuthorizationHeaderMalformed))?;
+            .map(|v| {
+                header_text(v).ok_or_else(|| {
+                    AppError::oauth("invalid_client", Detail::AuthorizationHeaderMalformed)
+                })
+            })
+            .transpose()?;
         Ok(Self {
             params,
             authorization,

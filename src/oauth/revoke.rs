@@ -57,7 +57,8 @@ async fn revoke_request(
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let (form, token) = request_parts(&req, &body)?;
-    let client = authenticate(&state, Credentials::parse(&form)?, "/oauth/revoke").await?;
+    let credentials = Credentials::parse(&form)?;
+    let client = authenticate(&state, credentials.as_ref(), "/oauth/revoke").await?;
     let order = TokenKind::order(form.get("token_type_hint"));
     let origin = Origin::of(&req);
     let st = state.clone();

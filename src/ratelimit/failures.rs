@@ -30,6 +30,18 @@ impl Failure {
         }
     }
 
+    /// How many kinds there are (the in-process store keeps one map per kind).
+    const COUNT: usize = 3;
+
+    /// This kind's map in the in-process store.
+    fn index(self) -> usize {
+        match self {
+            Self::SignInIp => 0,
+            Self::SignInAccount => 1,
+            Self::ClientAuthIp => 2,
+        }
+    }
+
     pub(super) fn name(self) -> &'static str {
         match self {
             Self::SignInIp => "signin-ip",
@@ -122,10 +134,14 @@ impl State {
 /// a key that is blocked stays blocked.
 pub const CAPACITY: usize = 100_000;
 
+/// The keys of each kind of failure (indexed by `Failure::index`): a map per kind is looked up by
+/// the key's text, so the check every token request makes copies nothing.
+type Keys = [HashMap<String, State>; Failure::COUNT];
+
 /// The in-process failure counters of one node.
 #[derive(Debug, Default)]
 pub struct LocalFailures {
-    keys: Mutex<HashMap<(Failure, String), State>>,
+    keys: Mutex<Keys>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -140,18 +156,19 @@ impl LocalFailures {
     /// Milliseconds until `key` may try again (0: now).
     pub fn wait(&self, kind: Failure, key: &str, now: i64) -> i64 {
         let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        keys.get(&(kind, key.to_owned()))
+        keys[kind.index()]
+            .get(key)
             .map_or(0, |s| (s.blocked_until - now).max(0))
     }
 
     /// Counts one failure of `key`; returns the milliseconds it must now wait.
     pub fn record(&self, kind: Failure, key: &str, rule: &Rule, now: i64) -> i64 {
         let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        if keys.len() >= CAPACITY && !keys.contains_key(&(kind, key.to_owned())) {
+        if total(&keys) >= CAPACITY && !keys[kind.index()].contains_key(key) {
             make_room(&mut keys, now);
         }
         let window = rule.window.as_millis() as i64;
-        let state = keys.entry((kind, key.to_owned())).or_insert(State {
+        let state = keys[kind.index()].entry(key.to_owned()).or_insert(State {
             failures: 0,
             window_end: now + window,
             blocked_until: 0,
@@ -171,18 +188,20 @@ impl LocalFailures {
     /// Forgets the failures of `key` (a success of the account).
     pub fn clear(&self, kind: Failure, key: &str) {
         let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        keys.remove(&(kind, key.to_owned()));
+        keys[kind.index()].remove(key);
     }
 
     /// Drops keys whose window and delay are over (called by the janitor).
     pub fn forget_expired(&self, now: i64) {
         let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        keys.retain(|_, s| s.expires_at() > now);
-        keys.shrink_to_fit();
+        for of_kind in keys.iter_mut() {
+            of_kind.retain(|_, s| s.expires_at() > now);
+            of_kind.shrink_to_fit();
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.keys.lock().unwrap_or_else(|e| e.into_inner()).len()
+        total(&self.keys.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -190,45 +209,57 @@ impl LocalFailures {
     }
 }
 
+/// How many keys the store holds, of every kind.
+fn total(keys: &Keys) -> usize {
+    keys.iter().map(HashMap::len).sum()
+}
+
 /// Frees at least a tenth of the store: expired keys, then keys that are not blocked.
-fn make_room(keys: &mut HashMap<(Failure, String), State>, now: i64) {
-    keys.retain(|_, s| s.expires_at() > now);
-    if keys.len() < CAPACITY {
+fn make_room(keys: &mut Keys, now: i64) {
+    for of_kind in keys.iter_mut() {
+        of_kind.retain(|_, s| s.expires_at() > now);
+    }
+    if total(keys) < CAPACITY {
         return;
     }
-    let mut excess = keys.len() - CAPACITY * 9 / 10;
-    keys.retain(|_, s| {
-        if excess > 0 && s.blocked_until <= now {
-            excess -= 1;
-            false
-        } else {
-            true
-        }
-    });
-    if keys.len() >= CAPACITY {
+    let mut excess = total(keys) - CAPACITY * 9 / 10;
+    for of_kind in keys.iter_mut() {
+        of_kind.retain(|_, s| {
+            if excess > 0 && s.blocked_until <= now {
+                excess -= 1;
+                false
+            } else {
+                true
+            }
+        });
+    }
+    if total(keys) >= CAPACITY {
         // Everything is blocked: the oldest windows go.
-        let mut ends: Vec<i64> = keys.values().map(|s| s.window_end).collect();
+        let mut ends: Vec<i64> = keys
+            .iter()
+            .flat_map(|of_kind| of_kind.values().map(|s| s.window_end))
+            .collect();
         ends.sort_unstable();
         let cut = ends[ends.len() / 10];
-        keys.retain(|_, s| s.window_end > cut);
+        for of_kind in keys.iter_mut() {
+            of_kind.retain(|_, s| s.window_end > cut);
+        }
     }
 }
 
 /// The key under which an IP's failures count: the address, or for IPv6 its /64 (one host usually
 /// has a whole /64, so counting single addresses would give it 2^64 budgets).
-pub fn ip_key(ip: &str) -> String {
+pub fn ip_key(ip: String) -> String {
     if !ip.contains(':') {
-        return ip.to_owned(); // IPv4 (or `unknown`): the address itself, without parsing it again
+        return ip; // IPv4 (or `unknown`): the address itself, without parsing it again
     }
     match ip.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
             let s = v6.segments();
             format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
         }
-        Ok(std::net::IpAddr::V6(v6)) => v6
-            .to_ipv4_mapped()
-            .map_or_else(|| ip.to_owned(), |v4| v4.to_string()),
-        _ => ip.to_owned(),
+        Ok(std::net::IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or(ip, |v4| v4.to_string()),
+        _ => ip,
     }
 }
 
@@ -339,10 +370,16 @@ mod tests {
 
     #[test]
     fn ipv6_counts_per_64_and_mapped_v4_as_v4() {
-        assert_eq!(ip_key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
-        assert_eq!(ip_key("2001:db8:1:2:ffff::1"), "2001:db8:1:2::/64");
-        assert_eq!(ip_key("::ffff:192.0.2.1"), "192.0.2.1");
-        assert_eq!(ip_key("192.0.2.1"), "192.0.2.1");
-        assert_eq!(ip_key("unknown"), "unknown");
+        assert_eq!(
+            ip_key("2001:db8:1:2:3:4:5:6".to_owned()),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            ip_key("2001:db8:1:2:ffff::1".to_owned()),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(ip_key("::ffff:192.0.2.1".to_owned()), "192.0.2.1");
+        assert_eq!(ip_key("192.0.2.1".to_owned()), "192.0.2.1");
+        assert_eq!(ip_key("unknown".to_owned()), "unknown");
     }
 }

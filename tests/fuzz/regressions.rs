@@ -8,7 +8,9 @@ use tessera::oauth::basic_credentials;
 use tessera::oauth::client_keys::{normalize_registered_keys, parse_jwks};
 
 fn basic(payload: &[u8]) -> Result<(String, String), &'static str> {
-    basic_credentials(&format!("Basic {}", STANDARD.encode(payload))).map_err(|e| e.code())
+    basic_credentials(&format!("Basic {}", STANDARD.encode(payload)))
+        .map(|c| (c.client_id().to_owned(), c.secret().to_owned()))
+        .map_err(|e| e.code())
 }
 
 /// `client:a&b` came back as the secret `a`: everything from an unencoded `&` on was dropped.

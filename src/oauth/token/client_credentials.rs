@@ -14,7 +14,7 @@ use crate::oauth::OAuth;
 pub async fn exchange(
     state: &actix_web::web::Data<OAuth>,
     client: &AuthenticatedClient,
-    request: ServiceRequest,
+    request: &ServiceRequest,
 ) -> Result<Issued, AppError> {
     if !client.is_confidential() || !client.client.has_grant(GrantType::ClientCredentials) {
         return Err(AppError::oauth(
@@ -27,12 +27,13 @@ pub async fn exchange(
 
 /// A token for a service (no refresh token), about `subject`: the client itself here, the
 /// assertion's subject for jwt-bearer. Requested scopes must be allowed to the client and defined on
-/// the API; none requested means all allowed but `offline_access`.
+/// the API; none requested means all allowed but `offline_access`. The request is borrowed: an
+/// async fn's arguments are stored in its future, and this one sits in every token request's.
 pub async fn service_token(
     state: &actix_web::web::Data<OAuth>,
     client: &AuthenticatedClient,
     subject: &str,
-    request: ServiceRequest,
+    request: &ServiceRequest,
 ) -> Result<Issued, AppError> {
     let api = requested_api(state, request.resource.as_deref()).await?;
     let allowed: Vec<&str> = client.client.allowed_scopes().collect();

@@ -21,7 +21,7 @@ pub async fn authenticate_by_assertion(
     // compared with the assertion's issuer.
     let other = match credentials {
         None | Some(Credentials::None { .. }) => None,
-        Some(credentials) => Some(authenticate(state, Some(credentials), "/oauth/token").await?),
+        Some(credentials) => Some(authenticate(state, Some(&credentials), "/oauth/token").await?),
     };
     let issuer = state.settings.issuer_str();
     let audiences = [issuer.to_owned(), format!("{issuer}/oauth/token")];

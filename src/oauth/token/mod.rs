@@ -17,7 +17,7 @@ use issuer::TokenBody;
 pub use issuer::{Issuer, REFRESH_PURPOSE};
 use request::{Grant, TokenRequest};
 
-use super::credentials::{authenticate, throttle_failed_auth};
+use super::credentials::{AuthenticatedClient, Credentials, authenticate, throttle_failed_auth};
 use super::model::Client;
 use crate::error::AppError;
 use crate::oauth::OAuth;
@@ -75,27 +75,11 @@ async fn exchange(
         client_id,
         grant,
     } = TokenRequest::read(req, body, label)?;
-    // The assertion of the jwt-bearer grant authenticates its client and names the token's subject.
-    let mut assertion_subject = None;
-    let client = match &grant {
-        Grant::JwtBearer { assertion, .. } => {
-            // The grants other than client_credentials are boxed: their state (a database write, a
-            // JWKS fetch) would otherwise size every token request's future, which the handler boxes.
-            let (client, subject) = Box::pin(jwt_bearer::authenticate_by_assertion(
-                state,
-                assertion,
-                credentials,
-                client_id.as_deref(),
-            ))
-            .await?;
-            assertion_subject = Some(subject);
-            client
-        }
-        _ => authenticate(state, credentials, "/oauth/token").await?,
-    };
+    let (client, assertion_subject) =
+        authenticate_client(state, credentials, client_id, &grant).await?;
     let limit = client_limit(state, &client.client).await?;
     let issued = match grant {
-        Grant::ClientCredentials(service) => {
+        Grant::ClientCredentials(ref service) => {
             client_credentials::exchange(state, &client, service).await?
         }
         Grant::AuthorizationCode {
@@ -114,7 +98,7 @@ async fn exchange(
             refresh_token,
             scope,
         } => Box::pin(refresh::exchange(state, &client, refresh_token, scope)).await?,
-        Grant::JwtBearer { service, .. } => {
+        Grant::JwtBearer { ref service, .. } => {
             let subject = assertion_subject
                 .ok_or_else(|| AppError::internal("a jwt-bearer grant without its subject"))?;
             Box::pin(client_credentials::service_token(
@@ -124,6 +108,35 @@ async fn exchange(
         }
     };
     Ok(Issuer::new(state).deliver(&issued, &client, label, &limit))
+}
+
+/// The request's client. The assertion of the jwt-bearer grant authenticates its client and names
+/// the token's subject (returned beside the client). The credentials are taken here, so that they
+/// are not carried through the rest of the request's future.
+async fn authenticate_client(
+    state: &web::Data<OAuth>,
+    credentials: Option<Credentials>,
+    client_id: Option<String>,
+    grant: &Grant,
+) -> Result<(AuthenticatedClient, Option<String>), AppError> {
+    match grant {
+        Grant::JwtBearer { assertion, .. } => {
+            // The grants other than client_credentials are boxed: their state (a database write, a
+            // JWKS fetch) would otherwise size every token request's future, which the handler boxes.
+            let (client, subject) = Box::pin(jwt_bearer::authenticate_by_assertion(
+                state,
+                assertion,
+                credentials,
+                client_id.as_deref(),
+            ))
+            .await?;
+            Ok((client, Some(subject)))
+        }
+        _ => Ok((
+            authenticate(state, credentials.as_ref(), "/oauth/token").await?,
+            None,
+        )),
+    }
 }
 
 /// The client's token rate limit (its own, else `TESSERA_TOKEN_RATE_LIMIT`), as 429 when used up.
