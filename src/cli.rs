@@ -854,8 +854,7 @@ fn user_command(settings: &Settings, json: bool, command: UserCommand) -> ExitCo
             },
         ),
         UserCommand::Delete { user } => with_database(settings, json, |conn, _| {
-            use diesel::Connection as _;
-            conn.transaction(|conn| {
+            crate::db::transaction(conn, |conn| {
                 let found = accounts::lookup_user(conn, &user)?;
                 // The apps they own go first, each as the dashboard deletes an app (audited, with
                 // its tokens and keys): left behind they would belong to nobody.

@@ -237,8 +237,7 @@ async fn login(
     let user_id = user.id.clone();
     let origin = audit::Origin::of(&req);
     db::run(&state.pool, move |conn| {
-        use diesel::Connection as _;
-        conn.transaction(|conn| {
+        crate::db::transaction(conn, |conn| {
             if let Some(old) = old {
                 store::delete_session(conn, &old)?;
             }

@@ -13,7 +13,6 @@ use std::pin::Pin;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
-use diesel::Connection as _;
 
 use crate::audit::{self, Actor};
 use crate::db::{self, DbConn};
@@ -63,7 +62,7 @@ pub fn create_user(
 ) -> Result<User, AppError> {
     let id = crate::crypto::random_id("usr", 20);
     let now = db::now();
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         if store::find_user_by_email(conn, email.as_str())?.is_some() {
             return Err(AppError::Conflict("email_taken"));
         }
@@ -112,7 +111,7 @@ pub fn delete_user(
     origin: audit::Origin,
 ) -> Result<User, AppError> {
     let id = id.as_str();
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let user = store::find_user(conn, id)?.ok_or(AppError::NotFound)?;
         store::delete_user(conn, id)?;
         audit::record(
@@ -168,7 +167,7 @@ pub fn change_user_by(
     origin: audit::Origin,
 ) -> Result<User, AppError> {
     let id = id.as_str();
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let user = store::find_user(conn, id)?.ok_or(AppError::NotFound)?;
         let now = db::now();
         let (is_admin, disabled_at, action) = match change {

@@ -11,7 +11,6 @@ pub mod usage;
 use std::time::Duration;
 
 use actix_web::web;
-use diesel::Connection as _;
 
 use crate::accounts::UserId;
 use crate::apis::valid_scope_name;
@@ -357,7 +356,7 @@ fn new_key(
     let id = random_id("key", 20);
     let display_prefix = format!("{}{env}_", kt.prefix);
     let last_four = &secret[secret.len() - 4..];
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         store::insert_key(
             conn,
             &store::NewApiKey {
@@ -445,7 +444,7 @@ pub fn revoke_key(
     actor: Actor,
     origin: Origin,
 ) -> Result<ApiKey, AppError> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         find_key(conn, id)?; // 404 for an unknown id
         if store::revoke(conn, id.as_str(), db::now())? {
             audit::record(
@@ -497,7 +496,7 @@ pub fn rotate_key(
         owner_user_id: old.owner_user_id.clone(),
         owner_client_id: old.owner_client_id.clone(),
     };
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         // The old key's scopes are kept as they were, registered or not.
         let (new, secret) = new_key(
             conn,

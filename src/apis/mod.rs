@@ -6,8 +6,6 @@ mod store;
 
 use std::sync::Arc;
 
-use diesel::Connection as _;
-
 use crate::audit::{self, Actor};
 use crate::crypto::random_id;
 use crate::db::{self, DbConn};
@@ -34,7 +32,7 @@ pub const DEFAULT_SCOPES: &[(&str, &str)] = &[
 
 /// Creates the default API (audience = the issuer) and its scopes when missing. Idempotent.
 pub fn ensure_default_api(conn: &mut DbConn, issuer: &str) -> Result<Api, AppError> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let api = match store::find_api_by_audience(conn, issuer)? {
             Some(api) => api,
             None => {
@@ -130,7 +128,7 @@ pub fn create_api(
             max: 100,
         }));
     }
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         if store::find_api_by_audience(conn, audience)?.is_some() {
             return Err(AppError::Conflict("conflict"));
         }
@@ -168,7 +166,7 @@ pub fn create_scope(
         }));
     }
     let audience = audience.unwrap_or(issuer);
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let api = store::find_api_by_audience(conn, audience)?.ok_or_else(|| {
             bad_request(Detail::NoApiWithAudience {
                 audience: audience.chars().take(128).collect(),

@@ -97,7 +97,7 @@ impl Conn {
     {
         match &self.writer {
             Some(writer) => writer.write(f),
-            None => self.conn.transaction(f),
+            None => transaction(&mut self.conn, f),
         }
     }
 
@@ -123,6 +123,49 @@ impl Conn {
 
     fn trusted(&self) -> bool {
         self.proven_at.is_some_and(|t| t.elapsed() < TRUSTED_FOR)
+    }
+}
+
+/// A transaction on this connection: `f`'s writes commit together when it returns `Ok` and roll
+/// back on `Err`; inside another transaction, a savepoint. On SQLite it begins `IMMEDIATE`, taking
+/// the write lock at once (waiting for the writer's batch for up to `busy_timeout`). A deferred
+/// transaction that reads and then writes fails at once with "database is locked" when another
+/// connection committed in between (its snapshot is stale, and SQLite does not wait for that): an
+/// admin write beside the writer's batches then answered 503. Never call [`Conn::write`] inside
+/// `f` (the writer would wait for this lock).
+pub fn transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager as _};
+    let DbConn::Sqlite(c) = conn else {
+        return conn.transaction(f);
+    };
+    let nested = AnsiTransactionManager::transaction_manager_status_mut(c)
+        .transaction_depth()?
+        .is_some();
+    if nested {
+        return conn.transaction(f);
+    }
+    AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
+    let result = f(conn);
+    let DbConn::Sqlite(c) = conn else {
+        return result; // it was SQLite when the transaction began
+    };
+    match result {
+        Ok(value) => {
+            if let Err(e) = AnsiTransactionManager::commit_transaction(c) {
+                // A failed COMMIT leaves the transaction open: end it before answering.
+                let _ = AnsiTransactionManager::rollback_transaction(c);
+                return Err(e.into());
+            }
+            Ok(value)
+        }
+        Err(e) => {
+            AnsiTransactionManager::rollback_transaction(c)?;
+            Err(e)
+        }
     }
 }
 
@@ -578,6 +621,56 @@ mod tests {
     use tracing::Instrument as _;
 
     use super::*;
+
+    /// A transaction that reads, then writes after another connection's write was sent, commits:
+    /// on SQLite it holds the write lock from its start, so the other write waits for it. (A
+    /// deferred transaction was refused at once with "database is locked": its snapshot was stale.)
+    #[test]
+    fn a_transaction_that_reads_then_writes_keeps_its_turn() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let url = DatabaseUrl::Sqlite(dir.path().join("t.db"));
+        let pool = connect(&url, 4, Duration::from_secs(5)).expect("pool");
+        pool.get()
+            .expect("conn")
+            .batch_execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            .expect("table");
+        let insert = |c: &mut DbConn, id: i64| {
+            diesel::sql_query("INSERT INTO t (id) VALUES (?)")
+                .bind::<diesel::sql_types::BigInt, _>(id)
+                .execute(c)
+        };
+        let (read, told) = std::sync::mpsc::channel();
+        let other = {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                told.recv().expect("told");
+                let mut conn = pool.get().expect("conn");
+                conn.write(move |c| insert(c, 2).map(|_| ()))
+            })
+        };
+        let mut mine = pool.get().expect("conn");
+        let result = transaction(&mut mine, |c| -> QueryResult<()> {
+            c.batch_execute("SELECT count(*) FROM t")?;
+            read.send(()).expect("tell");
+            // The other write is sent now, and would commit if it could.
+            std::thread::sleep(Duration::from_millis(300));
+            insert(c, 1)?;
+            Ok(())
+        });
+        assert!(result.is_ok(), "{result:?}");
+        let theirs = other.join().expect("the other thread");
+        assert!(
+            theirs.is_ok(),
+            "the other write waited, then committed: {theirs:?}"
+        );
+        let mut pooled = pool.get().expect("conn");
+        let conn: &mut DbConn = &mut pooled;
+        let ids: Vec<i64> =
+            diesel::dsl::sql::<diesel::sql_types::BigInt>("SELECT id FROM t ORDER BY id")
+                .load(conn)
+                .expect("ids");
+        assert_eq!(ids, [1, 2]);
+    }
 
     #[actix_web::test]
     async fn a_warning_inside_run_carries_the_request_id() {

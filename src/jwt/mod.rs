@@ -554,7 +554,6 @@ pub fn rotate(
     actor: Actor,
     origin: audit::Origin,
 ) -> Result<RotateOutcome, KeyError> {
-    use diesel::Connection as _;
     if let Some(pending) = pending_successor(conn)? {
         return Ok(pending);
     }
@@ -562,7 +561,7 @@ pub fn rotate(
     let key = keys::generate(alg)?;
     let sealed = keys::seal(master, &key.kid, &key.pkcs8)?;
     let jwk = key.public_jwk.to_string();
-    let result = conn.transaction(|conn| -> diesel::QueryResult<RotateOutcome> {
+    let result = crate::db::transaction(conn, |conn| -> diesel::QueryResult<RotateOutcome> {
         let now = db::now();
         let head = store::find_head(conn)?;
         if let Some(h) = &head

@@ -19,7 +19,6 @@ pub mod token;
 pub use access::check_bearer;
 
 use actix_web::web;
-use diesel::Connection as _;
 
 /// The registry of APIs and scopes lives in [`crate::apis`]; these two are named here too.
 pub use crate::apis::{create_api, create_scope};
@@ -228,7 +227,7 @@ pub fn create_client(
         .join(" ");
     let allowed = scopes.join(" ");
     let now = db::now();
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let known = crate::apis::registered_scope_names(conn)?;
         if let Some(unknown) = scopes.iter().find(|s| !known.iter().any(|k| k == *s)) {
             return Err(model::bad_request(Detail::ScopeNotRegistered {
@@ -373,7 +372,7 @@ pub fn set_redirect_uris(
     actor: Actor,
     origin: Origin,
 ) -> Result<Vec<String>, AppError> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let client = store::find_client(conn, id)?.ok_or(AppError::NotFound)?;
         if uris.is_empty() && client.has_grant(GrantType::AuthorizationCode) {
             return Err(model::bad_request(Detail::CodeGrantNeedsRedirectUri));
@@ -406,7 +405,7 @@ pub fn regenerate_secret(
     actor: Actor,
     origin: Origin,
 ) -> Result<ClientSecret, AppError> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let client = store::find_client(conn, id)?.ok_or(AppError::NotFound)?;
         let method = TokenAuthMethod::parse(&client.token_endpoint_auth_method)
             .unwrap_or(TokenAuthMethod::ClientSecretBasic);
@@ -444,7 +443,7 @@ pub fn set_token_rate_limit(
         .map(|n| i32::try_from(n).ok().filter(|n| *n > 0))
         .map(|n| n.ok_or_else(|| model::bad_request(Detail::TokenRateLimitRange)))
         .transpose()?;
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         if !store::update_client_token_rate_limit(conn, id, stored, db::now())? {
             return Err(AppError::NotFound);
         }
@@ -467,7 +466,7 @@ pub fn delete_client(
     actor: Actor,
     origin: Origin,
 ) -> Result<(), AppError> {
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let client = store::find_client(conn, id)?.ok_or(AppError::NotFound)?;
         store::delete_client(conn, id)?;
         audit::record(

@@ -114,8 +114,7 @@ fn revoke_one(
                 return Ok(false);
             };
             if row.client_id == client_id && !row.family_revoked {
-                use diesel::Connection as _;
-                conn.transaction(|conn| -> Result<(), AppError> {
+                crate::db::transaction(conn, |conn| -> Result<(), AppError> {
                     store::revoke_family(conn, &row.family_id, now, "revoked by the client")?;
                     audit::record(
                         conn,
@@ -138,8 +137,7 @@ fn revoke_one(
                 return Ok(false);
             };
             if claims.client_id == client_id && !store::is_jti_revoked(conn, &claims.jti)? {
-                use diesel::Connection as _;
-                conn.transaction(|conn| -> Result<(), AppError> {
+                crate::db::transaction(conn, |conn| -> Result<(), AppError> {
                     store::insert_revoked_jti(conn, &claims.jti, None, now, claims.exp)?;
                     audit::record(
                         conn,

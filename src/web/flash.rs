@@ -55,7 +55,7 @@ pub fn put(
     let sealed = crate::jwt::keys::seal(master, &aad(session_hash, target), &plain)
         .map_err(AppError::internal)?;
     let now = db::now();
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         diesel::delete(flashes::table.filter(flashes::expires_at.le(now))).execute(conn)?;
         diesel::delete(
             flashes::table
