@@ -31,7 +31,7 @@ pub fn find_user(conn: &mut DbConn, id: &str) -> QueryResult<Option<User>> {
     users::table
         .find(id)
         .select(User::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -39,7 +39,7 @@ pub fn find_user_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Option<
     users::table
         .filter(users::email.eq(email))
         .select(User::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -88,7 +88,7 @@ pub fn find_session(
         .filter(sessions::expires_at.gt(now))
         .filter(users::disabled_at.is_null())
         .select((Session::as_select(), User::as_select()))
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

@@ -38,7 +38,7 @@ pub fn find_by_hash(conn: &mut DbConn, hash: &str) -> QueryResult<Option<ApiKey>
     api_keys::table
         .filter(api_keys::key_hash.eq(hash))
         .select(ApiKey::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -46,7 +46,7 @@ pub fn find_by_id(conn: &mut DbConn, id: &str) -> QueryResult<Option<ApiKey>> {
     api_keys::table
         .find(id)
         .select(ApiKey::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

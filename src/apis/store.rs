@@ -28,7 +28,7 @@ pub fn find_api_by_audience(conn: &mut DbConn, audience: &str) -> QueryResult<Op
     resource_servers::table
         .filter(resource_servers::audience.eq(audience))
         .select(Api::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

@@ -76,7 +76,7 @@ pub fn find_head(conn: &mut DbConn) -> QueryResult<Option<SigningKeyRow>> {
         .filter(signing_keys::retire_at.is_null())
         .order(signing_keys::sign_from.desc())
         .select(SigningKeyRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

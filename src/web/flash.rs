@@ -92,7 +92,7 @@ pub fn take(
         .filter(flashes::target.eq(target))
         .order(flashes::created_at.desc())
         .select((flashes::id, flashes::sealed, flashes::expires_at))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     let Some((id, sealed, expires_at)) = found else {
         return Ok(None);
