@@ -174,8 +174,9 @@ struct BodyWatch {
 struct BodyDeadline {
     inner: Payload,
     deadline: actix_web::rt::time::Instant,
-    /// The timer, made the first time the body is not all there yet: a body that arrives with its
-    /// headers, as a small one does, needs none.
+    /// The timer, made at the first poll that finds the body incomplete. Actix polls the payload
+    /// before it feeds the body it has read, so most requests with a body make one; the deadline
+    /// itself is fixed when the request starts (no second clock read).
     timer: Option<Pin<Box<Sleep>>>,
     finished: bool,
     watch: Rc<BodyWatch>,
