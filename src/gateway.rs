@@ -107,21 +107,21 @@ async fn check_request(
         "" => none,
         q => web::Query::<CheckQuery>::from_query(q).map_or(none, web::Query::into_inner),
     };
-    let header_text = |name: &HeaderName| {
+    let header = |name: &HeaderName| {
         req.headers()
             .get(name)
-            .and_then(|v| v.to_str().ok())
+            .and_then(crate::request::header_text)
             .map(str::to_owned)
     };
     let required = query
         .scopes
-        .or_else(|| header_text(&REQUIRED_SCOPES))
+        .or_else(|| header(&REQUIRED_SCOPES))
         .map(|s| split_scopes(&s))
         .unwrap_or_default();
-    let env = query.env.or_else(|| header_text(&REQUIRED_ENV));
+    let env = query.env.or_else(|| header(&REQUIRED_ENV));
     let audience = query
         .audience
-        .or_else(|| header_text(&REQUIRED_AUDIENCE))
+        .or_else(|| header(&REQUIRED_AUDIENCE))
         .map(|a| a.trim().to_owned())
         .filter(|a| !a.is_empty());
     let Some(credential) = presented(req, keys, body) else {

@@ -7,6 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 
 use crate::error::AppError;
 use crate::node::Node;
+use crate::request::header_text;
 
 /// `/healthz`, the first route of the main listener (a load balancer's probe, and the benchmarks'
 /// baseline).
@@ -129,7 +130,7 @@ fn bearer_matches(req: &HttpRequest, state: &Node, expected: &[u8]) -> bool {
     let Some(given) = req
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+        .and_then(header_text)
         .and_then(|v| v.trim().split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())

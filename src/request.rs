@@ -433,7 +433,7 @@ pub fn client_ip(req: &actix_web::HttpRequest) -> String {
     let forwarded: Vec<std::net::IpAddr> = req
         .headers()
         .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
+        .filter_map(header_text)
         .flat_map(|v| v.split(','))
         .filter_map(|ip| ip.trim().parse().ok())
         .collect();

@@ -14,6 +14,7 @@ use crate::audit::{Actor, Origin};
 use crate::db;
 use crate::error::AppError;
 use crate::i18n::Detail;
+use crate::request::header_text;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(create)
@@ -50,14 +51,14 @@ async fn admin(req: &HttpRequest, state: &web::Data<ApiKeys>) -> Result<Manager,
     let bearer = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+        .and_then(header_text)
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, key)| key.trim().to_owned())
         .or_else(|| {
             req.headers()
                 .get("x-api-key")
-                .and_then(|v| v.to_str().ok())
+                .and_then(header_text)
                 .map(|v| v.trim().to_owned())
         });
     if let Some(presented) = bearer {
@@ -370,7 +371,7 @@ fn optional_body<T: Default>(
     let headers = req.headers();
     let sent = match headers
         .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
+        .and_then(header_text)
         .and_then(|v| v.trim().parse::<u64>().ok())
     {
         Some(length) => length > 0,

@@ -56,7 +56,7 @@ struct VerifyRequest {
     required_env: Option<String>,
 }
 
-use crate::request::client_ip;
+use crate::request::{client_ip, header_text};
 
 /// 403 `invalid_audience`: the credential is not for the API the gateway asked about.
 pub fn wrong_audience(audience: &str) -> AppError {
@@ -343,6 +343,16 @@ pub struct Presented<'r> {
 }
 
 impl<'r> Presented<'r> {
+    /// A credential header that is not visible ASCII: no key or token can be in it, so it is
+    /// answered as a wrong credential (`invalid_api_key`), not as a missing one.
+    const fn unreadable(place: Presentation) -> Self {
+        Self {
+            value: std::borrow::Cow::Borrowed(""),
+            place,
+            is_jwt: false,
+        }
+    }
+
     fn new(value: impl Into<std::borrow::Cow<'r, str>>, place: Presentation) -> Self {
         let value = value.into();
         let is_jwt = looks_like_jwt(&value);
@@ -361,10 +371,25 @@ fn looks_like_jwt(value: &str) -> bool {
     dots.next().is_some() && dots.next().is_some() && dots.next().is_none()
 }
 
-/// A header's value as text: UTF-8 checked in one fast pass (`HeaderValue::to_str` looks at each byte
-/// in turn; a key or JWT that is not visible ASCII is refused by its own checks anyway).
-fn header_text(value: &HeaderValue) -> Option<&str> {
-    std::str::from_utf8(value.as_bytes()).ok()
+/// The scheme of a `Bearer` or `Token` authorization that is not visible ASCII (a key or token
+/// with a byte no key or token has); `None` for a readable header or another scheme.
+fn unreadable_scheme(auth: &HeaderValue) -> Option<Presentation> {
+    if header_text(auth).is_some() {
+        return None;
+    }
+    let bytes = auth.as_bytes();
+    let scheme = |name: &[u8]| {
+        bytes.len() > name.len()
+            && bytes[..name.len()].eq_ignore_ascii_case(name)
+            && bytes[name.len()] == b' '
+    };
+    if scheme(b"bearer") {
+        Some(Presentation::Bearer)
+    } else if scheme(b"token") {
+        Some(Presentation::Token)
+    } else {
+        None
+    }
 }
 
 const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
@@ -407,7 +432,13 @@ pub fn presented<'r>(
     body: &'r [u8],
 ) -> Option<Presented<'r>> {
     let headers = req.headers();
-    if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(header_text)
+    let auth = headers.get(header::AUTHORIZATION);
+    if let Some(place) = auth.and_then(unreadable_scheme)
+        && (place == Presentation::Bearer || allowed(state, place))
+    {
+        return Some(Presented::unreadable(place));
+    }
+    if let Some(auth) = auth.and_then(header_text)
         && let Some((scheme, value)) = auth.trim().split_once(' ')
     {
         let value = value.trim();
@@ -426,14 +457,18 @@ pub fn presented<'r>(
         }
     }
     if allowed(state, Presentation::XApiKey)
-        && let Some(v) = headers.get(X_API_KEY).and_then(header_text)
+        && let Some(v) = headers.get(X_API_KEY)
     {
-        return Some(Presented::new(v.trim(), Presentation::XApiKey));
+        return Some(
+            header_text(v).map_or(Presented::unreadable(Presentation::XApiKey), |v| {
+                Presented::new(v.trim(), Presentation::XApiKey)
+            }),
+        );
     }
     if allowed(state, Presentation::Query) {
         let original = ["x-original-uri", "x-forwarded-uri"]
             .iter()
-            .filter_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+            .filter_map(|h| headers.get(*h).and_then(header_text))
             .filter_map(|uri| uri.split_once('?').map(|(_, q)| q.to_owned()))
             .find_map(|q| query_key(&q));
         if let Some(value) = query_key(req.query_string()).or(original) {

@@ -4,6 +4,7 @@ use diesel::prelude::*;
 
 use crate::db::DbConn;
 use crate::db::schema::audit_events;
+use crate::request::header_text;
 
 /// Who did it.
 #[derive(Debug, Clone)]
@@ -42,7 +43,7 @@ impl Origin {
             user_agent: req
                 .headers()
                 .get(actix_web::http::header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
+                .and_then(header_text)
                 .map(|s| s.chars().take(256).collect()),
         }
     }

@@ -16,6 +16,7 @@ use crate::error::AppError;
 use crate::i18n::Detail;
 use crate::jwt::AccessClaims;
 use crate::oauth::OAuth;
+use crate::request::header_text;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(introspect);
@@ -259,7 +260,7 @@ fn caller_api_key(
     let header = req
         .headers()
         .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
+        .and_then(header_text)
         .map(str::trim);
     bearer
         .or(header)

@@ -500,6 +500,71 @@ async fn switched_off_places_are_not_looked_at() {
     }
 }
 
+/// A credential header with a byte no key or token has (UTF-8 or Latin-1, as a client that mangles a
+/// pasted key sends it) was presented: it is answered as a wrong credential, not as a missing one.
+/// Another scheme's unreadable `Authorization` (a browser's Basic) is not a credential here.
+#[actix_web::test]
+async fn a_credential_that_is_not_ascii_is_wrong_not_missing() {
+    use reqwest::header::HeaderValue;
+    let app = spawn_app().await;
+    let (_, secret) = key(&app, "sk", "live", &[]);
+    let url = app.url("/v1/auth/check");
+    let res = app
+        .client
+        .get(&url)
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .expect("check");
+    assert_eq!(res.status(), 200, "the same key, readable");
+    for tail in [&b"\xc3\xa9"[..], b"\xe9", b"\xff"] {
+        let value = |prefix: &str| {
+            let mut v = prefix.as_bytes().to_vec();
+            v.extend_from_slice(secret.as_bytes());
+            v.extend_from_slice(tail);
+            HeaderValue::from_bytes(&v).expect("obs-text is a valid header value")
+        };
+        for (name, value) in [
+            ("authorization", value("Bearer ")),
+            ("authorization", value("bearer ")),
+            ("authorization", value("Token ")),
+            ("x-api-key", value("")),
+        ] {
+            let res = app
+                .client
+                .get(&url)
+                .header(name, value.clone())
+                .send()
+                .await
+                .expect("check");
+            let www = res.headers().contains_key("www-authenticate");
+            assert_error(res, 401, "invalid_api_key").await;
+            assert!(www, "{name}: {value:?}: WWW-Authenticate on 401");
+        }
+        let res = app
+            .client
+            .get(&url)
+            .header("authorization", value("Basic "))
+            .send()
+            .await
+            .expect("check");
+        assert_error(res, 401, "missing_api_key").await;
+        let res = app
+            .client
+            .get(&url)
+            .header("authorization", value("Basic "))
+            .header("x-api-key", &secret)
+            .send()
+            .await
+            .expect("check");
+        assert_eq!(
+            res.status(),
+            200,
+            "an unreadable Basic header is not the credential"
+        );
+    }
+}
+
 #[actix_web::test]
 async fn operator_key_types_limit_scopes_and_lifetimes() {
     let pak = KeyTypeSetting {

@@ -18,6 +18,7 @@ use crate::accounts::{self, CurrentUser, current_user};
 use crate::db;
 use crate::error::AppError;
 use crate::node::Node;
+use crate::request::header_text;
 use crate::web::{csrf_token, html, verify_csrf};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -195,7 +196,7 @@ impl Form {
         let ct = req
             .headers()
             .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
+            .and_then(header_text)
             .unwrap_or("");
         if !ct.starts_with("application/x-www-form-urlencoded") {
             return Err(AppError::UnsupportedMediaType {
