@@ -485,7 +485,7 @@ fn read_fingerprint(conn: &mut db::DbConn) -> Result<Option<(String, String)>, S
     kf::key_fingerprint
         .select((kf::pepper, kf::master_key))
         .filter(kf::id.eq(1))
-        .first::<(String, String)>(conn)
+        .get_result::<(String, String)>(conn)
         .optional()
         .map_err(|e| StartupError::Database(format!("cannot read the key fingerprint: {e}")))
 }
@@ -515,6 +515,7 @@ fn record_fingerprint(
 /// True when the database holds anything made with the keys: signing keys (encrypted with the master
 /// key), users, clients or API keys (their secrets hashed with the pepper). A database from before
 /// fingerprints were recorded is recognised by this.
+#[allow(clippy::disallowed_methods)] // any one row of many: LIMIT 1 is the point (run once, at start)
 fn holds_data(conn: &mut db::DbConn) -> Result<bool, StartupError> {
     use crate::db::schema::{api_keys, oauth_clients, signing_keys, users};
     use diesel::prelude::*;

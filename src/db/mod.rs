@@ -1,5 +1,6 @@
 //! Storage: one Diesel schema over SQLite or PostgreSQL, an r2d2 pool, embedded migrations, `db::run`.
 
+pub mod fixed;
 pub mod schema;
 pub mod writer;
 
@@ -126,6 +127,23 @@ impl Conn {
     }
 }
 
+/// `$body` with `$c` bound to the backend's own connection (`PgConnection` or `SqliteConnection`)
+/// instead of the [`DbConn`] enum, for the queries of the hot paths (a code exchange, a refresh).
+/// Diesel's `MultiConnection` builds a query's SQL text again on every pass over it (the statement
+/// cache's check, the binds: two or more per run, each identifier quoted anew); the backend's own
+/// connection finds a query with a static id in its statement cache by type and builds nothing:
+/// 50–60k instructions per code exchange on SQLite (`bench/callgrind --only code`). The query is
+/// written once and compiled for each backend; a boxed query (typed for the enum) cannot go here.
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Pg($c) => $body,
+            $crate::db::DbConn::Sqlite($c) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
 /// A transaction on this connection: `f`'s writes commit together when it returns `Ok` and roll
 /// back on `Err`; inside another transaction, a savepoint. On SQLite it begins `IMMEDIATE`, taking
 /// the write lock at once (waiting for the writer's batch for up to `busy_timeout`). A deferred
@@ -140,12 +158,15 @@ where
 {
     use diesel::connection::{AnsiTransactionManager, TransactionManager as _};
     let DbConn::Sqlite(c) = conn else {
+        #[allow(clippy::disallowed_methods)]
+        // PostgreSQL: its own locks, no deferred-snapshot trap
         return conn.transaction(f);
     };
     let nested = AnsiTransactionManager::transaction_manager_status_mut(c)
         .transaction_depth()?
         .is_some();
     if nested {
+        #[allow(clippy::disallowed_methods)] // a savepoint inside this IMMEDIATE transaction
         return conn.transaction(f);
     }
     AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;

@@ -68,7 +68,8 @@ impl Writer {
     {
         let (answer, answered) = mpsc::sync_channel::<Result<T, E>>(1);
         let job: Job = Box::new(move |conn| {
-            // A savepoint: this write rolls back alone.
+            // A savepoint inside the batch's transaction: this write rolls back alone.
+            #[allow(clippy::disallowed_methods)] // the writer's batch holds the write lock already
             let result = conn.transaction(f);
             Box::new(move |failed: Option<&str>| {
                 let result = match (failed, result) {

@@ -3,8 +3,10 @@
 use diesel::prelude::*;
 
 use super::model::Client;
-use crate::db::DbConn;
+use crate::db::fixed::{Bind, Fixed, FixedSql};
 use crate::db::schema::{oauth_clients, oauth_redirect_uris, users};
+use crate::db::{DbConn, on_backend};
+use diesel::sql_types::BigInt;
 
 /// The columns of a new client.
 #[derive(Debug)]
@@ -129,11 +131,12 @@ pub struct CodeRow {
 
 pub fn find_code(conn: &mut DbConn, code_hash: &str) -> QueryResult<Option<CodeRow>> {
     use crate::db::schema::authorization_codes as ac;
-    ac::table
+    // Built in each arm: `as_select` is typed for one backend.
+    on_backend!(conn, |c| ac::table
         .find(code_hash)
         .select(CodeRow::as_select())
-        .get_result(conn)
-        .optional()
+        .get_result(c)
+        .optional())
 }
 
 /// Consumes an unused, unexpired code, recording the access token (and the refresh family, when
@@ -146,20 +149,15 @@ fn consume_code(
     jti_exp: i64,
     family_id: Option<&str>,
 ) -> QueryResult<bool> {
-    use crate::db::schema::authorization_codes as ac;
-    diesel::update(
-        ac::table
-            .filter(ac::code_hash.eq(code_hash))
-            .filter(ac::consumed_at.is_null())
-            .filter(ac::expires_at.gt(now)),
-    )
-    .set((
-        ac::consumed_at.eq(now),
-        ac::access_token_jti.eq(jti),
-        ac::access_token_exp.eq(jti_exp),
-        ac::refresh_family_id.eq(family_id),
-    ))
-    .execute(conn)
+    Fixed::<ConsumeCodeSql>::new(&[
+        Bind::Int(now),
+        Bind::Text(jti),
+        Bind::Int(jti_exp),
+        Bind::NullText(family_id),
+        Bind::Text(code_hash),
+        Bind::Int(now),
+    ])
+    .execute_on(conn)
     .map(|n| n == 1)
 }
 
@@ -175,18 +173,16 @@ pub struct NewFamily {
 
 fn insert_family(conn: &mut DbConn, f: &NewFamily, now: i64, expires_at: i64) -> QueryResult<()> {
     use crate::db::schema::refresh_token_families as rf;
-    diesel::insert_into(rf::table)
-        .values((
-            rf::id.eq(&f.id),
-            rf::client_id.eq(&f.client_id),
-            rf::user_id.eq(&f.user_id),
-            rf::scope.eq(&f.scope),
-            rf::audience.eq(&f.audience),
-            rf::created_at.eq(now),
-            rf::expires_at.eq(expires_at),
-        ))
-        .execute(conn)
-        .map(|_| ())
+    let insert = diesel::insert_into(rf::table).values((
+        rf::id.eq(&f.id),
+        rf::client_id.eq(&f.client_id),
+        rf::user_id.eq(&f.user_id),
+        rf::scope.eq(&f.scope),
+        rf::audience.eq(&f.audience),
+        rf::created_at.eq(now),
+        rf::expires_at.eq(expires_at),
+    ));
+    on_backend!(conn, |c| insert.execute(c)).map(|_| ())
 }
 
 /// Revokes a family and records the ids of the access tokens issued from it, so they are refused too.
@@ -256,17 +252,15 @@ pub struct NewRefresh {
 /// transaction ([`lock_live_family`]).
 fn insert_refresh_token(conn: &mut DbConn, new: &NewRefresh) -> QueryResult<()> {
     use crate::db::schema::refresh_tokens as rt;
-    diesel::insert_into(rt::table)
-        .values((
-            rt::token_hash.eq(&new.token_hash),
-            rt::family_id.eq(&new.family_id),
-            rt::created_at.eq(new.now),
-            rt::expires_at.eq(new.expires_at),
-            rt::access_token_jti.eq(&new.jti),
-            rt::access_token_exp.eq(new.jti_exp),
-        ))
-        .execute(conn)
-        .map(|_| ())
+    let insert = diesel::insert_into(rt::table).values((
+        rt::token_hash.eq(&new.token_hash),
+        rt::family_id.eq(&new.family_id),
+        rt::created_at.eq(new.now),
+        rt::expires_at.eq(new.expires_at),
+        rt::access_token_jti.eq(&new.jti),
+        rt::access_token_exp.eq(new.jti_exp),
+    ));
+    on_backend!(conn, |c| insert.execute(c)).map(|_| ())
 }
 
 /// True when the family is not revoked. On PostgreSQL its row stays locked until the transaction
@@ -279,8 +273,8 @@ fn lock_live_family(conn: &mut DbConn, family_id: &str) -> QueryResult<bool> {
         .filter(rf::revoked_at.is_null())
         .select(rf::id);
     let found: Option<String> = match &mut *conn {
-        DbConn::Pg(pg) => query.for_update().first(pg).optional()?,
-        DbConn::Sqlite(_) => query.get_result(conn).optional()?,
+        DbConn::Pg(pg) => query.for_update().get_result(pg).optional()?,
+        DbConn::Sqlite(sqlite) => query.get_result(sqlite).optional()?,
     };
     Ok(found.is_some())
 }
@@ -307,32 +301,16 @@ pub fn rotate_refresh(
     next: &NewRefresh,
 ) -> QueryResult<RotationWrite> {
     if let DbConn::Pg(pg) = conn {
-        let (used, stored) = Fixed::<RotateRefreshSql> {
-            sql: "WITH used AS ( \
-                    UPDATE refresh_tokens SET used_at = ? \
-                    WHERE token_hash = ? AND used_at IS NULL RETURNING family_id \
-                  ), live AS ( \
-                    SELECT id FROM refresh_token_families \
-                    WHERE id = ? AND revoked_at IS NULL FOR UPDATE \
-                  ), stored AS ( \
-                    INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at, \
-                      access_token_jti, access_token_exp) \
-                    SELECT ?, live.id, ?, ?, ?, ? FROM live WHERE EXISTS (SELECT 1 FROM used) \
-                    RETURNING 1 \
-                  ) \
-                  SELECT (SELECT count(*) FROM used), (SELECT count(*) FROM stored)",
-            binds: vec![
-                Bind::Int(next.now),
-                Bind::Text(presented_hash),
-                Bind::Text(&next.family_id),
-                Bind::Text(&next.token_hash),
-                Bind::Int(next.now),
-                Bind::Int(next.expires_at),
-                Bind::Text(&next.jti),
-                Bind::Int(next.jti_exp),
-            ],
-            statement: std::marker::PhantomData,
-        }
+        let (used, stored) = Fixed::<RotateRefreshSql>::new(&[
+            Bind::Int(next.now),
+            Bind::Text(presented_hash),
+            Bind::Text(&next.family_id),
+            Bind::Text(&next.token_hash),
+            Bind::Int(next.now),
+            Bind::Int(next.expires_at),
+            Bind::Text(&next.jti),
+            Bind::Int(next.jti_exp),
+        ])
         .get_result::<(i64, i64)>(pg)?;
         return Ok(match (used, stored) {
             (0, _) => RotationWrite::Lost,
@@ -369,44 +347,23 @@ pub fn redeem_code(
             None => (None, 0, None),
         };
         // The family takes the code's client, user, scope and audience.
-        let (won, _) = Fixed::<RedeemCodeSql> {
-            sql: "WITH won AS ( \
-                    UPDATE authorization_codes SET consumed_at = ?, access_token_jti = ?, \
-                      access_token_exp = ?, refresh_family_id = ? \
-                    WHERE code_hash = ? AND consumed_at IS NULL AND expires_at > ? \
-                    RETURNING client_id, user_id, scope, audience \
-                  ), family AS ( \
-                    INSERT INTO refresh_token_families \
-                      (id, client_id, user_id, scope, audience, created_at, expires_at) \
-                    SELECT ?, client_id, user_id, scope, audience, ?, ? FROM won \
-                    WHERE ?::text IS NOT NULL \
-                    RETURNING id \
-                  ), first AS ( \
-                    INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at, \
-                      access_token_jti, access_token_exp) \
-                    SELECT ?, id, ?, ?, ?, ? FROM family \
-                    RETURNING 1 \
-                  ) \
-                  SELECT (SELECT count(*) FROM won), (SELECT count(*) FROM first)",
-            binds: vec![
-                Bind::Int(now),
-                Bind::Text(jti),
-                Bind::Int(jti_exp),
-                Bind::NullText(family_id),
-                Bind::Text(code_hash),
-                Bind::Int(now),
-                Bind::NullText(family_id),
-                Bind::Int(now),
-                Bind::Int(family_expires),
-                Bind::NullText(family_id),
-                Bind::NullText(first_hash),
-                Bind::Int(now),
-                Bind::Int(family_expires),
-                Bind::Text(jti),
-                Bind::Int(jti_exp),
-            ],
-            statement: std::marker::PhantomData,
-        }
+        let (won, _) = Fixed::<RedeemCodeSql>::new(&[
+            Bind::Int(now),
+            Bind::Text(jti),
+            Bind::Int(jti_exp),
+            Bind::NullText(family_id),
+            Bind::Text(code_hash),
+            Bind::Int(now),
+            Bind::NullText(family_id),
+            Bind::Int(now),
+            Bind::Int(family_expires),
+            Bind::NullText(family_id),
+            Bind::NullText(first_hash),
+            Bind::Int(now),
+            Bind::Int(family_expires),
+            Bind::Text(jti),
+            Bind::Int(jti_exp),
+        ])
         .get_result::<(i64, i64)>(pg)?;
         return Ok(won == 1);
     }
@@ -421,61 +378,65 @@ pub fn redeem_code(
     Ok(true)
 }
 
-/// A fixed PostgreSQL statement (`?` where each bind goes) that Diesel's statement cache prepares
-/// once per connection, as it does its own select queries: `sql_query` is never cached, so
-/// PostgreSQL would parse and plan these statements on every call. `S` names the statement: one
-/// type per SQL text.
-struct Fixed<'a, S> {
-    sql: &'static str,
-    binds: Vec<Bind<'a>>,
-    statement: std::marker::PhantomData<S>,
-}
-
-enum Bind<'a> {
-    Int(i64),
-    Text(&'a str),
-    NullText(Option<&'a str>),
-}
-
+/// PostgreSQL's rotation in one statement ([`rotate_refresh`]).
 struct RotateRefreshSql;
+impl FixedSql for RotateRefreshSql {
+    const SQL: &'static str = "WITH used AS ( \
+            UPDATE refresh_tokens SET used_at = ? \
+            WHERE token_hash = ? AND used_at IS NULL RETURNING family_id \
+          ), live AS ( \
+            SELECT id FROM refresh_token_families \
+            WHERE id = ? AND revoked_at IS NULL FOR UPDATE \
+          ), stored AS ( \
+            INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at, \
+              access_token_jti, access_token_exp) \
+            SELECT ?, live.id, ?, ?, ?, ? FROM live WHERE EXISTS (SELECT 1 FROM used) \
+            RETURNING 1 \
+          ) \
+          SELECT (SELECT count(*) FROM used), (SELECT count(*) FROM stored)";
+    type Row = (BigInt, BigInt);
+}
+
+/// PostgreSQL's redemption in one statement ([`redeem_code`]).
 struct RedeemCodeSql;
-
-impl<S: 'static> diesel::query_builder::QueryId for Fixed<'_, S> {
-    type QueryId = S;
-    const HAS_STATIC_QUERY_ID: bool = true;
+impl FixedSql for RedeemCodeSql {
+    const SQL: &'static str = "WITH won AS ( \
+            UPDATE authorization_codes SET consumed_at = ?, access_token_jti = ?, \
+              access_token_exp = ?, refresh_family_id = ? \
+            WHERE code_hash = ? AND consumed_at IS NULL AND expires_at > ? \
+            RETURNING client_id, user_id, scope, audience \
+          ), family AS ( \
+            INSERT INTO refresh_token_families \
+              (id, client_id, user_id, scope, audience, created_at, expires_at) \
+            SELECT ?, client_id, user_id, scope, audience, ?, ? FROM won \
+            WHERE ?::text IS NOT NULL \
+            RETURNING id \
+          ), first AS ( \
+            INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at, \
+              access_token_jti, access_token_exp) \
+            SELECT ?, id, ?, ?, ?, ? FROM family \
+            RETURNING 1 \
+          ) \
+          SELECT (SELECT count(*) FROM won), (SELECT count(*) FROM first)";
+    type Row = (BigInt, BigInt);
 }
 
-impl<S> diesel::query_builder::QueryFragment<diesel::pg::Pg> for Fixed<'_, S> {
-    fn walk_ast<'b>(
-        &'b self,
-        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
-    ) -> QueryResult<()> {
-        use diesel::sql_types::{BigInt, Nullable, Text};
-        let mut binds = self.binds.iter();
-        for (i, part) in self.sql.split('?').enumerate() {
-            if i > 0 {
-                match binds.next() {
-                    Some(Bind::Int(v)) => out.push_bind_param::<BigInt, _>(v)?,
-                    Some(Bind::Text(v)) => out.push_bind_param::<Text, _>(*v)?,
-                    Some(Bind::NullText(v)) => out.push_bind_param::<Nullable<Text>, _>(v)?,
-                    None => {
-                        return Err(diesel::result::Error::QueryBuilderError(
-                            "a fixed statement has fewer binds than placeholders".into(),
-                        ));
-                    }
-                }
-            }
-            out.push_sql(part);
-        }
-        Ok(())
-    }
+/// SQLite's step of a redemption that consumes the code ([`consume_code`]).
+struct ConsumeCodeSql;
+impl FixedSql for ConsumeCodeSql {
+    const SQL: &'static str = "UPDATE authorization_codes SET consumed_at = ?, \
+          access_token_jti = ?, access_token_exp = ?, refresh_family_id = ? \
+          WHERE code_hash = ? AND consumed_at IS NULL AND expires_at > ?";
+    type Row = ();
 }
 
-impl<S> diesel::query_builder::Query for Fixed<'_, S> {
-    type SqlType = (diesel::sql_types::BigInt, diesel::sql_types::BigInt);
+/// SQLite's step of a rotation that uses the presented token ([`use_refresh_token`]).
+struct UseRefreshSql;
+impl FixedSql for UseRefreshSql {
+    const SQL: &'static str =
+        "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL";
+    type Row = ();
 }
-
-impl<S> RunQueryDsl<diesel::pg::PgConnection> for Fixed<'_, S> {}
 
 /// A refresh token with its family.
 #[derive(Debug, Clone)]
@@ -536,7 +497,7 @@ pub fn find_refresh(conn: &mut DbConn, token_hash: &str) -> QueryResult<Option<R
     // `get_result`, not `first`: a lookup by a unique key needs no `LIMIT`, and SQLite (3.47 on)
     // compiles a bound `LIMIT ?` for its value, so re-binding it re-prepares the statement on every
     // run (a quarter of a refresh's CPU for this query).
-    let row: Option<Row> = query.get_result(conn).optional()?;
+    let row: Option<Row> = on_backend!(conn, |c| query.get_result(c).optional())?;
     Ok(row.map(|r| RefreshRow {
         family_id: r.0,
         client_id: r.1,
@@ -619,15 +580,9 @@ pub fn record_assertion_jti(
 
 /// Marks a refresh token used; true when this call won the rotation.
 fn use_refresh_token(conn: &mut DbConn, token_hash: &str, now: i64) -> QueryResult<bool> {
-    use crate::db::schema::refresh_tokens as rt;
-    diesel::update(
-        rt::table
-            .filter(rt::token_hash.eq(token_hash))
-            .filter(rt::used_at.is_null()),
-    )
-    .set(rt::used_at.eq(now))
-    .execute(conn)
-    .map(|n| n == 1)
+    Fixed::<UseRefreshSql>::new(&[Bind::Int(now), Bind::Text(token_hash)])
+        .execute_on(conn)
+        .map(|n| n == 1)
 }
 
 pub fn find_consent(
