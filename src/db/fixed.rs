@@ -52,10 +52,7 @@ impl<S: FixedSql> Fixed<'_, S> {
     /// Runs the statement on either backend; the number of rows it changed.
     pub fn execute_on(self, conn: &mut super::DbConn) -> QueryResult<usize> {
         use diesel::RunQueryDsl as _;
-        match conn {
-            super::DbConn::Pg(pg) => self.execute(pg),
-            super::DbConn::Sqlite(sqlite) => self.execute(sqlite),
-        }
+        super::on_backend!(conn, |c| self.execute(c))
     }
 }
 
