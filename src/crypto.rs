@@ -166,11 +166,9 @@ impl Hasher {
         let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else {
             return false;
         };
-        let mut data = Vec::with_capacity(purpose.len() + 1 + message.len());
-        data.extend_from_slice(purpose.as_bytes());
-        data.push(0);
-        data.extend_from_slice(message);
-        hmac::verify(&self.key, &data, &tag).is_ok()
+        with_tagged(purpose, message, |data| {
+            hmac::verify(&self.key, data, &tag).is_ok()
+        })
     }
 
     /// Constant-time check of `secret` against a stored [`Hasher::hash`] (hex).
@@ -181,11 +179,9 @@ impl Hasher {
         if !unhex_into(stored_hex, &mut tag) {
             return false;
         }
-        let mut data = Vec::with_capacity(purpose.len() + 1 + secret.len());
-        data.extend_from_slice(purpose.as_bytes());
-        data.push(0);
-        data.extend_from_slice(secret);
-        hmac::verify(&self.key, &data, &tag).is_ok()
+        with_tagged(purpose, secret, |data| {
+            hmac::verify(&self.key, data, &tag).is_ok()
+        })
     }
 
     /// Base64url HMAC tag of `purpose || 0x00 || message`, checked by [`Hasher::verify_tag`].
@@ -196,6 +192,26 @@ impl Hasher {
         ctx.update(message);
         URL_SAFE_NO_PAD.encode(ctx.sign().as_ref())
     }
+}
+
+/// Runs `f` on `purpose || 0x00 || message`, the text every HMAC here is of (ring's
+/// `hmac::verify`, the constant-time check, takes it whole). Built on the stack when it is short, as
+/// a client secret's is: this runs on every client authentication.
+fn with_tagged<T>(purpose: &str, message: &[u8], f: impl FnOnce(&[u8]) -> T) -> T {
+    let len = purpose.len() + 1 + message.len();
+    let mut stack = [0u8; 128];
+    let mut heap = Vec::new();
+    let data: &mut [u8] = if len <= stack.len() {
+        &mut stack[..len]
+    } else {
+        heap.resize(len, 0);
+        &mut heap
+    };
+    let (head, rest) = data.split_at_mut(purpose.len());
+    head.copy_from_slice(purpose.as_bytes());
+    rest[0] = 0;
+    rest[1..].copy_from_slice(message);
+    f(data)
 }
 
 /// Key material kept in the key file when it is not given by the environment.
@@ -371,6 +387,25 @@ mod tests {
         assert!(h.verify_tag("csrf", b"abc", &t));
         assert!(!h.verify_tag("csrf", b"abd", &t));
         assert!(!h.verify_tag("other", b"abc", &t));
+    }
+
+    #[test]
+    fn hashes_verify_short_and_long_secrets_alike() {
+        let h = Hasher::new(&SecretBytes::new(vec![7; 32]));
+        // Short ones are checked on the stack, long ones on the heap: the same answers.
+        for len in [0, 1, 43, 114, 115, 200, 4096] {
+            let secret = vec![b'x'; len];
+            let stored = h.hash("client_secret", &secret);
+            assert!(h.verify_hash("client_secret", &secret, &stored), "{len}");
+            let mut wrong = secret.clone();
+            wrong.push(b'y');
+            assert!(!h.verify_hash("client_secret", &wrong, &stored), "{len}");
+            assert!(!h.verify_hash("other", &secret, &stored), "{len}");
+            let tag = h.tag("csrf", &secret);
+            assert!(h.verify_tag("csrf", &secret, &tag), "{len}");
+            assert!(!h.verify_tag("csrf", &wrong, &tag), "{len}");
+        }
+        assert!(!h.verify_hash("client_secret", b"x", "not hex"));
     }
 
     #[test]

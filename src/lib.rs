@@ -14,6 +14,7 @@ pub mod gateway;
 pub mod i18n;
 pub mod invalidate;
 pub mod janitor;
+pub mod json;
 pub mod jwt;
 pub mod metrics;
 pub mod node;

@@ -27,6 +27,7 @@ const BOTTOM: &[&str] = &[
     "i18n",
     "db",
     "cache",
+    "json",
     "telemetry",
     "metrics",
     "request",

@@ -4,6 +4,7 @@
 //! claims or makes refresh tokens.
 
 use actix_web::HttpResponse;
+use actix_web::http::header::ContentType;
 
 use super::super::credentials::AuthenticatedClient;
 use super::super::params::no_store;
@@ -70,7 +71,8 @@ impl std::fmt::Debug for Issued {
     }
 }
 
-/// A successful token response (RFC 6749 §5.1).
+/// A successful token response (RFC 6749 §5.1): its OpenAPI schema, and the shape [`token_json`]
+/// writes.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct TokenBody<'a> {
     access_token: &'a str,
@@ -219,13 +221,56 @@ impl<'a> Issuer<'a> {
         self.state
             .metrics
             .token_issued(grant, client.client.is_public);
-        let res = HttpResponse::Ok().json(TokenBody {
-            access_token: &issued.access_token,
-            token_type: "Bearer",
-            expires_in: issued.expires_in,
-            scope: &issued.scope,
-            refresh_token: issued.refresh_token.as_deref(),
-        });
+        let res = HttpResponse::Ok()
+            .content_type(ContentType::json())
+            .body(token_json(issued));
         crate::ratelimit::with_headers(no_store(res), limit)
+    }
+}
+
+/// The token response's JSON: what serde writes for [`TokenBody`] (the test below holds it), the
+/// tokens copied whole instead of escaped byte by byte (this runs on every token request).
+fn token_json(issued: &Issued) -> String {
+    let refresh = issued.refresh_token.as_deref();
+    let mut o = crate::json::Object::with_capacity(
+        96 + issued.access_token.len() + issued.scope.len() + refresh.map_or(0, |t| 20 + t.len()),
+    );
+    o.str("access_token", &issued.access_token)
+        .str("token_type", "Bearer")
+        .int("expires_in", issued.expires_in)
+        .str("scope", &issued.scope);
+    if let Some(token) = refresh {
+        o.str("refresh_token", token);
+    }
+    o.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_json_is_what_serde_writes_for_the_token_body() {
+        for (refresh, scope) in [
+            (None, "read write"),
+            (Some("rt_abc"), ""),
+            (Some("rt_\"odd\\"), "a\u{7}b"),
+        ] {
+            let issued = Issued {
+                access_token: "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln".into(),
+                refresh_token: refresh.map(str::to_owned),
+                expires_in: 900,
+                scope: scope.into(),
+            };
+            let serde = serde_json::to_string(&TokenBody {
+                access_token: &issued.access_token,
+                token_type: "Bearer",
+                expires_in: issued.expires_in,
+                scope: &issued.scope,
+                refresh_token: issued.refresh_token.as_deref(),
+            })
+            .expect("serialize");
+            assert_eq!(token_json(&issued), serde);
+        }
     }
 }
