@@ -60,7 +60,7 @@ fn needs_escape(s: &str) -> bool {
 }
 
 /// `s` as a JSON string, quotes included, as serde_json writes it.
-pub fn push_str(out: &mut String, s: &str) {
+fn push_str(out: &mut String, s: &str) {
     if needs_escape(s) {
         // serde_json cannot fail to write a string into memory.
         let mut buf = Vec::with_capacity(s.len() + 8);
