@@ -300,16 +300,10 @@ impl Keyring {
         };
         ring.reload(conn)?;
         if ring.current().is_none() {
-            let outcome = rotate(
-                conn,
-                &ring.master,
-                alg,
-                0,
-                0,
-                Actor::System,
-                audit::Origin::default(),
-            )?;
-            tracing::info!(kid = %outcome.kid(), alg = alg.as_str(), "generated a signing key");
+            let outcome = first_key(conn, &ring.master, alg)?;
+            if let RotateOutcome::Rotated { kid, .. } = &outcome {
+                tracing::info!(%kid, alg = alg.as_str(), "generated a signing key");
+            }
             ring.reload(conn)?;
         }
         Ok(ring)
@@ -579,6 +573,53 @@ pub fn rotate(
     actor: Actor,
     origin: audit::Origin,
 ) -> Result<RotateOutcome, KeyError> {
+    rotate_when(
+        conn,
+        master,
+        alg,
+        lead_secs,
+        retire_after_secs,
+        actor,
+        origin,
+        false,
+    )
+}
+
+/// The first signing key of a fresh database, made at start when there is none. Nodes starting
+/// together race to make it: one that finds a key made meanwhile (by the time its transaction
+/// looks) keeps that one instead of rotating it away.
+fn first_key(
+    conn: &mut DbConn,
+    master: &SecretBytes,
+    alg: SigningAlg,
+) -> Result<RotateOutcome, KeyError> {
+    rotate_when(
+        conn,
+        master,
+        alg,
+        0,
+        0,
+        Actor::System,
+        audit::Origin::default(),
+        true,
+    )
+}
+
+/// [`rotate`]; with `only_first`, nothing is made when a key exists.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "rotate's arguments and the one switch"
+)]
+fn rotate_when(
+    conn: &mut DbConn,
+    master: &SecretBytes,
+    alg: SigningAlg,
+    lead_secs: i64,
+    retire_after_secs: i64,
+    actor: Actor,
+    origin: audit::Origin,
+    only_first: bool,
+) -> Result<RotateOutcome, KeyError> {
     if let Some(pending) = pending_successor(conn)? {
         return Ok(pending);
     }
@@ -590,7 +631,7 @@ pub fn rotate(
         let now = db::now();
         let head = store::find_head(conn)?;
         if let Some(h) = &head
-            && h.sign_from > now
+            && (h.sign_from > now || only_first)
         {
             return Ok(RotateOutcome::AlreadyScheduled {
                 kid: h.kid.clone(),
@@ -643,7 +684,16 @@ pub fn rotate(
         Err(diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::UniqueViolation,
             _,
-        )) => pending_successor(conn)?.ok_or(KeyError::HalfRotated),
+        )) => {
+            // Another node or CLI run made the successor first: its key is the outcome, whether
+            // it signs later (a lead time) or already (none).
+            store::find_head(conn)?
+                .map(|h| RotateOutcome::AlreadyScheduled {
+                    kid: h.kid,
+                    sign_from: h.sign_from,
+                })
+                .ok_or(KeyError::HalfRotated)
+        }
         Err(e) => Err(KeyError::Store(e)),
     }
 }
