@@ -303,6 +303,23 @@ impl Manager {
             DatabaseUrl::Postgres(url) => Ok(DbConn::Pg(PgConnection::establish(url)?)),
         }
     }
+
+    /// The SQLite writer's connection ([`Writer`]): the pool's, with its temporary storage in
+    /// memory. Each write of a batch runs in a savepoint, and SQLite copies the pages a savepoint
+    /// changes into a sub-journal, which by default moves to a temporary file once one write has
+    /// changed 64 KiB of pages (a B-tree split) and stays a file until the batch commits: measured
+    /// with code exchanges at 32 connections, a file created and unlinked in /var/tmp about every
+    /// 60 exchanges and 1.2 extra `pwrite`s per exchange. In memory it holds the pages of the one
+    /// write in progress and is emptied when that write's savepoint ends. The pool's readers keep
+    /// the default: a large sort there spills to disk rather than grow the heap.
+    fn open_writer(&self) -> Result<DbConn, ConnectionError> {
+        let mut conn = self.open()?;
+        if let DbConn::Sqlite(c) = &mut conn {
+            c.batch_execute("PRAGMA temp_store = MEMORY;")
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+        }
+        Ok(conn)
+    }
 }
 
 /// What connecting to, migrating or probing the database fails with (one line each).
@@ -339,7 +356,7 @@ pub fn connect(url: &DatabaseUrl, size: u32, timeout: Duration) -> Result<Pool, 
             Err(e) => tracing::warn!(error = %e, "cannot start the SQLite checkpointer"),
         }
         let opener = manager.clone();
-        match Writer::start(move || opener.open(), restart_due) {
+        match Writer::start(move || opener.open_writer(), restart_due) {
             Ok(writer) => manager.writer = Some(Arc::new(writer)),
             Err(e) => tracing::warn!(error = %e, "cannot start the SQLite writer"),
         }

@@ -283,6 +283,70 @@ mod tests {
         );
     }
 
+    #[derive(QueryableByName)]
+    struct TempStore {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        temp_store: i32,
+    }
+
+    fn temp_store(conn: &mut DbConn) -> i32 {
+        diesel::sql_query("PRAGMA temp_store")
+            .get_result::<TempStore>(conn)
+            .expect("temp_store")
+            .temp_store
+    }
+
+    /// The writer keeps its savepoints' sub-journal in memory (no temporary file per batch), the
+    /// readers keep SQLite's default; a write that changes far more than the 64 KiB after which the
+    /// sub-journal would have moved to a file still rolls back alone, and the next one commits.
+    #[test]
+    fn the_writer_journals_its_savepoints_in_memory_and_a_large_write_rolls_back_alone() {
+        let (_dir, pool) = pool();
+        let mut conn = pool.get().expect("conn");
+        assert_eq!(temp_store(&mut conn), 0, "a reader: the default");
+        let on_writer = conn
+            .write(|c| Ok::<_, diesel::result::Error>(temp_store(c)))
+            .expect("pragma");
+        assert_eq!(on_writer, 2, "the writer: MEMORY");
+        conn.batch_execute("CREATE TABLE big (id INTEGER PRIMARY KEY, v BLOB NOT NULL)")
+            .expect("table");
+        let fill = |c: &mut DbConn, from: i64| {
+            // 200 rows of 2 KiB: about 100 pages, 400 KiB
+            diesel::sql_query(
+                "WITH RECURSIVE n(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM n WHERE i < ? + 199) \
+                 INSERT INTO big (id, v) SELECT i, randomblob(2048) FROM n",
+            )
+            .bind::<BigInt, _>(from)
+            .bind::<BigInt, _>(from)
+            .execute(c)
+        };
+        let refused = conn.write(move |c| -> Result<(), diesel::result::Error> {
+            fill(c, 0)?;
+            Err(diesel::result::Error::RollbackTransaction)
+        });
+        assert!(refused.is_err());
+        conn.write(move |c| fill(c, 1000).map(drop))
+            .expect("the next write");
+        #[derive(QueryableByName)]
+        struct Rows {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+            #[diesel(sql_type = BigInt)]
+            low: i64,
+        }
+        let read = |c: &mut DbConn| -> Rows {
+            diesel::sql_query("SELECT count(*) AS n, coalesce(min(id), -1) AS low FROM big")
+                .get_result(c)
+                .expect("rows")
+        };
+        let rows = read(&mut conn);
+        assert_eq!(
+            (rows.n, rows.low),
+            (200, 1000),
+            "only the second write's rows"
+        );
+    }
+
     /// A write that panics answers its caller with an error; the writer goes on.
     #[test]
     fn a_panicking_write_fails_alone_and_the_writer_goes_on() {
