@@ -25,8 +25,14 @@ use super::DbConn;
 pub const MAX_BATCH: usize = 64;
 
 /// The background checkpointer asks the writer to restart the WAL ([`restart_wal`]) once the WAL
-/// holds this many frames (4 KiB pages: 16 MiB) and a checkpoint has copied them all back.
-pub const RESTART_AFTER_FRAMES: i32 = 4096;
+/// holds this many frames (4 KiB pages: 8 MiB) and a checkpoint has copied them all back. Each
+/// restart stops the writer (it copies the last frames and syncs both files), and how long grows
+/// with the WAL: code exchanges and refresh rotations at 32 connections on one core (bench/README,
+/// "At 75114cb"), restarts every 8 MiB held the writer 7.4 ms at the median and 12.4–12.9 ms at the
+/// 90th percentile, every 16 MiB 9.8–10.0 and 16.1–16.5 ms, and the p99 of both followed (code
+/// exchange 24.4–25.5 ms against 28.7–30.1); every 64 or 128 MiB was worse still, every 4 MiB no
+/// better (twice the restarts).
+pub const RESTART_AFTER_FRAMES: i32 = 2048;
 
 /// Writes waiting beyond this many block their callers (each caller is a blocking-pool thread
 /// with a request behind it, so the queue is bounded by them anyway).
