@@ -44,12 +44,18 @@ impl std::fmt::Debug for DbConn {
 pub struct Pool {
     inner: r2d2::Pool<Manager>,
     turns: Arc<tokio::sync::Semaphore>,
+    /// SQLite: the node's one writer (also in each connection), for [`run_on_writer`].
+    writer: Option<Arc<Writer>>,
 }
 
 impl Pool {
-    fn new(inner: r2d2::Pool<Manager>) -> Self {
+    fn new(inner: r2d2::Pool<Manager>, writer: Option<Arc<Writer>>) -> Self {
         let turns = Arc::new(tokio::sync::Semaphore::new(inner.max_size() as usize));
-        Self { inner, turns }
+        Self {
+            inner,
+            turns,
+            writer,
+        }
     }
 }
 
@@ -361,13 +367,14 @@ pub fn connect(url: &DatabaseUrl, size: u32, timeout: Duration) -> Result<Pool, 
             Err(e) => tracing::warn!(error = %e, "cannot start the SQLite writer"),
         }
     }
+    let writer = manager.writer.clone();
     let pool = r2d2::Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
         .connection_timeout(timeout)
         .error_handler(Box::new(LogErrors))
         .build_unchecked(manager);
-    Ok(Pool::new(pool))
+    Ok(Pool::new(pool, writer))
 }
 
 /// One connection without a pool, for short-lived commands: a pool opens connections on background
@@ -528,6 +535,38 @@ where
         result
     })
     .await?
+}
+
+/// [`run_writing`] for work whose reads decide its write and that is little else (a code exchange,
+/// a refresh rotation). On SQLite all of `f` runs on the node's one writer, inside the next batch's
+/// transaction, on the writer's connection: the request takes no blocking thread and no pooled
+/// connection, and is not handed from thread to thread on its way (worker, blocking thread, writer,
+/// blocking thread, worker: with code exchanges at 32 connections, the wake-ups and context
+/// switches were a third of the server's CPU). Its reads see the latest commit. On PostgreSQL it is
+/// [`run_writing`].
+///
+/// What `f` writes commits whether it answers `Ok` or `Err`, as it would on a pooled connection,
+/// where each [`Conn::write`] commits on its own (here each is a savepoint of the batch): a refusal
+/// keeps what it recorded (a revoked refresh family, an audit event). `f` must be short, since every
+/// other write waits for it: no slow hashing, nothing over the network, and no pooled connection or
+/// [`run`] inside (on SQLite that would wait for the writer, which waits for `f`).
+pub async fn run_on_writer<T, F>(pool: &Pool, f: F) -> Result<T, AppError>
+where
+    F: FnOnce(&mut Conn) -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
+    let Some(writer) = pool.writer.clone() else {
+        return run_writing(pool, f).await;
+    };
+    // The turn bounds the writer's queue as it bounds the blocking threads.
+    let _turn = pool.turns.acquire().await.ok();
+    let span = tracing::Span::current();
+    writer
+        .run(move |conn| {
+            let _in = span.enter();
+            Ok::<_, diesel::result::Error>(f(conn))
+        })
+        .await?
 }
 
 /// Readiness: a pooled connection answers, and on SQLite the database file is still there and readable.

@@ -19,7 +19,7 @@ use diesel::connection::{AnsiTransactionManager, SimpleConnection as _, Transact
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
-use super::DbConn;
+use super::{Conn, DbConn};
 
 /// The most writes one transaction carries.
 pub const MAX_BATCH: usize = 64;
@@ -39,8 +39,10 @@ pub const RESTART_AFTER_FRAMES: i32 = 2048;
 const QUEUE: usize = 1024;
 
 /// What the writer thread runs: the caller's write in a savepoint, returning how to answer the
-/// caller once the transaction has ended (`None`: committed; `Some(reason)`: it failed).
-type Job = Box<dyn FnOnce(&mut DbConn) -> Finish + Send>;
+/// caller once the transaction has ended (`None`: committed; `Some(reason)`: it failed). The
+/// writer's connection is a [`Conn`] without a writer: a [`Conn::write`] inside a job is a
+/// savepoint of the batch's transaction.
+type Job = Box<dyn FnOnce(&mut Conn) -> Finish + Send>;
 type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
 
 /// The handle callers send their writes through. The thread ends when the last handle is dropped.
@@ -73,16 +75,12 @@ impl Writer {
         E: From<diesel::result::Error> + Send + 'static,
     {
         let (answer, answered) = mpsc::sync_channel::<Result<T, E>>(1);
-        let job: Job = Box::new(move |conn| {
+        let job: Job = Box::new(move |conn: &mut Conn| {
             // A savepoint inside the batch's transaction: this write rolls back alone.
             #[allow(clippy::disallowed_methods)] // the writer's batch holds the write lock already
-            let result = conn.transaction(f);
+            let result = conn.conn.transaction(f);
             Box::new(move |failed: Option<&str>| {
-                let result = match (failed, result) {
-                    (Some(reason), Ok(_)) => Err(failure(reason).into()),
-                    (_, result) => result,
-                };
-                let _ = answer.send(result);
+                let _ = answer.send(answer_of(failed, result));
             })
         });
         if self.jobs.send(job).is_err() {
@@ -91,6 +89,78 @@ impl Writer {
         answered
             .recv()
             .unwrap_or_else(|_| Err(failure("the SQLite writer failed").into()))
+    }
+
+    /// [`Writer::write`] for a caller on the async runtime, with `f` given the writer's own
+    /// connection as a [`Conn`]: `f` runs on the writer thread in the next transaction, in a
+    /// savepoint of its own (`Err` rolls back what it wrote, `Ok` commits with the batch), and the
+    /// answer arrives through a future once that commit is done, so no thread waits for it. Its
+    /// reads see every commit and the batch's earlier writes. The queue is never full while the
+    /// callers are bounded (`db::run_on_writer` takes one of the pool's turns first); were it full,
+    /// this answers an error rather than block the runtime's thread.
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Conn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<diesel::result::Error> + Send + 'static,
+    {
+        let (answer, answered) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |conn: &mut Conn| {
+            let result = savepoint(conn, f);
+            Box::new(move |failed: Option<&str>| {
+                let _ = answer.send(answer_of(failed, result));
+            })
+        });
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(_)) => {
+                return Err(failure("the SQLite writer's queue is full").into());
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => {
+                return Err(failure("the SQLite writer has stopped").into());
+            }
+        }
+        answered
+            .await
+            .unwrap_or_else(|_| Err(failure("the SQLite writer failed").into()))
+    }
+}
+
+/// A write's answer once its batch ended: its own result, or the batch's failure when the batch
+/// did not commit what it wrote.
+fn answer_of<T, E: From<diesel::result::Error>>(
+    failed: Option<&str>,
+    result: Result<T, E>,
+) -> Result<T, E> {
+    match (failed, result) {
+        (Some(reason), Ok(_)) => Err(failure(reason).into()),
+        (_, result) => result,
+    }
+}
+
+/// `f` in a savepoint of the batch's transaction, given the whole [`Conn`] (Diesel's `transaction`
+/// hands its closure the bare connection): released when `f` returns `Ok`, rolled back on `Err`.
+fn savepoint<T, E, F>(conn: &mut Conn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut Conn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::TransactionManager as _;
+    type Manager = <DbConn as Connection>::TransactionManager;
+    Manager::begin_transaction(&mut conn.conn)?;
+    match f(conn) {
+        Ok(value) => match Manager::commit_transaction(&mut conn.conn) {
+            Ok(()) => Ok(value),
+            Err(e) => {
+                // A release that failed leaves the savepoint open: undo it before answering.
+                let _ = Manager::rollback_transaction(&mut conn.conn);
+                Err(e.into())
+            }
+        },
+        Err(e) => {
+            Manager::rollback_transaction(&mut conn.conn)?;
+            Err(e)
+        }
     }
 }
 
@@ -106,7 +176,7 @@ fn run(
     open: &dyn Fn() -> Result<DbConn, diesel::ConnectionError>,
     restart_due: &AtomicBool,
 ) {
-    let mut conn: Option<DbConn> = None;
+    let mut conn: Option<Conn> = None;
     while let Ok(first) = queue.recv() {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         batch.push(first);
@@ -118,7 +188,13 @@ fn run(
         }
         if conn.is_none() {
             match open() {
-                Ok(c) => conn = Some(c),
+                Ok(c) => {
+                    conn = Some(Conn {
+                        conn: c,
+                        proven_at: None,
+                        writer: None,
+                    })
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "the SQLite writer cannot connect");
                     // Dropping the batch answers every caller with an error.
@@ -126,7 +202,7 @@ fn run(
                 }
             }
         }
-        let Some(DbConn::Sqlite(c)) = conn.as_mut() else {
+        let Some(DbConn::Sqlite(c)) = conn.as_mut().map(|c| &mut c.conn) else {
             continue;
         };
         // IMMEDIATE: the write lock is taken now (waiting out another process's writer for up to
@@ -152,7 +228,7 @@ fn run(
                 .for_each(|f| f(Some("a write panicked")));
             continue;
         }
-        let Some(DbConn::Sqlite(c)) = conn.as_mut() else {
+        let Some(DbConn::Sqlite(c)) = conn.as_mut().map(|c| &mut c.conn) else {
             continue;
         };
         match AnsiTransactionManager::commit_transaction(c) {
@@ -218,6 +294,7 @@ mod tests {
 
     use super::*;
     use crate::config::DatabaseUrl;
+    use crate::error::AppError;
 
     #[derive(QueryableByName)]
     struct Count {
@@ -350,6 +427,58 @@ mod tests {
             (rows.n, rows.low),
             (200, 1000),
             "only the second write's rows"
+        );
+    }
+
+    /// Work sent with `db::run_on_writer` runs on the writer's own connection, one job after the
+    /// other: each reads what the ones before it wrote (also earlier in its own batch, which a
+    /// pooled reader's snapshot would miss), a `Conn::write` inside it is a savepoint of the batch
+    /// (a second trip to the writer would wait for itself), and what it wrote commits even when it
+    /// answers an error. `Writer::run`'s own `Err` rolls back.
+    #[test]
+    fn work_on_the_writer_reads_every_write_before_it_and_keeps_its_writes_when_it_refuses() {
+        let (_dir, pool) = pool();
+        actix_web::rt::System::new().block_on(async {
+            let refused = crate::db::run_on_writer(&pool, |conn| {
+                conn.write(|c| insert(c, 1).map_err(AppError::from))?;
+                Err::<(), _>(AppError::NotFound)
+            })
+            .await;
+            assert!(matches!(refused, Err(AppError::NotFound)), "{refused:?}");
+
+            let jobs = (0..40).map(|i| {
+                crate::db::run_on_writer(&pool, move |conn| {
+                    let before = count(conn);
+                    conn.write(move |c| insert(c, 100 + i).map_err(AppError::from))?;
+                    Ok(before)
+                })
+            });
+            let mut seen: Vec<i64> = futures_util::future::join_all(jobs)
+                .await
+                .into_iter()
+                .map(|r| r.expect("job"))
+                .collect();
+            seen.sort_unstable();
+            assert_eq!(
+                seen,
+                (1..=40).collect::<Vec<i64>>(),
+                "each saw all before it"
+            );
+
+            let writer = pool.writer.clone().expect("a SQLite pool has a writer");
+            let rolled_back: Result<(), diesel::result::Error> = writer
+                .run(|conn| {
+                    insert(conn, 500)?;
+                    Err(diesel::result::Error::RollbackTransaction)
+                })
+                .await;
+            assert!(rolled_back.is_err());
+        });
+        let mut conn = pool.get().expect("conn");
+        assert_eq!(
+            count(&mut conn),
+            41,
+            "the refused job's write and the 40 others"
         );
     }
 

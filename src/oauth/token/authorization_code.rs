@@ -61,7 +61,7 @@ pub async fn exchange(
     }
     let st = state.clone();
     let client = client.client.clone();
-    db::run_writing(&state.pool, move |conn| run(conn, &st, &client, &request)).await
+    db::run_on_writer(&state.pool, move |conn| run(conn, &st, &client, &request)).await
 }
 
 /// The request as oxide-auth's code-grant checks read it. The client is already authenticated by
@@ -287,7 +287,8 @@ enum Redemption {
     Expired,
 }
 
-/// Signs the access token, then in one write ([`store::redeem_code`]) consumes the code (exactly
+/// Signs the access token (on SQLite this and the look-up run on the one writer,
+/// [`db::run_on_writer`]), then in one write ([`store::redeem_code`]) consumes the code (exactly
 /// one concurrent redemption wins), records the token's `jti` (and the refresh family) on it, and,
 /// when the client may refresh and `offline_access` was granted, starts a refresh family with its
 /// first token. A redemption that loses the race is a replay: it revokes what the winner got, and

@@ -69,7 +69,7 @@ pub async fn exchange(
     }
     let st = state.clone();
     let client_id = client.id().to_owned();
-    db::run_writing(&state.pool, move |conn| {
+    db::run_on_writer(&state.pool, move |conn| {
         match rotate(conn, &st, &client_id, &refresh_token, scope.as_deref()) {
             Ok(Rotation::Rotated(issued)) => Ok(issued),
             Ok(Rotation::Reused) => {
@@ -104,10 +104,11 @@ pub async fn exchange(
     .await
 }
 
-/// One rotation. The token is read, checked and the new access token signed with no transaction
-/// open; then one short write decides ([`store::rotate_refresh`]): it marks the presented token
-/// used only if it still is unused (so of concurrent uses exactly one wins), and stores the next
-/// token only if the family is still live. A refusal writes nothing; a reuse revokes the family.
+/// One rotation. The token is read, checked and the new access token signed (on PostgreSQL with no
+/// transaction open; on SQLite all of it runs on the one writer, [`db::run_on_writer`]); then one
+/// short write decides ([`store::rotate_refresh`]): it marks the presented token used only if it
+/// still is unused (so of concurrent uses exactly one wins), and stores the next token only if the
+/// family is still live. A refusal writes nothing; a reuse revokes the family.
 fn rotate(
     conn: &mut Conn,
     state: &OAuth,
