@@ -316,7 +316,7 @@ fn redeem(
         && row.scope.split(' ').any(|s| s == "offline_access"))
     .then(|| {
         let family = store::NewFamily {
-            id: crate::crypto::random_id("fam", 22),
+            id: crate::crypto::ordered_id("fam", 22),
             client_id: row.client_id.clone(),
             user_id: Some(row.user_id.clone()),
             scope: row.scope.clone(),
