@@ -20,7 +20,7 @@ use super::super::authorize::{CODE_PURPOSE, PKCE_EXTENSION};
 use super::super::credentials::AuthenticatedClient;
 use super::super::model::{Client, GrantType};
 use super::super::store;
-use super::issuer::{AccessGrant, Issued, Issuer, PendingRefresh};
+use super::issuer::{Issued, Issuer, PendingRefresh, UnsignedAccess};
 use crate::db::{self, Conn, DbConn};
 use crate::error::AppError;
 use crate::i18n::Detail;
@@ -61,7 +61,9 @@ pub async fn exchange(
     }
     let st = state.clone();
     let client = client.client.clone();
-    db::run_on_writer(&state.pool, move |conn| run(conn, &st, &client, &request)).await
+    let (access, refresh_token) =
+        db::run_on_writer(&state.pool, move |conn| run(conn, &st, &client, &request)).await?;
+    Issuer::new(state).sign_after_commit(access, refresh_token)
 }
 
 /// The request as oxide-auth's code-grant checks read it. The client is already authenticated by
@@ -141,7 +143,7 @@ fn run(
     state: &OAuth,
     client: &Client,
     exchange: &CodeExchange,
-) -> Result<Issued, AppError> {
+) -> Result<Redeemed, AppError> {
     let issuer = Issuer::new(state);
     let request = CheckedRequest {
         client_id: &client.id,
@@ -152,7 +154,7 @@ fn run(
     let mut found: Option<Found> = None;
     // Set once the code was looked up: any later refusal is about the grant (RFC 6749 §5.2).
     let mut looked_up = false;
-    let mut issued: Option<Issued> = None;
+    let mut issued: Option<Redeemed> = None;
     loop {
         input = match machine.advance(input) {
             Output::Authenticate { .. } => Input::Authenticated,
@@ -183,18 +185,20 @@ fn run(
                 let found = found
                     .take()
                     .ok_or_else(|| AppError::internal("the code exchange issued without a code"))?;
-                let tokens = redeem(conn, state, &issuer, client, found)?;
+                let (access, refresh) = redeem(conn, state, &issuer, client, found)?;
                 let until = Utc
-                    .timestamp_opt(crate::db::now() + tokens.expires_in, 0)
+                    .timestamp_opt(access.id.exp, 0)
                     .single()
                     .ok_or_else(|| AppError::internal("an access token expiry out of range"))?;
+                // The access token is signed once this write has committed (`exchange`); the
+                // machine's own answer, which would carry it, is not used.
                 let token = IssuedToken {
-                    token: tokens.access_token.clone(),
-                    refresh: tokens.refresh_token.clone(),
+                    token: String::new(),
+                    refresh: None,
                     until,
                     token_type: TokenType::Bearer,
                 };
-                issued = Some(tokens);
+                issued = Some((access, refresh));
                 Input::Issued(token)
             }
             Output::Ok(_) => {
@@ -279,6 +283,10 @@ fn replayed_revoked(state: &OAuth, row: &store::CodeRow) {
     tracing::warn!(client_id = %row.client_id, "authorization code replayed: its tokens are revoked");
 }
 
+/// A redeemed code: the access token to sign once the redemption has committed, and the first
+/// refresh token of its family when one was started.
+type Redeemed = (UnsignedAccess, Option<String>);
+
 /// How a redemption ended: it consumed the code (and stored its tokens), or another redemption had
 /// consumed it first (this one revoked what that one got), or it expired meanwhile.
 enum Redemption {
@@ -287,8 +295,9 @@ enum Redemption {
     Expired,
 }
 
-/// Signs the access token (on SQLite this and the look-up run on the one writer,
-/// [`db::run_on_writer`]), then in one write ([`store::redeem_code`]) consumes the code (exactly
+/// Chooses the access token's `jti` (on SQLite this and the look-up run on the one writer,
+/// [`db::run_on_writer`]; the token is signed after the commit), then in one write
+/// ([`store::redeem_code`]) consumes the code (exactly
 /// one concurrent redemption wins), records the token's `jti` (and the refresh family) on it, and,
 /// when the client may refresh and `offline_access` was granted, starts a refresh family with its
 /// first token. A redemption that loses the race is a replay: it revokes what the winner got, and
@@ -299,18 +308,10 @@ fn redeem(
     issuer: &Issuer<'_>,
     client: &Client,
     found: Found,
-) -> Result<Issued, AppError> {
+) -> Result<Redeemed, AppError> {
     let Found { hash, row } = found;
-    let access = issuer.sign(
-        issuer.next_access(),
-        AccessGrant {
-            client_id: &row.client_id,
-            subject: &row.user_id,
-            audience: &row.audience,
-            scope: &row.scope,
-        },
-    )?;
-    let now = access.id.iat;
+    let access = issuer.next_access();
+    let now = access.iat;
     let family_expires = issuer.refresh_expiry(now, None);
     let family = (client.has_grant(GrantType::RefreshToken)
         && row.scope.split(' ').any(|s| s == "offline_access"))
@@ -325,7 +326,7 @@ fn redeem(
         let first = issuer.new_refresh(&family.id, family_expires, &access);
         (family, first)
     });
-    let (jti, jti_exp) = (access.id.jti.clone(), access.id.exp);
+    let (jti, jti_exp) = (access.jti.clone(), access.exp);
     // The write decides: the code's row lock (PostgreSQL) or SQLite's one writer orders concurrent
     // redemptions, and exactly one consumes the code.
     let code = hash.clone();
@@ -351,7 +352,16 @@ fn redeem(
         })?
     };
     match outcome {
-        Redemption::Won(first) => Ok(issuer.issued(access, first.map(PendingRefresh::into_token))),
+        Redemption::Won(first) => Ok((
+            UnsignedAccess {
+                id: access,
+                client_id: row.client_id,
+                subject: row.user_id,
+                audience: row.audience,
+                scope: row.scope,
+            },
+            first.map(PendingRefresh::into_token),
+        )),
         Redemption::Replayed(row) => {
             replayed_revoked(state, &row);
             Err(AppError::oauth("invalid_grant", Detail::CodeRedeemedTwice))

@@ -38,6 +38,19 @@ pub struct AccessGrant<'a> {
     pub scope: &'a str,
 }
 
+/// An access token whose `jti` is recorded and whose claims are known, to be signed once the write
+/// that records it has committed ([`Issuer::sign_after_commit`]): on SQLite the code exchange and the
+/// refresh rotation run on the node's one writer, and a signature there (600 µs and more with
+/// RS256) would hold up every write of the node.
+#[derive(Debug)]
+pub struct UnsignedAccess {
+    pub id: AccessId,
+    pub client_id: String,
+    pub subject: String,
+    pub audience: String,
+    pub scope: String,
+}
+
 /// A signed access token, its identity and its scope. `Debug` shows no token.
 pub struct SignedAccess {
     pub token: String,
@@ -156,6 +169,25 @@ impl<'a> Issuer<'a> {
         })
     }
 
+    /// Signs `access` (its write has committed) and answers with it and `refresh_token`. The key is
+    /// the one current now; only a keyring with no active key fails here, which no running node has.
+    pub fn sign_after_commit(
+        &self,
+        access: UnsignedAccess,
+        refresh_token: Option<String>,
+    ) -> Result<Issued, AppError> {
+        let signed = self.sign(
+            access.id,
+            AccessGrant {
+                client_id: &access.client_id,
+                subject: &access.subject,
+                audience: &access.audience,
+                scope: &access.scope,
+            },
+        )?;
+        Ok(self.issued(signed, refresh_token))
+    }
+
     /// A service token (client_credentials, jwt-bearer): an access token, no refresh token.
     pub fn service_token(&self, grant: AccessGrant<'_>) -> Result<Issued, AppError> {
         let access = self.sign(self.next_access(), grant)?;
@@ -170,20 +202,15 @@ impl<'a> Issuer<'a> {
     /// A new refresh token (256 random bits, kept only as its HMAC) for `family`, recording the
     /// access token issued beside it so that revoking the family revokes that token too. Made
     /// before the write transaction; [`PendingRefresh::store`] inside it.
-    pub fn new_refresh(
-        &self,
-        family: &str,
-        expires_at: i64,
-        access: &SignedAccess,
-    ) -> PendingRefresh {
+    pub fn new_refresh(&self, family: &str, expires_at: i64, access: &AccessId) -> PendingRefresh {
         let token = crate::crypto::random_token();
         let row = store::NewRefresh {
             token_hash: self.refresh_hash(&token),
             family_id: family.to_owned(),
-            now: access.id.iat,
+            now: access.iat,
             expires_at,
-            jti: access.id.jti.clone(),
-            jti_exp: access.id.exp,
+            jti: access.jti.clone(),
+            jti_exp: access.exp,
         };
         PendingRefresh { token, row }
     }

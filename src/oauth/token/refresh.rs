@@ -9,16 +9,20 @@ use serde_json::json;
 use super::super::credentials::AuthenticatedClient;
 use super::super::model::GrantType;
 use super::super::store::{self, RotationWrite};
-use super::issuer::{AccessGrant, Issued, Issuer};
+use super::issuer::{Issued, Issuer, UnsignedAccess};
 use crate::audit::{self, Actor};
 use crate::db::{self, Conn, DbConn};
 use crate::error::AppError;
 use crate::i18n::Detail;
 use crate::oauth::OAuth;
 
-/// A rotation that commits: the new tokens, or a reuse (the family stays revoked).
+/// A rotation that commits: the new tokens (the access token signed once the rotation has
+/// committed), or a reuse (the family stays revoked).
 enum Rotation {
-    Rotated(Issued),
+    Rotated {
+        access: UnsignedAccess,
+        refresh_token: String,
+    },
     Reused,
 }
 
@@ -69,9 +73,12 @@ pub async fn exchange(
     }
     let st = state.clone();
     let client_id = client.id().to_owned();
-    db::run_on_writer(&state.pool, move |conn| {
+    let (access, refresh_token) = db::run_on_writer(&state.pool, move |conn| {
         match rotate(conn, &st, &client_id, &refresh_token, scope.as_deref()) {
-            Ok(Rotation::Rotated(issued)) => Ok(issued),
+            Ok(Rotation::Rotated {
+                access,
+                refresh_token,
+            }) => Ok((access, refresh_token)),
             Ok(Rotation::Reused) => {
                 tracing::warn!(client_id = %client_id, "refresh token reuse: family revoked");
                 Err(invalid(Detail::RefreshTokenReused))
@@ -101,14 +108,15 @@ pub async fn exchange(
             Err(Refused::Failed(e)) => Err(e),
         }
     })
-    .await
+    .await?;
+    Issuer::new(state).sign_after_commit(access, Some(refresh_token))
 }
 
-/// One rotation. The token is read, checked and the new access token signed (on PostgreSQL with no
-/// transaction open; on SQLite all of it runs on the one writer, [`db::run_on_writer`]); then one
-/// short write decides ([`store::rotate_refresh`]): it marks the presented token used only if it
+/// One rotation. The token is read and checked (on PostgreSQL with no transaction open; on SQLite
+/// all of it runs on the one writer, [`db::run_on_writer`]); then one short write decides ([`store::rotate_refresh`]): it marks the presented token used only if it
 /// still is unused (so of concurrent uses exactly one wins), and stores the next token only if the
-/// family is still live. A refusal writes nothing; a reuse revokes the family.
+/// family is still live. A refusal writes nothing; a reuse revokes the family. The new access
+/// token's `jti` is recorded with the next refresh token; it is signed after the commit.
 fn rotate(
     conn: &mut Conn,
     state: &OAuth,
@@ -139,24 +147,22 @@ fn rotate(
         return Err(Refused::UserDisabled);
     }
     let scope = narrowed(&row.scope, requested)?;
-    let signed = issuer.sign(
-        access,
-        AccessGrant {
-            client_id,
-            subject: row.user_id.as_deref().unwrap_or(client_id),
-            audience: &row.audience,
-            scope: &scope,
-        },
-    )?;
     let expires = issuer.refresh_expiry(now, Some(row.family_expires_at));
-    let next = issuer.new_refresh(&row.family_id, expires, &signed);
+    let next = issuer.new_refresh(&row.family_id, expires, &access);
     let (written, next) = conn.atomic(move |conn| -> Result<_, Refused> {
         Ok((store::rotate_refresh(conn, &hash, next.row())?, next))
     })?;
     match written {
-        RotationWrite::Rotated => Ok(Rotation::Rotated(
-            issuer.issued(signed, Some(next.into_token())),
-        )),
+        RotationWrite::Rotated => Ok(Rotation::Rotated {
+            access: UnsignedAccess {
+                id: access,
+                client_id: client_id.to_owned(),
+                subject: row.user_id.unwrap_or_else(|| client_id.to_owned()),
+                audience: row.audience,
+                scope,
+            },
+            refresh_token: next.into_token(),
+        }),
         // Used since the read: a concurrent use of the same token won.
         RotationWrite::Lost => {
             let family = row.family_id.clone();
