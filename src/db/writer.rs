@@ -77,8 +77,7 @@ impl Writer {
         let (answer, answered) = mpsc::sync_channel::<Result<T, E>>(1);
         let job: Job = Box::new(move |conn: &mut Conn| {
             // A savepoint inside the batch's transaction: this write rolls back alone.
-            #[allow(clippy::disallowed_methods)] // the writer's batch holds the write lock already
-            let result = conn.conn.transaction(f);
+            let result = savepoint(conn, |c| f(&mut c.conn));
             Box::new(move |failed: Option<&str>| {
                 let _ = answer.send(answer_of(failed, result));
             })
@@ -140,6 +139,7 @@ fn answer_of<T, E: From<diesel::result::Error>>(
 
 /// `f` in a savepoint of the batch's transaction, given the whole [`Conn`] (Diesel's `transaction`
 /// hands its closure the bare connection): released when `f` returns `Ok`, rolled back on `Err`.
+/// Both [`Writer::write`] and [`Writer::run`] make their savepoints here.
 fn savepoint<T, E, F>(conn: &mut Conn, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut Conn) -> Result<T, E>,
