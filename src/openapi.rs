@@ -162,11 +162,11 @@ fn string_header(description: &str) -> utoipa::openapi::Header {
         .build()
 }
 
-/// Every error response gets the body `request::context` renders (RFC 6749's on the OAuth form
+/// Every error response gets the body `request::RequestScope` renders (RFC 6749's on the OAuth form
 /// endpoints), and the headers `AppError::render` adds to its status; every response gets
 /// `X-Request-Id`.
 fn conventions(op: &mut Operation, oauth: bool) {
-    // `request::context` bounds every body in size and time.
+    // `request::RequestScope` bounds every body in size and time.
     if op.request_body.is_some() {
         let answers = &mut op.responses.responses;
         for (status, description) in [

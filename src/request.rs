@@ -9,13 +9,13 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use actix_web::body::{BodySize, BoxBody, MessageBody};
-use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::error::PayloadError;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::http::{ConnectionType, StatusCode};
-use actix_web::middleware::Next;
+use actix_web::http::{ConnectionType, Method, StatusCode};
 use actix_web::rt::time::Sleep;
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest, HttpResponse, web};
+use futures_util::future::LocalBoxFuture;
 use tracing::Instrument as _;
 
 use crate::crypto::{BASE62, random_bytes};
@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// What [`context`] and [`client_ip`] read of the settings and the node: registered by `startup` as
+/// What [`RequestScope`] and [`client_ip`] read of the settings and the node: registered by `startup` as
 /// `web::Data<Edge>` on every app (this module sits below the features and `AppState`). Without it the
 /// defaults hold: 64 KiB bodies within 10 s, no trusted proxy, nothing counted.
 #[derive(Debug, Clone)]
@@ -287,74 +287,180 @@ fn unrouted(res: &ServiceResponse<BoxBody>) -> Option<AppError> {
 
 /// The outermost middleware. Every response leaves with `X-Request-Id` and the security headers;
 /// every error leaves as `{"error", "message", "request_id"}` in the caller's language (RFC 6749
-/// errors with `error_description` too), or as an HTML page on the browser's routes; a body that does not arrive within `TESSERA_BODY_TIMEOUT`
-/// gets 408 and its connection is closed.
-pub async fn context(
-    mut req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let started = Instant::now();
-    let id = req
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(sane_request_id)
-        .unwrap_or_else(new_request_id);
-    let lang = Lang::negotiate(
-        req.headers()
-            .get(header::ACCEPT_LANGUAGE)
-            .and_then(header_text),
-    );
-    // The response's `X-Request-Id`, made now: the context owns the id from here on, and `id`
-    // below borrows the header's text (a caller's id was checked to be plain ASCII).
-    let id_header = HeaderValue::from_str(&id).ok();
-    req.extensions_mut().insert(RequestContext { id, lang });
-    let id = id_header.as_ref().and_then(header_text).unwrap_or_default();
-    // Read here and again at the end, not cloned: two worker threads counting the same `Arc` up
-    // and down on every request share a cache line.
-    let edge = req.app_data::<web::Data<Edge>>();
-    let body_limit = edge.map_or(64 * 1024, |e| e.body_limit);
-    let body_timeout = edge.map_or(Duration::from_secs(10), |e| e.body_timeout);
-    let method = req.method().clone();
-    // JSON for programs, an HTML page on the routes a browser visits (`error::Surface`).
-    let surface = error::Surface::of(req.path());
-    // `grant_type`: recorded by the token endpoint (a span of its own would grow every token
-    // request's boxed future).
-    let span = tracing::info_span!("request", request_id = %id, method = %method.as_str(), path = %req.path(),
-        grant_type = tracing::field::Empty);
+/// errors with `error_description` too), or as an HTML page on the browser's routes; a body that
+/// does not arrive within `TESSERA_BODY_TIMEOUT` gets 408 and its connection is closed.
+///
+/// Written as a `Transform` rather than with `middleware::from_fn`: the app's service is called
+/// directly (no boxed `Next` in between, no reference counts taken per request), the work before
+/// the handler runs in `call` rather than in the future, and what only errors need is out of line,
+/// so the code every request runs stays small (instruction-cache misses were most of what
+/// separated the read paths from their floors).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestScope;
 
-    // Refuse an oversized body before any handler reads it (chunked bodies are capped by the extractors).
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(header_text)
-        .and_then(|v| v.parse::<u64>().ok());
-    let mut body = None;
-    let mut res = if declared.is_some_and(|n| n > body_limit as u64) {
-        let body = AppError::PayloadTooLarge { limit: body_limit }.render_for(surface, lang, id);
-        req.into_response(body)
-    } else {
-        body = watch_body(&mut req, started, body_timeout);
-        // Handlers' and extractors' errors arrive inside the response (there is no middleware
-        // below this one that could fail instead).
-        // A span below the log level records nothing: its future is not wrapped.
-        let res = if span.is_disabled() {
-            next.call(req).await?
-        } else {
-            next.call(req).instrument(span.clone()).await?
+impl<S, B> Transform<S, ServiceRequest> for RequestScope
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    S::Future: 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<BoxBody>;
+    type Error = actix_web::Error;
+    type Transform = RequestScopeService<S>;
+    type InitError = ();
+    type Future = std::future::Ready<Result<Self::Transform, ()>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        std::future::ready(Ok(RequestScopeService { service }))
+    }
+}
+
+/// [`RequestScope`] around the app's service.
+#[derive(Debug)]
+pub struct RequestScopeService<S> {
+    service: S,
+}
+
+/// What the work after the handler needs from the work before it.
+struct Scope {
+    started: Instant,
+    /// The response's `X-Request-Id` (the caller's id when it was plain, else a new one).
+    id_header: Option<HeaderValue>,
+    lang: Lang,
+    method: Method,
+    surface: error::Surface,
+    span: tracing::Span,
+    body_limit: usize,
+    body_timeout: Duration,
+    body: Option<Rc<BodyWatch>>,
+}
+
+impl Scope {
+    fn id(&self) -> &str {
+        self.id_header
+            .as_ref()
+            .and_then(header_text)
+            .unwrap_or_default()
+    }
+}
+
+impl<S, B> Service<ServiceRequest> for RequestScopeService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    S::Future: 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<BoxBody>;
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<ServiceResponse<BoxBody>, actix_web::Error>>;
+
+    actix_web::dev::forward_ready!(service);
+
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
+        let started = Instant::now();
+        let id = req
+            .headers()
+            .get(&REQUEST_ID)
+            .and_then(sane_request_id)
+            .unwrap_or_else(new_request_id);
+        let lang = Lang::negotiate(
+            req.headers()
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(header_text),
+        );
+        // The response's `X-Request-Id`, made now: the context owns the id from here on (a
+        // caller's id was checked to be plain ASCII).
+        let id_header = HeaderValue::from_str(&id).ok();
+        req.extensions_mut().insert(RequestContext { id, lang });
+        // Read here and again at the end, not cloned: two worker threads counting the same `Arc`
+        // up and down on every request share a cache line.
+        let edge = req.app_data::<web::Data<Edge>>();
+        let body_limit = edge.map_or(64 * 1024, |e| e.body_limit);
+        let body_timeout = edge.map_or(Duration::from_secs(10), |e| e.body_timeout);
+        let method = req.method().clone();
+        // JSON for programs, an HTML page on the routes a browser visits (`error::Surface`).
+        let surface = error::Surface::of(req.path());
+        let id_text = id_header.as_ref().and_then(header_text).unwrap_or_default();
+        // `grant_type`: recorded by the token endpoint (a span of its own would grow every token
+        // request's boxed future).
+        let span = tracing::info_span!("request", request_id = %id_text, method = %method.as_str(),
+            path = %req.path(), grant_type = tracing::field::Empty);
+        let mut scope = Scope {
+            started,
+            id_header,
+            lang,
+            method,
+            surface,
+            span,
+            body_limit,
+            body_timeout,
+            body: None,
         };
-        res.map_into_boxed_body()
-    };
 
-    let timed_out = body.as_ref().is_some_and(|b| b.expired.get());
+        // Refuse an oversized body before any handler reads it (chunked bodies are capped by the
+        // extractors).
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(header_text)
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > body_limit as u64) {
+            return Box::pin(std::future::ready(Ok(too_large(scope, req))));
+        }
+        scope.body = watch_body(&mut req, started, body_timeout);
+        // Handlers' and extractors' errors arrive inside the response (there is no middleware
+        // below this one that could fail instead). A span below the log level records nothing:
+        // its future is not wrapped.
+        if scope.span.is_disabled() {
+            let answer = self.service.call(req);
+            Box::pin(async move {
+                let res = answer.await?;
+                Ok(finish(scope, res.map_into_boxed_body()))
+            })
+        } else {
+            let answer = self.service.call(req).instrument(scope.span.clone());
+            Box::pin(async move {
+                let res = answer.await?;
+                Ok(finish(scope, res.map_into_boxed_body()))
+            })
+        }
+    }
+}
+
+/// The answer to a request whose declared body is over the limit, before any handler reads it.
+#[cold]
+#[inline(never)]
+fn too_large(scope: Scope, req: ServiceRequest) -> ServiceResponse<BoxBody> {
+    let body = AppError::PayloadTooLarge {
+        limit: scope.body_limit,
+    }
+    .render_for(scope.surface, scope.lang, scope.id());
+    finish(scope, req.into_response(body))
+}
+
+/// The response rendered again when it is an error: a body that timed out (408), a handler's or
+/// an extractor's error, or a request no route matched. Returns whether it was the last.
+#[cold]
+#[inline(never)]
+fn render_error(
+    scope: &Scope,
+    mut res: ServiceResponse<BoxBody>,
+    timed_out: bool,
+) -> (ServiceResponse<BoxBody>, bool) {
+    let (surface, lang, id) = (scope.surface, scope.lang, scope.id());
     let mut unrouted_error = None;
     let rendered: Option<HttpResponse> = if timed_out {
-        span.in_scope(|| tracing::info!("request body timed out"));
-        let seconds = body_timeout.as_secs().max(1);
+        scope
+            .span
+            .in_scope(|| tracing::info!("request body timed out"));
+        let seconds = scope.body_timeout.as_secs().max(1);
         Some(AppError::RequestTimeout { seconds }.render_for(surface, lang, id))
     } else if let Some(err) = res.response().error() {
         Some(match err.as_error::<AppError>() {
             Some(app) => app.render_for(surface, lang, id),
-            None => error::from_actix(err, res.status(), body_limit).render_for(surface, lang, id),
+            None => {
+                error::from_actix(err, res.status(), scope.body_limit).render_for(surface, lang, id)
+            }
         })
     } else {
         unrouted_error = unrouted(&res);
@@ -374,7 +480,21 @@ pub async fn context(
             .head_mut()
             .set_connection_type(ConnectionType::Close);
     }
-    if let Some(unread) = body.and_then(|b| b.unread.take()) {
+    (res, unrouted_error.is_some())
+}
+
+/// The work after the handler: errors rendered, the request id and security headers set, the
+/// request counted and logged.
+fn finish(mut scope: Scope, mut res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let timed_out = scope.body.as_ref().is_some_and(|b| b.expired.get());
+    let mut unrouted_error = false;
+    if timed_out
+        || res.response().error().is_some()
+        || res.status() == StatusCode::METHOD_NOT_ALLOWED
+    {
+        (res, unrouted_error) = render_error(&scope, res, timed_out);
+    }
+    if let Some(unread) = scope.body.take().and_then(|b| b.unread.take()) {
         res = res.map_body(|_, body| {
             BoxBody::new(HoldingBody {
                 body,
@@ -383,7 +503,7 @@ pub async fn context(
         });
     }
     let headers = res.headers_mut();
-    if let Some(v) = id_header {
+    if let Some(v) = scope.id_header.take() {
         headers.insert(REQUEST_ID, v);
     }
     for (name, value) in SECURITY_HEADERS {
@@ -394,26 +514,26 @@ pub async fn context(
 
     let status = res.status().as_u16();
     let route = match res.request().match_pattern() {
-        Some(pattern) if unrouted_error.is_none() => pattern,
+        Some(pattern) if !unrouted_error => pattern,
         _ => "unmatched".to_owned(),
     };
-    let elapsed = started.elapsed();
+    let elapsed = scope.started.elapsed();
     if let Some(metrics) = res
         .request()
         .app_data::<web::Data<Edge>>()
         .and_then(|e| e.metrics.as_ref())
     {
-        metrics.observe(method.as_str(), &route, status, elapsed.as_secs_f64());
+        metrics.observe(scope.method.as_str(), &route, status, elapsed.as_secs_f64());
     }
     let micros = elapsed.as_micros() as u64;
-    span.in_scope(|| {
+    scope.span.in_scope(|| {
         if route == "/healthz" || route == "/metrics" || route == "/readyz" {
             tracing::debug!(status, micros, route = %route, "request finished");
         } else {
             tracing::info!(status, micros, route = %route, "request finished");
         }
     });
-    Ok(res)
+    res
 }
 
 /// The client's IP: the peer address, or, when the peer is a trusted proxy

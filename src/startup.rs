@@ -3,7 +3,6 @@
 use std::net::TcpListener;
 
 use actix_web::dev::Server;
-use actix_web::middleware;
 use actix_web::{App, HttpServer, web};
 
 use crate::config::Settings;
@@ -126,7 +125,7 @@ impl Application {
                 .app_data(web::Data::new(accounts::AppOfReturnTo(
                     oauth::app_named_by_return_to,
                 )))
-                // Extractor failures are turned into the JSON error shape by `request::context`.
+                // Extractor failures are turned into the JSON error shape by `request::RequestScope`.
                 .app_data(web::JsonConfig::default().limit(limit))
                 .app_data(web::FormConfig::default().limit(limit))
                 .app_data(web::PayloadConfig::new(limit))
@@ -147,7 +146,7 @@ impl Application {
                 .configure(crate::openapi::configure)
                 // Last, a resource without routes for every path: actix answers it 405 with `Allow`
                 // naming the methods of the resources above whose path matched (a wrong method), or
-                // 405 without `Allow` when none did; `request::context` renders these as JSON 405
+                // 405 without `Allow` when none did; `request::RequestScope` renders these as JSON 405
                 // and 404. The default service answers what that pattern cannot match (`OPTIONS *`).
                 .service(web::resource("/{unrouted:.*}"))
                 .default_service(web::to(|| async {
@@ -155,10 +154,10 @@ impl Application {
                 }))
                 // Outermost: request id, language, security headers and the JSON error shape on
                 // every response the app gives, errors included.
-                .wrap(middleware::from_fn(crate::request::context))
+                .wrap(crate::request::RequestScope)
         })
         // Headers must arrive within this (actix answers 408 and closes); the body has
-        // TESSERA_BODY_TIMEOUT, enforced in `request::context`.
+        // TESSERA_BODY_TIMEOUT, enforced in `request::RequestScope`.
         .client_request_timeout(HEADERS_TIMEOUT)
         .max_connections(settings.max_connections)
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
@@ -288,7 +287,7 @@ fn metrics_server(
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(AppError::NotFound)
             }))
-            .wrap(middleware::from_fn(crate::request::context))
+            .wrap(crate::request::RequestScope)
     })
     .workers(1)
     .client_request_timeout(HEADERS_TIMEOUT)

@@ -438,10 +438,13 @@ pub fn presented<'r>(
     {
         return Some(Presented::unreadable(place));
     }
+    // ASCII trims and a byte search: the header is ASCII (`header_text`), and `str::trim` and
+    // `split_once` walk it as chars (a few hundred instructions on every request).
     if let Some(auth) = auth.and_then(header_text)
-        && let Some((scheme, value)) = auth.trim().split_once(' ')
+        && let auth = auth.trim_ascii()
+        && let Some(space) = memchr::memchr(b' ', auth.as_bytes())
     {
-        let value = value.trim();
+        let (scheme, value) = (&auth[..space], auth[space + 1..].trim_ascii());
         if scheme.eq_ignore_ascii_case("bearer") {
             let is_jwt = looks_like_jwt(value);
             if is_jwt || allowed(state, Presentation::Bearer) {

@@ -201,9 +201,12 @@ impl Limiter {
 }
 
 /// Limiters with the same period and different limits (a per-key override gets its own bucket set).
+/// The default limit's limiter is a field of its own: most requests use it, and reaching it takes
+/// no lock (a read lock is a write to a cache line that every worker thread shares).
 pub struct LimiterSet {
     default_limit: u32,
     period: Duration,
+    default: Limiter,
     by_limit: std::sync::RwLock<std::collections::HashMap<u32, std::sync::Arc<Limiter>>>,
 }
 
@@ -217,9 +220,11 @@ impl std::fmt::Debug for LimiterSet {
 
 impl LimiterSet {
     pub fn new(default_limit: u32, period: Duration) -> Self {
+        let default_limit = default_limit.max(1);
         Self {
             default_limit,
             period,
+            default: Limiter::new(default_limit, period),
             by_limit: Default::default(),
         }
     }
@@ -227,6 +232,15 @@ impl LimiterSet {
     /// Counts one request for `key` under `limit` (the default when `None`).
     pub fn check(&self, key: &str, limit: Option<u32>) -> Decision {
         let limit = limit.unwrap_or(self.default_limit).max(1);
+        if limit == self.default_limit {
+            return self.default.check(key);
+        }
+        self.check_override(key, limit)
+    }
+
+    /// A key with a limit of its own: its limiter is made on first use and shared after.
+    #[cold]
+    fn check_override(&self, key: &str, limit: u32) -> Decision {
         if let Ok(m) = self.by_limit.read()
             && let Some(l) = m.get(&limit)
         {
@@ -242,6 +256,7 @@ impl LimiterSet {
 
     /// Forgets idle keys in every limiter.
     pub fn forget_idle(&self) {
+        self.default.forget_idle();
         if let Ok(m) = self.by_limit.read() {
             for l in m.values() {
                 l.forget_idle();
