@@ -71,7 +71,6 @@ struct CheckQuery {
         (status = 503, description = "The database cannot serve now"),
     )
 )]
-#[tracing::instrument(skip_all)]
 async fn check(req: HttpRequest, body: MaybeBody) -> Result<HttpResponse, AppError> {
     // Borrowed from the app rather than extracted: an extractor clones each `Arc`, and two worker
     // threads counting up and down the same reference counts on every request share a cache line.

@@ -106,7 +106,6 @@ async fn key_limit(state: &ApiKeys, key: &ApiKey) -> Decision {
     )
 )]
 #[post("/v1/keys/verify")]
-#[tracing::instrument(skip_all)]
 async fn verify_key(
     req: HttpRequest,
     state: web::Data<ApiKeys>,
