@@ -425,7 +425,7 @@ settings! {
     (api_key_rate_limit, "TESSERA_API_KEY_RATE_LIMIT", "api_key_rate_limit", "3000", number::<u32>(1, 100_000_000), public,
         "requests per 15 minutes per API key (GCRA, no burst at a window edge)"),
     (ip_rate_limit, "TESSERA_IP_RATE_LIMIT", "ip_rate_limit", "500", number::<u32>(1, 100_000_000), public,
-        "requests per 15 minutes per IP to `/v1/keys/verify`"),
+        "requests per 15 minutes per IP to `/v1/keys/verify` (an IPv6 client counts by its /64)"),
     (auth_rate_limit, "TESSERA_AUTH_RATE_LIMIT", "auth_rate_limit", "50", number::<u32>(1, 100_000_000), public,
         "**failed** sign-ins, and failed client authentications at `/oauth/token`, `/oauth/revoke` and `/oauth/introspect`, per 15 minutes per IP (an IP past it gets 429 before any password or secret is checked; successes never count). Failed sign-ins also slow down: per IP past a fifth of the limit (at least 10), 1 s doubling up to 30 s; per account after 5, 1 s doubling up to 15 minutes"),
     (token_rate_limit, "TESSERA_TOKEN_RATE_LIMIT", "token_rate_limit", "6000", number::<u32>(1, 100_000_000), public,

@@ -539,16 +539,19 @@ fn finish(mut scope: Scope, mut res: ServiceResponse<BoxBody>) -> ServiceRespons
 /// The client's IP: the peer address, or, when the peer is a trusted proxy
 /// (`TESSERA_TRUSTED_PROXIES`), the nearest `X-Forwarded-For` address that is not a trusted proxy.
 pub fn client_ip(req: &actix_web::HttpRequest) -> String {
-    let Some(peer) = req.peer_addr().map(|a| a.ip()) else {
-        return "unknown".to_owned();
-    };
+    client_addr(req).map_or_else(|| "unknown".to_owned(), ip_text)
+}
+
+/// [`client_ip`] as an address, `None` when the connection has no peer address (a test request).
+pub fn client_addr(req: &actix_web::HttpRequest) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
     let trusted: &[ipnet::IpNet] = req
         .app_data::<web::Data<Edge>>()
         .map(|e| e.trusted_proxies.as_slice())
         .unwrap_or(&[]);
     let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
-        return ip_text(peer);
+        return Some(peer);
     }
     let forwarded: Vec<std::net::IpAddr> = req
         .headers()
@@ -557,17 +560,19 @@ pub fn client_ip(req: &actix_web::HttpRequest) -> String {
         .flat_map(|v| v.split(','))
         .filter_map(|ip| ip.trim().parse().ok())
         .collect();
-    forwarded
-        .iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .or(forwarded.first())
-        .map_or_else(|| ip_text(peer), |ip| ip_text(*ip))
+    Some(
+        forwarded
+            .iter()
+            .rev()
+            .find(|ip| !is_trusted(ip))
+            .or(forwarded.first())
+            .copied()
+            .unwrap_or(peer),
+    )
 }
 
-/// An address as text, as `Display` writes it; IPv4 without the formatting machinery (it keys the
-/// per-IP rate limit of every verify request).
-fn ip_text(ip: std::net::IpAddr) -> String {
+/// An address as text, as `Display` writes it; IPv4 without the formatting machinery.
+pub fn ip_text(ip: std::net::IpAddr) -> String {
     let std::net::IpAddr::V4(v4) = ip else {
         return ip.to_string();
     };

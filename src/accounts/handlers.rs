@@ -18,7 +18,7 @@ use crate::db;
 use crate::error::AppError;
 use crate::i18n::{self, Lang};
 use crate::pages::{AFTER_SIGN_IN, csrf_token, html, new_csrf, safe_return_path, verify_csrf};
-use crate::ratelimit::failures::{Failure, ip_key};
+use crate::ratelimit::{Network, failures::Failure};
 use crate::request::RequestContext;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -160,7 +160,7 @@ async fn login(
             .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
         Ok::<_, AppError>(res)
     };
-    let ip = ip_key(crate::request::client_ip(&req));
+    let ip = Network::of(crate::request::client_addr(&req)).to_string();
     let account = account_key(&state, &form.email);
     let gates = [(Failure::SignInIp, &ip), (Failure::SignInAccount, &account)];
     for (kind, key) in gates {

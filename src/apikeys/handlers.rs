@@ -56,7 +56,7 @@ struct VerifyRequest {
     required_env: Option<String>,
 }
 
-use crate::request::{client_ip, header_text};
+use crate::request::{client_addr, header_text};
 
 /// 403 `invalid_audience`: the credential is not for the API the gateway asked about.
 pub fn wrong_audience(audience: &str) -> AppError {
@@ -129,7 +129,8 @@ async fn verify(
     lang: crate::i18n::Lang,
     body: web::Json<VerifyRequest>,
 ) -> Result<(HttpResponse, Code), AppError> {
-    let ip = state.limits.check(Bucket::Ip, &client_ip(req), None).await;
+    let network = crate::ratelimit::Network::of(client_addr(req));
+    let ip = state.limits.check_network(Bucket::Ip, network).await;
     if !ip.allowed {
         return Err(ip.refused());
     }

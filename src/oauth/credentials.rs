@@ -393,12 +393,14 @@ pub async fn throttle_failed_auth<T, F>(
 where
     F: std::future::Future<Output = Result<T, AppError>>,
 {
-    use crate::ratelimit::failures::{Failure, ip_key};
-    let ip = ip_key(crate::request::client_ip(req));
-    state
-        .limits
-        .failure_gate(Failure::ClientAuthIp, &ip)
-        .await?;
+    use crate::ratelimit::{Network, failures::Failure};
+    let network = Network::of(crate::request::client_addr(req));
+    if state.limits.may_have_failures(Failure::ClientAuthIp) {
+        state
+            .limits
+            .failure_gate(Failure::ClientAuthIp, &network.to_string())
+            .await?;
+    }
     let out = work().await;
     if let Err(AppError::OAuth {
         error: "invalid_client",
@@ -407,7 +409,12 @@ where
     {
         // Boxed, as the failure is rare: its state would otherwise sit in every request's future
         // beside the answer (which the handler boxes).
-        Box::pin(state.limits.record_failure(Failure::ClientAuthIp, &ip)).await;
+        Box::pin(
+            state
+                .limits
+                .record_failure(Failure::ClientAuthIp, &network.to_string()),
+        )
+        .await;
     }
     out
 }

@@ -142,6 +142,9 @@ type Keys = [HashMap<String, State>; Failure::COUNT];
 #[derive(Debug, Default)]
 pub struct LocalFailures {
     keys: Mutex<Keys>,
+    /// Whether each kind counts any key, read without the lock: while nobody has failed at a kind
+    /// (the common case), its check takes no lock and needs no key. Written under the lock.
+    any: [std::sync::atomic::AtomicBool; Failure::COUNT],
 }
 
 /// Milliseconds since the Unix epoch.
@@ -153,6 +156,18 @@ pub fn now_ms() -> i64 {
 }
 
 impl LocalFailures {
+    /// Whether any key counts failures of `kind` (when not, every key may go on).
+    pub fn any(&self, kind: Failure) -> bool {
+        self.any[kind.index()].load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets [`Self::any`] from the maps, after a change to them.
+    fn note(&self, keys: &Keys) {
+        for (any, of_kind) in self.any.iter().zip(keys.iter()) {
+            any.store(!of_kind.is_empty(), std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     /// Milliseconds until `key` may try again (0: now).
     pub fn wait(&self, kind: Failure, key: &str, now: i64) -> i64 {
         let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
@@ -182,13 +197,16 @@ impl LocalFailures {
         }
         state.failures = state.failures.saturating_add(1);
         state.blocked_until = rule.blocked_until(state.failures, now, state.window_end);
-        (state.blocked_until - now).max(0)
+        let wait = (state.blocked_until - now).max(0);
+        self.note(&keys);
+        wait
     }
 
     /// Forgets the failures of `key` (a success of the account).
     pub fn clear(&self, kind: Failure, key: &str) {
         let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
         keys[kind.index()].remove(key);
+        self.note(&keys);
     }
 
     /// Drops keys whose window and delay are over (called by the janitor).
@@ -198,6 +216,7 @@ impl LocalFailures {
             of_kind.retain(|_, s| s.expires_at() > now);
             of_kind.shrink_to_fit();
         }
+        self.note(&keys);
     }
 
     pub fn len(&self) -> usize {
@@ -244,22 +263,6 @@ fn make_room(keys: &mut Keys, now: i64) {
         for of_kind in keys.iter_mut() {
             of_kind.retain(|_, s| s.window_end > cut);
         }
-    }
-}
-
-/// The key under which an IP's failures count: the address, or for IPv6 its /64 (one host usually
-/// has a whole /64, so counting single addresses would give it 2^64 budgets).
-pub fn ip_key(ip: String) -> String {
-    if !ip.contains(':') {
-        return ip; // IPv4 (or `unknown`): the address itself, without parsing it again
-    }
-    match ip.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
-        Ok(std::net::IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or(ip, |v4| v4.to_string()),
-        _ => ip,
     }
 }
 
@@ -350,6 +353,22 @@ mod tests {
     }
 
     #[test]
+    fn the_store_says_which_kinds_count_any_key() {
+        let store = LocalFailures::default();
+        let rule = Rule::for_kind(Failure::ClientAuthIp, 50);
+        let now = 1_000_000;
+        assert!(!store.any(Failure::ClientAuthIp));
+        store.record(Failure::ClientAuthIp, "192.0.2.1", &rule, now);
+        assert!(store.any(Failure::ClientAuthIp));
+        assert!(!store.any(Failure::SignInAccount), "another kind");
+        store.clear(Failure::ClientAuthIp, "192.0.2.1");
+        assert!(!store.any(Failure::ClientAuthIp));
+        store.record(Failure::ClientAuthIp, "192.0.2.1", &rule, now);
+        store.forget_expired(now + 16 * 60 * 1000);
+        assert!(!store.any(Failure::ClientAuthIp), "expired");
+    }
+
+    #[test]
     fn the_store_stays_bounded_and_keeps_blocked_keys() {
         let store = LocalFailures::default();
         let rule = Rule {
@@ -366,20 +385,5 @@ mod tests {
         assert!(store.wait(Failure::ClientAuthIp, "blocked", now) > 0);
         store.forget_expired(now + 16 * 60 * 1000);
         assert!(store.is_empty());
-    }
-
-    #[test]
-    fn ipv6_counts_per_64_and_mapped_v4_as_v4() {
-        assert_eq!(
-            ip_key("2001:db8:1:2:3:4:5:6".to_owned()),
-            "2001:db8:1:2::/64"
-        );
-        assert_eq!(
-            ip_key("2001:db8:1:2:ffff::1".to_owned()),
-            "2001:db8:1:2::/64"
-        );
-        assert_eq!(ip_key("::ffff:192.0.2.1".to_owned()), "192.0.2.1");
-        assert_eq!(ip_key("192.0.2.1".to_owned()), "192.0.2.1");
-        assert_eq!(ip_key("unknown".to_owned()), "unknown");
     }
 }

@@ -40,6 +40,25 @@ enum LimitKey {
 }
 
 impl LimitKey {
+    /// A network's key: a first byte that no UTF-8 text starts with, so that it differs from every
+    /// text key, then the address bytes.
+    fn network(network: Network) -> Self {
+        let mut inline = [0u8; INLINE];
+        inline[0] = 0xff;
+        let len = match network {
+            Network::V4(octets) => {
+                inline[1..5].copy_from_slice(&octets);
+                5
+            }
+            Network::V6(prefix) => {
+                inline[1..9].copy_from_slice(&prefix);
+                9
+            }
+            Network::Unknown => 1,
+        };
+        LimitKey::Inline(len, inline)
+    }
+
     fn of(key: &str) -> Self {
         let bytes = key.as_bytes();
         match u8::try_from(bytes.len()) {
@@ -49,6 +68,74 @@ impl LimitKey {
                 LimitKey::Inline(len, inline)
             }
             _ => LimitKey::Heap(key.into()),
+        }
+    }
+}
+
+/// What a per-IP limit counts: an IPv4 address (an IPv4-mapped IPv6 address as IPv4), the /64 of an
+/// IPv6 address (one host usually has a whole /64: counting single addresses would give it 2^64
+/// budgets), or no known address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    V4([u8; 4]),
+    /// The first 64 bits.
+    V6([u8; 8]),
+    Unknown,
+}
+
+impl Network {
+    pub fn of(ip: Option<std::net::IpAddr>) -> Self {
+        match ip {
+            Some(std::net::IpAddr::V4(v4)) => Self::V4(v4.octets()),
+            Some(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self::V4(v4.octets()),
+                None => {
+                    let mut prefix = [0u8; 8];
+                    prefix.copy_from_slice(&v6.octets()[..8]);
+                    Self::V6(prefix)
+                }
+            },
+            None => Self::Unknown,
+        }
+    }
+}
+
+/// `192.0.2.1`, `2001:db8:1:2::/64` or `unknown`: the key of the network's failures and of its
+/// limits in Redis.
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::V4(o) => write!(f, "{}.{}.{}.{}", o[0], o[1], o[2], o[3]),
+            Self::V6(p) => {
+                let s = |i: usize| u16::from_be_bytes([p[2 * i], p[2 * i + 1]]);
+                write!(f, "{:x}:{:x}:{:x}:{:x}::/64", s(0), s(1), s(2), s(3))
+            }
+            Self::Unknown => f.write_str("unknown"),
+        }
+    }
+}
+
+/// What a limit counts: a text key (a key id, a client id), or a network.
+#[derive(Debug, Clone, Copy)]
+enum Subject<'a> {
+    Text(&'a str),
+    Network(Network),
+}
+
+impl Subject<'_> {
+    fn local(self) -> LimitKey {
+        match self {
+            Self::Text(key) => LimitKey::of(key),
+            Self::Network(network) => LimitKey::network(network),
+        }
+    }
+}
+
+impl std::fmt::Display for Subject<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Text(key) => f.write_str(key),
+            Self::Network(network) => network.fmt(f),
         }
     }
 }
@@ -169,7 +256,11 @@ impl Limiter {
 
     /// Counts one request for `key`.
     pub fn check(&self, key: &str) -> Decision {
-        match self.inner.check_key(&LimitKey::of(key)) {
+        self.check_key(&LimitKey::of(key))
+    }
+
+    fn check_key(&self, key: &LimitKey) -> Decision {
+        match self.inner.check_key(key) {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
                 Decision {
@@ -231,27 +322,31 @@ impl LimiterSet {
 
     /// Counts one request for `key` under `limit` (the default when `None`).
     pub fn check(&self, key: &str, limit: Option<u32>) -> Decision {
+        self.check_key(&LimitKey::of(key), limit)
+    }
+
+    fn check_key(&self, key: &LimitKey, limit: Option<u32>) -> Decision {
         let limit = limit.unwrap_or(self.default_limit).max(1);
         if limit == self.default_limit {
-            return self.default.check(key);
+            return self.default.check_key(key);
         }
         self.check_override(key, limit)
     }
 
     /// A key with a limit of its own: its limiter is made on first use and shared after.
     #[cold]
-    fn check_override(&self, key: &str, limit: u32) -> Decision {
+    fn check_override(&self, key: &LimitKey, limit: u32) -> Decision {
         if let Ok(m) = self.by_limit.read()
             && let Some(l) = m.get(&limit)
         {
-            return l.check(key);
+            return l.check_key(key);
         }
         let Ok(mut m) = self.by_limit.write() else {
-            return Limiter::new(limit, self.period).check(key);
+            return Limiter::new(limit, self.period).check_key(key);
         };
         m.entry(limit)
             .or_insert_with(|| std::sync::Arc::new(Limiter::new(limit, self.period)))
-            .check(key)
+            .check_key(key)
     }
 
     /// Forgets idle keys in every limiter.
@@ -445,6 +540,15 @@ impl RateLimits {
 
     /// Counts one request for `key` in `bucket`, under `limit` or the bucket's default.
     pub async fn check(&self, bucket: Bucket, key: &str, limit: Option<u32>) -> Decision {
+        self.count(bucket, Subject::Text(key), limit).await
+    }
+
+    /// Counts one request from `network` in `bucket`, under the bucket's default.
+    pub async fn check_network(&self, bucket: Bucket, network: Network) -> Decision {
+        self.count(bucket, Subject::Network(network), None).await
+    }
+
+    async fn count(&self, bucket: Bucket, key: Subject<'_>, limit: Option<u32>) -> Decision {
         let decision = self.decide(bucket, key, limit).await;
         if !decision.allowed {
             self.count_refusal(bucket.label());
@@ -452,10 +556,10 @@ impl RateLimits {
         decision
     }
 
-    async fn decide(&self, bucket: Bucket, key: &str, limit: Option<u32>) -> Decision {
+    async fn decide(&self, bucket: Bucket, key: Subject<'_>, limit: Option<u32>) -> Decision {
         let i = Self::index(bucket);
         let Some(redis) = &self.redis else {
-            return self.local[i].check(key, limit);
+            return self.local[i].check_key(&key.local(), limit);
         };
         let limit_n = limit.unwrap_or(self.local[i].default_limit).max(1);
         let shared_key = format!("{}:{limit_n}:{key}", bucket.name());
@@ -467,7 +571,7 @@ impl RateLimits {
                 self.redis_failed(&e);
                 let now = crate::db::now();
                 match self.policy {
-                    FailurePolicy::Local => self.local[i].check(key, limit),
+                    FailurePolicy::Local => self.local[i].check_key(&key.local(), limit),
                     FailurePolicy::Allow => Decision {
                         allowed: true,
                         limit: limit_n,
@@ -485,6 +589,13 @@ impl RateLimits {
                 }
             }
         }
+    }
+
+    /// Whether a key may have failures of `kind` counted: always with Redis (another node may have
+    /// counted them), else when this node counts any. When not, [`Self::failure_gate`] lets every
+    /// key through, so a caller can skip it and the making of its key.
+    pub fn may_have_failures(&self, kind: failures::Failure) -> bool {
+        self.redis.is_some() || self.failures.any(kind)
     }
 
     /// Refuses `key` (429 with `Retry-After`) while its failures of `kind` make it wait; checked
@@ -557,6 +668,37 @@ impl RateLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_network_is_an_ipv4_address_or_an_ipv6_64_and_its_key_is_no_text_key() {
+        let net = |ip: &str| Network::of(Some(ip.parse().expect("ip")));
+        assert_eq!(net("2001:db8:1:2:3:4:5:6"), net("2001:db8:1:2:ffff::1"));
+        assert_ne!(net("2001:db8:1:2::1"), net("2001:db8:1:3::1"));
+        assert_eq!(net("2001:db8:1:2:3:4:5:6").to_string(), "2001:db8:1:2::/64");
+        assert_eq!(net("::ffff:192.0.2.1"), net("192.0.2.1"));
+        assert_eq!(net("192.0.2.1").to_string(), "192.0.2.1");
+        assert_eq!(Network::of(None).to_string(), "unknown");
+        for n in [net("192.0.2.1"), net("2001:db8::1"), Network::of(None)] {
+            let text = n.to_string();
+            assert!(LimitKey::network(n) != LimitKey::of(&text), "{text}");
+        }
+        let limiter = Limiter::new(1, Duration::from_secs(60));
+        assert!(
+            limiter
+                .check_key(&LimitKey::network(net("2001:db8:1:2::1")))
+                .allowed
+        );
+        assert!(
+            !limiter
+                .check_key(&LimitKey::network(net("2001:db8:1:2::2")))
+                .allowed
+        );
+        assert!(
+            limiter
+                .check_key(&LimitKey::network(net("2001:db8:1:3::1")))
+                .allowed
+        );
+    }
 
     #[test]
     fn the_headers_carry_each_number() {

@@ -696,6 +696,39 @@ async fn keys_and_ips_are_rate_limited_with_headers() {
 }
 
 #[actix_web::test]
+async fn verify_limits_an_ipv6_client_by_its_64_and_an_ipv4_client_by_its_address() {
+    let app = spawn_app_with(|s| {
+        s.ip_rate_limit = 2;
+        s.trusted_proxies = vec!["127.0.0.0/8".parse().expect("cidr")];
+    })
+    .await;
+    let from = |ip: &'static str| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/v1/keys/verify"))
+                .header("X-Forwarded-For", ip)
+                .json(&json!({ "key": "nope" }))
+                .send()
+                .await
+                .expect("verify")
+                .status()
+                .as_u16()
+        }
+    };
+    // Two addresses of one /64 share its budget: a host that owns the /64 cannot spread over it.
+    assert_eq!(from("2001:db8:1:2::1").await, 200);
+    assert_eq!(from("2001:db8:1:2:ffff::7").await, 200);
+    assert_eq!(from("2001:db8:1:2::3").await, 429);
+    assert_eq!(from("2001:db8:1:3::1").await, 200, "another /64");
+    // IPv4 counts per address, and an IPv4-mapped IPv6 address is its IPv4 address.
+    assert_eq!(from("192.0.2.1").await, 200);
+    assert_eq!(from("::ffff:192.0.2.1").await, 200);
+    assert_eq!(from("192.0.2.1").await, 429);
+    assert_eq!(from("192.0.2.2").await, 200);
+}
+
+#[actix_web::test]
 async fn api_keys_can_be_introspected_and_revoked_by_their_owning_client() {
     let app = spawn_app().await;
     let (rs, rs_secret) = app.create_client(&["client_credentials"], &["read"], &[], false);
