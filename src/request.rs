@@ -572,7 +572,7 @@ pub fn client_addr(req: &actix_web::HttpRequest) -> Option<std::net::IpAddr> {
 }
 
 /// An address as text, as `Display` writes it; IPv4 without the formatting machinery.
-pub fn ip_text(ip: std::net::IpAddr) -> String {
+fn ip_text(ip: std::net::IpAddr) -> String {
     let std::net::IpAddr::V4(v4) = ip else {
         return ip.to_string();
     };
