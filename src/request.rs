@@ -52,8 +52,39 @@ impl Edge {
 /// Who is asking, in which language, under which request id. Available to handlers as an extractor.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
-    pub id: String,
+    pub id: RequestId,
     pub lang: Lang,
+}
+
+/// A request id: one of ours (`req_` and 24 characters), held inline, so that making, storing and
+/// handing it over allocates nothing (it is made on every request), or a caller's (at most 128 plain
+/// ASCII characters).
+#[derive(Clone)]
+pub enum RequestId {
+    Ours([u8; 28]),
+    Theirs(Box<str>),
+}
+
+impl RequestId {
+    pub fn as_str(&self) -> &str {
+        match self {
+            // Built from ASCII only (`new_request_id`); the fallback keeps this free of a panic.
+            Self::Ours(bytes) => std::str::from_utf8(bytes).unwrap_or_default(),
+            Self::Theirs(text) => text,
+        }
+    }
+}
+
+impl std::fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl RequestContext {
@@ -95,7 +126,7 @@ fn mix(mut z: u64) -> u64 {
 /// `req_` and 24 base62 characters, unique per request: this thread's next counter value, mixed three
 /// ways (two threads or nodes meet only if their random starts fall within the requests they serve,
 /// and then only on the same counter value).
-fn new_request_id() -> String {
+fn new_request_id() -> RequestId {
     let n = NEXT_REQUEST.with(|c| {
         let n = c.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
         c.set(n);
@@ -110,8 +141,7 @@ fn new_request_id() -> String {
             x >>= 6;
         }
     }
-    // Every byte is ASCII, from the literal or the alphabet.
-    String::from_utf8(out.to_vec()).unwrap_or_default()
+    RequestId::Ours(out)
 }
 
 /// Base62 with its first two characters again at 62 and 63, indexed by 6 bits.
@@ -139,12 +169,12 @@ pub fn header_text(v: &HeaderValue) -> Option<&str> {
 }
 
 /// A caller's id is kept when it is short and plain (it ends up in logs and headers).
-fn sane_request_id(v: &HeaderValue) -> Option<String> {
+fn sane_request_id(v: &HeaderValue) -> Option<RequestId> {
     let s = header_text(v)?;
     let ok = (1..=128).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
-    ok.then(|| s.to_owned())
+    ok.then(|| RequestId::Theirs(s.into()))
 }
 
 /// Headers every response carries, errors included: they are added here, by the outermost
@@ -174,10 +204,14 @@ struct BodyWatch {
 struct BodyDeadline {
     inner: Payload,
     deadline: actix_web::rt::time::Instant,
-    /// The timer, made at the first poll that finds the body incomplete. Actix polls the payload
-    /// before it feeds the body it has read, so most requests with a body make one; the deadline
-    /// itself is fixed when the request starts (no second clock read).
+    /// The timer, made at the second poll that finds the body incomplete; the deadline itself is
+    /// fixed when the request starts (no second clock read).
     timer: Option<Pin<Box<Sleep>>>,
+    /// The body was found incomplete once, and the task asked to be polled again instead of making
+    /// the timer: actix polls the payload before it feeds the body it has already read, so the
+    /// first look at a body that came with its request finds it empty, and the second finds it
+    /// whole (a timer per request was a fifth of the middleware's work on a small JSON body).
+    looked: bool,
     finished: bool,
     watch: Rc<BodyWatch>,
 }
@@ -192,6 +226,12 @@ impl futures_util::Stream for BodyDeadline {
         if let Poll::Ready(item) = Pin::new(&mut self.inner).poll_next(cx) {
             self.finished = item.is_none();
             return Poll::Ready(item);
+        }
+        if self.timer.is_none() && !self.looked {
+            // Polled again soon whatever comes: the wait cannot outlive the deadline unwatched.
+            self.looked = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         }
         let deadline = self.deadline;
         let timer = self
@@ -255,6 +295,7 @@ fn watch_body(
                 inner: payload,
                 deadline: (started + timeout).into(),
                 timer: None,
+                looked: false,
                 finished: false,
                 watch: watch.clone(),
             }),
@@ -370,7 +411,7 @@ where
         );
         // The response's `X-Request-Id`, made now: the context owns the id from here on (a
         // caller's id was checked to be plain ASCII).
-        let id_header = HeaderValue::from_str(&id).ok();
+        let id_header = HeaderValue::from_bytes(id.as_str().as_bytes()).ok();
         req.extensions_mut().insert(RequestContext { id, lang });
         // Read here and again at the end, not cloned: two worker threads counting the same `Arc`
         // up and down on every request share a cache line.
@@ -644,12 +685,35 @@ mod tests {
     #[test]
     fn request_ids_are_unique_and_keep_their_shape() {
         let ids: std::collections::HashSet<String> =
-            (0..10_000).map(|_| new_request_id()).collect();
+            (0..10_000).map(|_| new_request_id().to_string()).collect();
         assert_eq!(ids.len(), 10_000);
         for id in ids.iter().take(100) {
             assert_eq!(id.len(), 28, "{id}");
             assert!(id.starts_with("req_"), "{id}");
             assert!(id[4..].bytes().all(|b| b.is_ascii_alphanumeric()), "{id}");
+        }
+    }
+
+    /// A caller's id is kept when it is 1 to 128 plain characters, and refused otherwise.
+    #[test]
+    fn a_callers_request_id_is_kept_only_when_short_and_plain() {
+        let kept = |v: &str| {
+            sane_request_id(&HeaderValue::from_str(v).expect("a header value"))
+                .map(|id| id.to_string())
+        };
+        let longest = "a".repeat(128);
+        for ok in ["abc-1_2.3:4", "x", longest.as_str()] {
+            assert_eq!(kept(ok).as_deref(), Some(ok));
+        }
+        for bad in [
+            "",
+            "a b",
+            "a/b",
+            "ü",
+            &"a".repeat(129),
+            &"a".repeat(300),
+        ] {
+            assert_eq!(kept(bad), None, "{bad}");
         }
     }
 }

@@ -164,7 +164,7 @@ async fn authorize(
     let issuer = state.settings.issuer_str();
     let mut res = match answer {
         Answer::Page => {
-            let page = super::pages::error_page(ctx.lang, &ctx.id)?;
+            let page = super::pages::error_page(ctx.lang, ctx.id.as_str())?;
             return Ok(html(StatusCode::BAD_REQUEST, page));
         }
         Answer::Consent(page) => html(StatusCode::OK, page),
