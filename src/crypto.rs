@@ -101,9 +101,8 @@ const HEX_DIGIT: [u8; 256] = {
     t
 };
 
-/// Decodes exactly `out.len() * 2` hex digits into `out`; false for anything else. A table and no
-/// branch on the digits: a stored secret hash is decoded on every client authentication, in the
-/// same time whatever it holds.
+/// Decodes exactly `out.len() * 2` hex digits into `out`; false for anything else. Through a table,
+/// with no branch per digit: a stored secret hash is decoded on every client authentication.
 fn unhex_into(s: &str, out: &mut [u8]) -> bool {
     if s.len() != out.len() * 2 {
         return false;
