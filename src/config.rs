@@ -387,7 +387,7 @@ settings! {
     (log_level, "TESSERA_LOG_LEVEL", "log_level", "info", parse_log_level, public,
         "`error`, `warn`, `info`, `debug` or `trace`, or a tracing filter such as `info,tessera=debug` (`RUST_LOG` wins when set)"),
     (body_limit, "TESSERA_BODY_LIMIT", "body_limit", "65536", number::<usize>(1024, 64 * 1024 * 1024), public,
-        "largest request body in bytes (413 beyond)"),
+        "largest request body in bytes (413 beyond). Bodies are read as sent: one with a `Content-Encoding` (gzip, …) gets 415"),
     (max_connections, "TESSERA_MAX_CONNECTIONS", "max_connections", "10000", number::<usize>(1, 1_000_000), public,
         "open connections each worker serves at once (more wait in the listen backlog); with the header (5 s) and body timeouts, this bounds what slow clients can hold"),
     (body_timeout, "TESSERA_BODY_TIMEOUT", "body_timeout", "10s", duration(secs(1), secs(600)), public,

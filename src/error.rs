@@ -30,6 +30,10 @@ pub enum AppError {
     RequestTimeout { seconds: u64 },
     #[error("unsupported media type, expected {expected}")]
     UnsupportedMediaType { expected: &'static str },
+    /// 415: the body came with a `Content-Encoding` (gzip, br, …); bodies are read as sent, never
+    /// decompressed.
+    #[error("unsupported content encoding")]
+    UnsupportedEncoding,
     #[error("unauthenticated: {0}")]
     Unauthorized(&'static str),
     #[error("forbidden: {0}")]
@@ -116,6 +120,7 @@ impl AppError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::RequestTimeout { .. } => "request_timeout",
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
+            Self::UnsupportedEncoding => "unsupported_content_encoding",
             Self::Unauthorized(code) | Self::Forbidden(code) | Self::Conflict(code) => code,
             Self::Unavailable(_) => "service_unavailable",
             Self::Busy => "server_busy",
@@ -381,7 +386,9 @@ impl ResponseError for AppError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType { .. } | Self::UnsupportedEncoding => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::ForbiddenDetail { .. } => StatusCode::FORBIDDEN,
             Self::Conflict(_) => StatusCode::CONFLICT,

@@ -253,6 +253,11 @@ pub const CATALOGUE: &[Entry] = &[
         es: "El cuerpo de la solicitud no llegó completo en {detail}.",
     },
     Entry {
+        key: "unsupported_content_encoding",
+        en: "The request body must be sent uncompressed, without a Content-Encoding.",
+        es: "El cuerpo de la solicitud debe enviarse sin comprimir, sin Content-Encoding.",
+    },
+    Entry {
         key: "unsupported_media_type",
         en: "The request body must be sent as {detail}.",
         es: "El cuerpo de la solicitud debe enviarse como {detail}.",

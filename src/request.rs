@@ -448,6 +448,15 @@ where
         if declared.is_some_and(|n| n > body_limit as u64) {
             return Box::pin(std::future::ready(Ok(too_large(scope, req))));
         }
+        // Bodies are read as sent (actix-web is built without its decompression): a compressed
+        // one is refused here, not parsed as the form or JSON it is not.
+        if req
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+        {
+            return Box::pin(std::future::ready(Ok(encoded(scope, req))));
+        }
         scope.body = watch_body(&mut req, started, body_timeout);
         // Handlers' and extractors' errors arrive inside the response (there is no middleware
         // below this one that could fail instead). A span below the log level records nothing:
@@ -476,6 +485,18 @@ fn too_large(scope: Scope, req: ServiceRequest) -> ServiceResponse<BoxBody> {
         limit: scope.body_limit,
     }
     .render_for(scope.surface, scope.lang, scope.id());
+    finish(scope, req.into_response(body))
+}
+
+/// 415 for a body with a `Content-Encoding` (RFC 9110 §12.5.3: `Accept-Encoding` says what would do).
+#[cold]
+#[inline(never)]
+fn encoded(scope: Scope, req: ServiceRequest) -> ServiceResponse<BoxBody> {
+    let mut body = AppError::UnsupportedEncoding.render_for(scope.surface, scope.lang, scope.id());
+    body.headers_mut().insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
     finish(scope, req.into_response(body))
 }
 

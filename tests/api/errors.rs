@@ -1,5 +1,5 @@
-//! The JSON error shape: 404, 405, 413, 400, 415, and the Spanish catalogue; the security headers
-//! on every response.
+//! The JSON error shape: 404, 405, 413, 400, 415 (a media type, a content encoding), and the
+//! Spanish catalogue; the security headers on every response.
 
 use crate::helpers::{assert_error, assert_page_error, client, spawn_app, spawn_app_with};
 
@@ -314,4 +314,60 @@ async fn every_response_has_the_security_headers_and_every_error_the_json_shape(
             "RFC 6749 shape on {what}: {body}"
         );
     }
+}
+
+#[actix_web::test]
+async fn a_compressed_body_gets_415_naming_identity_and_an_identity_one_is_read() {
+    let app = spawn_app().await;
+    let (id, secret) = app.create_client(&["client_credentials"], &["read"], &[], false);
+    let secret = secret.expect("a confidential client");
+    // Whatever the bytes: a body with a Content-Encoding is never decoded, nor parsed as a form.
+    for encoding in ["gzip", "br", "GZIP"] {
+        let res = app
+            .client
+            .post(app.url("/oauth/token"))
+            .basic_auth(&id, Some(&secret))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Content-Encoding", encoding)
+            .header("Accept-Language", "es-ES")
+            .body("grant_type=client_credentials")
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(
+            res.headers()
+                .get("accept-encoding")
+                .and_then(|v| v.to_str().ok()),
+            Some("identity"),
+            "{encoding}"
+        );
+        let body = assert_error(res, 415, "unsupported_content_encoding").await;
+        assert_eq!(
+            body["message"],
+            "El cuerpo de la solicitud debe enviarse sin comprimir, sin Content-Encoding."
+        );
+    }
+    // On a browser's route the same refusal is a page.
+    let res = app
+        .client
+        .post(app.url("/login"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Content-Encoding", "deflate")
+        .body("email=a%40example.com&password=x")
+        .send()
+        .await
+        .expect("sent");
+    assert_page_error(res, 415, "unsupported_content_encoding").await;
+    // `identity` is no encoding at all: the request is answered as without the header.
+    let res = app
+        .client
+        .post(app.url("/oauth/token"))
+        .basic_auth(&id, Some(&secret))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Content-Encoding", "identity")
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 200);
 }
