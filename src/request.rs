@@ -449,11 +449,14 @@ where
             return Box::pin(std::future::ready(Ok(too_large(scope, req))));
         }
         // Bodies are read as sent (actix-web is built without its decompression): a compressed
-        // one is refused here, not parsed as the form or JSON it is not.
+        // one is refused here, not parsed as the form or JSON it is not. Only a body: a proxy's
+        // forward-auth request copies the client's headers, `Content-Encoding` too, without its body.
         if req
             .headers()
             .get(header::CONTENT_ENCODING)
             .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+            && (declared.is_some_and(|n| n > 0)
+                || req.headers().contains_key(header::TRANSFER_ENCODING))
         {
             return Box::pin(std::future::ready(Ok(encoded(scope, req))));
         }

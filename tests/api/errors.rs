@@ -370,4 +370,16 @@ async fn a_compressed_body_gets_415_naming_identity_and_an_identity_one_is_read(
         .await
         .expect("sent");
     assert_eq!(res.status(), 200);
+    // Without a body the header describes nothing: a proxy's forward-auth request that copied it
+    // from the client's request is answered as any other.
+    let (_, key) = crate::helpers::key(&app, "rk", "live", &["read"]);
+    let res = app
+        .client
+        .get(app.url("/v1/auth/check"))
+        .bearer_auth(&key)
+        .header("Content-Encoding", "gzip")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 200);
 }
