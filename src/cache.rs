@@ -23,6 +23,24 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::header::{HeaderName, HeaderValue};
 
+/// An answer that a cache hit gives at once (ready), and a miss in a boxed future of its own: the
+/// common case then adds no async state machine, nor the miss's state, to the future that awaits
+/// it (every request's, on the hot paths).
+pub type NowOrLater<'a, T> = futures_util::future::Either<
+    std::future::Ready<T>,
+    futures_util::future::LocalBoxFuture<'a, T>,
+>;
+
+/// A [`NowOrLater`] ready now.
+pub fn now<'a, T>(value: T) -> NowOrLater<'a, T> {
+    futures_util::future::Either::Left(std::future::ready(value))
+}
+
+/// A [`NowOrLater`] that `later` answers.
+pub fn later<'a, T>(later: impl std::future::Future<Output = T> + 'a) -> NowOrLater<'a, T> {
+    futures_util::future::Either::Right(Box::pin(later))
+}
+
 /// How many hashes a node keeps at most (a few MB); past it, stale entries go, then all.
 pub const CAPACITY: usize = 20_000;
 

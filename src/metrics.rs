@@ -301,13 +301,19 @@ impl Metrics {
     pub fn token_issued(&self, grant: &'static str, public: bool) {
         match GRANTS[..4].iter().position(|g| *g == grant) {
             Some(i) => self.issued[i * 2 + usize::from(public)].inc(),
-            None => {
-                let client_type = if public { "public" } else { "confidential" };
-                self.tokens_issued
-                    .with_label_values(&[grant, client_type])
-                    .inc();
-            }
+            None => self.other_token_issued(grant, public),
         }
+    }
+
+    /// [`Metrics::token_issued`] for a grant without a counter of its own: the labelled series, found
+    /// by its labels (out of line: the issuing paths carry only the array index).
+    #[cold]
+    #[inline(never)]
+    fn other_token_issued(&self, grant: &'static str, public: bool) {
+        let client_type = if public { "public" } else { "confidential" };
+        self.tokens_issued
+            .with_label_values(&[grant, client_type])
+            .inc();
     }
 
     /// Counts a refused token request: its grant (one of [`GRANTS`]) and error code.
@@ -320,8 +326,15 @@ impl Metrics {
         let at = |all: &[&str], x: &str| all.iter().position(|a| *a == x);
         match (at(&VIAS, via), at(&VERIFY_CODES, code)) {
             (Some(i), Some(j)) => self.verified[i * VERIFY_CODES.len() + j].inc(),
-            _ => self.key_verifications.with_label_values(&[via, code]).inc(),
+            _ => self.other_key_verified(via, code),
         }
+    }
+
+    /// [`Metrics::key_verified`] for a pair without a counter of its own.
+    #[cold]
+    #[inline(never)]
+    fn other_key_verified(&self, via: &'static str, code: &'static str) {
+        self.key_verifications.with_label_values(&[via, code]).inc();
     }
 
     /// Counts a successful sign-in.
@@ -405,33 +418,44 @@ impl Metrics {
                     by_route: FxHashMap::default(),
                 };
             }
-            let of_route = match series.by_route.get_mut(route) {
-                Some(list) => list,
-                None => series.by_route.entry(route.into()).or_default(),
+            let record = |s: &RouteSeries| {
+                s.requests.inc();
+                s.duration.observe(seconds);
             };
-            let i = match of_route
-                .iter()
-                .position(|s| s.status == status && s.method == method)
-            {
-                Some(i) => i,
-                None => {
-                    of_route.push(RouteSeries {
-                        method,
-                        status,
-                        requests: self.requests.with_label_values(&[
-                            method,
-                            route,
-                            status.to_string().as_str(),
-                        ]),
-                        duration: self.duration.with_label_values(&[method, route]),
-                    });
-                    of_route.len() - 1
-                }
-            };
-            let s = &of_route[i];
-            s.requests.inc();
-            s.duration.observe(seconds);
+            if let Some(s) = series.by_route.get(route).and_then(|of_route| {
+                of_route
+                    .iter()
+                    .find(|s| s.status == status && s.method == method)
+            }) {
+                return record(s);
+            }
+            record(self.new_series(series, method, route, status));
         });
+    }
+
+    /// The series of a method, route and status this thread has not answered before, found in the
+    /// registry by its labels and kept (out of line: once per series and thread).
+    #[cold]
+    #[inline(never)]
+    fn new_series<'a>(
+        &self,
+        series: &'a mut Series,
+        method: &'static str,
+        route: &str,
+        status: u16,
+    ) -> &'a RouteSeries {
+        let of_route = series.by_route.entry(route.into()).or_default();
+        of_route.push(RouteSeries {
+            method,
+            status,
+            requests: self.requests.with_label_values(&[
+                method,
+                route,
+                status.to_string().as_str(),
+            ]),
+            duration: self.duration.with_label_values(&[method, route]),
+        });
+        &of_route[of_route.len() - 1]
     }
 
     /// The Prometheus text exposition of every metric, with the pool's state read now.

@@ -179,9 +179,15 @@ fn sane_request_id(v: &HeaderValue) -> Option<RequestId> {
 
 /// Headers every response carries, errors included: they are added here, by the outermost
 /// middleware, so nothing the app answers leaves without them. A value a handler set is kept.
-const SECURITY_HEADERS: [(HeaderName, &str); 2] = [
-    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-    (header::REFERRER_POLICY, "no-referrer"),
+const SECURITY_HEADERS: [(HeaderName, HeaderValue); 2] = [
+    (
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ),
+    (
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    ),
 ];
 
 // The OAuth endpoints answer errors in RFC 6749's shape, a wrong method included.
@@ -573,7 +579,7 @@ fn finish(mut scope: Scope, mut res: ServiceResponse<BoxBody>) -> ServiceRespons
     }
     for (name, value) in SECURITY_HEADERS {
         if !headers.contains_key(&name) {
-            headers.insert(name, HeaderValue::from_static(value));
+            headers.insert(name, value);
         }
     }
 

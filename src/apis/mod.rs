@@ -232,25 +232,23 @@ fn api_key(state: &AppState, audience: &str) -> crate::cache::KeyHash {
 
 /// The API with this audience: from the node's cache when it holds a fresh answer, else read (and
 /// cached). Unknown audiences are not cached.
-pub async fn find_api(
-    state: &actix_web::web::Data<Apis>,
+pub fn find_api<'a>(
+    state: &'a actix_web::web::Data<Apis>,
     audience: &str,
-) -> Result<Option<Arc<ApiScopes>>, AppError> {
+) -> crate::cache::NowOrLater<'a, Result<Option<Arc<ApiScopes>>, AppError>> {
     if let Some(api) = state
         .api_cache
         .get(&api_key(state, audience))
         .flatten()
         .filter(|api| api.0 == audience)
     {
-        return Ok(Some(api));
+        return crate::cache::now(Ok(Some(api)));
     }
     let st = state.clone();
     let wanted = audience.to_owned();
-    // Boxed: a cache hit, the common case, keeps a small future.
-    Box::pin(db::run(&state.pool, move |conn| {
+    crate::cache::later(db::run(&state.pool, move |conn| {
         load_cached_api(conn, &st, &wanted)
     }))
-    .await
 }
 
 /// [`find_api`] on a connection the caller holds.

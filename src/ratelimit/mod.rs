@@ -12,6 +12,7 @@ pub mod redis;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use actix_web::http::header::{HeaderName, HeaderValue};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::{Quota, RateLimiter};
@@ -152,6 +153,10 @@ pub struct Decision {
     pub reset: i64,
 }
 
+/// A request counted ([`RateLimits::check`]): decided already by the node's own limiter, or to be
+/// decided by the shared one.
+pub type Counted<'a> = crate::cache::NowOrLater<'a, Decision>;
+
 /// `limit` requests per `period` per key, as a burst of `limit` refilled evenly over the period
 /// (GCRA: no burst at a window edge).
 pub struct Limiter {
@@ -174,13 +179,7 @@ impl Decision {
     /// The `X-RateLimit-*` headers of a limited response. The three numbers are written into one
     /// buffer that the three values share (one allocation, not one per header: this runs on every
     /// limited request).
-    pub fn headers(
-        &self,
-    ) -> [(
-        actix_web::http::header::HeaderName,
-        actix_web::http::header::HeaderValue,
-    ); 3] {
-        use actix_web::http::header::{HeaderName, HeaderValue};
+    pub fn headers(&self) -> [(HeaderName, HeaderValue); 3] {
         let mut digits = itoa::Buffer::new();
         let mut text = actix_web::web::BytesMut::with_capacity(40);
         text.extend_from_slice(digits.format(self.limit).as_bytes());
@@ -189,26 +188,40 @@ impl Decision {
         let remaining_end = text.len();
         text.extend_from_slice(digits.format(self.reset).as_bytes());
         let text = text.freeze();
-        // Digits are always a header value; the fallback only keeps this free of a panic.
-        let value = |range: std::ops::Range<usize>, n: i64| {
-            HeaderValue::from_maybe_shared(text.slice(range))
-                .unwrap_or_else(|_| HeaderValue::from(n))
-        };
         [
+            (LIMIT, digits_value(&text, 0..limit_end, self.limit.into())),
             (
-                HeaderName::from_static("x-ratelimit-limit"),
-                value(0..limit_end, i64::from(self.limit)),
+                REMAINING,
+                digits_value(&text, limit_end..remaining_end, self.remaining.into()),
             ),
             (
-                HeaderName::from_static("x-ratelimit-remaining"),
-                value(limit_end..remaining_end, i64::from(self.remaining)),
-            ),
-            (
-                HeaderName::from_static("x-ratelimit-reset"),
-                value(remaining_end..text.len(), self.reset),
+                RESET,
+                digits_value(&text, remaining_end..text.len(), self.reset),
             ),
         ]
     }
+}
+
+const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// The header value of `n`, whose digits are at `range` in `text`, sharing its buffer. One copy of
+/// the check for the three headers: every limited response runs it, and code inlined three times
+/// takes three times the instruction-cache lines.
+#[inline(never)]
+fn digits_value(
+    text: &actix_web::web::Bytes,
+    range: std::ops::Range<usize>,
+    n: i64,
+) -> HeaderValue {
+    HeaderValue::from_maybe_shared(text.slice(range)).unwrap_or_else(|_| number(n))
+}
+
+/// Digits are always a header value: this only keeps [`digits_value`] free of a panic.
+#[cold]
+fn number(n: i64) -> HeaderValue {
+    HeaderValue::from(n)
 }
 
 impl std::fmt::Debug for Limiter {
@@ -539,33 +552,50 @@ impl RateLimits {
     }
 
     /// Counts one request for `key` in `bucket`, under `limit` or the bucket's default.
-    pub async fn check(&self, bucket: Bucket, key: &str, limit: Option<u32>) -> Decision {
-        self.count(bucket, Subject::Text(key), limit).await
+    pub fn check<'a>(&'a self, bucket: Bucket, key: &'a str, limit: Option<u32>) -> Counted<'a> {
+        self.count(bucket, Subject::Text(key), limit)
     }
 
     /// Counts one request from `network` in `bucket`, under the bucket's default.
-    pub async fn check_network(&self, bucket: Bucket, network: Network) -> Decision {
-        self.count(bucket, Subject::Network(network), None).await
+    pub fn check_network(&self, bucket: Bucket, network: Network) -> Counted<'_> {
+        self.count(bucket, Subject::Network(network), None)
     }
 
-    async fn count(&self, bucket: Bucket, key: Subject<'_>, limit: Option<u32>) -> Decision {
-        let decision = self.decide(bucket, key, limit).await;
+    /// The node's own limiter decides at once; the shared one (Redis) in a boxed future of its own,
+    /// so that a local count is not an async state machine inside every caller's future.
+    fn count<'a>(&'a self, bucket: Bucket, key: Subject<'a>, limit: Option<u32>) -> Counted<'a> {
+        match &self.redis {
+            None => {
+                let decision = self.local[Self::index(bucket)].check_key(&key.local(), limit);
+                crate::cache::now(self.counted(bucket, decision))
+            }
+            Some(redis) => crate::cache::later(async move {
+                let decision = self.shared(redis, bucket, key, limit).await;
+                self.counted(bucket, decision)
+            }),
+        }
+    }
+
+    /// `decision`, its refusal counted.
+    fn counted(&self, bucket: Bucket, decision: Decision) -> Decision {
         if !decision.allowed {
             self.count_refusal(bucket.label());
         }
         decision
     }
 
-    async fn decide(&self, bucket: Bucket, key: Subject<'_>, limit: Option<u32>) -> Decision {
+    /// The shared count in Redis, or the failure policy's answer when Redis fails.
+    async fn shared(
+        &self,
+        redis: &redis::RedisLimiter,
+        bucket: Bucket,
+        key: Subject<'_>,
+        limit: Option<u32>,
+    ) -> Decision {
         let i = Self::index(bucket);
-        let Some(redis) = &self.redis else {
-            return self.local[i].check_key(&key.local(), limit);
-        };
         let limit_n = limit.unwrap_or(self.local[i].default_limit).max(1);
         let shared_key = format!("{}:{limit_n}:{key}", bucket.name());
-        // Boxed: the Redis round trip's state would otherwise be carried, unused, by every local
-        // check's future (and by the futures of the handlers awaiting it).
-        match Box::pin(redis.check(&shared_key, limit_n, self.periods[i])).await {
+        match redis.check(&shared_key, limit_n, self.periods[i]).await {
             Ok(decision) => decision,
             Err(e) => {
                 self.redis_failed(&e);
