@@ -158,6 +158,10 @@ pub enum SigningKeyCommand {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per run; `create` takes every registration option"
+)]
 pub enum ClientCommand {
     /// Register a client; prints its client_id and, for confidential clients, its secret (shown only now).
     Create {
@@ -189,6 +193,17 @@ pub enum ClientCommand {
         /// --introspect: the default API). Without it the client may not introspect.
         #[arg(long = "introspect", value_name = "AUDIENCE", num_args = 0..=1, default_missing_value = "")]
         introspect: Vec<String>,
+        /// OpenID Connect: `public` (the user id is `sub`, the default) or `pairwise` (a `sub` per
+        /// sector, unrelated across sectors).
+        #[arg(long = "subject-type", value_name = "TYPE")]
+        subject_type: Option<String>,
+        /// `pairwise`: the sector (a host name) its subjects are computed for; by default the one
+        /// host of its redirect URIs.
+        #[arg(long = "sector-identifier", value_name = "HOST")]
+        sector_identifier: Option<String>,
+        /// OpenID Connect: the algorithm of its ID tokens: RS256 (default), ES256 or EdDSA.
+        #[arg(long = "id-token-alg", value_name = "ALG")]
+        id_token_alg: Option<String>,
     },
     /// List the clients, by name.
     List,
@@ -396,6 +411,9 @@ pub fn run(cli: Cli) -> ExitCode {
             jwks_uri,
             jwks_file,
             introspect,
+            subject_type,
+            sector_identifier,
+            id_token_alg,
         }) => {
             let jwks = match jwks_file.map(std::fs::read_to_string).transpose() {
                 Ok(j) => j,
@@ -425,6 +443,9 @@ pub fn run(cli: Cli) -> ExitCode {
                         a => a.to_owned(),
                     })
                     .collect(),
+                subject_type,
+                sector_identifier,
+                id_token_signed_response_alg: id_token_alg,
             };
             with_database(&settings, json, |conn, keys| {
                 let hasher = Hasher::new(&keys.pepper);

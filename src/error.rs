@@ -130,6 +130,25 @@ impl AppError {
         }
     }
 
+    /// The RFC 6750 §3 challenge of a refusal on a Bearer-protected resource: bare when no
+    /// credential came, `error="invalid_token"` when the one presented is not good,
+    /// `error="insufficient_scope"` (403) when it lacks a scope.
+    fn bearer_challenge(&self) -> Option<&'static str> {
+        match self {
+            Self::Unauthorized(
+                "invalid_api_key" | "expired_api_key" | "revoked_api_key" | "disabled_api_key"
+                | "invalid_token",
+            ) => Some(r#"Bearer realm="tessera", error="invalid_token""#),
+            Self::Unauthorized(_) => Some(r#"Bearer realm="tessera""#),
+            Self::Forbidden("insufficient_permissions" | "insufficient_scope")
+            | Self::ForbiddenDetail {
+                code: "insufficient_permissions" | "insufficient_scope",
+                ..
+            } => Some(r#"Bearer realm="tessera", error="insufficient_scope""#),
+            _ => None,
+        }
+    }
+
     /// The detail of this error's message, if it has one.
     pub fn detail(&self) -> Option<Detail> {
         match self {
@@ -186,8 +205,8 @@ impl AppError {
         if let Self::Unavailable(_) | Self::Busy = self {
             res.insert_header((header::RETRY_AFTER, "1"));
         }
-        if let Self::Unauthorized(_) = self {
-            res.insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="tessera""#));
+        if let Some(challenge) = self.bearer_challenge() {
+            res.insert_header((header::WWW_AUTHENTICATE, challenge));
         }
         if let Self::OAuth { error, .. } = self
             && *error == "invalid_client"

@@ -50,6 +50,23 @@ impl Lang {
         best.map(|(_, l)| l).unwrap_or_default()
     }
 
+    /// The first language of an OpenID Connect `ui_locales` (space-separated BCP 47 tags, in order
+    /// of preference) that Tessera speaks.
+    pub fn first_supported(ui_locales: &str) -> Option<Self> {
+        ui_locales.split(' ').find_map(|tag| {
+            match tag
+                .split('-')
+                .next()
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
+                Some("en") => Some(Lang::En),
+                Some("es") => Some(Lang::Es),
+                _ => None,
+            }
+        })
+    }
+
     pub fn tag(self) -> &'static str {
         match self {
             Lang::En => "en-US",
@@ -261,6 +278,36 @@ pub const CATALOGUE: &[Entry] = &[
         key: "unsupported_media_type",
         en: "The request body must be sent as {detail}.",
         es: "El cuerpo de la solicitud debe enviarse como {detail}.",
+    },
+    Entry {
+        key: "login_required",
+        en: "The user must sign in, and the request asked for no page (prompt=none).",
+        es: "El usuario debe iniciar sesión, y la solicitud no admite ninguna página (prompt=none).",
+    },
+    Entry {
+        key: "consent_required",
+        en: "The user has not consented to these scopes, and the request asked for no page (prompt=none).",
+        es: "El usuario no ha dado su consentimiento a estos alcances, y la solicitud no admite ninguna página (prompt=none).",
+    },
+    Entry {
+        key: "interaction_required",
+        en: "The user must interact with the server, and the request asked for no page (prompt=none).",
+        es: "El usuario debe interactuar con el servidor, y la solicitud no admite ninguna página (prompt=none).",
+    },
+    Entry {
+        key: "invalid_profile",
+        en: "The profile is not valid: {detail}.",
+        es: "El perfil no es válido: {detail}.",
+    },
+    Entry {
+        key: "missing_token",
+        en: "No access token was sent: use the Authorization header (Bearer) or, on a POST, the access_token form field.",
+        es: "No se envió ningún token de acceso: use la cabecera Authorization (Bearer) o, en un POST, el campo de formulario access_token.",
+    },
+    Entry {
+        key: "invalid_token",
+        en: "The access token is not valid: it is unknown, expired or revoked, or its user is gone.",
+        es: "El token de acceso no es válido: es desconocido, ha caducado o se revocó, o su usuario ya no existe.",
     },
     Entry {
         key: "unauthenticated",
@@ -515,6 +562,42 @@ details! {
     CodeVerifierFormat =>
         "code_verifier must be 43 to 128 unreserved characters (RFC 7636)",
         "code_verifier debe tener de 43 a 128 caracteres no reservados (RFC 7636)";
+    SubjectTypeUnknown { value: String } =>
+        "subject_type must be public or pairwise, not {value}",
+        "subject_type debe ser public o pairwise, no {value}";
+    SectorIdentifierNeeded =>
+        "a pairwise client needs a sector: a host name, or redirect URIs that all share one host",
+        "un cliente pairwise necesita un sector: un nombre de host, o URI de redirección que compartan todas un host";
+    IdTokenAlgUnknown { value: String } =>
+        "id_token_signed_response_alg must be RS256, ES256 or EdDSA, not {value}",
+        "id_token_signed_response_alg debe ser RS256, ES256 o EdDSA, no {value}";
+    ProfileField { field: &'static str } =>
+        "{field} is not valid: names at most 200 characters, a username without spaces, a language tag like es-ES, an https picture URL",
+        "{field} no es válido: nombres de 200 caracteres como máximo, un nombre de usuario sin espacios, una etiqueta de idioma como es-ES, una URL https para la imagen";
+    BearerRequestMalformed =>
+        "send the access token once: a Bearer Authorization header or the access_token form field",
+        "envíe el token de acceso una sola vez: una cabecera Authorization Bearer o el campo de formulario access_token";
+    NonceReused =>
+        "this nonce was already used by this client",
+        "este cliente ya usó este nonce";
+    ClaimsRequestMalformed =>
+        "claims must be a JSON object whose userinfo and id_token members map claim names to null or objects",
+        "claims debe ser un objeto JSON cuyos miembros userinfo e id_token asignen nombres de claims a null o a objetos";
+    PromptInvalid =>
+        "prompt must be none, login, consent or select_account, and none alone",
+        "prompt debe ser none, login, consent o select_account, y none solo";
+    MaxAgeInvalid =>
+        "max_age must be a whole number of seconds",
+        "max_age debe ser un número entero de segundos";
+    ResponseModeUnsupported =>
+        "response_mode must be query or form_post",
+        "response_mode debe ser query o form_post";
+    IdTokenHintInvalid =>
+        "id_token_hint is not an ID token this server issued",
+        "id_token_hint no es un token de ID emitido por este servidor";
+    NonceTooLong =>
+        "nonce must be at most 512 characters",
+        "nonce debe tener como máximo 512 caracteres";
     TokenRequestMalformed =>
         "the token request is malformed",
         "la solicitud de token está mal formada";

@@ -6,20 +6,22 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::db::schema::{
-    authorization_codes, refresh_token_families, refresh_tokens, revoked_access_tokens, sessions,
-    used_assertion_jtis,
+    access_token_claims, authorization_codes, refresh_token_families, refresh_tokens,
+    revoked_access_tokens, sessions, used_assertion_jtis, used_nonces,
 };
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::node::Node;
 
 /// The tables the janitor purges, in the order it purges them (tokens before their families).
-pub const TABLES: [Table; 6] = [
+pub const TABLES: [Table; 8] = [
     Table::AuthorizationCodes,
     Table::RefreshTokens,
     Table::RefreshTokenFamilies,
     Table::RevokedAccessTokens,
     Table::UsedAssertionJtis,
+    Table::UsedNonces,
+    Table::AccessTokenClaims,
     Table::Sessions,
 ];
 
@@ -30,6 +32,8 @@ pub enum Table {
     RefreshTokenFamilies,
     RevokedAccessTokens,
     UsedAssertionJtis,
+    UsedNonces,
+    AccessTokenClaims,
     Sessions,
 }
 
@@ -41,6 +45,8 @@ impl Table {
             Self::RefreshTokenFamilies => "refresh_token_families",
             Self::RevokedAccessTokens => "revoked_access_tokens",
             Self::UsedAssertionJtis => "used_assertion_jtis",
+            Self::UsedNonces => "used_nonces",
+            Self::AccessTokenClaims => "access_token_claims",
             Self::Sessions => "sessions",
         }
     }
@@ -80,6 +86,9 @@ pub fn purge_batch(conn: &mut DbConn, table: Table, now: i64, limit: i64) -> Que
         Table::RevokedAccessTokens => purge_by_key!(conn, revoked_access_tokens, jti, now, limit),
         // Keyed by (client_id, jti): jtis are selected, and only expired rows with them are deleted.
         Table::UsedAssertionJtis => purge_by_key!(conn, used_assertion_jtis, jti, now, limit),
+        // Likewise by (client_id, nonce_hash).
+        Table::UsedNonces => purge_by_key!(conn, used_nonces, nonce_hash, now, limit),
+        Table::AccessTokenClaims => purge_by_key!(conn, access_token_claims, jti, now, limit),
         Table::Sessions => purge_by_key!(conn, sessions, id_hash, now, limit),
     })
 }
@@ -92,6 +101,8 @@ pub struct Purged {
     pub refresh_token_families: usize,
     pub revoked_access_tokens: usize,
     pub used_assertion_jtis: usize,
+    pub used_nonces: usize,
+    pub access_token_claims: usize,
     pub sessions: usize,
 }
 
@@ -103,6 +114,8 @@ impl Purged {
             Table::RefreshTokenFamilies => &mut self.refresh_token_families,
             Table::RevokedAccessTokens => &mut self.revoked_access_tokens,
             Table::UsedAssertionJtis => &mut self.used_assertion_jtis,
+            Table::UsedNonces => &mut self.used_nonces,
+            Table::AccessTokenClaims => &mut self.access_token_claims,
             Table::Sessions => &mut self.sessions,
         };
         *slot += n;
@@ -114,6 +127,8 @@ impl Purged {
             + self.refresh_token_families
             + self.revoked_access_tokens
             + self.used_assertion_jtis
+            + self.used_nonces
+            + self.access_token_claims
             + self.sessions
     }
 }

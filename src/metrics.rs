@@ -54,6 +54,9 @@ pub const VERIFY_CODES: [&str; 8] = [
 ];
 
 /// Why a sign-in failed.
+/// The outcomes `userinfo_requests_total` counts by (`requested` counts every request).
+pub const USERINFO_OUTCOMES: [&str; 4] = ["requested", "ok", "invalid_token", "insufficient_scope"];
+
 pub const SIGN_IN_FAILURES: [&str; 6] = [
     "wrong_password",
     "unknown_account",
@@ -113,6 +116,7 @@ pub struct Metrics {
     id: u64,
     sign_ins: IntCounter,
     sign_in_failures: IntCounterVec,
+    userinfo: IntCounterVec,
     rate_limited: IntCounterVec,
     cache_hits: IntCounterVec,
     cache_misses: IntCounterVec,
@@ -187,6 +191,11 @@ impl Metrics {
             "Failed sign-ins at /login, by reason.",
             &["reason"],
         );
+        let userinfo = counter_vec(
+            "userinfo_requests_total",
+            "Requests to /oauth/userinfo, by outcome (`requested` counts them all).",
+            &["outcome"],
+        );
         let rate_limited = counter_vec(
             "rate_limited_total",
             "Requests refused by a rate limit, by limiter.",
@@ -239,6 +248,9 @@ impl Metrics {
         for reason in SIGN_IN_FAILURES {
             sign_in_failures.with_label_values(&[reason]);
         }
+        for outcome in USERINFO_OUTCOMES {
+            userinfo.with_label_values(&[outcome]);
+        }
         // Each limiter's series is made by `RateLimits::counted_in` (the limiters are theirs to name).
         for cache in CACHES {
             cache_hits.with_label_values(&[cache]);
@@ -261,6 +273,7 @@ impl Metrics {
             Box::new(key_verifications.clone()),
             Box::new(sign_ins.clone()),
             Box::new(sign_in_failures.clone()),
+            Box::new(userinfo.clone()),
             Box::new(rate_limited.clone()),
             Box::new(cache_hits.clone()),
             Box::new(cache_misses.clone()),
@@ -288,6 +301,7 @@ impl Metrics {
             id: NEXT_REGISTRY.fetch_add(1, Ordering::Relaxed),
             sign_ins,
             sign_in_failures,
+            userinfo,
             rate_limited,
             cache_hits,
             cache_misses,
@@ -345,6 +359,11 @@ impl Metrics {
     /// Counts a failed sign-in (`reason`: one of [`SIGN_IN_FAILURES`]).
     pub fn sign_in_failed(&self, reason: &'static str) {
         self.sign_in_failures.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts a UserInfo request's outcome (one of [`USERINFO_OUTCOMES`]).
+    pub fn userinfo(&self, outcome: &'static str) {
+        self.userinfo.with_label_values(&[outcome]).inc();
     }
 
     /// The refusal counter of the rate limiter `limiter` (the rate limits name theirs).

@@ -10,3 +10,10 @@ document.addEventListener('click', function (event) {
     setTimeout(function () { button.textContent = label; }, 1500);
   });
 });
+
+// response_mode=form_post: the page that carries an authorization answer to the app submits its
+// form at once (a button remains for browsers without scripts).
+document.addEventListener('DOMContentLoaded', function () {
+  var form = document.querySelector('form[data-autosubmit]');
+  if (form) form.submit();
+});

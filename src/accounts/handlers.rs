@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use askama::Template as _;
 use serde::Deserialize;
 
-use super::pages::{LoginPage, LoginText};
+use super::pages::{AccountPage, AccountText, LoginPage, LoginText};
 use super::{
     AppOfReturnTo, CurrentUser, Email, Password, SESSION_COOKIE, SESSION_PURPOSE, UserView,
 };
@@ -26,6 +26,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(login_page)
         .service(login)
         .service(logout)
+        .service(account_page)
+        .service(save_profile)
         .service(list_users)
         .service(post_user);
 }
@@ -49,6 +51,10 @@ async fn home(req: HttpRequest) -> Result<HttpResponse, AppError> {
 #[derive(Debug, Deserialize)]
 struct LoginQuery {
     return_to: Option<String>,
+    /// OpenID Connect `login_hint`: the email the form starts with.
+    login_hint: Option<String>,
+    /// OpenID Connect `ui_locales`: the page's language when it speaks one of them.
+    ui_locales: Option<String>,
 }
 
 /// "Sign in to continue to <app>" when `return_to` is an authorization request of a known app.
@@ -108,7 +114,19 @@ async fn login_page(
     query: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, AppError> {
     let return_to = safe_return_path(&state.settings.issuer, query.return_to.as_deref());
-    login_form(&state, &req, ctx.lang, StatusCode::OK, &return_to, "", None).await
+    let lang = query
+        .ui_locales
+        .as_deref()
+        .and_then(Lang::first_supported)
+        .unwrap_or(ctx.lang);
+    let hint: String = query
+        .login_hint
+        .as_deref()
+        .unwrap_or("")
+        .chars()
+        .take(254)
+        .collect();
+    login_form(&state, &req, lang, StatusCode::OK, &return_to, &hint, None).await
 }
 
 #[derive(Deserialize)]
@@ -268,6 +286,130 @@ async fn login(
     }
     state.metrics.signed_in();
     Ok(res)
+}
+
+#[derive(Debug, Deserialize)]
+struct AccountQuery {
+    saved: Option<String>,
+}
+
+/// What the account page shows besides the user: the profile in its form (as stored, or as just
+/// typed when `error` says why it was not saved).
+struct AccountView<'a> {
+    status: StatusCode,
+    profile: &'a super::Profile,
+    saved: bool,
+    error: Option<String>,
+}
+
+/// The account page of `current`.
+fn account_response(
+    state: &Accounts,
+    req: &HttpRequest,
+    lang: Lang,
+    current: &CurrentUser,
+    view: AccountView<'_>,
+) -> Result<HttpResponse, AppError> {
+    let AccountView {
+        status,
+        profile,
+        saved,
+        error,
+    } = view;
+    let (token, cookie) = csrf_token(state, req);
+    let body = AccountPage {
+        lang: lang.tag(),
+        t: AccountText::for_lang(lang),
+        csrf_token: &token,
+        email: &current.user.email,
+        profile,
+        saved,
+        error,
+    }
+    .render()?;
+    let mut res = html(status, body);
+    if let Some(c) = cookie {
+        res.add_cookie(&c).map_err(AppError::internal)?;
+    }
+    Ok(res)
+}
+
+/// `/account`: the signed-in user's own page (their profile); the sign-in page for anyone else.
+#[get("/account")]
+async fn account_page(
+    req: HttpRequest,
+    ctx: RequestContext,
+    state: web::Data<Accounts>,
+    query: web::Query<AccountQuery>,
+) -> Result<HttpResponse, AppError> {
+    let Some(current) = current_user(&req).await? else {
+        return Ok(see_other("/login?return_to=%2Faccount"));
+    };
+    let profile = current.user.profile.clone();
+    let saved = query.saved.is_some();
+    let view = AccountView {
+        status: StatusCode::OK,
+        profile: &profile,
+        saved,
+        error: None,
+    };
+    account_response(&state, &req, ctx.lang, &current, view)
+}
+
+#[derive(Deserialize)]
+struct ProfileForm {
+    csrf_token: String,
+    name: Option<String>,
+    given_name: Option<String>,
+    family_name: Option<String>,
+    preferred_username: Option<String>,
+    locale: Option<String>,
+    picture: Option<String>,
+}
+
+/// Saves the signed-in user's profile (CSRF-checked), audited; a value that does not pass is shown
+/// again with why (400), nothing saved.
+#[post("/account/profile")]
+async fn save_profile(
+    req: HttpRequest,
+    ctx: RequestContext,
+    state: web::Data<Accounts>,
+    form: web::Form<ProfileForm>,
+) -> Result<HttpResponse, AppError> {
+    verify_csrf(&state, &req, &form.csrf_token)?;
+    let Some(current) = current_user(&req).await? else {
+        return Ok(see_other("/login?return_to=%2Faccount"));
+    };
+    let form = form.into_inner();
+    let typed = super::Profile {
+        name: form.name,
+        given_name: form.given_name,
+        family_name: form.family_name,
+        preferred_username: form.preferred_username,
+        locale: form.locale,
+        picture: form.picture,
+    };
+    let (id, origin) = (current.user.id.clone(), audit::Origin::of(&req));
+    let actor = Actor::User(id.to_string());
+    let attempt = typed.clone();
+    let saved = db::run(&state.pool, move |conn| {
+        super::update_profile(conn, &id, attempt, actor, origin)
+    })
+    .await;
+    match saved {
+        Ok(_) => Ok(see_other("/account?saved=1")),
+        Err(e @ AppError::BadRequest { .. }) => {
+            let message = e.message(ctx.lang);
+            let view = AccountView {
+                status: StatusCode::BAD_REQUEST,
+                profile: &typed,
+                saved: false,
+                error: Some(message),
+            };
+            account_response(&state, &req, ctx.lang, &current, view)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[derive(Deserialize)]

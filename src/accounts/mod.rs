@@ -18,7 +18,7 @@ use crate::audit::{self, Actor};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::state::AppState;
-pub use model::{Email, Password, User, UserId, UserView};
+pub use model::{Email, Password, Profile, User, UserId, UserView};
 
 /// The state of this feature: the password-hashing gate and the rate limits (failed sign-ins),
 /// beside the [`AppState`] it derefs to.
@@ -125,6 +125,30 @@ pub fn delete_user(
     })
 }
 
+/// Changes a user's profile claims (checked by [`Profile::checked`]), audited with the fields set.
+pub fn update_profile(
+    conn: &mut DbConn,
+    id: &UserId,
+    profile: Profile,
+    actor: Actor,
+    origin: audit::Origin,
+) -> Result<User, AppError> {
+    let profile = profile.checked()?;
+    crate::db::transaction(conn, |conn| {
+        if store::update_profile(conn, id.as_str(), &profile, db::now())? == 0 {
+            return Err(AppError::NotFound);
+        }
+        audit::record(
+            conn,
+            audit::Event::new(actor, "user.profile_update")
+                .target("user", id.as_str())
+                .origin(origin)
+                .details(serde_json::json!({ "profile": &profile })),
+        )?;
+        store::find_user(conn, id.as_str())?.ok_or(AppError::NotFound)
+    })
+}
+
 /// What an administrator changes about a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserChange {
@@ -199,6 +223,10 @@ pub fn change_user_by(
 pub struct CurrentUser {
     pub user: User,
     pub session_hash: String,
+    /// When this session signed in (`auth_time`).
+    pub auth_time: i64,
+    /// The session's public id (`sid`).
+    pub sid: String,
 }
 
 impl CurrentUser {
@@ -248,6 +276,8 @@ pub async fn current_user(req: &HttpRequest) -> Result<Option<CurrentUser>, AppE
     Ok(found.map(|(session, user)| CurrentUser {
         user,
         session_hash: session.id_hash,
+        auth_time: session.created_at,
+        sid: session.sid,
     }))
 }
 

@@ -22,6 +22,79 @@ pub struct User {
     pub disabled_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    #[diesel(embed)]
+    pub profile: Profile,
+    pub email_verified: bool,
+}
+
+/// What a user says about themself: the OpenID Connect `profile` claims they can edit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Queryable, Selectable, Serialize)]
+#[diesel(table_name = users)]
+pub struct Profile {
+    pub name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub preferred_username: Option<String>,
+    /// A BCP 47 language tag (`en-US`, `es`).
+    pub locale: Option<String>,
+    /// An `https` URL of their picture.
+    pub picture: Option<String>,
+}
+
+impl Profile {
+    /// Checks a profile as a user typed it: each field trimmed (empty means unset), names at most
+    /// 200 characters, a username of at most 64 without spaces, a BCP 47 language tag, an `https`
+    /// picture URL.
+    pub fn checked(self) -> Result<Self, AppError> {
+        let bad = |field: &'static str| AppError::BadRequest {
+            code: "invalid_profile",
+            detail: Some(crate::i18n::Detail::ProfileField { field }),
+        };
+        let clean = |v: Option<String>, field: &'static str, max: usize| {
+            let v = v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+            match v {
+                Some(v) if v.chars().count() > max || v.chars().any(char::is_control) => {
+                    Err(bad(field))
+                }
+                v => Ok(v),
+            }
+        };
+        let out = Self {
+            name: clean(self.name, "name", 200)?,
+            given_name: clean(self.given_name, "given_name", 200)?,
+            family_name: clean(self.family_name, "family_name", 200)?,
+            preferred_username: clean(self.preferred_username, "preferred_username", 64)?,
+            locale: clean(self.locale, "locale", 35)?,
+            picture: clean(self.picture, "picture", 2000)?,
+        };
+        if out
+            .preferred_username
+            .as_deref()
+            .is_some_and(|u| u.chars().any(char::is_whitespace))
+        {
+            return Err(bad("preferred_username"));
+        }
+        if let Some(locale) = &out.locale {
+            let mut parts = locale.split('-');
+            let primary = parts.next().unwrap_or("");
+            let ok = (2..=3).contains(&primary.len())
+                && primary.bytes().all(|b| b.is_ascii_alphabetic())
+                && parts.all(|p| {
+                    (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric())
+                });
+            if !ok {
+                return Err(bad("locale"));
+            }
+        }
+        if let Some(picture) = &out.picture {
+            let ok = url::Url::parse(picture)
+                .is_ok_and(|u| u.scheme() == "https" && u.host_str().is_some());
+            if !ok {
+                return Err(bad("picture"));
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl std::fmt::Debug for User {
@@ -62,6 +135,10 @@ pub struct Session {
     pub id_hash: String,
     pub user_id: String,
     pub expires_at: i64,
+    /// When the user signed in (OpenID Connect `auth_time`).
+    pub created_at: i64,
+    /// The sign-in's public id (OpenID Connect `sid`).
+    pub sid: String,
 }
 
 /// A syntactically plausible email address, trimmed and lower-cased.

@@ -71,6 +71,7 @@ pub fn insert_session(
             sessions::expires_at.eq(expires_at),
             sessions::ip.eq(ip),
             sessions::user_agent.eq(user_agent),
+            sessions::sid.eq(crate::crypto::random_id("sid", 22)),
         ))
         .execute(conn)
         .map(|_| ())
@@ -107,6 +108,26 @@ pub fn update_user_flags(
         .set((
             users::is_admin.eq(is_admin),
             users::disabled_at.eq(disabled_at),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)
+}
+
+/// Writes a user's profile claims (already checked) and bumps `updated_at`.
+pub fn update_profile(
+    conn: &mut DbConn,
+    id: &str,
+    p: &super::model::Profile,
+    now: i64,
+) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::name.eq(&p.name),
+            users::given_name.eq(&p.given_name),
+            users::family_name.eq(&p.family_name),
+            users::preferred_username.eq(&p.preferred_username),
+            users::locale.eq(&p.locale),
+            users::picture.eq(&p.picture),
             users::updated_at.eq(now),
         ))
         .execute(conn)

@@ -28,7 +28,17 @@ pub const DEFAULT_SCOPES: &[(&str, &str)] = &[
         "offline_access",
         "Keep access when you are not using the app (refresh tokens)",
     ),
+    // OpenID Connect: who the user is, for apps that sign them in.
+    ("openid", "Know who you are (your account id)"),
+    (
+        "profile",
+        "See your profile: name, username, picture and language",
+    ),
+    ("email", "See your email address"),
 ];
+
+/// The scopes of OpenID Connect: they describe a user, so a service token never gets them unasked.
+pub const IDENTITY_SCOPES: &[&str] = &["openid", "profile", "email"];
 
 /// Creates the default API (audience = the issuer) and its scopes when missing. Idempotent.
 pub fn ensure_default_api(conn: &mut DbConn, issuer: &str) -> Result<Api, AppError> {

@@ -9,6 +9,13 @@ diesel::table! {
         disabled_at -> Nullable<BigInt>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        name -> Nullable<Text>,
+        given_name -> Nullable<Text>,
+        family_name -> Nullable<Text>,
+        preferred_username -> Nullable<Text>,
+        locale -> Nullable<Text>,
+        picture -> Nullable<Text>,
+        email_verified -> Bool,
     }
 }
 
@@ -21,6 +28,7 @@ diesel::table! {
         expires_at -> BigInt,
         ip -> Nullable<Text>,
         user_agent -> Nullable<Text>,
+        sid -> Text,
     }
 }
 
@@ -62,6 +70,11 @@ diesel::table! {
         disabled_at -> Nullable<BigInt>,
         token_rate_limit -> Nullable<Integer>,
         introspect_audiences -> Nullable<Text>,
+        subject_type -> Text,
+        sector_identifier -> Nullable<Text>,
+        id_token_signed_response_alg -> Nullable<Text>,
+        post_logout_redirect_uris -> Text,
+        backchannel_logout_uri -> Nullable<Text>,
     }
 }
 
@@ -89,6 +102,10 @@ diesel::table! {
         refresh_family_id -> Nullable<Text>,
         access_token_jti -> Nullable<Text>,
         access_token_exp -> Nullable<BigInt>,
+        nonce -> Nullable<Text>,
+        auth_time -> Nullable<BigInt>,
+        sid -> Nullable<Text>,
+        claims -> Nullable<Text>,
     }
 }
 
@@ -103,6 +120,9 @@ diesel::table! {
         expires_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
         revoked_reason -> Nullable<Text>,
+        auth_time -> Nullable<BigInt>,
+        sid -> Nullable<Text>,
+        claims -> Nullable<Text>,
     }
 }
 
@@ -131,6 +151,22 @@ diesel::table! {
     used_assertion_jtis (client_id, jti) {
         client_id -> Text,
         jti -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    used_nonces (client_id, nonce_hash) {
+        client_id -> Text,
+        nonce_hash -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    access_token_claims (jti) {
+        jti -> Text,
+        claims -> Text,
         expires_at -> BigInt,
     }
 }
@@ -259,6 +295,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     revoked_access_tokens,
     used_assertion_jtis,
+    used_nonces,
+    access_token_claims,
     consents,
     api_keys,
     api_key_usage,

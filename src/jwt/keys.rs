@@ -19,6 +19,10 @@ pub enum SigningAlg {
 }
 
 impl SigningAlg {
+    /// Every algorithm the keyring keeps a current key of (RS256 because OpenID Connect Discovery
+    /// requires it; a client may ask for any of them for its ID tokens).
+    pub const ALL: [Self; 3] = [Self::EdDSA, Self::ES256, Self::RS256];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::EdDSA => "EdDSA",
@@ -30,6 +34,17 @@ impl SigningAlg {
     /// The algorithm `TESSERA_SIGNING_ALG` names (checked when the settings load).
     pub fn of(settings: &crate::config::Settings) -> Self {
         Self::parse(settings.signing_alg).unwrap_or(Self::EdDSA)
+    }
+
+    /// A JWS `alg` as registered for a client or named in an assertion: the names JOSE uses, with
+    /// `Ed25519` for EdDSA over Ed25519 (RFC 9864).
+    pub fn from_jose(s: &str) -> Option<Self> {
+        match s {
+            "EdDSA" | "Ed25519" => Some(Self::EdDSA),
+            "ES256" => Some(Self::ES256),
+            "RS256" => Some(Self::RS256),
+            _ => None,
+        }
     }
 
     pub fn parse(s: &str) -> Option<Self> {

@@ -253,6 +253,7 @@ impl Signer {
 /// One key, ready to sign (when current) and verify.
 struct LoadedKey {
     kid: String,
+    signing_alg: SigningAlg,
     alg: Algorithm,
     signer: Signer,
     /// The base64url JOSE header of its tokens: `{"alg", "typ": "at+jwt", "kid"}`.
@@ -275,6 +276,8 @@ impl LoadedKey {
 /// The signing keys of this node, loaded from the database and decrypted with the master key.
 pub struct Keyring {
     master: SecretBytes,
+    /// The algorithm access tokens are signed with (`TESSERA_SIGNING_ALG`).
+    access_alg: SigningAlg,
     keys: RwLock<Arc<Vec<LoadedKey>>>,
     /// When an unknown `kid` last made this node re-read the keys (unix ms): at most once a second.
     reread_at: AtomicI64,
@@ -287,58 +290,67 @@ impl std::fmt::Debug for Keyring {
 }
 
 impl Keyring {
-    /// Loads the live keys, creating a first key of `alg` when none can sign now.
+    /// Loads the live keys, creating a first key of each algorithm that has none that can sign now;
+    /// access tokens are signed with `access_alg`.
     pub fn load_or_create(
         conn: &mut DbConn,
         master: SecretBytes,
-        alg: SigningAlg,
+        access_alg: SigningAlg,
     ) -> Result<Self, KeyError> {
         let ring = Self {
             master,
+            access_alg,
             keys: RwLock::new(Arc::new(Vec::new())),
             reread_at: AtomicI64::new(0),
         };
         ring.reload(conn)?;
-        if ring.current().is_none() {
-            let outcome = first_key(conn, &ring.master, alg)?;
-            if let RotateOutcome::Rotated { kid, .. } = &outcome {
-                tracing::info!(%kid, alg = alg.as_str(), "generated a signing key");
+        let mut made = false;
+        for alg in SigningAlg::ALL {
+            if ring.current(alg).is_none() {
+                let outcome = first_key(conn, &ring.master, alg)?;
+                if let RotateOutcome::Rotated { kid, .. } = &outcome {
+                    tracing::info!(%kid, alg = alg.as_str(), "generated a signing key");
+                }
+                made = true;
             }
+        }
+        if made {
             ring.reload(conn)?;
         }
         Ok(ring)
     }
 
     /// The periodic job of every node: re-read the keys (another node or the CLI may have rotated
-    /// them), and start the next rotation when the schedule says so.
+    /// them), and start the next rotation of each algorithm's chain when the schedule says so.
     pub fn maintain(&self, conn: &mut DbConn, settings: &Settings) -> Result<(), KeyError> {
         self.reload(conn)?;
-        let head = store::find_head(conn)?;
         let now = db::now();
-        let due = match &head {
-            None => true,
-            Some(h) => {
-                let age = now - h.sign_from;
-                let rotate_at = settings.signing_key_rotation.as_secs() as i64
-                    - settings.signing_key_lead_time.as_secs() as i64;
-                h.sign_from <= now
-                    && (age >= rotate_at
-                        || SigningAlg::parse(&h.algorithm) != Some(SigningAlg::of(settings)))
+        let rotate_at = settings.signing_key_rotation.as_secs() as i64
+            - settings.signing_key_lead_time.as_secs() as i64;
+        let mut rotated = false;
+        for alg in SigningAlg::ALL {
+            let due = match store::find_head(conn, alg.as_str())? {
+                None => true,
+                Some(h) => h.sign_from <= now && now - h.sign_from >= rotate_at,
+            };
+            if !due {
+                continue;
             }
-        };
-        if due {
             let outcome = rotate(
                 conn,
                 &self.master,
-                SigningAlg::of(settings),
+                alg,
                 settings.signing_key_lead_time.as_secs() as i64,
                 retire_after(settings),
                 Actor::System,
                 audit::Origin::default(),
             )?;
             if let RotateOutcome::Rotated { kid, sign_from, .. } = &outcome {
-                tracing::info!(%kid, sign_from, "scheduled signing-key rotation");
+                tracing::info!(%kid, alg = alg.as_str(), sign_from, "scheduled signing-key rotation");
+                rotated = true;
             }
+        }
+        if rotated {
             self.reload(conn)?;
         }
         Ok(())
@@ -386,6 +398,7 @@ impl Keyring {
             };
             loaded.push(LoadedKey {
                 kid: row.kid,
+                signing_alg,
                 alg,
                 signer,
                 header,
@@ -409,58 +422,99 @@ impl Keyring {
             .unwrap_or_else(|p| Arc::clone(&p.into_inner()))
     }
 
-    /// Index of the key that signs now: the newest whose signing window contains `now`.
-    fn current_index(keys: &[LoadedKey], now: i64) -> Option<usize> {
+    /// Index of the key of `alg` that signs now: the newest whose signing window contains `now`.
+    fn current_index(keys: &[LoadedKey], now: i64, alg: SigningAlg) -> Option<usize> {
         keys.iter()
             .enumerate()
-            .filter(|(_, k)| k.sign_from <= now && k.sign_until.is_none_or(|u| now < u))
+            .filter(|(_, k)| {
+                k.signing_alg == alg && k.sign_from <= now && k.sign_until.is_none_or(|u| now < u)
+            })
             .max_by_key(|(_, k)| k.sign_from)
             .map(|(i, _)| i)
     }
 
-    fn current(&self) -> Option<String> {
+    fn current(&self, alg: SigningAlg) -> Option<String> {
         let keys = self.snapshot();
-        Self::current_index(&keys, db::now()).map(|i| keys[i].kid.clone())
+        Self::current_index(&keys, db::now(), alg).map(|i| keys[i].kid.clone())
     }
 
-    /// Signs an RFC 9068 access token (`typ: at+jwt`, `kid` in the header). Writes nothing.
+    /// The algorithms of the keys that sign now (for discovery and client registration).
+    pub fn signing_algs(&self) -> Vec<SigningAlg> {
+        let keys = self.snapshot();
+        let now = db::now();
+        SigningAlg::ALL
+            .into_iter()
+            .filter(|a| Self::current_index(&keys, now, *a).is_some())
+            .collect()
+    }
+
+    /// Signs an RFC 9068 access token (`typ: at+jwt`, `kid` in the header) with the current key of
+    /// the access-token algorithm. Writes nothing.
     pub fn sign(&self, claims: &NewAccessClaims<'_>) -> Result<String, AppError> {
         let keys = self.snapshot();
-        let i = Self::current_index(&keys, db::now())
+        let i = Self::current_index(&keys, db::now(), self.access_alg)
             .ok_or_else(|| AppError::internal("no signing key is active"))?;
         let key = &keys[i];
-        use base64::Engine as _;
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let payload = claims.to_json();
         let mut token = String::with_capacity(key.header.len() + payload.len() * 4 / 3 + 360);
         token.push_str(&key.header);
-        token.push('.');
-        b64.encode_string(&payload, &mut token);
-        let signature = key
-            .signer
-            .sign(token.as_bytes())
-            .map_err(|e| AppError::internal(format!("signing: {e}")))?;
-        token.push('.');
-        b64.encode_string(&signature, &mut token);
-        Ok(token)
+        compact_jws(key, token, payload.as_bytes())
     }
 
-    /// Verifies a token this server signed: known `kid`, that key's algorithm, `typ: at+jwt`, our
-    /// issuer, not expired. The audience is checked by the caller, who knows which API it serves.
-    pub fn verify(&self, token: &str, issuer: &str) -> Option<AccessClaims> {
+    /// Signs `payload` (a JSON object) as a JWS with the current key of `alg`, `typ` in its
+    /// header (`JWT` for an ID token, `logout+jwt` for a logout token). Writes nothing.
+    pub fn sign_jwt(&self, alg: SigningAlg, typ: &str, payload: &str) -> Result<String, AppError> {
+        let keys = self.snapshot();
+        let i = Self::current_index(&keys, db::now(), alg).ok_or_else(|| {
+            AppError::internal(format!("no {} signing key is active", alg.as_str()))
+        })?;
+        let key = &keys[i];
+        use base64::Engine as _;
+        let header = serde_json::json!({ "alg": alg.as_str(), "typ": typ, "kid": key.kid });
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(header.to_string());
+        compact_jws(key, token, payload.as_bytes())
+    }
+
+    /// The snapshot of keys and the index of the trusted (published, not retired) key that signed
+    /// `token`, when its header names one by `kid` and has the `typ` asked for.
+    fn key_of(&self, token: &str, typ: &str) -> Option<(Arc<Vec<LoadedKey>>, usize)> {
         let header = jsonwebtoken::decode_header(token).ok()?;
         if !header
             .typ
             .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt"))
+            .is_some_and(|t| t.eq_ignore_ascii_case(typ))
         {
             return None;
         }
         let keys = self.snapshot();
         let now = db::now();
-        let key = keys
+        let i = keys
             .iter()
-            .find(|k| Some(&k.kid) == header.kid.as_ref() && k.trusted(now))?;
+            .position(|k| Some(&k.kid) == header.kid.as_ref() && k.trusted(now))?;
+        Some((keys, i))
+    }
+
+    /// The claims of a JWT this server signed with `typ` (an ID token given back as
+    /// `id_token_hint`): known `kid`, that key's algorithm, our issuer. Expiry is not checked (an
+    /// expired ID token is still a hint, OpenID Connect Core §3.1.2.1); nor is the audience.
+    pub fn verify_own(&self, token: &str, typ: &str, issuer: &str) -> Option<serde_json::Value> {
+        let (keys, i) = self.key_of(token, typ)?;
+        let key = &keys[i];
+        let mut validation = Validation::new(key.alg);
+        validation.set_issuer(&[issuer]);
+        validation.validate_aud = false;
+        validation.validate_exp = false;
+        validation.set_required_spec_claims(&["iss", "sub"]);
+        jsonwebtoken::decode::<serde_json::Value>(token, &key.decoding, &validation)
+            .ok()
+            .map(|d| d.claims)
+    }
+
+    /// Verifies a token this server signed: known `kid`, that key's algorithm, `typ: at+jwt`, our
+    /// issuer, not expired. The audience is checked by the caller, who knows which API it serves.
+    pub fn verify(&self, token: &str, issuer: &str) -> Option<AccessClaims> {
+        let (keys, i) = self.key_of(token, "at+jwt")?;
+        let key = &keys[i];
         let mut validation = Validation::new(key.alg);
         validation.set_issuer(&[issuer]);
         validation.validate_aud = false;
@@ -517,6 +571,22 @@ impl Keyring {
             .collect();
         serde_json::json!({ "keys": keys })
     }
+}
+
+/// Completes a compact JWS: `token` holds the base64url header; the payload and `key`'s signature
+/// of both are appended.
+fn compact_jws(key: &LoadedKey, mut token: String, payload: &[u8]) -> Result<String, AppError> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    token.push('.');
+    b64.encode_string(payload, &mut token);
+    let signature = key
+        .signer
+        .sign(token.as_bytes())
+        .map_err(|e| AppError::internal(format!("signing: {e}")))?;
+    token.push('.');
+    b64.encode_string(&signature, &mut token);
+    Ok(token)
 }
 
 #[utoipa::path(
@@ -620,7 +690,7 @@ fn rotate_when(
     origin: audit::Origin,
     only_first: bool,
 ) -> Result<RotateOutcome, KeyError> {
-    if let Some(pending) = pending_successor(conn)? {
+    if let Some(pending) = pending_successor(conn, alg)? {
         return Ok(pending);
     }
     // Generated outside the transaction: an RSA key takes a while and must not hold a write lock.
@@ -629,7 +699,7 @@ fn rotate_when(
     let jwk = key.public_jwk.to_string();
     let result = crate::db::transaction(conn, |conn| -> diesel::QueryResult<RotateOutcome> {
         let now = db::now();
-        let head = store::find_head(conn)?;
+        let head = store::find_head(conn, alg.as_str())?;
         if let Some(h) = &head
             && (h.sign_from > now || only_first)
         {
@@ -639,6 +709,16 @@ fn rotate_when(
             });
         }
         let sign_from = now + lead_secs.max(0);
+        let successor_of = match &head {
+            Some(h) => h.kid.clone(),
+            None => format!(
+                "first:{}:{}",
+                alg.as_str(),
+                store::find_newest(conn, alg.as_str())?
+                    .as_deref()
+                    .unwrap_or("none")
+            ),
+        };
         store::insert_signing_key(
             conn,
             &store::NewSigningKey {
@@ -649,7 +729,7 @@ fn rotate_when(
                 created_at: now,
                 publish_at: now,
                 sign_from,
-                successor_of: head.as_ref().map(|h| h.kid.as_str()),
+                successor_of: Some(&successor_of),
             },
         )?;
         if let Some(h) = &head {
@@ -687,7 +767,7 @@ fn rotate_when(
         )) => {
             // Another node or CLI run made the successor first: its key is the outcome, whether
             // it signs later (a lead time) or already (none).
-            store::find_head(conn)?
+            store::find_head(conn, alg.as_str())?
                 .map(|h| RotateOutcome::AlreadyScheduled {
                     kid: h.kid,
                     sign_from: h.sign_from,
@@ -698,8 +778,11 @@ fn rotate_when(
     }
 }
 
-fn pending_successor(conn: &mut DbConn) -> Result<Option<RotateOutcome>, KeyError> {
-    let head = store::find_head(conn)?;
+fn pending_successor(
+    conn: &mut DbConn,
+    alg: SigningAlg,
+) -> Result<Option<RotateOutcome>, KeyError> {
+    let head = store::find_head(conn, alg.as_str())?;
     Ok(head
         .filter(|h| h.sign_from > db::now())
         .map(|h| RotateOutcome::AlreadyScheduled {

@@ -19,7 +19,9 @@ pub struct SigningKeyRow {
     pub retire_at: Option<i64>,
 }
 
-/// A key to store: `publish_at ≤ sign_from`; `successor_of` names the key it takes over from.
+/// A key to store: `publish_at ≤ sign_from`; `successor_of` names the key it takes over from (for
+/// the first key of an algorithm's chain, `first:<alg>:<the newest key of that algorithm, or none>`,
+/// so that two nodes starting a chain at once conflict on the column's unique index).
 #[derive(Debug)]
 pub struct NewSigningKey<'a> {
     pub kid: &'a str,
@@ -69,14 +71,29 @@ pub fn find_all_signing_keys(conn: &mut DbConn) -> QueryResult<Vec<SigningKeyRow
         .load(conn)
 }
 
-/// The head of the chain: the newest key with no end to its signing window.
-pub fn find_head(conn: &mut DbConn) -> QueryResult<Option<SigningKeyRow>> {
+/// The head of `algorithm`'s chain: its newest key with no end to its signing window.
+pub fn find_head(conn: &mut DbConn, algorithm: &str) -> QueryResult<Option<SigningKeyRow>> {
     signing_keys::table
+        .filter(signing_keys::algorithm.eq(algorithm))
         .filter(signing_keys::sign_until.is_null())
         .filter(signing_keys::retire_at.is_null())
         .order(signing_keys::sign_from.desc())
         .select(SigningKeyRow::as_select())
         .get_result(conn)
+        .optional()
+}
+
+/// The newest key of `algorithm` ever made (to name what a chain's new first key follows).
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the newest of many rows, read once per rotation: the re-prepared LIMIT costs nothing here"
+)]
+pub fn find_newest(conn: &mut DbConn, algorithm: &str) -> QueryResult<Option<String>> {
+    signing_keys::table
+        .filter(signing_keys::algorithm.eq(algorithm))
+        .order(signing_keys::created_at.desc())
+        .select(signing_keys::kid)
+        .first(conn)
         .optional()
 }
 

@@ -1,5 +1,5 @@
-//! The RFC 8414 authorization server metadata, at its own path and at the OpenID Connect discovery
-//! path that many client libraries look for.
+//! The RFC 8414 authorization server metadata at its own path, and the OpenID Provider metadata
+//! (OpenID Connect Discovery 1.0 §3: the same fields and the OpenID ones) at the discovery path.
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, get, web};
@@ -69,7 +69,7 @@ fn metadata_document(state: &OAuth, scopes: Vec<String>) -> Metadata {
         revocation_endpoint_auth_signing_alg_values_supported: AUTH_SIGNING_ALGS.to_vec(),
         introspection_endpoint_auth_methods_supported: AUTH_METHODS[..4].to_vec(),
         introspection_endpoint_auth_signing_alg_values_supported: AUTH_SIGNING_ALGS.to_vec(),
-        response_modes_supported: vec!["query"],
+        response_modes_supported: vec!["query", "form_post"],
         scopes_supported: scopes,
         response_types_supported: vec!["code"],
         code_challenge_methods_supported: vec!["S256"],
@@ -80,11 +80,57 @@ fn metadata_document(state: &OAuth, scopes: Vec<String>) -> Metadata {
     }
 }
 
+/// The OpenID Provider metadata (OpenID Connect Discovery 1.0 §3): the RFC 8414 fields and the
+/// OpenID ones, every REQUIRED one among them.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct OpenIdConfiguration {
+    #[serde(flatten)]
+    metadata: Metadata,
+    userinfo_endpoint: String,
+    /// `public` and `pairwise`.
+    subject_types_supported: Vec<&'static str>,
+    /// The algorithms a client may register for its ID tokens (RS256 among them).
+    id_token_signing_alg_values_supported: Vec<&'static str>,
+    claims_supported: Vec<&'static str>,
+    claim_types_supported: Vec<&'static str>,
+    claims_parameter_supported: bool,
+    request_parameter_supported: bool,
+    request_uri_parameter_supported: bool,
+    prompt_values_supported: Vec<&'static str>,
+    ui_locales_supported: Vec<&'static str>,
+}
+
 async fn metadata_response(state: web::Data<OAuth>) -> Result<HttpResponse, AppError> {
     let scopes = db::run(&state.pool, crate::apis::registered_scope_names).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .json(metadata_document(&state, scopes)))
+}
+
+async fn openid_response(state: web::Data<OAuth>) -> Result<HttpResponse, AppError> {
+    let scopes = db::run(&state.pool, crate::apis::registered_scope_names).await?;
+    let issuer = state.settings.issuer_str();
+    let document = OpenIdConfiguration {
+        metadata: metadata_document(&state, scopes),
+        userinfo_endpoint: format!("{issuer}/oauth/userinfo"),
+        subject_types_supported: vec!["public", "pairwise"],
+        id_token_signing_alg_values_supported: state
+            .keyring
+            .signing_algs()
+            .into_iter()
+            .map(crate::jwt::SigningAlg::as_str)
+            .collect(),
+        claims_supported: super::oidc::CLAIMS_SUPPORTED.to_vec(),
+        claim_types_supported: vec!["normal"],
+        claims_parameter_supported: true,
+        request_parameter_supported: false,
+        request_uri_parameter_supported: false,
+        prompt_values_supported: vec!["none", "login", "consent", "select_account"],
+        ui_locales_supported: vec!["en-US", "es-ES"],
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .json(document))
 }
 
 /// RFC 8414 authorization server metadata.
@@ -101,18 +147,18 @@ async fn metadata(state: web::Data<OAuth>) -> Result<HttpResponse, AppError> {
     metadata_response(state).await
 }
 
-/// The same document at the OpenID Connect discovery path, which many client libraries look for.
+/// The OpenID Provider metadata (OpenID Connect Discovery 1.0).
 #[utoipa::path(
     operation_id = "openid_configuration",
     tag = "oauth",
     responses(
-        (status = 200, description = "The authorization server metadata", body = Metadata),
+        (status = 200, description = "The OpenID Provider metadata", body = OpenIdConfiguration),
         (status = 503, description = "The database cannot serve now"),
     )
 )]
 #[get("/.well-known/openid-configuration")]
 async fn openid_metadata(state: web::Data<OAuth>) -> Result<HttpResponse, AppError> {
-    metadata_response(state).await
+    openid_response(state).await
 }
 
 /// The operations and types of this module, for `/openapi.json`.

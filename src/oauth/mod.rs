@@ -8,6 +8,7 @@ mod credentials;
 mod introspect;
 mod metadata;
 pub mod model;
+pub mod oidc;
 mod pages;
 mod params;
 mod revoke;
@@ -77,6 +78,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     revoke::configure(cfg);
     authorize::configure(cfg);
     metadata::configure(cfg);
+    cfg.service(
+        web::resource("/oauth/userinfo")
+            .route(web::get().to(oidc::userinfo))
+            .route(web::post().to(oidc::userinfo)),
+    );
 }
 
 /// The OpenAPI description of the JSON routes `configure` adds (the authorization pages are HTML).
@@ -86,6 +92,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(metadata::Docs::openapi());
     doc.merge(revoke::Docs::openapi());
     doc.merge(introspect::Docs::openapi());
+    doc.merge(oidc::Docs::openapi());
     doc
 }
 
@@ -108,6 +115,13 @@ pub struct ClientInput {
     /// A resource server: the audiences of the registered APIs whose tokens it may introspect.
     /// Empty: the client may not introspect.
     pub introspect: Vec<String>,
+    /// OpenID Connect: `public` (default) or `pairwise` subjects.
+    pub subject_type: Option<String>,
+    /// `pairwise`: the sector (a host name) its subjects are computed for; by default the one host
+    /// of its redirect URIs.
+    pub sector_identifier: Option<String>,
+    /// OpenID Connect: `RS256` (default), `ES256`, `EdDSA` (or `Ed25519`) for its ID tokens.
+    pub id_token_signed_response_alg: Option<String>,
 }
 
 /// A client secret, shown once. `Debug` never prints it.
@@ -214,6 +228,19 @@ pub fn create_client(
             return Err(model::bad_request(Detail::KeysOnlyForPrivateKeyJwt));
         }
     };
+    let (subject_type, sector) = subject_of(input, &uris)?;
+    let id_token_alg = match input.id_token_signed_response_alg.as_deref() {
+        None => None,
+        Some(a) => Some(
+            crate::jwt::SigningAlg::from_jose(a)
+                .ok_or_else(|| {
+                    model::bad_request(Detail::IdTokenAlgUnknown {
+                        value: a.chars().take(32).collect(),
+                    })
+                })?
+                .as_str(),
+        ),
+    };
     let id = random_id("cli", 24);
     let NewSecret {
         secret,
@@ -254,6 +281,9 @@ pub fn create_client(
                 jwks_uri: jwks_uri.as_deref(),
                 jwks: jwks.as_deref(),
                 introspect_audiences: introspect.as_deref(),
+                subject_type,
+                sector_identifier: sector.as_deref(),
+                id_token_signed_response_alg: id_token_alg,
             },
             now,
         )?;
@@ -267,12 +297,50 @@ pub fn create_client(
                 "name": name, "public": input.public, "grant_types": grant_types,
                 "token_endpoint_auth_method": method.as_str(), "jwks_uri": jwks_uri,
                 "scopes": allowed, "introspect": introspect, "redirect_uris": uris.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
+                "subject_type": subject_type, "sector_identifier": sector,
             }));
         audit::record(conn, event)?;
         let client = store::find_client(conn, &id)?.ok_or(AppError::NotFound)?;
         let uris = store::find_redirect_uris(conn, &id)?;
         Ok((client, uris, secret.map(ClientSecret)))
     })
+}
+
+/// A client's subject type, and for `pairwise` its sector: the one given (a host name), else the
+/// one host all its redirect URIs share (OpenID Connect Core §8.1).
+fn subject_of(
+    input: &ClientInput,
+    uris: &[RedirectUri],
+) -> Result<(&'static str, Option<String>), AppError> {
+    match input.subject_type.as_deref() {
+        None | Some("public") => Ok(("public", None)),
+        Some("pairwise") => {
+            if let Some(sector) = &input.sector_identifier {
+                let sector = sector.trim().to_ascii_lowercase();
+                let valid = !sector.is_empty()
+                    && sector.len() <= 253
+                    && sector
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+                if !valid {
+                    return Err(model::bad_request(Detail::SectorIdentifierNeeded));
+                }
+                return Ok(("pairwise", Some(sector)));
+            }
+            let mut hosts = uris
+                .iter()
+                .filter_map(|u| url::Url::parse(u.as_str()).ok())
+                .filter_map(|u| u.host_str().map(str::to_owned));
+            let first = hosts.next();
+            match first {
+                Some(host) if hosts.all(|h| h == host) => Ok(("pairwise", Some(host))),
+                _ => Err(model::bad_request(Detail::SectorIdentifierNeeded)),
+            }
+        }
+        Some(other) => Err(model::bad_request(Detail::SubjectTypeUnknown {
+            value: other.chars().take(32).collect(),
+        })),
+    }
 }
 
 /// A fresh client secret (for the methods that have one) and how it is kept at rest.

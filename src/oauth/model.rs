@@ -34,6 +34,17 @@ pub struct Client {
     /// A resource server: the audiences (space-separated) of the APIs whose tokens it may introspect.
     /// `None`: not a resource server, introspection answers it `{"active": false}`.
     pub introspect_audiences: Option<String>,
+    /// OpenID Connect: `public` (the user id is `sub`) or `pairwise` (a `sub` per sector).
+    pub subject_type: String,
+    /// `pairwise`: the sector its subjects are computed for (the host of its redirect URIs when
+    /// it registered none).
+    pub sector_identifier: Option<String>,
+    /// The algorithm its ID tokens are signed with (`None`: RS256).
+    pub id_token_signed_response_alg: Option<String>,
+    /// Where RP-initiated logout may return (space-separated, matched exactly).
+    pub post_logout_redirect_uris: String,
+    /// Back-channel logout: where logout tokens are POSTed.
+    pub backchannel_logout_uri: Option<String>,
     /// The user who owns the app is disabled: the app is refused until they are re-enabled.
     #[diesel(select_expression = owner_disabled())]
     pub owner_disabled: bool,

@@ -158,3 +158,45 @@ pub fn app_named_by_return_to(
         .filter(|c| c.disabled_at.is_none() && !c.owner_disabled)
         .map(|c| c.name))
 }
+
+#[derive(Template)]
+#[template(path = "oauth/form_post.html")]
+struct FormPost<'a> {
+    lang: &'static str,
+    title: &'a str,
+    message: &'a str,
+    button: &'a str,
+    action: &'a str,
+    params: &'a [(&'static str, String)],
+}
+
+/// The page of `response_mode=form_post` (OAuth 2.0 Form Post Response Mode): the answer's
+/// parameters as hidden fields of a form that `/static/tessera.js` submits to the redirect URI at
+/// once (no inline script; a button for browsers without scripts).
+pub fn form_post_page(
+    lang: Lang,
+    action: &str,
+    params: &[(&'static str, String)],
+) -> Result<String, AppError> {
+    let (title, message, button) = match lang {
+        Lang::En => (
+            "Returning to the app",
+            "Scripts are off: press Continue to return to the app.",
+            "Continue",
+        ),
+        Lang::Es => (
+            "Volviendo a la aplicación",
+            "Los scripts están desactivados: pulse Continuar para volver a la aplicación.",
+            "Continuar",
+        ),
+    };
+    Ok(FormPost {
+        lang: lang.tag(),
+        title,
+        message,
+        button,
+        action,
+        params,
+    }
+    .render()?)
+}

@@ -26,7 +26,7 @@ pub async fn requested_api(
 
 /// The scopes a token gets, sorted and space-separated: the requested ones (each allowed to the
 /// client and defined on the API), or, when none are requested, every allowed scope the API defines
-/// except `offline_access`.
+/// except `offline_access` and the OpenID Connect scopes.
 pub fn grant_scopes(
     requested: Option<&str>,
     allowed: &[&str],
@@ -52,7 +52,9 @@ pub fn grant_scopes(
         None => allowed
             .iter()
             .copied()
-            .filter(|s| *s != "offline_access" && defines(s))
+            .filter(|s| {
+                *s != "offline_access" && !crate::apis::IDENTITY_SCOPES.contains(s) && defines(s)
+            })
             .collect(),
     };
     out.sort_unstable();

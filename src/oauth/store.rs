@@ -23,6 +23,9 @@ pub struct NewClient<'a> {
     pub jwks_uri: Option<&'a str>,
     pub jwks: Option<&'a str>,
     pub introspect_audiences: Option<&'a str>,
+    pub subject_type: &'a str,
+    pub sector_identifier: Option<&'a str>,
+    pub id_token_signed_response_alg: Option<&'a str>,
 }
 
 pub fn insert_client(conn: &mut DbConn, c: &NewClient<'_>, now: i64) -> QueryResult<()> {
@@ -41,6 +44,9 @@ pub fn insert_client(conn: &mut DbConn, c: &NewClient<'_>, now: i64) -> QueryRes
             oauth_clients::jwks_uri.eq(c.jwks_uri),
             oauth_clients::jwks.eq(c.jwks),
             oauth_clients::introspect_audiences.eq(c.introspect_audiences),
+            oauth_clients::subject_type.eq(c.subject_type),
+            oauth_clients::sector_identifier.eq(c.sector_identifier),
+            oauth_clients::id_token_signed_response_alg.eq(c.id_token_signed_response_alg),
             oauth_clients::created_at.eq(now),
             oauth_clients::updated_at.eq(now),
         ))
@@ -92,6 +98,19 @@ pub struct NewCode<'a> {
     pub code_challenge: &'a str,
     pub created_at: i64,
     pub expires_at: i64,
+    /// OpenID Connect (`openid` granted): what the ID token will say of the sign-in.
+    pub oidc: Option<&'a CodeOidc>,
+}
+
+/// What an ID token needs from its authorization request and sign-in, kept with the code and then
+/// with the refresh family it starts.
+#[derive(Debug, Clone, Default)]
+pub struct CodeOidc {
+    pub nonce: Option<String>,
+    pub auth_time: i64,
+    pub sid: String,
+    /// The checked `claims` request (`oidc::parse_claims_request`).
+    pub claims: Option<String>,
 }
 
 pub fn insert_code(conn: &mut DbConn, c: &NewCode<'_>) -> QueryResult<()> {
@@ -108,6 +127,10 @@ pub fn insert_code(conn: &mut DbConn, c: &NewCode<'_>) -> QueryResult<()> {
             ac::code_challenge_method.eq("S256"),
             ac::created_at.eq(c.created_at),
             ac::expires_at.eq(c.expires_at),
+            ac::nonce.eq(c.oidc.and_then(|o| o.nonce.as_deref())),
+            ac::auth_time.eq(c.oidc.map(|o| o.auth_time)),
+            ac::sid.eq(c.oidc.map(|o| o.sid.as_str())),
+            ac::claims.eq(c.oidc.and_then(|o| o.claims.as_deref())),
         ))
         .execute(conn)
         .map(|_| ())
@@ -127,6 +150,10 @@ pub struct CodeRow {
     pub refresh_family_id: Option<String>,
     pub access_token_jti: Option<String>,
     pub access_token_exp: Option<i64>,
+    pub nonce: Option<String>,
+    pub auth_time: Option<i64>,
+    pub sid: Option<String>,
+    pub claims: Option<String>,
 }
 
 pub fn find_code(conn: &mut DbConn, code_hash: &str) -> QueryResult<Option<CodeRow>> {
@@ -169,6 +196,10 @@ pub struct NewFamily {
     pub user_id: Option<String>,
     pub scope: String,
     pub audience: String,
+    /// OpenID Connect: the sign-in the family's ID tokens keep describing.
+    pub auth_time: Option<i64>,
+    pub sid: Option<String>,
+    pub claims: Option<String>,
 }
 
 fn insert_family(conn: &mut DbConn, f: &NewFamily, now: i64, expires_at: i64) -> QueryResult<()> {
@@ -181,6 +212,9 @@ fn insert_family(conn: &mut DbConn, f: &NewFamily, now: i64, expires_at: i64) ->
         rf::audience.eq(&f.audience),
         rf::created_at.eq(now),
         rf::expires_at.eq(expires_at),
+        rf::auth_time.eq(f.auth_time),
+        rf::sid.eq(&f.sid),
+        rf::claims.eq(&f.claims),
     ));
     on_backend!(conn, |c| insert.execute(c)).map(|_| ())
 }
@@ -404,11 +438,12 @@ impl FixedSql for RedeemCodeSql {
             UPDATE authorization_codes SET consumed_at = ?, access_token_jti = ?, \
               access_token_exp = ?, refresh_family_id = ? \
             WHERE code_hash = ? AND consumed_at IS NULL AND expires_at > ? \
-            RETURNING client_id, user_id, scope, audience \
+            RETURNING client_id, user_id, scope, audience, auth_time, sid, claims \
           ), family AS ( \
             INSERT INTO refresh_token_families \
-              (id, client_id, user_id, scope, audience, created_at, expires_at) \
-            SELECT ?, client_id, user_id, scope, audience, ?, ? FROM won \
+              (id, client_id, user_id, scope, audience, created_at, expires_at, auth_time, sid, \
+               claims) \
+            SELECT ?, client_id, user_id, scope, audience, ?, ?, auth_time, sid, claims FROM won \
             WHERE ?::text IS NOT NULL \
             RETURNING id \
           ), first AS ( \
@@ -453,6 +488,9 @@ pub struct RefreshRow {
     pub token_used: bool,
     /// The family's user is disabled: refused until re-enabled (nothing is revoked).
     pub user_disabled: bool,
+    pub auth_time: Option<i64>,
+    pub sid: Option<String>,
+    pub claims: Option<String>,
 }
 
 pub fn find_refresh(conn: &mut DbConn, token_hash: &str) -> QueryResult<Option<RefreshRow>> {
@@ -470,6 +508,9 @@ pub fn find_refresh(conn: &mut DbConn, token_hash: &str) -> QueryResult<Option<R
         i64,
         Option<i64>,
         bool,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
     );
     // The user's state is a subquery (a family may have no user).
     let user_disabled = diesel::dsl::exists(
@@ -493,6 +534,9 @@ pub fn find_refresh(conn: &mut DbConn, token_hash: &str) -> QueryResult<Option<R
             rt::created_at,
             rt::used_at,
             user_disabled,
+            rf::auth_time,
+            rf::sid,
+            rf::claims,
         ));
     // `get_result`, not `first`: a lookup by a unique key needs no `LIMIT`, and SQLite (3.47 on)
     // compiles a bound `LIMIT ?` for its value, so re-binding it re-prepares the statement on every
@@ -510,6 +554,9 @@ pub fn find_refresh(conn: &mut DbConn, token_hash: &str) -> QueryResult<Option<R
         token_created_at: r.8,
         token_used: r.9.is_some(),
         user_disabled: r.10,
+        auth_time: r.11,
+        sid: r.12,
+        claims: r.13,
     }))
 }
 
@@ -695,4 +742,51 @@ pub fn touch_client(conn: &mut DbConn, id: &str, now: i64) -> QueryResult<usize>
 
 pub fn delete_client(conn: &mut DbConn, id: &str) -> QueryResult<usize> {
     diesel::delete(oauth_clients::table.find(id)).execute(conn)
+}
+
+/// Records that `client` used a nonce (its HMAC), until `expires_at`; false when it had already.
+pub fn insert_used_nonce(
+    conn: &mut DbConn,
+    client_id: &str,
+    nonce_hash: &str,
+    expires_at: i64,
+) -> QueryResult<bool> {
+    use diesel::sql_types::{BigInt, Text};
+    diesel::sql_query(
+        "INSERT INTO used_nonces (client_id, nonce_hash, expires_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (client_id, nonce_hash) DO NOTHING",
+    )
+    .bind::<Text, _>(client_id)
+    .bind::<Text, _>(nonce_hash)
+    .bind::<BigInt, _>(expires_at)
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Keeps the `claims` request of the grant an access token came from, for UserInfo.
+pub fn insert_access_token_claims(
+    conn: &mut DbConn,
+    jti: &str,
+    claims: &str,
+    expires_at: i64,
+) -> QueryResult<()> {
+    use crate::db::schema::access_token_claims as atc;
+    diesel::insert_into(atc::table)
+        .values((
+            atc::jti.eq(jti),
+            atc::claims.eq(claims),
+            atc::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// The `claims` request of the grant an access token came from, when it made one.
+pub fn find_grant_claims(conn: &mut DbConn, jti: &str) -> QueryResult<Option<String>> {
+    use crate::db::schema::access_token_claims as atc;
+    atc::table
+        .find(jti)
+        .select(atc::claims)
+        .get_result(conn)
+        .optional()
 }

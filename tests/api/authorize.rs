@@ -13,12 +13,12 @@ use crate::helpers::{
 pub const PASSWORD: &str = "correct horse battery";
 pub const REDIRECT: &str = "http://127.0.0.1:9876/callback";
 
-struct Pkce {
-    verifier: String,
-    challenge: String,
+pub struct Pkce {
+    pub verifier: String,
+    pub challenge: String,
 }
 
-fn pkce() -> Pkce {
+pub fn pkce() -> Pkce {
     let verifier = format!("{}{}", tessera::crypto::random_token(), "-._~abc");
     let challenge = tessera::crypto::base64url(digest(&SHA256, verifier.as_bytes()).as_ref());
     Pkce {
@@ -54,7 +54,7 @@ pub fn authorize_url(
 }
 
 /// Follows a 303 from the server (relative or absolute) and returns the response.
-async fn follow(
+pub async fn follow(
     app: &TestApp,
     browser: &reqwest::Client,
     res: &reqwest::Response,
@@ -69,7 +69,7 @@ async fn follow(
 }
 
 /// Submits the consent page's form with `decision`; returns the redirect to the client.
-async fn decide(
+pub async fn decide(
     app: &TestApp,
     browser: &reqwest::Client,
     consent_page: &str,

@@ -444,7 +444,10 @@ fn api_and_scope_lists() {
         [
             "admin",
             "delete",
+            "email",
             "offline_access",
+            "openid",
+            "profile",
             "read",
             "write",
             "invoices:read"

@@ -22,6 +22,7 @@ mod metrics;
 mod nodes;
 mod oauth;
 mod openapi;
+mod openid;
 mod ops;
 mod pages;
 mod people;

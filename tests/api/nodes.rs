@@ -178,7 +178,11 @@ async fn a_signing_key_rotated_on_one_node_is_published_and_trusted_by_the_other
     let (id, secret) = a.create_client(&["client_credentials"], &["read"], &[], false);
     let secret = secret.expect("a confidential client");
     let before = published_kids(&b).await;
-    assert_eq!(before.len(), 1, "one key before the rotation: {before:?}");
+    assert_eq!(
+        before.len(),
+        3,
+        "one key of each algorithm before the rotation: {before:?}"
+    );
 
     // `tessera signing-key rotate --now`, against the database.
     let kid = {
@@ -235,4 +239,17 @@ async fn on_postgresql_nodes_starting_together_on_a_fresh_database_all_start() {
     for node in [a, b, c] {
         node.expect("every node starts");
     }
+    // One first key per algorithm, whoever made it: the losers' inserts conflicted.
+    use diesel::prelude::*;
+    let mut conn = diesel::PgConnection::establish(&db.url_string()).expect("connect");
+    let algs: Vec<String> = tessera::db::schema::signing_keys::table
+        .select(tessera::db::schema::signing_keys::algorithm)
+        .order(tessera::db::schema::signing_keys::algorithm.asc())
+        .load(&mut conn)
+        .expect("keys");
+    assert_eq!(
+        algs,
+        ["ES256", "EdDSA", "RS256"],
+        "one key of each algorithm"
+    );
 }

@@ -21,6 +21,8 @@ const JSON_ROUTES: &[(&str, &str)] = &[
     ("POST", "/oauth/token"),
     ("POST", "/oauth/revoke"),
     ("POST", "/oauth/introspect"),
+    ("GET", "/oauth/userinfo"),
+    ("POST", "/oauth/userinfo"),
     ("GET", "/.well-known/oauth-authorization-server"),
     ("GET", "/.well-known/openid-configuration"),
     ("GET", "/.well-known/jwks.json"),

@@ -55,7 +55,7 @@ async fn every_error_on_a_browser_route_is_a_page_in_the_users_language() {
     for path in [
         "/dashboard/nope",
         "/dashboard/apps/cli_nope/nope",
-        "/account",
+        "/account/nope",
         "/account/settings",
         "/login/nope",
         "/logout/nope",

@@ -467,7 +467,7 @@ fn the_cli_marks_resource_servers_and_makes_keys_for_named_apis() {
     assert_eq!(code, Some(1));
     let message = refused["message"].as_str().expect("message");
     assert!(
-        message.contains("raed") && message.contains("offline_access, read"),
+        message.contains("raed") && message.contains("offline_access, openid"),
         "{message}"
     );
 }

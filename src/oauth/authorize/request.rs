@@ -48,6 +48,10 @@ pub struct AuthorizeRequest {
     pub challenge: String,
     /// `prompt=consent`: ask again even when the user consented before.
     pub force_consent: bool,
+    /// The OpenID Connect parameters (Core §3.1.2.1).
+    pub oidc: OpenIdParams,
+    /// `response_mode=form_post`: the answer is a page that POSTs it to the redirect URI.
+    pub form_post: bool,
     /// The request's parameters as received (empty ones dropped), for the consent form and for the
     /// return from the sign-in page.
     pub params: Vec<(String, String)>,
@@ -71,6 +75,97 @@ pub struct ClientError {
     pub error: &'static str,
     pub detail: Option<Detail>,
     pub state: Option<String>,
+    /// `response_mode=form_post` was asked: the error is POSTed too.
+    pub form_post: bool,
+}
+
+/// The OpenID Connect parameters of an authorization request (Core §3.1.2.1), checked.
+#[derive(Debug, Clone, Default)]
+pub struct OpenIdParams {
+    pub nonce: Option<String>,
+    /// `prompt=none`: no page may be shown; an answer that needs one is an error.
+    pub prompt_none: bool,
+    /// `prompt=login`: the user signs in again.
+    pub prompt_login: bool,
+    /// Seconds since the sign-in after which the user signs in again.
+    pub max_age: Option<i64>,
+    /// Prefills the email on the sign-in page.
+    pub login_hint: Option<String>,
+    /// An ID token this server issued, naming the user the client expects.
+    pub id_token_hint: Option<String>,
+    /// The checked `claims` request.
+    pub claims: Option<String>,
+    /// The first of `ui_locales` the pages speak.
+    pub ui_locales: Option<crate::i18n::Lang>,
+    /// Set by Tessera on the return from a sign-in it required: sessions that signed in at or
+    /// after this time satisfy `prompt=login` and `max_age` (the value is MACed).
+    pub signed_in_after: Option<i64>,
+}
+
+/// The parameter Tessera adds to an authorization request it sends through a required sign-in.
+pub const SIGNED_IN_AFTER: &str = "tessera_signed_in_after";
+const SIGNED_IN_AFTER_PURPOSE: &str = "signed_in_after";
+
+/// The value of [`SIGNED_IN_AFTER`] for `time`: `<time>.<MAC>`.
+pub fn signed_in_after(state: &OAuth, time: i64) -> String {
+    let t = time.to_string();
+    let tag = state.hasher.tag(SIGNED_IN_AFTER_PURPOSE, t.as_bytes());
+    format!("{t}.{tag}")
+}
+
+impl OpenIdParams {
+    /// Reads and checks the parameters; the refusal's detail for `invalid_request`.
+    fn read(state: &OAuth, request: &Params<'_>) -> Result<Self, Detail> {
+        let mut out = Self::default();
+        if let Some(nonce) = request.get("nonce") {
+            if nonce.chars().count() > 512 {
+                return Err(Detail::NonceTooLong);
+            }
+            out.nonce = Some(nonce.into_owned());
+        }
+        if let Some(prompt) = request.get("prompt") {
+            let values: Vec<&str> = prompt.split(' ').filter(|p| !p.is_empty()).collect();
+            if values
+                .iter()
+                .any(|p| !matches!(*p, "none" | "login" | "consent" | "select_account"))
+                || (values.contains(&"none") && values.len() > 1)
+            {
+                return Err(Detail::PromptInvalid);
+            }
+            out.prompt_none = values.contains(&"none");
+            out.prompt_login = values.contains(&"login");
+        }
+        if let Some(max_age) = request.get("max_age") {
+            out.max_age = Some(
+                max_age
+                    .parse::<u32>()
+                    .map(i64::from)
+                    .map_err(|_| Detail::MaxAgeInvalid)?,
+            );
+        }
+        out.login_hint = request
+            .get("login_hint")
+            .map(|h| h.chars().take(254).collect());
+        out.id_token_hint = request.get("id_token_hint").map(Cow::into_owned);
+        if let Some(claims) = request.get("claims") {
+            out.claims = Some(
+                super::super::oidc::parse_claims_request(&claims)
+                    .ok_or(Detail::ClaimsRequestMalformed)?,
+            );
+        }
+        out.ui_locales = request
+            .get("ui_locales")
+            .and_then(|l| crate::i18n::Lang::first_supported(&l));
+        out.signed_in_after = request.get(SIGNED_IN_AFTER).and_then(|v| {
+            let (t, tag) = v.split_once('.')?;
+            state
+                .hasher
+                .verify_tag(SIGNED_IN_AFTER_PURPOSE, t.as_bytes(), tag)
+                .then(|| t.parse().ok())
+                .flatten()
+        });
+        Ok(out)
+    }
 }
 
 impl From<AppError> for AuthorizeError {
@@ -144,6 +239,12 @@ impl AuthorizeRequest {
         // RFC 6749 §3.1: a parameter without a value is omitted. A code_challenge that is not the 43
         // base64url characters of a SHA-256 (RFC 7636 §4.2) counts as missing, so PKCE refuses it.
         params.retain(|(k, v)| !v.is_empty() && (k != "code_challenge" || s256_shaped(v)));
+        let response_mode = params
+            .iter()
+            .find(|(k, _)| k == "response_mode")
+            .map(|(_, v)| v.as_str());
+        let form_post = response_mode == Some("form_post");
+        let mode_ok = matches!(response_mode, None | Some("query" | "form_post"));
         let request = Params(&params);
         let mut machine = Authorization::new(&request);
         let mut input = Input::None;
@@ -172,7 +273,9 @@ impl AuthorizeRequest {
                             request.get("code_challenge_method"),
                             request.get("code_challenge"),
                         )
-                        .map_err(|()| to_client(&bound_to, "invalid_request", &request))?;
+                        .map_err(|()| {
+                            to_client(&bound_to, "invalid_request", None, &request, form_post)
+                        })?;
                     let mut extensions = Extensions::new();
                     extensions.set_raw(
                         PKCE_EXTENSION.to_owned(),
@@ -194,7 +297,9 @@ impl AuthorizeRequest {
                         .map(Cow::into_owned)
                         .unwrap_or_else(|| state.settings.issuer_str().to_owned());
                     let pre_grant = negotiate(conn, state, &client, bound, scope, &audience)?
-                        .ok_or_else(|| to_client(&bound_to, "invalid_scope", &request))?;
+                        .ok_or_else(|| {
+                            to_client(&bound_to, "invalid_scope", None, &request, form_post)
+                        })?;
                     Input::Negotiated {
                         pre_grant,
                         state: request.get("state").map(Cow::into_owned),
@@ -211,6 +316,19 @@ impl AuthorizeRequest {
                         .and_then(|(_, v)| v.map(str::to_owned))
                         .ok_or_else(|| AppError::internal("PKCE left no challenge"))?;
                     let client = client.ok_or(AuthorizeError::Page)?;
+                    let refuse = |detail: Detail| {
+                        to_client(
+                            &bound_to,
+                            "invalid_request",
+                            Some(detail),
+                            &request,
+                            form_post,
+                        )
+                    };
+                    if !mode_ok {
+                        return Err(refuse(Detail::ResponseModeUnsupported));
+                    }
+                    let oidc = OpenIdParams::read(state, &request).map_err(refuse)?;
                     let force_consent = request
                         .get("prompt")
                         .is_some_and(|p| p.split(' ').any(|x| x == "consent"));
@@ -222,11 +340,13 @@ impl AuthorizeRequest {
                         audience,
                         challenge,
                         force_consent,
+                        oidc,
+                        form_post,
                         params,
                     });
                 }
                 Output::Err(error) => {
-                    return Err(refusal(error, bound_to, request.get("state")));
+                    return Err(refusal(error, bound_to, request.get("state"), form_post));
                 }
             };
         }
@@ -235,13 +355,20 @@ impl AuthorizeRequest {
 
 /// A refusal for the client at its bound redirect URI (the state machine binds before any step
 /// that can refuse this way).
-fn to_client(bound_to: &Option<Url>, error: &'static str, request: &Params<'_>) -> AuthorizeError {
+fn to_client(
+    bound_to: &Option<Url>,
+    error: &'static str,
+    detail: Option<Detail>,
+    request: &Params<'_>,
+    form_post: bool,
+) -> AuthorizeError {
     match bound_to {
         Some(redirect_uri) => AuthorizeError::Redirect(Box::new(ClientError {
             redirect_uri: redirect_uri.clone(),
             error,
-            detail: None,
+            detail,
             state: request.get("state").map(Cow::into_owned),
+            form_post,
         })),
         None => AuthorizeError::Failed(AppError::internal("a refusal before the client was bound")),
     }
@@ -259,6 +386,7 @@ fn refusal(
     mut error: authorization::Error,
     bound_to: Option<Url>,
     state: Option<Cow<'_, str>>,
+    form_post: bool,
 ) -> AuthorizeError {
     let kind = error.description().map(|d| d.kind());
     match (error, bound_to, kind) {
@@ -268,6 +396,7 @@ fn refusal(
                 error: error_code(kind),
                 detail: None,
                 state: state.map(Cow::into_owned),
+                form_post,
             }))
         }
         (authorization::Error::PrimitiveError, _, _) => {
@@ -454,6 +583,7 @@ fn refuse_repeated(
                 name: printable(name),
             }),
             state: once("state"),
+            form_post: once("response_mode").as_deref() == Some("form_post"),
         })),
         Ok(None) => AuthorizeError::Page,
         Err(e) => e,

@@ -20,7 +20,7 @@ use super::super::authorize::{CODE_PURPOSE, PKCE_EXTENSION};
 use super::super::credentials::AuthenticatedClient;
 use super::super::model::{Client, GrantType};
 use super::super::store;
-use super::issuer::{Issued, Issuer, PendingRefresh, UnsignedAccess};
+use super::issuer::{Issued, Issuer, PendingRefresh, SignIn, UnsignedAccess};
 use crate::db::{self, Conn, DbConn};
 use crate::error::AppError;
 use crate::i18n::Detail;
@@ -61,9 +61,12 @@ pub async fn exchange(
     }
     let st = state.clone();
     let client = client.client.clone();
-    let (access, refresh_token) =
-        db::run_on_writer(&state.pool, move |conn| run(conn, &st, &client, &request)).await?;
-    Issuer::new(state).sign_after_commit(access, refresh_token)
+    let of = client.clone();
+    let (access, refresh_token, sign_in) =
+        db::run_on_writer(&state.pool, move |conn| run(conn, &st, &of, &request)).await?;
+    Issuer::new(state)
+        .finish(&client, access, refresh_token, sign_in)
+        .await
 }
 
 /// The request as oxide-auth's code-grant checks read it. The client is already authenticated by
@@ -185,7 +188,8 @@ fn run(
                 let found = found
                     .take()
                     .ok_or_else(|| AppError::internal("the code exchange issued without a code"))?;
-                let (access, refresh) = redeem(conn, state, &issuer, client, found)?;
+                let redeemed = redeem(conn, state, &issuer, client, found)?;
+                let access = &redeemed.0;
                 let until = Utc
                     .timestamp_opt(access.id.exp, 0)
                     .single()
@@ -198,7 +202,7 @@ fn run(
                     until,
                     token_type: TokenType::Bearer,
                 };
-                issued = Some((access, refresh));
+                issued = Some(redeemed);
                 Input::Issued(token)
             }
             Output::Ok(_) => {
@@ -283,9 +287,9 @@ fn replayed_revoked(state: &OAuth, row: &store::CodeRow) {
     tracing::warn!(client_id = %row.client_id, "authorization code replayed: its tokens are revoked");
 }
 
-/// A redeemed code: the access token to sign once the redemption has committed, and the first
-/// refresh token of its family when one was started.
-type Redeemed = (UnsignedAccess, Option<String>);
+/// A redeemed code: the access token to sign once the redemption has committed, the first
+/// refresh token of its family when one was started, and the sign-in its ID token describes.
+type Redeemed = (UnsignedAccess, Option<String>, Option<SignIn>);
 
 /// How a redemption ended: it consumed the code (and stored its tokens), or another redemption had
 /// consumed it first (this one revoked what that one got), or it expired meanwhile.
@@ -322,6 +326,9 @@ fn redeem(
             user_id: Some(row.user_id.clone()),
             scope: row.scope.clone(),
             audience: row.audience.clone(),
+            auth_time: row.auth_time,
+            sid: row.sid.clone(),
+            claims: row.claims.clone(),
         };
         let first = issuer.new_refresh(&family.id, family_expires, &access);
         (family, first)
@@ -356,11 +363,18 @@ fn redeem(
             UnsignedAccess {
                 id: access,
                 client_id: row.client_id,
-                subject: row.user_id,
+                subject: row.user_id.clone(),
                 audience: row.audience,
                 scope: row.scope,
             },
             first.map(PendingRefresh::into_token),
+            row.auth_time.map(|auth_time| SignIn {
+                user_id: row.user_id,
+                nonce: row.nonce,
+                auth_time: Some(auth_time),
+                sid: row.sid,
+                claims: row.claims,
+            }),
         )),
         Redemption::Replayed(row) => {
             replayed_revoked(state, &row);

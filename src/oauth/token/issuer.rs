@@ -7,12 +7,14 @@ use actix_web::HttpResponse;
 use actix_web::http::header::ContentType;
 
 use super::super::credentials::AuthenticatedClient;
+use super::super::model::Client;
+use super::super::oidc;
 use super::super::params::no_store;
 use super::super::store;
 use crate::crypto::random_id;
 use crate::db;
 use crate::error::AppError;
-use crate::jwt::NewAccessClaims;
+use crate::jwt::{NewAccessClaims, SigningAlg};
 use crate::oauth::OAuth;
 
 /// Purpose string of refresh-token hashes (keeps them apart from other HMACs under the pepper).
@@ -73,6 +75,8 @@ pub struct Issued {
     pub refresh_token: Option<String>,
     pub expires_in: i64,
     pub scope: String,
+    /// OpenID Connect: when `openid` was granted to a user (code exchange, refresh).
+    pub id_token: Option<String>,
 }
 
 impl std::fmt::Debug for Issued {
@@ -96,6 +100,22 @@ pub struct TokenBody<'a> {
     scope: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<&'a str>,
+    /// OpenID Connect: an ID token, when `openid` was granted to a user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<&'a str>,
+}
+
+/// The sign-in an ID token describes (OpenID Connect Core §2), from the authorization request
+/// that started the grant: kept with its code, then with its refresh family.
+#[derive(Debug, Clone)]
+pub struct SignIn {
+    pub user_id: String,
+    /// Echoed in the first ID token only (a refreshed one has none, Core §12.2).
+    pub nonce: Option<String>,
+    pub auth_time: Option<i64>,
+    pub sid: Option<String>,
+    /// The checked `claims` request.
+    pub claims: Option<String>,
 }
 
 /// A refresh token made by [`Issuer::new_refresh`] and not stored yet. `Debug` shows no token.
@@ -188,6 +208,112 @@ impl<'a> Issuer<'a> {
         Ok(self.issued(signed, refresh_token))
     }
 
+    /// As [`Issuer::sign_after_commit`], with an ID token beside the access token when the grant
+    /// holds `openid` and describes a user's sign-in, and the grant's `claims` request kept for
+    /// UserInfo. The user is read only when the ID token releases their claims.
+    pub async fn finish(
+        &self,
+        client: &Client,
+        access: UnsignedAccess,
+        refresh_token: Option<String>,
+        sign_in: Option<SignIn>,
+    ) -> Result<Issued, AppError> {
+        let sign_in = sign_in.filter(|_| oidc::has_scope(&access.scope, "openid"));
+        let Some(sign_in) = sign_in else {
+            return self.sign_after_commit(access, refresh_token);
+        };
+        let scope = access.scope.clone();
+        let (jti, exp) = (access.id.jti.clone(), access.id.exp);
+        let mut issued = self.sign_after_commit(access, refresh_token)?;
+        let userinfo_claims = sign_in
+            .claims
+            .as_deref()
+            .filter(|c| oidc::requests(c, oidc::Target::UserInfo))
+            .map(str::to_owned);
+        let user = if oidc::needs_user(&scope, sign_in.claims.as_deref(), oidc::Target::IdToken)
+            || userinfo_claims.is_some()
+        {
+            let user_id = crate::accounts::UserId::from(sign_in.user_id.as_str());
+            Some(
+                db::run(&self.state.pool, move |conn| {
+                    if let Some(claims) = userinfo_claims {
+                        store::insert_access_token_claims(conn, &jti, &claims, exp)?;
+                    }
+                    crate::accounts::find_user(conn, &user_id)
+                })
+                .await?,
+            )
+        } else {
+            None
+        };
+        let id_token = self
+            .id_token(
+                client,
+                &sign_in,
+                user.as_ref(),
+                &scope,
+                &issued.access_token,
+            )
+            .inspect_err(|e| {
+                tracing::error!(client_id = %client.id, error = %e, "cannot issue an ID token");
+            })?;
+        issued.id_token = Some(id_token);
+        Ok(issued)
+    }
+
+    /// The ID token (Core §2, §3.1.3.6) of `sign_in` for `client`, beside `access_token`: signed
+    /// with the client's `id_token_signed_response_alg` (RS256 when it registered none).
+    fn id_token(
+        &self,
+        client: &Client,
+        sign_in: &SignIn,
+        user: Option<&crate::accounts::User>,
+        scope: &str,
+        access_token: &str,
+    ) -> Result<String, AppError> {
+        use serde_json::Value;
+        let alg = client
+            .id_token_signed_response_alg
+            .as_deref()
+            .and_then(SigningAlg::from_jose)
+            .unwrap_or(SigningAlg::RS256);
+        let now = db::now();
+        let mut c = serde_json::Map::new();
+        c.insert("iss".into(), self.state.settings.issuer_str().into());
+        c.insert(
+            "sub".into(),
+            oidc::subject(&self.state.hasher, client, &sign_in.user_id).into(),
+        );
+        c.insert("aud".into(), client.id.as_str().into());
+        c.insert("exp".into(), (now + self.access_ttl()).into());
+        c.insert("iat".into(), now.into());
+        if let Some(t) = sign_in.auth_time {
+            c.insert("auth_time".into(), t.into());
+        }
+        if let Some(n) = &sign_in.nonce {
+            c.insert("nonce".into(), n.as_str().into());
+        }
+        c.insert("azp".into(), client.id.as_str().into());
+        c.insert("at_hash".into(), at_hash(alg, access_token).into());
+        if let Some(sid) = &sign_in.sid {
+            c.insert("sid".into(), sid.as_str().into());
+        }
+        c.insert("amr".into(), Value::Array(vec![oidc::AMR.into()]));
+        c.insert("acr".into(), oidc::ACR.into());
+        if let Some(user) = user {
+            oidc::user_claims(
+                user,
+                scope,
+                sign_in.claims.as_deref(),
+                oidc::Target::IdToken,
+                &mut c,
+            );
+        }
+        self.state
+            .keyring
+            .sign_jwt(alg, "JWT", &Value::Object(c).to_string())
+    }
+
     /// A service token (client_credentials, jwt-bearer): an access token, no refresh token.
     pub fn service_token(&self, grant: AccessGrant<'_>) -> Result<Issued, AppError> {
         let access = self.sign(self.next_access(), grant)?;
@@ -228,6 +354,7 @@ impl<'a> Issuer<'a> {
             refresh_token,
             expires_in: self.access_ttl(),
             scope: access.scope,
+            id_token: None,
         }
     }
 
@@ -260,7 +387,10 @@ impl<'a> Issuer<'a> {
 fn token_json(issued: &Issued) -> String {
     let refresh = issued.refresh_token.as_deref();
     let mut o = crate::json::Object::with_capacity(
-        96 + issued.access_token.len() + issued.scope.len() + refresh.map_or(0, |t| 20 + t.len()),
+        96 + issued.access_token.len()
+            + issued.scope.len()
+            + refresh.map_or(0, |t| 20 + t.len())
+            + issued.id_token.as_ref().map_or(0, |t| 16 + t.len()),
     );
     o.str("access_token", &issued.access_token)
         .str("token_type", "Bearer")
@@ -269,7 +399,23 @@ fn token_json(issued: &Issued) -> String {
     if let Some(token) = refresh {
         o.str("refresh_token", token);
     }
+    if let Some(token) = &issued.id_token {
+        o.str("id_token", token);
+    }
     o.finish()
+}
+
+/// `at_hash` (Core §3.1.3.6): the left half of the hash of the access token, with the hash of
+/// the ID token's algorithm (SHA-256 for RS256 and ES256, SHA-512 for EdDSA over Ed25519),
+/// base64url.
+pub fn at_hash(alg: SigningAlg, access_token: &str) -> String {
+    use ring::digest::{SHA256, SHA512, digest};
+    let d = match alg {
+        SigningAlg::EdDSA => digest(&SHA512, access_token.as_bytes()),
+        SigningAlg::ES256 | SigningAlg::RS256 => digest(&SHA256, access_token.as_bytes()),
+    };
+    let bytes = d.as_ref();
+    crate::crypto::base64url(&bytes[..bytes.len() / 2])
 }
 
 #[cfg(test)]
@@ -278,16 +424,17 @@ mod tests {
 
     #[test]
     fn the_token_json_is_what_serde_writes_for_the_token_body() {
-        for (refresh, scope) in [
-            (None, "read write"),
-            (Some("rt_abc"), ""),
-            (Some("rt_\"odd\\"), "a\u{7}b"),
+        for (refresh, scope, id) in [
+            (None, "read write", None),
+            (Some("rt_abc"), "", Some("eyJ.eyJ.sig")),
+            (Some("rt_\"odd\\"), "a\u{7}b", None),
         ] {
             let issued = Issued {
                 access_token: "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln".into(),
                 refresh_token: refresh.map(str::to_owned),
                 expires_in: 900,
                 scope: scope.into(),
+                id_token: id.map(str::to_owned),
             };
             let serde = serde_json::to_string(&TokenBody {
                 access_token: &issued.access_token,
@@ -295,6 +442,7 @@ mod tests {
                 expires_in: issued.expires_in,
                 scope: &issued.scope,
                 refresh_token: issued.refresh_token.as_deref(),
+                id_token: issued.id_token.as_deref(),
             })
             .expect("serialize");
             assert_eq!(token_json(&issued), serde);

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::super::credentials::AuthenticatedClient;
 use super::super::model::GrantType;
 use super::super::store::{self, RotationWrite};
-use super::issuer::{Issued, Issuer, UnsignedAccess};
+use super::issuer::{Issued, Issuer, SignIn, UnsignedAccess};
 use crate::audit::{self, Actor};
 use crate::db::{self, Conn, DbConn};
 use crate::error::AppError;
@@ -18,10 +18,15 @@ use crate::oauth::OAuth;
 
 /// A rotation that commits: the new tokens (the access token signed once the rotation has
 /// committed), or a reuse (the family stays revoked).
+#[expect(
+    clippy::large_enum_variant,
+    reason = "made once per refresh and moved out at once; a box would be one more allocation"
+)]
 enum Rotation {
     Rotated {
         access: UnsignedAccess,
         refresh_token: String,
+        sign_in: Option<SignIn>,
     },
     Reused,
 }
@@ -73,12 +78,13 @@ pub async fn exchange(
     }
     let st = state.clone();
     let client_id = client.id().to_owned();
-    let (access, refresh_token) = db::run_on_writer(&state.pool, move |conn| {
+    let (access, refresh_token, sign_in) = db::run_on_writer(&state.pool, move |conn| {
         match rotate(conn, &st, &client_id, &refresh_token, scope.as_deref()) {
             Ok(Rotation::Rotated {
                 access,
                 refresh_token,
-            }) => Ok((access, refresh_token)),
+                sign_in,
+            }) => Ok((access, refresh_token, sign_in)),
             Ok(Rotation::Reused) => {
                 tracing::warn!(client_id = %client_id, "refresh token reuse: family revoked");
                 Err(invalid(Detail::RefreshTokenReused))
@@ -109,7 +115,9 @@ pub async fn exchange(
         }
     })
     .await?;
-    Issuer::new(state).sign_after_commit(access, Some(refresh_token))
+    Issuer::new(state)
+        .finish(&client.client, access, Some(refresh_token), sign_in)
+        .await
 }
 
 /// One rotation. The token is read and checked (on PostgreSQL with no transaction open; on SQLite
@@ -154,6 +162,14 @@ fn rotate(
     })?;
     match written {
         RotationWrite::Rotated => Ok(Rotation::Rotated {
+            // A refreshed ID token describes the same sign-in, without the nonce (Core §12.2).
+            sign_in: row.user_id.clone().map(|user_id| SignIn {
+                user_id,
+                nonce: None,
+                auth_time: row.auth_time,
+                sid: row.sid.clone(),
+                claims: row.claims.clone(),
+            }),
             access: UnsignedAccess {
                 id: access,
                 client_id: client_id.to_owned(),

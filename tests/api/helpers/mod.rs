@@ -340,6 +340,23 @@ impl TestApp {
         .into_string()
     }
 
+    /// Sets the name on the profile of the user with `email`, through the library's own function.
+    pub fn set_profile(&self, email: &str, name: &str) {
+        let mut conn = self.conn();
+        let user = tessera::accounts::lookup_user(&mut conn, email).expect("user");
+        tessera::accounts::update_profile(
+            &mut conn,
+            &user.id,
+            tessera::accounts::Profile {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            tessera::audit::Actor::System,
+            tessera::audit::Origin::default(),
+        )
+        .expect("profile set");
+    }
+
     /// Registers a client through the same function the CLI uses; returns its id and secret.
     pub fn create_client(
         &self,
