@@ -204,6 +204,13 @@ pub enum ClientCommand {
         /// OpenID Connect: the algorithm of its ID tokens: RS256 (default), ES256 or EdDSA.
         #[arg(long = "id-token-alg", value_name = "ALG")]
         id_token_alg: Option<String>,
+        /// RP-Initiated Logout: where the end-session endpoint may return the user (repeatable;
+        /// matched exactly).
+        #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+        post_logout_redirect_uris: Vec<String>,
+        /// Back-Channel Logout: where logout tokens are POSTed when a session ends.
+        #[arg(long = "backchannel-logout-uri", value_name = "URI")]
+        backchannel_logout_uri: Option<String>,
     },
     /// List the clients, by name.
     List,
@@ -414,6 +421,8 @@ pub fn run(cli: Cli) -> ExitCode {
             subject_type,
             sector_identifier,
             id_token_alg,
+            post_logout_redirect_uris,
+            backchannel_logout_uri,
         }) => {
             let jwks = match jwks_file.map(std::fs::read_to_string).transpose() {
                 Ok(j) => j,
@@ -446,6 +455,8 @@ pub fn run(cli: Cli) -> ExitCode {
                 subject_type,
                 sector_identifier,
                 id_token_signed_response_alg: id_token_alg,
+                post_logout_redirect_uris,
+                backchannel_logout_uri,
             };
             with_database(&settings, json, |conn, keys| {
                 let hasher = Hasher::new(&keys.pepper);
@@ -692,6 +703,11 @@ fn client_json(client: &oauth::Client, uris: Option<&[String]>) -> serde_json::V
         "owner_user_id": client.owner_user_id,
         "disabled": !client.enabled(),
         "token_rate_limit": client.token_rate_limit,
+        "subject_type": client.subject_type,
+        "sector_identifier": client.sector_identifier,
+        "id_token_signed_response_alg": client.id_token_signed_response_alg,
+        "post_logout_redirect_uris": client.post_logout_redirect_uris(),
+        "backchannel_logout_uri": client.backchannel_logout_uri,
     });
     if let Some(uris) = uris {
         out["redirect_uris"] = json!(uris);

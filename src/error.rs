@@ -255,12 +255,13 @@ pub const OAUTH_JSON_ENDPOINTS: [&str; 3] = ["/oauth/token", "/oauth/revoke", "/
 
 /// The routes a browser visits: their errors are pages, never JSON. `/` itself, and every path under
 /// these prefixes (unknown ones included, so `/dashboard/nope` is a page too).
-const PAGE_PREFIXES: [&str; 5] = [
+const PAGE_PREFIXES: [&str; 6] = [
     "/dashboard",
     "/account",
     "/login",
     "/logout",
     "/oauth/authorize",
+    "/oauth/logout",
 ];
 
 impl Surface {

@@ -574,6 +574,15 @@ details! {
     ProfileField { field: &'static str } =>
         "{field} is not valid: names at most 200 characters, a username without spaces, a language tag like es-ES, an https picture URL",
         "{field} no es válido: nombres de 200 caracteres como máximo, un nombre de usuario sin espacios, una etiqueta de idioma como es-ES, una URL https para la imagen";
+    LogoutClientMismatch =>
+        "client_id is not the audience of id_token_hint",
+        "client_id no es la audiencia de id_token_hint";
+    LogoutClientUnknown =>
+        "the client of this logout request is unknown",
+        "el cliente de esta solicitud de cierre de sesión es desconocido";
+    PostLogoutRedirectUnregistered =>
+        "post_logout_redirect_uri is not one the client registered, or the request names no client",
+        "post_logout_redirect_uri no es una de las que registró el cliente, o la solicitud no nombra ningún cliente";
     BearerRequestMalformed =>
         "send the access token once: a Bearer Authorization header or the access_token form field",
         "envíe el token de acceso una sola vez: una cabecera Authorization Bearer o el campo de formulario access_token";

@@ -223,6 +223,7 @@ pub fn spawn(state: web::Data<Node>) -> Vec<actix_web::rt::task::JoinHandle<()>>
             }
         })
     };
+    let logout = actix_web::rt::spawn(crate::oauth::logout::deliver(state.oauth.clone()));
     let purge = actix_web::rt::spawn(async move {
         let every = state.settings.purge_interval;
         loop {
@@ -241,7 +242,7 @@ pub fn spawn(state: web::Data<Node>) -> Vec<actix_web::rt::task::JoinHandle<()>>
             }
         }
     });
-    vec![keys, purge, usage]
+    vec![keys, purge, usage, logout]
 }
 
 /// The names the caches publish their drops under (the same on every node).

@@ -110,6 +110,16 @@ impl Application {
         let limit = settings.body_limit;
         let edge = web::Data::new(crate::request::Edge::new(&settings, &state.metrics));
         let app_state = state.clone();
+        // A sign-out (at /logout or /oauth/logout) reaches the back-channels of the clients the
+        // session signed in to.
+        let on_sign_out = {
+            let oauth = state.oauth.clone();
+            web::Data::new(accounts::OnSignOut(std::sync::Arc::new(
+                move |sid, user_id| {
+                    actix_web::rt::spawn(oauth::logout::session_ended(oauth.clone(), sid, user_id));
+                },
+            )))
+        };
         // With a listener of its own, `/metrics` is not routed here (404 like any unknown path).
         let ops_routes: fn(&mut web::ServiceConfig) = match settings.metrics_bind {
             Some(_) => ops::configure_readiness,
@@ -125,6 +135,7 @@ impl Application {
                 .app_data(web::Data::new(accounts::AppOfReturnTo(
                     oauth::app_named_by_return_to,
                 )))
+                .app_data(on_sign_out.clone())
                 // Extractor failures are turned into the JSON error shape by `request::RequestScope`.
                 .app_data(web::JsonConfig::default().limit(limit))
                 .app_data(web::FormConfig::default().limit(limit))
@@ -591,6 +602,7 @@ fn build_node(
             .counted_in(metrics),
         jwks_cache: oauth::JwksCache::new().counted_in(metrics),
         usage: crate::apikeys::usage::Usage::new(crate::apikeys::usage::Meter::Clients),
+        backchannel: Default::default(),
     });
     Node {
         core,

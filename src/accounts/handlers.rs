@@ -1,6 +1,5 @@
 //! HTTP handlers: `/`, `/login`, `/logout`, `/v1/users`. Thin: extract, authorize, validate, call, respond.
 
-use actix_web::cookie::Cookie;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
@@ -425,20 +424,11 @@ async fn logout(
 ) -> Result<HttpResponse, AppError> {
     verify_csrf(&state, &req, &form.csrf_token)?;
     if let Some(current) = current_user(&req).await? {
-        let origin = audit::Origin::of(&req);
-        db::run(&state.pool, move |conn| {
-            store::delete_session(conn, &current.session_hash)?;
-            let event = audit::Event::new(Actor::User(current.user.id.to_string()), "user.logout")
-                .target("user", current.user.id.as_str())
-                .origin(origin);
-            Ok(audit::record(conn, event)?)
-        })
-        .await?;
+        super::sign_out(&req, &state, current, None).await?;
     }
     let mut res = see_other("/login");
-    let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").finish();
-    gone.make_removal();
-    res.add_cookie(&gone).map_err(AppError::internal)?;
+    res.add_cookie(&super::signed_out_cookie())
+        .map_err(AppError::internal)?;
     if let (_, Some(c)) = new_csrf(&state) {
         res.add_cookie(&c).map_err(AppError::internal)?;
     }

@@ -50,6 +50,49 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 #[derive(Debug, Clone, Copy)]
 pub struct AppOfReturnTo(pub fn(&mut DbConn, &str) -> Result<Option<String>, AppError>);
 
+/// Told when a browser session ends by signing out, with its `sid` and user: `startup` wires the
+/// OAuth feature's back-channel logout to it, so accounts names no other feature.
+#[derive(Clone)]
+pub struct OnSignOut(pub std::sync::Arc<dyn Fn(String, String) + Send + Sync>);
+
+impl std::fmt::Debug for OnSignOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnSignOut")
+    }
+}
+
+/// Ends the session of `current` (audited as `user.logout`, with `how` and the client that asked
+/// when there is one), then tells [`OnSignOut`] when the app has one.
+pub async fn sign_out(
+    req: &HttpRequest,
+    state: &AppState,
+    current: CurrentUser,
+    client_id: Option<String>,
+) -> Result<(), AppError> {
+    let origin = audit::Origin::of(req);
+    let (sid, user_id) = (current.sid.clone(), current.user.id.to_string());
+    db::run(&state.pool, move |conn| {
+        store::delete_session(conn, &current.session_hash)?;
+        let event = audit::Event::new(Actor::User(current.user.id.to_string()), "user.logout")
+            .target("user", current.user.id.as_str())
+            .origin(origin)
+            .details(serde_json::json!({ "sid": current.sid, "client_id": client_id }));
+        Ok(audit::record(conn, event)?)
+    })
+    .await?;
+    if let Some(hook) = req.app_data::<web::Data<OnSignOut>>() {
+        (hook.0)(sid, user_id);
+    }
+    Ok(())
+}
+
+/// The cookie that removes the session cookie.
+pub fn signed_out_cookie() -> Cookie<'static> {
+    let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").finish();
+    gone.make_removal();
+    gone
+}
+
 /// Creates a user whose password is already hashed (see [`password::hash`]), with its audit event,
 /// in one transaction. 409 `email_taken` when the address is in use.
 pub fn create_user(

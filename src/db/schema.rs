@@ -164,6 +164,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    session_clients (sid, client_id) {
+        sid -> Text,
+        client_id -> Text,
+        user_id -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
     access_token_claims (jti) {
         jti -> Text,
         claims -> Text,
@@ -297,6 +306,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     used_assertion_jtis,
     used_nonces,
     access_token_claims,
+    session_clients,
     consents,
     api_keys,
     api_key_usage,

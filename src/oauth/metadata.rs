@@ -87,6 +87,12 @@ struct OpenIdConfiguration {
     #[serde(flatten)]
     metadata: Metadata,
     userinfo_endpoint: String,
+    /// RP-Initiated Logout 1.0.
+    end_session_endpoint: String,
+    /// Back-Channel Logout 1.0, with `sid` in the logout token.
+    backchannel_logout_supported: bool,
+    backchannel_logout_session_supported: bool,
+    frontchannel_logout_supported: bool,
     /// `public` and `pairwise`.
     subject_types_supported: Vec<&'static str>,
     /// The algorithms a client may register for its ID tokens (RS256 among them).
@@ -113,6 +119,10 @@ async fn openid_response(state: web::Data<OAuth>) -> Result<HttpResponse, AppErr
     let document = OpenIdConfiguration {
         metadata: metadata_document(&state, scopes),
         userinfo_endpoint: format!("{issuer}/oauth/userinfo"),
+        end_session_endpoint: format!("{issuer}/oauth/logout"),
+        backchannel_logout_supported: true,
+        backchannel_logout_session_supported: true,
+        frontchannel_logout_supported: false,
         subject_types_supported: vec!["public", "pairwise"],
         id_token_signing_alg_values_supported: state
             .keyring

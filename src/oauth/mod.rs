@@ -6,6 +6,7 @@ pub mod authorize;
 pub mod client_keys;
 mod credentials;
 mod introspect;
+pub mod logout;
 mod metadata;
 pub mod model;
 pub mod oidc;
@@ -57,6 +58,8 @@ pub struct OAuth {
     pub token_cache: crate::jwt::TokenCache,
     /// Client JWKS fetched from their `jwks_uri`.
     pub jwks_cache: JwksCache,
+    /// Logout tokens waiting for the clients' back-channels.
+    pub backchannel: logout::Backchannel,
     /// Tokens issued per client, counted since the last flush.
     pub usage: crate::apikeys::usage::Usage,
 }
@@ -82,6 +85,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/oauth/userinfo")
             .route(web::get().to(oidc::userinfo))
             .route(web::post().to(oidc::userinfo)),
+    )
+    .service(
+        web::resource("/oauth/logout")
+            .route(web::get().to(logout::end_session))
+            .route(web::post().to(logout::end_session)),
     );
 }
 
@@ -122,6 +130,11 @@ pub struct ClientInput {
     pub sector_identifier: Option<String>,
     /// OpenID Connect: `RS256` (default), `ES256`, `EdDSA` (or `Ed25519`) for its ID tokens.
     pub id_token_signed_response_alg: Option<String>,
+    /// RP-Initiated Logout: where the end-session endpoint may send the user afterwards (matched
+    /// exactly).
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Back-Channel Logout: where logout tokens are POSTed when a session it signed in to ends.
+    pub backchannel_logout_uri: Option<String>,
 }
 
 /// A client secret, shown once. `Debug` never prints it.
@@ -241,6 +254,33 @@ pub fn create_client(
                 .as_str(),
         ),
     };
+    let mut after_logout: Vec<String> = Vec::new();
+    for raw in &input.post_logout_redirect_uris {
+        let uri = RedirectUri::parse(raw).map_err(|why| {
+            model::bad_request(Detail::RedirectUriInvalid {
+                uri: raw.chars().take(256).collect(),
+                why: Box::new(why),
+            })
+        })?;
+        if !after_logout.iter().any(|u| u == uri.as_str()) {
+            after_logout.push(uri.as_str().to_owned());
+        }
+    }
+    let after_logout = after_logout.join(" ");
+    let backchannel = input
+        .backchannel_logout_uri
+        .as_deref()
+        .map(|raw| {
+            RedirectUri::parse(raw)
+                .map(|u| u.as_str().to_owned())
+                .map_err(|why| {
+                    model::bad_request(Detail::RedirectUriInvalid {
+                        uri: raw.chars().take(256).collect(),
+                        why: Box::new(why),
+                    })
+                })
+        })
+        .transpose()?;
     let id = random_id("cli", 24);
     let NewSecret {
         secret,
@@ -284,6 +324,8 @@ pub fn create_client(
                 subject_type,
                 sector_identifier: sector.as_deref(),
                 id_token_signed_response_alg: id_token_alg,
+                post_logout_redirect_uris: &after_logout,
+                backchannel_logout_uri: backchannel.as_deref(),
             },
             now,
         )?;
@@ -298,6 +340,7 @@ pub fn create_client(
                 "token_endpoint_auth_method": method.as_str(), "jwks_uri": jwks_uri,
                 "scopes": allowed, "introspect": introspect, "redirect_uris": uris.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
                 "subject_type": subject_type, "sector_identifier": sector,
+                "post_logout_redirect_uris": after_logout, "backchannel_logout_uri": backchannel,
             }));
         audit::record(conn, event)?;
         let client = store::find_client(conn, &id)?.ok_or(AppError::NotFound)?;

@@ -85,6 +85,14 @@ impl Client {
         TokenAuthMethod::parse(&self.token_endpoint_auth_method).unwrap_or(TokenAuthMethod::None)
     }
 
+    /// Where RP-initiated logout may return, as registered.
+    pub fn post_logout_redirect_uris(&self) -> Vec<&str> {
+        self.post_logout_redirect_uris
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
     pub fn allowed_scopes(&self) -> impl Iterator<Item = &str> {
         self.allowed_scopes.split(' ').filter(|s| !s.is_empty())
     }

@@ -173,6 +173,15 @@ pub fn needs_user(scope: &str, claims: Option<&str>, target: Target) -> bool {
             .any(|c| PROFILE_CLAIMS.contains(&c.as_str()) || EMAIL_CLAIMS.contains(&c.as_str()))
 }
 
+/// The algorithm of a client's ID tokens (and logout tokens): the one it registered, else RS256.
+pub fn id_token_alg(client: &Client) -> crate::jwt::SigningAlg {
+    client
+        .id_token_signed_response_alg
+        .as_deref()
+        .and_then(crate::jwt::SigningAlg::from_jose)
+        .unwrap_or(crate::jwt::SigningAlg::RS256)
+}
+
 /// The `sub` a client sees of a user: the user id (`public`), or for a `pairwise` client an HMAC
 /// of its sector and the user id under the pepper (Core §8.1), the same for every client of one
 /// sector and unrelated across sectors.

@@ -200,3 +200,74 @@ pub fn form_post_page(
     }
     .render()?)
 }
+
+/// The page that asks a signed-in user to confirm signing out (RP-Initiated Logout without an
+/// `id_token_hint` naming them).
+#[derive(Template)]
+#[template(path = "oauth/logout.html")]
+pub struct LogoutConfirm<'a> {
+    lang: &'static str,
+    title: &'static str,
+    question: String,
+    sign_out: &'static str,
+    csrf_token: &'a str,
+    fields: &'a [(&'static str, String)],
+}
+
+impl<'a> LogoutConfirm<'a> {
+    pub fn for_lang(
+        lang: Lang,
+        csrf_token: &'a str,
+        app: Option<&str>,
+        fields: &'a [(&'static str, String)],
+    ) -> Self {
+        let (title, question, sign_out) = match (lang, app) {
+            (Lang::En, Some(app)) => (
+                "Sign out",
+                format!("{app} asks to sign you out of Tessera. Sign out?"),
+                "Sign out",
+            ),
+            (Lang::En, None) => ("Sign out", "Sign out of Tessera?".to_owned(), "Sign out"),
+            (Lang::Es, Some(app)) => (
+                "Cerrar sesión",
+                format!("{app} pide cerrar su sesión en Tessera. ¿Cerrar sesión?"),
+                "Cerrar sesión",
+            ),
+            (Lang::Es, None) => (
+                "Cerrar sesión",
+                "¿Cerrar su sesión en Tessera?".to_owned(),
+                "Cerrar sesión",
+            ),
+        };
+        Self {
+            lang: lang.tag(),
+            title,
+            question,
+            sign_out,
+            csrf_token,
+            fields,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "oauth/signed_out.html")]
+struct SignedOut {
+    lang: &'static str,
+    title: &'static str,
+    message: &'static str,
+}
+
+/// The page after a logout that returns nowhere.
+pub fn signed_out_page(lang: Lang) -> Result<String, AppError> {
+    let (title, message) = match lang {
+        Lang::En => ("You are signed out", "You can close this page."),
+        Lang::Es => ("Ha cerrado la sesión", "Puede cerrar esta página."),
+    };
+    Ok(SignedOut {
+        lang: lang.tag(),
+        title,
+        message,
+    }
+    .render()?)
+}

@@ -26,6 +26,8 @@ pub struct NewClient<'a> {
     pub subject_type: &'a str,
     pub sector_identifier: Option<&'a str>,
     pub id_token_signed_response_alg: Option<&'a str>,
+    pub post_logout_redirect_uris: &'a str,
+    pub backchannel_logout_uri: Option<&'a str>,
 }
 
 pub fn insert_client(conn: &mut DbConn, c: &NewClient<'_>, now: i64) -> QueryResult<()> {
@@ -47,6 +49,8 @@ pub fn insert_client(conn: &mut DbConn, c: &NewClient<'_>, now: i64) -> QueryRes
             oauth_clients::subject_type.eq(c.subject_type),
             oauth_clients::sector_identifier.eq(c.sector_identifier),
             oauth_clients::id_token_signed_response_alg.eq(c.id_token_signed_response_alg),
+            oauth_clients::post_logout_redirect_uris.eq(c.post_logout_redirect_uris),
+            oauth_clients::backchannel_logout_uri.eq(c.backchannel_logout_uri),
             oauth_clients::created_at.eq(now),
             oauth_clients::updated_at.eq(now),
         ))
@@ -789,4 +793,39 @@ pub fn find_grant_claims(conn: &mut DbConn, jti: &str) -> QueryResult<Option<Str
         .select(atc::claims)
         .get_result(conn)
         .optional()
+}
+
+/// Records that session `sid` of `user_id` signed in to `client_id` (once per pair).
+pub fn insert_session_client(
+    conn: &mut DbConn,
+    sid: &str,
+    client_id: &str,
+    user_id: &str,
+    now: i64,
+) -> QueryResult<()> {
+    use diesel::sql_types::{BigInt, Text};
+    diesel::sql_query(
+        "INSERT INTO session_clients (sid, client_id, user_id, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (sid, client_id) DO NOTHING",
+    )
+    .bind::<Text, _>(sid)
+    .bind::<Text, _>(client_id)
+    .bind::<Text, _>(user_id)
+    .bind::<BigInt, _>(now)
+    .execute(conn)
+    .map(|_| ())
+}
+
+/// The clients session `sid` signed in to, its records of them deleted.
+pub fn take_session_clients(conn: &mut DbConn, sid: &str) -> QueryResult<Vec<Client>> {
+    use crate::db::schema::session_clients as sc;
+    let ids: Vec<String> = sc::table
+        .filter(sc::sid.eq(sid))
+        .select(sc::client_id)
+        .load(conn)?;
+    diesel::delete(sc::table.filter(sc::sid.eq(sid))).execute(conn)?;
+    oauth_clients::table
+        .filter(oauth_clients::id.eq_any(&ids))
+        .select(Client::as_select())
+        .load(conn)
 }

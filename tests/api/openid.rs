@@ -225,6 +225,9 @@ async fn discovery_has_every_required_field() {
         );
     }
     assert_eq!(list("response_modes_supported"), ["query", "form_post"]);
+    assert_eq!(doc["end_session_endpoint"], format!("{base}/oauth/logout"));
+    assert_eq!(doc["backchannel_logout_supported"], true);
+    assert_eq!(doc["backchannel_logout_session_supported"], true);
     assert_eq!(doc["claims_parameter_supported"], true);
     assert_eq!(doc["request_uri_parameter_supported"], false);
     assert!(list("prompt_values_supported").contains(&"none".to_owned()));
@@ -967,4 +970,284 @@ async fn the_account_page_edits_the_profile_claims() {
     assert_eq!(info["preferred_username"], "ana");
     assert_eq!(info["locale"], "es-ES");
     assert_eq!(info["picture"], "https://img.example/ana.png");
+}
+
+/// A receiver of back-channel logout POSTs on loopback port 0, answering `status`: its URL and
+/// the `logout_token`s it got.
+async fn logout_receiver(status: u16) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let kept = got.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    let port = listener.local_addr().expect("addr").port();
+    let server = HttpServer::new(move || {
+        let kept = kept.clone();
+        App::new().route(
+            "/backchannel",
+            web::post().to(move |form: web::Form<HashMap<String, String>>| {
+                let kept = kept.clone();
+                async move {
+                    if let Some(t) = form.get("logout_token") {
+                        kept.lock().expect("lock").push(t.clone());
+                    }
+                    HttpResponse::build(
+                        actix_web::http::StatusCode::from_u16(status).expect("status"),
+                    )
+                    .finish()
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .expect("listen")
+    .run();
+    actix_web::rt::spawn(server);
+    (format!("http://127.0.0.1:{port}/backchannel"), got)
+}
+
+const BYE: &str = "http://127.0.0.1:9876/bye";
+
+/// A client registered for RP-initiated logout (returning to [`BYE`]) and, when `backchannel` is
+/// given, back-channel logout; signed in through the code flow. The app, client id, ID token and
+/// the signed-in browser.
+async fn signed_in_with_logout(
+    backchannel: Option<String>,
+) -> (TestApp, String, String, reqwest::Client) {
+    let app = spawn_app().await;
+    app.create_user(EMAIL, PASSWORD, false);
+    let (id, _) = app
+        .register_client(tessera::oauth::ClientInput {
+            name: "Test app".into(),
+            redirect_uris: vec![REDIRECT.into()],
+            grant_types: vec!["authorization_code".into()],
+            scopes: vec!["openid".into()],
+            public: true,
+            post_logout_redirect_uris: vec![BYE.into()],
+            backchannel_logout_uri: backchannel,
+            ..Default::default()
+        })
+        .expect("registered");
+    let browser = client();
+    let (q, verifier) = authorize(&app, &browser, &id, "openid", &[]).await;
+    let tokens = redeem(&app, &id, &q["code"], &verifier).await;
+    let id_token = tokens["id_token"].as_str().expect("id_token").to_owned();
+    (app, id, id_token, browser)
+}
+
+/// Whether `browser` is still signed in (the account page answers it, not a redirect).
+async fn signed_in(app: &TestApp, browser: &reqwest::Client) -> bool {
+    browser
+        .get(app.url("/account"))
+        .send()
+        .await
+        .expect("account")
+        .status()
+        == 200
+}
+
+/// Basic OP (RP-initiated logout): with the ID token as hint and a registered
+/// `post_logout_redirect_uri`, the session ends and the browser returns there with `state`; an
+/// unregistered one gets the error page and changes nothing.
+#[actix_web::test]
+async fn rp_initiated_logout_returns_only_to_a_registered_uri() {
+    let (app, id, id_token, browser) = signed_in_with_logout(None).await;
+    let mut url = url::Url::parse(&app.url("/oauth/logout")).expect("url");
+    url.query_pairs_mut()
+        .append_pair("id_token_hint", &id_token)
+        .append_pair(
+            "post_logout_redirect_uri",
+            "http://127.0.0.1:9876/elsewhere",
+        )
+        .append_pair("state", "s1");
+    let res = browser.get(url.as_str()).send().await.expect("logout");
+    assert_eq!(
+        res.status(),
+        400,
+        "an unregistered URI: the page, no redirect"
+    );
+    assert!(res.headers().get("location").is_none());
+    assert!(signed_in(&app, &browser).await, "nothing changed");
+
+    let mut url = url::Url::parse(&app.url("/oauth/logout")).expect("url");
+    url.query_pairs_mut()
+        .append_pair("id_token_hint", &id_token)
+        .append_pair("client_id", &id)
+        .append_pair("post_logout_redirect_uri", BYE)
+        .append_pair("state", "s1");
+    let res = browser.get(url.as_str()).send().await.expect("logout");
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), format!("{BYE}?state=s1"));
+    assert!(!signed_in(&app, &browser).await, "signed out");
+
+    // A client_id that is not the hint's audience is refused.
+    let (other, _) = app.create_client(&["authorization_code"], &["openid"], &[REDIRECT], true);
+    let mut url = url::Url::parse(&app.url("/oauth/logout")).expect("url");
+    url.query_pairs_mut()
+        .append_pair("id_token_hint", &id_token)
+        .append_pair("client_id", &other);
+    let res = browser.get(url.as_str()).send().await.expect("logout");
+    assert_eq!(res.status(), 400);
+}
+
+/// Without an `id_token_hint` the user confirms on a page (CSRF-checked) before being signed out.
+#[actix_web::test]
+async fn rp_initiated_logout_without_a_hint_asks_first() {
+    let (app, id, _, browser) = signed_in_with_logout(None).await;
+    let mut url = url::Url::parse(&app.url("/oauth/logout")).expect("url");
+    url.query_pairs_mut()
+        .append_pair("client_id", &id)
+        .append_pair("post_logout_redirect_uri", BYE)
+        .append_pair("state", "s2");
+    let res = browser.get(url.as_str()).send().await.expect("logout");
+    assert_eq!(res.status(), 200, "a confirmation page");
+    let page = res.text().await.expect("page");
+    assert!(page.contains("Test app"), "{page}");
+    assert!(signed_in(&app, &browser).await, "not yet");
+
+    let mut form = crate::helpers::hidden_inputs(&page);
+    let res = browser
+        .post(app.url("/oauth/logout"))
+        .form(&form)
+        .send()
+        .await
+        .expect("confirm");
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), format!("{BYE}?state=s2"));
+    assert!(!signed_in(&app, &browser).await);
+
+    // A forged token on the confirmation is refused.
+    form.retain(|(k, _)| k != "csrf_token");
+    form.push(("csrf_token".into(), "forged".into()));
+    let res = browser
+        .post(app.url("/oauth/logout"))
+        .form(&form)
+        .send()
+        .await
+        .expect("confirm");
+    assert_eq!(res.status(), 403);
+}
+
+/// The back-channel logout events of the app's audit log: (outcome, attempts).
+fn backchannel_outcomes(app: &TestApp) -> Vec<(String, i64)> {
+    use diesel::prelude::*;
+    use tessera::db::schema::audit_events as ae;
+    let details: Vec<String> = ae::table
+        .filter(ae::action.eq("logout.backchannel"))
+        .select(ae::details)
+        .load(&mut app.conn())
+        .expect("audit");
+    details
+        .iter()
+        .map(|d| {
+            let v: serde_json::Value = serde_json::from_str(d).expect("json");
+            (
+                v["outcome"].as_str().expect("outcome").to_owned(),
+                v["attempts"].as_i64().expect("attempts"),
+            )
+        })
+        .collect()
+}
+
+/// Basic OP (back-channel logout): signing out POSTs a logout token to the client that signed in
+/// through the session; it verifies with the JWKS (`typ: logout+jwt`), names the ID token's `sub`
+/// and `sid`, carries the logout event and a `jti`, and no `nonce`; the delivery is audited.
+#[actix_web::test]
+async fn back_channel_logout_reaches_the_client() {
+    let (uri, got) = logout_receiver(200).await;
+    let (app, id, id_token, browser) = signed_in_with_logout(Some(uri)).await;
+    let (_, id_claims) = id_token_claims(&app, &id, &id_token).await;
+    // Tessera's own sign-out button ends the session too.
+    let page = browser
+        .get(app.url("/account"))
+        .send()
+        .await
+        .expect("account")
+        .text()
+        .await
+        .expect("page");
+    let csrf = hidden_field(&page, "csrf_token").expect("csrf");
+    let res = browser
+        .post(app.url("/logout"))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(res.status(), 303);
+    let token = crate::helpers::eventually(
+        std::time::Duration::from_secs(10),
+        "the logout token arrives",
+        || {
+            let got = got.clone();
+            async move { got.lock().expect("lock").first().cloned() }
+        },
+    )
+    .await;
+    let jwks: jsonwebtoken::jwk::JwkSet = app
+        .get("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .expect("JWKS");
+    let header = jsonwebtoken::decode_header(&token).expect("header");
+    assert_eq!(header.typ.as_deref(), Some("logout+jwt"));
+    let jwk = jwks
+        .find(header.kid.as_deref().expect("kid"))
+        .expect("published key");
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.set_issuer(&[app.address.as_str()]);
+    validation.set_audience(&[id.as_str()]);
+    let c = jsonwebtoken::decode::<serde_json::Value>(
+        &token,
+        &jsonwebtoken::DecodingKey::from_jwk(jwk).expect("key"),
+        &validation,
+    )
+    .expect("valid logout token")
+    .claims;
+    assert_eq!(c["sub"], id_claims["sub"]);
+    assert_eq!(c["sid"], id_claims["sid"]);
+    assert!(c["jti"].is_string() && c["iat"].is_i64());
+    assert_eq!(
+        c["events"],
+        serde_json::json!({ "http://schemas.openid.net/event/backchannel-logout": {} })
+    );
+    assert!(c.get("nonce").is_none(), "{c}");
+    crate::helpers::eventually(
+        std::time::Duration::from_secs(10),
+        "the delivery is audited",
+        || {
+            let app = &app;
+            async move { backchannel_outcomes(app) == [("delivered".to_owned(), 1)] }
+        },
+    )
+    .await;
+}
+
+/// A back-channel that keeps failing is tried three times, then the failure is audited.
+#[actix_web::test]
+async fn a_failing_back_channel_is_retried_then_audited() {
+    let (uri, got) = logout_receiver(500).await;
+    let (app, _, id_token, browser) = signed_in_with_logout(Some(uri)).await;
+    let mut url = url::Url::parse(&app.url("/oauth/logout")).expect("url");
+    url.query_pairs_mut()
+        .append_pair("id_token_hint", &id_token);
+    let res = browser.get(url.as_str()).send().await.expect("logout");
+    assert_eq!(res.status(), 200, "no return address: the signed-out page");
+    assert!(
+        res.text()
+            .await
+            .expect("page")
+            .contains("id=\"signed-out\"")
+    );
+    crate::helpers::eventually(
+        std::time::Duration::from_secs(15),
+        "the failure is audited",
+        || {
+            let app = &app;
+            async move { backchannel_outcomes(app) == [("failed".to_owned(), 3)] }
+        },
+    )
+    .await;
+    assert_eq!(got.lock().expect("lock").len(), 3, "three attempts");
 }

@@ -49,3 +49,13 @@ CREATE TABLE access_token_claims (
     expires_at BIGINT NOT NULL
 );
 CREATE INDEX access_token_claims_expires_at ON access_token_claims (expires_at);
+
+-- The clients a browser session signed in to (OpenID Connect): told when it ends (Back-Channel
+-- Logout 1.0). Gone with the session.
+CREATE TABLE session_clients (
+    sid        TEXT NOT NULL,
+    client_id  TEXT NOT NULL REFERENCES oauth_clients (id) ON DELETE CASCADE,
+    user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (sid, client_id)
+);

@@ -1,3 +1,4 @@
+DROP TABLE session_clients;
 DROP TABLE access_token_claims;
 DROP TABLE used_nonces;
 ALTER TABLE oauth_clients DROP COLUMN backchannel_logout_uri;

@@ -394,6 +394,9 @@ fn issue_code(
         if consented {
             store::upsert_consent(conn, &user_id, &client_id, &audience, &scope, now)?;
         }
+        if let Some(o) = &oidc {
+            store::insert_session_client(conn, &o.sid, &client_id, &user_id, now)?;
+        }
         store::insert_code(
             conn,
             &store::NewCode {

@@ -272,11 +272,7 @@ impl<'a> Issuer<'a> {
         access_token: &str,
     ) -> Result<String, AppError> {
         use serde_json::Value;
-        let alg = client
-            .id_token_signed_response_alg
-            .as_deref()
-            .and_then(SigningAlg::from_jose)
-            .unwrap_or(SigningAlg::RS256);
+        let alg = oidc::id_token_alg(client);
         let now = db::now();
         let mut c = serde_json::Map::new();
         c.insert("iss".into(), self.state.settings.issuer_str().into());
