@@ -296,8 +296,8 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         key: "invalid_profile",
-        en: "The profile is not valid: {detail}.",
-        es: "El perfil no es válido: {detail}.",
+        en: "The profile was not saved: {detail}.",
+        es: "El perfil no se guardó: {detail}.",
     },
     Entry {
         key: "missing_token",
@@ -571,9 +571,18 @@ details! {
     IdTokenAlgUnknown { value: String } =>
         "id_token_signed_response_alg must be RS256, ES256 or EdDSA, not {value}",
         "id_token_signed_response_alg debe ser RS256, ES256 o EdDSA, no {value}";
-    ProfileField { field: &'static str } =>
-        "{field} is not valid: names at most 200 characters, a username without spaces, a language tag like es-ES, an https picture URL",
-        "{field} no es válido: nombres de 200 caracteres como máximo, un nombre de usuario sin espacios, una etiqueta de idioma como es-ES, una URL https para la imagen";
+    ProfileTooLong { field: &'static str, max: usize } =>
+        "{field} may have at most {max} characters and no control characters",
+        "{field} admite como máximo {max} caracteres y ningún carácter de control";
+    ProfileUsername =>
+        "the username may not contain spaces",
+        "el nombre de usuario no puede contener espacios";
+    ProfileLocale =>
+        "the language must be a language tag such as es-ES or en",
+        "el idioma debe ser una etiqueta de idioma como es-ES o en";
+    ProfilePicture =>
+        "the picture must be an https URL",
+        "la imagen debe ser una URL https";
     LogoutClientMismatch =>
         "client_id is not the audience of id_token_hint",
         "client_id no es la audiencia de id_token_hint";

@@ -46,15 +46,16 @@ impl Profile {
     /// 200 characters, a username of at most 64 without spaces, a BCP 47 language tag, an `https`
     /// picture URL.
     pub fn checked(self) -> Result<Self, AppError> {
-        let bad = |field: &'static str| AppError::BadRequest {
+        use crate::i18n::Detail;
+        let bad = |detail: Detail| AppError::BadRequest {
             code: "invalid_profile",
-            detail: Some(crate::i18n::Detail::ProfileField { field }),
+            detail: Some(detail),
         };
         let clean = |v: Option<String>, field: &'static str, max: usize| {
             let v = v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
             match v {
                 Some(v) if v.chars().count() > max || v.chars().any(char::is_control) => {
-                    Err(bad(field))
+                    Err(bad(Detail::ProfileTooLong { field, max }))
                 }
                 v => Ok(v),
             }
@@ -72,7 +73,7 @@ impl Profile {
             .as_deref()
             .is_some_and(|u| u.chars().any(char::is_whitespace))
         {
-            return Err(bad("preferred_username"));
+            return Err(bad(Detail::ProfileUsername));
         }
         if let Some(locale) = &out.locale {
             let mut parts = locale.split('-');
@@ -83,14 +84,14 @@ impl Profile {
                     (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric())
                 });
             if !ok {
-                return Err(bad("locale"));
+                return Err(bad(Detail::ProfileLocale));
             }
         }
         if let Some(picture) = &out.picture {
             let ok = url::Url::parse(picture)
                 .is_ok_and(|u| u.scheme() == "https" && u.host_str().is_some());
             if !ok {
-                return Err(bad("picture"));
+                return Err(bad(Detail::ProfilePicture));
             }
         }
         Ok(out)

@@ -55,6 +55,7 @@ pub struct AccountText {
     pub picture: &'static str,
     pub save: &'static str,
     pub saved: &'static str,
+    pub sign_out: &'static str,
 }
 
 impl AccountText {
@@ -72,6 +73,7 @@ impl AccountText {
                 picture: "Picture URL",
                 save: "Save profile",
                 saved: "Your profile is saved. Apps see it the next time they ask.",
+                sign_out: "Sign out",
             },
             Lang::Es => Self {
                 title: "Su cuenta",
@@ -85,6 +87,7 @@ impl AccountText {
                 picture: "URL de la imagen",
                 save: "Guardar perfil",
                 saved: "Su perfil se ha guardado. Las aplicaciones lo verán la próxima vez que lo pidan.",
+                sign_out: "Cerrar sesión",
             },
         }
     }

@@ -72,6 +72,69 @@ fn refuse(use_: Use, why: Detail) -> AppError {
     }
 }
 
+/// The `alg` and `kid` of a JWT's header as written (`alg` may be a name jsonwebtoken does not
+/// know, such as RFC 9864's `Ed25519`).
+fn raw_header(jwt: &str) -> Option<(String, Option<String>)> {
+    let header = jwt.split('.').next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let alg = v.get("alg")?.as_str()?.to_owned();
+    let kid = v.get("kid").and_then(|k| k.as_str()).map(str::to_owned);
+    Some((alg, kid))
+}
+
+/// The claims of a JWT signed with Ed25519 (`alg: Ed25519`) by one of `set`'s Ed25519 keys (the
+/// one named by `kid`, when it names one), checked with ring.
+fn verify_ed25519(
+    jwt: &str,
+    set: &jsonwebtoken::jwk::JwkSet,
+    kid: Option<&str>,
+) -> Option<serde_json::Value> {
+    use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve};
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (input, signature) = jwt.rsplit_once('.')?;
+    let payload = input.split_once('.')?.1;
+    let signature = b64.decode(signature).ok()?;
+    let signed = set.keys.iter().any(|k| {
+        let AlgorithmParameters::OctetKeyPair(p) = &k.algorithm else {
+            return false;
+        };
+        p.curve == EllipticCurve::Ed25519
+            && kid.is_none_or(|kid| k.common.key_id.as_deref() == Some(kid))
+            && b64.decode(&p.x).is_ok_and(|x| {
+                ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, x)
+                    .verify(input.as_bytes(), &signature)
+                    .is_ok()
+            })
+    });
+    if !signed {
+        return None;
+    }
+    serde_json::from_slice(&b64.decode(payload).ok()?).ok()
+}
+
+/// The public keys a `private_key_jwt` client registered: inline, or fetched from its `jwks_uri`
+/// (through the node's cache).
+async fn client_key_set(
+    state: &actix_web::web::Data<OAuth>,
+    client: &Client,
+    kid: Option<&str>,
+    use_: Use,
+) -> Result<jsonwebtoken::jwk::JwkSet, AppError> {
+    match (&client.jwks, &client.jwks_uri) {
+        (Some(inline), _) => super::client_keys::parse_jwks(inline)
+            .map_err(|_| AppError::internal("a client's registered JWKS is unreadable")),
+        (None, Some(uri)) => Ok((*state.jwks_cache.get(uri, kid).await.map_err(|e| {
+            tracing::warn!(client_id = %client.id, error = %e, "client JWKS unavailable");
+            refuse(use_, Detail::ClientKeysUnavailable)
+        })?)
+        .clone()),
+        (None, None) => Err(refuse(use_, Detail::AssertionInvalid)),
+    }
+}
+
 /// The `iss` of a JWT before its signature is checked: only used to find whose key to check it with.
 fn unverified_issuer(jwt: &str) -> Option<String> {
     let payload = jwt.split('.').nth(1)?;
@@ -97,69 +160,75 @@ pub async fn verify(
     if jwt.len() > 8 * 1024 {
         return Err(generic());
     }
-    let header = jsonwebtoken::decode_header(jwt).map_err(|_| generic())?;
+    // RFC 9864 names EdDSA over Ed25519 `Ed25519`; jsonwebtoken knows only `EdDSA`, so such a
+    // header is read and its signature checked here (with ring), the rest as for any assertion.
+    let (alg_name, kid) = raw_header(jwt).ok_or_else(generic)?;
     let client_id = unverified_issuer(jwt).ok_or_else(generic)?;
     let client = super::credentials::find(state, &client_id)
         .await?
         .filter(|c| c.enabled())
         .ok_or_else(generic)?;
     let method = client.auth_method();
-    let keys: Vec<DecodingKey> = match method {
-        TokenAuthMethod::ClientSecretJwt => {
-            if header.alg != Algorithm::HS256 {
-                return Err(refuse(use_, Detail::AssertionMustBeHs256));
+    let claims = if alg_name == "Ed25519" {
+        if method != TokenAuthMethod::PrivateKeyJwt {
+            return Err(refuse(
+                use_,
+                match method {
+                    TokenAuthMethod::ClientSecretJwt => Detail::AssertionMustBeHs256,
+                    _ => Detail::NotJwtClient,
+                },
+            ));
+        }
+        let set = client_key_set(state, &client, kid.as_deref(), use_).await?;
+        verify_ed25519(jwt, &set, kid.as_deref())
+            .ok_or_else(|| refuse(use_, Detail::AssertionSignature))?
+    } else {
+        let header = jsonwebtoken::decode_header(jwt).map_err(|_| generic())?;
+        let keys: Vec<DecodingKey> = match method {
+            TokenAuthMethod::ClientSecretJwt => {
+                if header.alg != Algorithm::HS256 {
+                    return Err(refuse(use_, Detail::AssertionMustBeHs256));
+                }
+                let sealed = client.secret_encrypted.as_deref().ok_or_else(generic)?;
+                let secret =
+                    crate::jwt::keys::open(&state.master_key, &secret_aad(&client.id), sealed)
+                        .map_err(|_| AppError::internal("a client secret cannot be decrypted"))?;
+                vec![DecodingKey::from_secret(&secret)]
             }
-            let sealed = client.secret_encrypted.as_deref().ok_or_else(generic)?;
-            let secret = crate::jwt::keys::open(&state.master_key, &secret_aad(&client.id), sealed)
-                .map_err(|_| AppError::internal("a client secret cannot be decrypted"))?;
-            vec![DecodingKey::from_secret(&secret)]
-        }
-        TokenAuthMethod::PrivateKeyJwt => {
-            if !matches!(
-                header.alg,
-                Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA
-            ) {
-                return Err(refuse(use_, Detail::AssertionMustBeAsymmetric));
+            TokenAuthMethod::PrivateKeyJwt => {
+                if !matches!(
+                    header.alg,
+                    Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA
+                ) {
+                    return Err(refuse(use_, Detail::AssertionMustBeAsymmetric));
+                }
+                let set = client_key_set(state, &client, header.kid.as_deref(), use_).await?;
+                set.keys
+                    .iter()
+                    .filter(|k| {
+                        header
+                            .kid
+                            .as_deref()
+                            .is_none_or(|kid| k.common.key_id.as_deref() == Some(kid))
+                    })
+                    .filter_map(|k| DecodingKey::from_jwk(k).ok())
+                    .collect()
             }
-            let set = match (&client.jwks, &client.jwks_uri) {
-                (Some(inline), _) => super::client_keys::parse_jwks(inline)
-                    .map_err(|_| AppError::internal("a client's registered JWKS is unreadable"))?,
-                (None, Some(uri)) => (*state
-                    .jwks_cache
-                    .get(uri, header.kid.as_deref())
-                    .await
-                    .map_err(|e| {
-                        tracing::warn!(client_id = %client.id, error = %e, "client JWKS unavailable");
-                        refuse(use_, Detail::ClientKeysUnavailable)
-                    })?)
-                .clone(),
-                (None, None) => return Err(generic()),
-            };
-            set.keys
-                .iter()
-                .filter(|k| {
-                    header
-                        .kid
-                        .as_deref()
-                        .is_none_or(|kid| k.common.key_id.as_deref() == Some(kid))
-                })
-                .filter_map(|k| DecodingKey::from_jwk(k).ok())
-                .collect()
-        }
-        _ => {
-            return Err(refuse(use_, Detail::NotJwtClient));
-        }
+            _ => {
+                return Err(refuse(use_, Detail::NotJwtClient));
+            }
+        };
+        let mut validation = Validation::new(header.alg);
+        validation.validate_exp = false; // checked below with the configured skew
+        validation.validate_aud = false; // checked below against our own endpoints
+        validation.set_required_spec_claims::<&str>(&[]);
+        // A key of the wrong family (an HMAC secret vs. a public key) fails here: no algorithm
+        // confusion.
+        keys.iter()
+            .find_map(|key| jsonwebtoken::decode::<serde_json::Value>(jwt, key, &validation).ok())
+            .map(|d| d.claims)
+            .ok_or_else(|| refuse(use_, Detail::AssertionSignature))?
     };
-    let mut validation = Validation::new(header.alg);
-    validation.validate_exp = false; // checked below with the configured skew
-    validation.validate_aud = false; // checked below against our own endpoints
-    validation.set_required_spec_claims::<&str>(&[]);
-    // A key of the wrong family (an HMAC secret vs. a public key) fails here: no algorithm confusion.
-    let claims = keys
-        .iter()
-        .find_map(|key| jsonwebtoken::decode::<serde_json::Value>(jwt, key, &validation).ok())
-        .map(|d| d.claims)
-        .ok_or_else(|| refuse(use_, Detail::AssertionSignature))?;
     let claims: AssertionClaims = serde_json::from_value(claims)
         .map_err(|_| refuse(use_, Detail::AssertionClaimsMalformed))?;
     // The signature holds: from here the reasons can be told to the client.

@@ -21,8 +21,9 @@ const AUTH_METHODS: [&str; 5] = [
     "private_key_jwt",
     "none",
 ];
-/// Algorithms of client assertions: HS256 for client_secret_jwt, the others for private_key_jwt.
-const AUTH_SIGNING_ALGS: [&str; 4] = ["RS256", "ES256", "EdDSA", "HS256"];
+/// Algorithms of client assertions: HS256 for client_secret_jwt, the others for private_key_jwt
+/// (`Ed25519` is RFC 9864's name for EdDSA over Ed25519; `EdDSA` is accepted too).
+const AUTH_SIGNING_ALGS: [&str; 5] = ["RS256", "ES256", "EdDSA", "Ed25519", "HS256"];
 
 /// The RFC 8414 authorization server metadata document.
 #[derive(serde::Serialize, utoipa::ToSchema)]

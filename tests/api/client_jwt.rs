@@ -975,3 +975,58 @@ async fn registration_refuses_missing_private_weak_or_insecure_client_keys() {
         );
     }
 }
+
+/// RFC 9864: `Ed25519` is accepted as the name of EdDSA over Ed25519 in a client's assertion
+/// (advertised in the metadata); its signature is checked against the client's Ed25519 key, and a
+/// forged one or one under another key is refused.
+#[actix_web::test]
+async fn private_key_jwt_accepts_the_ed25519_algorithm_name() {
+    use ring::signature::{Ed25519KeyPair, KeyPair as _};
+    let app = spawn_app().await;
+    let key = tessera::jwt::keys::generate(SigningAlg::EdDSA).expect("key");
+    let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&key.pkcs8).expect("pkcs8");
+    assert_eq!(
+        b64url(pair.public_key().as_ref()),
+        key.public_jwk["x"].as_str().expect("x")
+    );
+    let jwks = json!({ "keys": [key.public_jwk] }).to_string();
+    let id = private_key_client(&app, &["client_credentials"], ClientKeys::Inline(jwks));
+    let sign = |claims: &Value, with: &Ed25519KeyPair| {
+        let header = json!({ "alg": "Ed25519", "typ": "JWT", "kid": key.kid });
+        let input = format!(
+            "{}.{}",
+            b64url(header.to_string().as_bytes()),
+            b64url(claims.to_string().as_bytes())
+        );
+        let signature = with.sign(input.as_bytes());
+        format!("{input}.{}", b64url(signature.as_ref()))
+    };
+    let res = client_credentials(&app, &sign(&claims(&app, &id), &pair)).await;
+    assert_token(&app, res, "Ed25519").await;
+
+    let other = tessera::jwt::keys::generate(SigningAlg::EdDSA).expect("key");
+    let other = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&other.pkcs8).expect("pkcs8");
+    let res = client_credentials(&app, &sign(&claims(&app, &id), &other)).await;
+    assert_refused(
+        res,
+        401,
+        "invalid_client",
+        "Ed25519 by another key",
+        "signature",
+    )
+    .await;
+
+    let metadata: Value = app
+        .get("/.well-known/openid-configuration")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        metadata["token_endpoint_auth_signing_alg_values_supported"]
+            .as_array()
+            .expect("list")
+            .contains(&json!("Ed25519")),
+        "{metadata}"
+    );
+}
