@@ -1251,3 +1251,46 @@ async fn a_failing_back_channel_is_retried_then_audited() {
     .await;
     assert_eq!(got.lock().expect("lock").len(), 3, "three attempts");
 }
+
+/// An ID token that cannot be signed (here: no RS256 key signs, the only one retired by hand and
+/// its successor still in its lead time) fails the exchange with a 500 and is audited as
+/// `id_token.failed`.
+#[actix_web::test]
+async fn an_id_token_that_cannot_be_signed_is_audited() {
+    use diesel::prelude::*;
+    use tessera::db::schema::{audit_events as ae, signing_keys as sk};
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.key_reload_interval = std::time::Duration::from_millis(200);
+    })
+    .await;
+    app.create_user(EMAIL, PASSWORD, false);
+    let (id, _) = app.create_client(&["authorization_code"], &["openid"], &[REDIRECT], true);
+    let (q, verifier) = authorize(&app, &client(), &id, "openid", &[]).await;
+    let now = tessera::db::now();
+    diesel::update(sk::table.filter(sk::algorithm.eq("RS256")))
+        .set((sk::sign_until.eq(now), sk::retire_at.eq(now)))
+        .execute(&mut app.conn())
+        .expect("retired");
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let res = app
+        .client
+        .post(app.url("/oauth/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &q["code"]),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &id),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(res.status(), 500);
+    let failures: Vec<String> = ae::table
+        .filter(ae::action.eq("id_token.failed"))
+        .select(ae::details)
+        .load(&mut app.conn())
+        .expect("audit");
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(failures[0].contains("RS256"), "{failures:?}");
+}

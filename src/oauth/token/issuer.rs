@@ -246,19 +246,38 @@ impl<'a> Issuer<'a> {
         } else {
             None
         };
-        let id_token = self
-            .id_token(
-                client,
-                &sign_in,
-                user.as_ref(),
-                &scope,
-                &issued.access_token,
-            )
-            .inspect_err(|e| {
+        let made = self.id_token(
+            client,
+            &sign_in,
+            user.as_ref(),
+            &scope,
+            &issued.access_token,
+        );
+        match made {
+            Ok(id_token) => {
+                issued.id_token = Some(id_token);
+                Ok(issued)
+            }
+            Err(e) => {
+                // The grant's tokens were stored, but the client gets none of them without its
+                // ID token: the failure is kept where an operator looks.
                 tracing::error!(client_id = %client.id, error = %e, "cannot issue an ID token");
-            })?;
-        issued.id_token = Some(id_token);
-        Ok(issued)
+                let (client_id, reason) = (client.id.to_string(), e.to_string());
+                let alg = oidc::id_token_alg(client).as_str();
+                let recorded = db::run(&self.state.pool, move |conn| {
+                    let event =
+                        crate::audit::Event::new(crate::audit::Actor::System, "id_token.failed")
+                            .target("client", &client_id)
+                            .details(serde_json::json!({ "reason": reason, "alg": alg }));
+                    Ok(crate::audit::record(conn, event)?)
+                })
+                .await;
+                if let Err(audit) = recorded {
+                    tracing::warn!(error = %audit, "cannot audit an ID-token failure");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// The ID token (Core §2, §3.1.3.6) of `sign_in` for `client`, beside `access_token`: signed

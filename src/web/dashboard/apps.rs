@@ -120,6 +120,8 @@ struct Submitted {
     grants: Vec<String>,
     scopes: Vec<String>,
     redirect_uris: String,
+    post_logout_redirect_uris: String,
+    backchannel_logout_uri: String,
 }
 
 async fn form_page(
@@ -136,6 +138,8 @@ async fn form_page(
         grants: grant_choices(&s.grants),
         scopes: scope_choices(dash, state, &s.scopes).await?,
         redirect_uris: s.redirect_uris.clone(),
+        post_logout_redirect_uris: s.post_logout_redirect_uris.clone(),
+        backchannel_logout_uri: s.backchannel_logout_uri.clone(),
         errors,
     })
 }
@@ -151,6 +155,8 @@ async fn new_form(req: HttpRequest, state: web::Data<Node>) -> Result<HttpRespon
         grants: grant_choices(&["authorization_code".to_owned(), "refresh_token".to_owned()]),
         scopes: scope_choices(&dash, &state, &["read".to_owned()]).await?,
         redirect_uris: String::new(),
+        post_logout_redirect_uris: String::new(),
+        backchannel_logout_uri: String::new(),
         errors: FieldErrors::default(),
     };
     dash.render(StatusCode::OK, &page)
@@ -170,6 +176,8 @@ async fn create(
     let grants = form.all("grant_types");
     let scopes = form.all("scopes");
     let uris_text = form.get("redirect_uris").to_owned();
+    let logout_text = form.get("post_logout_redirect_uris").to_owned();
+    let backchannel = form.get("backchannel_logout_uri").trim().to_owned();
     let mut errors = FieldErrors::default();
     if name.is_empty() || name.chars().count() > 100 {
         errors.add("name", "Give the app a name of 1 to 100 characters.");
@@ -199,6 +207,27 @@ async fn create(
             Vec::new()
         }
     };
+    let after_logout = match oauth::parse_redirect_uri_lines(&logout_text) {
+        Ok(uris) => uris,
+        Err(lines) => {
+            for l in lines {
+                errors.add("post_logout_redirect_uris", l.render(crate::i18n::Lang::En));
+            }
+            Vec::new()
+        }
+    };
+    if !backchannel.is_empty()
+        && let Err(why) = oauth::RedirectUri::parse(&backchannel)
+    {
+        errors.add(
+            "backchannel_logout_uri",
+            crate::i18n::Detail::RedirectUriInvalid {
+                uri: backchannel.chars().take(256).collect(),
+                why: Box::new(why),
+            }
+            .render(crate::i18n::Lang::En),
+        );
+    }
     if !dash.is_admin() && scopes.iter().any(|s| s == "admin") {
         errors.add(
             "scopes",
@@ -220,6 +249,8 @@ async fn create(
         grants: grants.clone(),
         scopes: scopes.clone(),
         redirect_uris: uris_text.clone(),
+        post_logout_redirect_uris: logout_text.clone(),
+        backchannel_logout_uri: backchannel.clone(),
     };
     if !errors.is_empty() {
         let page = form_page(&dash, &state, &submitted, errors).await?;
@@ -232,6 +263,8 @@ async fn create(
         scopes: scopes.clone(),
         public,
         owner_user_id: Some(dash.user_id().to_owned()),
+        post_logout_redirect_uris: after_logout.iter().map(|u| u.as_str().to_owned()).collect(),
+        backchannel_logout_uri: (!backchannel.is_empty()).then_some(backchannel),
         ..Default::default()
     };
     let (st, actor, origin) = (state.clone(), dash.actor(), Origin::of(&req));
@@ -303,6 +336,8 @@ fn detail(client: &Client) -> AppDetail {
         auth_method: client.token_endpoint_auth_method.clone(),
         grants: client.grant_types.replace(' ', ", "),
         scopes: client.allowed_scopes.replace(' ', ", "),
+        post_logout_redirect_uris: client.post_logout_redirect_uris().join(", "),
+        backchannel_logout_uri: client.backchannel_logout_uri.clone().unwrap_or_default(),
         has_secret: matches!(
             client.token_endpoint_auth_method.as_str(),
             "client_secret_basic" | "client_secret_post" | "client_secret_jwt"

@@ -55,6 +55,10 @@ pub struct AppFormPage {
     pub grants: Vec<Choice>,
     pub scopes: Vec<Choice>,
     pub redirect_uris: String,
+    /// OpenID Connect logout: where RP-initiated logout may return (one per line), and the
+    /// back-channel logout URI.
+    pub post_logout_redirect_uris: String,
+    pub backchannel_logout_uri: String,
     pub errors: FieldErrors,
 }
 
@@ -77,6 +81,8 @@ pub struct AppDetail {
     pub auth_method: String,
     pub grants: String,
     pub scopes: String,
+    pub post_logout_redirect_uris: String,
+    pub backchannel_logout_uri: String,
     pub has_secret: bool,
 }
 

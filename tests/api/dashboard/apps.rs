@@ -584,3 +584,57 @@ async fn a_developer_cannot_let_an_app_ask_for_the_admin_scope() {
         "offered to administrators"
     );
 }
+
+/// OpenID Connect logout registration from the dashboard: post-logout redirect URIs and a
+/// back-channel logout URI are kept and shown on the app's page; a bad one is refused next to its
+/// field with nothing saved.
+#[actix_web::test]
+async fn an_app_registers_its_logout_uris_from_the_dashboard() {
+    let app = spawn_app().await;
+    let dev = sign_in_as(&app, "dev@example.com", false).await;
+    let form = [
+        ("name", "Web app"),
+        ("client_type", "public"),
+        ("redirect_uris", "http://127.0.0.1:3000/callback"),
+        ("grant_types", "authorization_code"),
+        ("scopes", "openid"),
+        (
+            "post_logout_redirect_uris",
+            "http://127.0.0.1:3000/\nhttp://127.0.0.1:3000/bye",
+        ),
+        (
+            "backchannel_logout_uri",
+            "http://127.0.0.1:3000/backchannel",
+        ),
+    ];
+    let res = dev.post("/dashboard/apps", &form).await;
+    let created = dev.follow(res).await;
+    let id = crate::helpers::text_of(&created, "client-id").expect("client id");
+    let page = dev.ok_page(&format!("/dashboard/apps/{id}")).await;
+    assert_eq!(
+        crate::helpers::text_of(&page, "post-logout-redirect-uris").as_deref(),
+        Some("http://127.0.0.1:3000/, http://127.0.0.1:3000/bye"),
+        "{page}"
+    );
+    assert_eq!(
+        crate::helpers::text_of(&page, "backchannel-logout-uri").as_deref(),
+        Some("http://127.0.0.1:3000/backchannel")
+    );
+
+    let mut bad = form.to_vec();
+    bad.retain(|(k, _)| *k != "backchannel_logout_uri");
+    bad.push(("backchannel_logout_uri", "http://apps.example/backchannel"));
+    let res = dev.post("/dashboard/apps", &bad).await;
+    assert_eq!(res.status(), 422);
+    let page = res.text().await.expect("page");
+    assert!(
+        page.contains("id=\"backchannel_logout_uri-error\""),
+        "{page}"
+    );
+    assert!(
+        page.contains("value=\"http://apps.example/backchannel\""),
+        "what was typed stays: {page}"
+    );
+    let apps = dev.ok_page("/dashboard/apps").await;
+    assert_eq!(apps.matches("data-app-id=").count(), 1, "nothing saved");
+}
