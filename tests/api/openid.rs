@@ -1294,3 +1294,78 @@ async fn an_id_token_that_cannot_be_signed_is_audited() {
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert!(failures[0].contains("RS256"), "{failures:?}");
 }
+
+/// `id_token_hint`: the signed-in user's own ID token lets `prompt=none` answer with a code; one of
+/// another user is `login_required` with `prompt=none` and the sign-in page without; a token this
+/// server did not sign is `invalid_request`.
+#[actix_web::test]
+async fn id_token_hint_names_the_user_the_client_expects() {
+    let (app, id, _) = oidc_app().await;
+    let ana = client();
+    let (q, verifier) = authorize(&app, &ana, &id, "openid", &[]).await;
+    let ana_token = redeem(&app, &id, &q["code"], &verifier).await["id_token"]
+        .as_str()
+        .expect("id_token")
+        .to_owned();
+    let q = answered_at_once(
+        &app,
+        &ana,
+        &id,
+        "openid",
+        &[("prompt", "none"), ("id_token_hint", &ana_token)],
+    )
+    .await;
+    assert!(q.contains_key("code"), "ana's own hint: {q:?}");
+
+    // Bea signs in on another browser; ana's hint there names someone else.
+    app.create_user("bea@example.com", PASSWORD, false);
+    let bea = client();
+    let login = app.login_csrf(&bea).await;
+    let res = bea
+        .post(app.url("/login"))
+        .form(&[
+            ("email", "bea@example.com"),
+            ("password", PASSWORD),
+            ("csrf_token", login.as_str()),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(res.status(), 303);
+    let q = answered_at_once(
+        &app,
+        &bea,
+        &id,
+        "openid",
+        &[("prompt", "none"), ("id_token_hint", &ana_token)],
+    )
+    .await;
+    assert_eq!(q["error"], "login_required", "{q:?}");
+    let p = pkce();
+    let url = authorize_url(
+        &app,
+        &id,
+        "openid",
+        "st",
+        &p.challenge,
+        &[("id_token_hint", &ana_token)],
+    );
+    let res = bea.get(&url).send().await.expect("authorize");
+    assert_eq!(res.status(), 303);
+    assert!(
+        location(&res).contains("/login?"),
+        "another user's hint: sign in again"
+    );
+
+    // One character of the signature changed (in its middle, where every bit counts).
+    let at = ana_token.rfind('.').expect("signature") + 10;
+    let was = ana_token.as_bytes()[at];
+    let forged = format!(
+        "{}{}{}",
+        &ana_token[..at],
+        if was == b'A' { 'B' } else { 'A' },
+        &ana_token[at + 1..]
+    );
+    let q = answered_at_once(&app, &ana, &id, "openid", &[("id_token_hint", &forged)]).await;
+    assert_eq!(q["error"], "invalid_request", "{q:?}");
+}
