@@ -16,6 +16,19 @@ pub fn html(status: StatusCode, body: String) -> HttpResponse {
     crate::error::html_response(status, body)
 }
 
+/// A page with a form (as [`html`]), setting the CSRF cookie when [`csrf_token`] made one for it.
+pub fn html_with_csrf(
+    status: StatusCode,
+    body: String,
+    csrf_cookie: Option<Cookie<'static>>,
+) -> Result<HttpResponse, AppError> {
+    let mut res = html(status, body);
+    if let Some(c) = csrf_cookie {
+        res.add_cookie(&c).map_err(AppError::internal)?;
+    }
+    Ok(res)
+}
+
 /// A CSRF token for a form on this page, and the cookie to set when the browser has none yet.
 ///
 /// The cookie holds 256 random bits; the token is their HMAC under the server pepper. A cross-site page

@@ -16,7 +16,9 @@ use crate::audit::{self, Actor};
 use crate::db;
 use crate::error::AppError;
 use crate::i18n::{self, Lang};
-use crate::pages::{AFTER_SIGN_IN, csrf_token, html, new_csrf, safe_return_path, verify_csrf};
+use crate::pages::{
+    AFTER_SIGN_IN, csrf_token, html_with_csrf, new_csrf, safe_return_path, verify_csrf,
+};
 use crate::ratelimit::{Network, failures::Failure};
 use crate::request::RequestContext;
 
@@ -98,11 +100,7 @@ async fn login_form(
         error,
     }
     .render()?;
-    let mut res = html(status, body);
-    if let Some(c) = cookie {
-        res.add_cookie(&c).map_err(AppError::internal)?;
-    }
-    Ok(res)
+    html_with_csrf(status, body, cookie)
 }
 
 #[get("/login")]
@@ -326,11 +324,7 @@ fn account_response(
         error,
     }
     .render()?;
-    let mut res = html(status, body);
-    if let Some(c) = cookie {
-        res.add_cookie(&c).map_err(AppError::internal)?;
-    }
-    Ok(res)
+    html_with_csrf(status, body, cookie)
 }
 
 /// `/account`: the signed-in user's own page (their profile); the sign-in page for anyone else.

@@ -19,7 +19,7 @@ use crate::db;
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::oauth::OAuth;
-use crate::pages::{csrf_token, html, verify_csrf};
+use crate::pages::{csrf_token, html, html_with_csrf, verify_csrf};
 use crate::request::RequestContext;
 
 /// Logout tokens waiting for delivery, at most this many (more are dropped, audited).
@@ -426,9 +426,5 @@ fn confirm_page(
         &fields,
     )
     .render()?;
-    let mut res = html(StatusCode::OK, page);
-    if let Some(c) = cookie {
-        res.add_cookie(&c).map_err(AppError::internal)?;
-    }
-    Ok(res)
+    html_with_csrf(StatusCode::OK, page, cookie)
 }
