@@ -71,7 +71,7 @@ async fn metadata_lists_the_endpoints_and_the_safe_choices() {
         );
         assert_eq!(
             doc["token_endpoint_auth_signing_alg_values_supported"],
-            serde_json::json!(["RS256", "ES256", "EdDSA", "HS256"])
+            serde_json::json!(["RS256", "ES256", "EdDSA", "Ed25519", "HS256"])
         );
         assert!(
             doc["introspection_endpoint_auth_methods_supported"]
